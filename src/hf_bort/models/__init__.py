@@ -1,0 +1,1 @@
+"""Model families provided by hf_bort."""

@@ -1,0 +1,224 @@
+# This file is copied into every saved Bort checkpoint (``auto_map``) so that plain transformers can load it with
+# ``trust_remote_code=True``: it must import nothing but the standard library and transformers.
+"""Bort model configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:  # transformers >= 5 renamed the class and keeps the old name as an alias
+    from transformers import PreTrainedConfig as _BaseConfig
+except ImportError:  # pragma: no cover - transformers 4.x
+    from transformers import PretrainedConfig as _BaseConfig
+
+POSITION_EMBEDDING_TYPES = ("absolute", "roberta")
+
+# Two readings of "Bort". See ``BortConfig.from_preset`` for why they differ. Both follow the released checkpoint as
+# transformers' conversion script wrote it: 512 positions counted from 0, one (all-zero) token type, eps 1e-5, pad 1.
+_BORT_COMMON: dict[str, Any] = {
+    "vocab_size": 50265,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 1,
+    "layer_norm_eps": 1e-5,
+    "pad_token_id": 1,
+    "add_pooling_layer": True,
+}
+BORT_PRESETS: dict[str, dict[str, Any]] = {
+    # The released amazon/bort checkpoint: width 1024, FFN 768.
+    "bort": {**_BORT_COMMON, "hidden_size": 1024, "intermediate_size": 768},
+    # The shape whose sizes match the paper's table (56M total / 39M embeddings): width 768, FFN 1024.
+    "bort-paper": {**_BORT_COMMON, "hidden_size": 768, "intermediate_size": 1024},
+}
+
+
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+
+
+def _per_layer(name: str, value: Any, num_layers: int) -> list[int]:
+    """Expands an int or per-layer list to one positive int per layer, raising a ValueError naming the field."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != num_layers:
+            raise ValueError(
+                f"`{name}` has {len(value)} entries but `num_hidden_layers` is {num_layers}: a per-layer list needs "
+                "exactly one entry per layer."
+            )
+        for index, item in enumerate(value):
+            _check_positive_int(f"{name}[{index}]", item)
+        return [int(item) for item in value]
+    _check_positive_int(name, value)
+    return [int(value)] * num_layers
+
+
+class BortConfig(_BaseConfig):
+    r"""
+    Configuration of a Bort encoder: BERT's architecture with per-layer shapes, so that sub-networks extracted from
+    any BERT-family encoder (fewer layers, heads, hidden units or FFN neurons) are first-class models.
+
+    Args:
+        vocab_size (`int`, defaults to 50265): size of the token vocabulary.
+        hidden_size (`int`, defaults to 1024): width H of the residual stream.
+        num_hidden_layers (`int`, defaults to 4): depth D.
+        num_attention_heads (`int` or `list[int]`, defaults to 8): heads A, for every layer or one entry per layer.
+        attention_head_size (`int`, *optional*): width of one head. Defaults to `hidden_size // num_attention_heads`,
+            which must then divide exactly; set it explicitly when heads were removed without changing the width.
+        intermediate_size (`int` or `list[int]`, defaults to 768): FFN width I, for every layer or per layer.
+        hidden_act (`str`, defaults to `"gelu"`): FFN and MLM-transform activation.
+        hidden_dropout_prob (`float`, defaults to 0.1), attention_probs_dropout_prob (`float`, defaults to 0.1).
+        max_position_embeddings (`int`, defaults to 514): rows of the position table.
+        type_vocab_size (`int`, defaults to 1): token types; `0` means no token-type embedding at all.
+        initializer_range (`float`, defaults to 0.02), layer_norm_eps (`float`, defaults to 1e-12).
+        position_embedding_type (`str`, defaults to `"absolute"`): `"absolute"` counts positions from 0 (BERT,
+            amazon/bort); `"roberta"` counts non-padding tokens from `pad_token_id + 1` (RoBERTa, XLM-R, CamemBERT).
+        embedding_size (`int`, *optional*): width of the embeddings when it differs from `hidden_size` (ELECTRA); a
+            linear `embeddings_project` then maps it to the hidden width.
+        add_pooling_layer (`bool`, defaults to `True`): whether `BortModel` has BERT's pooler.
+        pooler_hidden_act (`str`, defaults to `"tanh"`): the pooler's activation (`"gelu"` for converted ELECTRA
+            classifiers).
+        classifier_dropout (`float`, *optional*): dropout before task heads; defaults to `hidden_dropout_prob`.
+
+    Example:
+
+    ```python
+    >>> from hf_bort import BortConfig
+    >>> config = BortConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=[4, 2], attention_head_size=16,
+    ...                     intermediate_size=[128, 32], vocab_size=100)
+    >>> config.layer_num_attention_heads, config.layer_intermediate_sizes
+    ([4, 2], [128, 32])
+    ```
+    """
+
+    model_type = "bort"
+
+    def __init__(
+        self,
+        vocab_size: int = 50265,
+        hidden_size: int = 1024,
+        num_hidden_layers: int = 4,
+        num_attention_heads: int | list[int] = 8,
+        attention_head_size: int | None = None,
+        intermediate_size: int | list[int] = 768,
+        hidden_act: str = "gelu",
+        hidden_dropout_prob: float = 0.1,
+        attention_probs_dropout_prob: float = 0.1,
+        max_position_embeddings: int = 514,
+        type_vocab_size: int = 1,
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-12,
+        position_embedding_type: str = "absolute",
+        embedding_size: int | None = None,
+        add_pooling_layer: bool = True,
+        pooler_hidden_act: str = "tanh",
+        classifier_dropout: float | None = None,
+        pad_token_id: int | None = 1,
+        bos_token_id: int | None = 0,
+        eos_token_id: int | None = 2,
+        **kwargs,
+    ):
+        kwargs.setdefault("tie_word_embeddings", True)
+        super().__init__(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs)
+
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("hidden_size", hidden_size),
+            ("num_hidden_layers", num_hidden_layers),
+            ("max_position_embeddings", max_position_embeddings),
+        ):
+            _check_positive_int(name, value)
+        if isinstance(type_vocab_size, bool) or not isinstance(type_vocab_size, int) or type_vocab_size < 0:
+            raise ValueError(f"`type_vocab_size` must be an integer >= 0 (0 = no token types), got {type_vocab_size!r}.")
+        heads = _per_layer("num_attention_heads", num_attention_heads, num_hidden_layers)
+        _per_layer("intermediate_size", intermediate_size, num_hidden_layers)
+        if attention_head_size is None:
+            if len(set(heads)) > 1:
+                raise ValueError(
+                    "`attention_head_size` must be set when `num_attention_heads` differs between layers "
+                    f"(got {heads})."
+                )
+            if hidden_size % heads[0] != 0:
+                raise ValueError(
+                    f"`num_attention_heads` ({heads[0]}) does not divide `hidden_size` ({hidden_size}); set "
+                    "`attention_head_size` explicitly to use heads that do not split the width evenly."
+                )
+            attention_head_size = hidden_size // heads[0]
+        _check_positive_int("attention_head_size", attention_head_size)
+        if embedding_size is not None:
+            _check_positive_int("embedding_size", embedding_size)
+        if position_embedding_type not in POSITION_EMBEDDING_TYPES:
+            raise ValueError(
+                f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, got {position_embedding_type!r}."
+            )
+        if position_embedding_type == "roberta":
+            if pad_token_id is None or not 0 <= pad_token_id < max_position_embeddings - 1:
+                raise ValueError(
+                    "`pad_token_id` must be set and smaller than `max_position_embeddings - 1` when "
+                    f"`position_embedding_type` is 'roberta' (positions start at pad_token_id + 1), got {pad_token_id!r}."
+                )
+        for name, value in (
+            ("hidden_dropout_prob", hidden_dropout_prob),
+            ("attention_probs_dropout_prob", attention_probs_dropout_prob),
+            ("classifier_dropout", classifier_dropout),
+        ):
+            if value is not None and not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"`{name}` must be a probability in [0, 1], got {value!r}.")
+        if not float(layer_norm_eps) > 0:
+            raise ValueError(f"`layer_norm_eps` must be > 0, got {layer_norm_eps!r}.")
+
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = list(num_attention_heads) if isinstance(num_attention_heads, tuple) else num_attention_heads
+        self.attention_head_size = attention_head_size
+        self.intermediate_size = list(intermediate_size) if isinstance(intermediate_size, tuple) else intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.position_embedding_type = position_embedding_type
+        self.embedding_size = embedding_size
+        self.add_pooling_layer = add_pooling_layer
+        self.pooler_hidden_act = pooler_hidden_act
+        self.classifier_dropout = classifier_dropout
+
+    @property
+    def layer_num_attention_heads(self) -> list[int]:
+        """Heads of each layer, as a list of `num_hidden_layers` ints."""
+        return _per_layer("num_attention_heads", self.num_attention_heads, self.num_hidden_layers)
+
+    @property
+    def layer_intermediate_sizes(self) -> list[int]:
+        """FFN width of each layer, as a list of `num_hidden_layers` ints."""
+        return _per_layer("intermediate_size", self.intermediate_size, self.num_hidden_layers)
+
+    @property
+    def embedding_width(self) -> int:
+        """Width of the embedding tables (`embedding_size`, or `hidden_size` when unset)."""
+        return self.embedding_size or self.hidden_size
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> BortConfig:
+        """
+        Builds one of the two Bort shapes; `overrides` replace any field.
+
+        - `"bort"`: the released `amazon/bort` checkpoint (width 1024, FFN 768, 4 layers, 8 heads, 512 positions, one
+          token type): 76,156,928 parameters in `BortModel` with a pooler, 75,107,328 without.
+        - `"bort-paper"`: the shape whose sizes match the paper's table (56M total, 39M embeddings), i.e. width 768 and
+          FFN 1024: 55,350,016 parameters with the pooler (55,351,552 with RoBERTa's 514 position rows). The table
+          labels it "H=1024, I=768", but its numbers only fit the swapped widths; the released checkpoint has width
+          1024 and FFN 768 (76M). We offer both and let the user choose.
+
+        ```python
+        >>> from hf_bort import BortConfig, count_parameters
+        >>> count_parameters(BortConfig.from_preset("bort-paper")).total
+        55350016
+        ```
+        """
+        if name not in BORT_PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(BORT_PRESETS)}.")
+        return cls(**{**BORT_PRESETS[name], **overrides})

@@ -1,0 +1,639 @@
+# This file is copied into every saved Bort checkpoint (``auto_map``) so that plain transformers can load it with
+# ``trust_remote_code=True``: it must import nothing but torch, transformers and ``.configuration_bort``.
+"""PyTorch Bort: BERT's encoder with per-layer heads and FFN widths, SDPA attention and BERT's parameter names."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from transformers import PreTrainedModel
+from transformers import __version__ as _transformers_version
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import (
+    BaseModelOutput,
+    BaseModelOutputWithPooling,
+    MaskedLMOutput,
+    MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutput,
+    TokenClassifierOutput,
+)
+
+from .configuration_bort import BortConfig
+
+try:  # transformers >= 5: initialisers that leave loaded weights alone
+    from transformers import initialization as _init
+except ImportError:  # pragma: no cover - transformers 4.x
+    _init = None
+
+_TRANSFORMERS_V5 = int(_transformers_version.split(".")[0]) >= 5
+
+BORT_AUTO_MAP = {
+    "AutoConfig": "configuration_bort.BortConfig",
+    "AutoModel": "modeling_bort.BortModel",
+    "AutoModelForMaskedLM": "modeling_bort.BortForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_bort.BortForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_bort.BortForTokenClassification",
+    "AutoModelForQuestionAnswering": "modeling_bort.BortForQuestionAnswering",
+    "AutoModelForMultipleChoice": "modeling_bort.BortForMultipleChoice",
+}
+
+
+def _is_tracing() -> bool:
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+class BortEmbeddings(nn.Module):
+    """Word + position (+ token type) embeddings, LayerNorm and dropout, as in BERT."""
+
+    def __init__(self, config: BortConfig):
+        super().__init__()
+        width = config.embedding_width
+        self.position_embedding_type = config.position_embedding_type
+        self.padding_idx = config.pad_token_id
+        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        position_padding = self.padding_idx if self.position_embedding_type == "roberta" else None
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, width, padding_idx=position_padding)
+        self.token_type_embeddings = (
+            nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size > 0 else None
+        )
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def _position_ids(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        seq_length = inputs_embeds.shape[1]
+        device = inputs_embeds.device
+        if self.position_embedding_type == "absolute":
+            return torch.arange(seq_length, device=device).unsqueeze(0)
+        # RoBERTa: non-padding tokens count from padding_idx + 1; padding tokens get padding_idx.
+        if input_ids is None:
+            return torch.arange(self.padding_idx + 1, seq_length + self.padding_idx + 1, device=device).unsqueeze(0)
+        mask = input_ids.ne(self.padding_idx).long()
+        return torch.cumsum(mask, dim=1) * mask + self.padding_idx
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        if position_ids is None:
+            position_ids = self._position_ids(input_ids, inputs_embeds)
+        embeddings = inputs_embeds + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        elif token_type_ids is not None and not _is_tracing() and bool(token_type_ids.any()):
+            raise ValueError(
+                "This Bort model has no token-type embedding (`type_vocab_size=0`) but got non-zero `token_type_ids`."
+            )
+        return self.dropout(self.LayerNorm(embeddings))
+
+
+class BortSelfAttention(nn.Module):
+    """Multi-head self-attention with `num_heads * attention_head_size` inner width (may differ from the hidden)."""
+
+    def __init__(self, config: BortConfig, layer_idx: int):
+        super().__init__()
+        self.num_attention_heads = config.layer_num_attention_heads[layer_idx]
+        self.attention_head_size = config.attention_head_size
+        self.all_head_size = self.num_attention_heads * self.attention_head_size
+        self.query = nn.Linear(config.hidden_size, self.all_head_size)
+        self.key = nn.Linear(config.hidden_size, self.all_head_size)
+        self.value = nn.Linear(config.hidden_size, self.all_head_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+        self.scaling = self.attention_head_size**-0.5
+
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, seq_length, _ = hidden_states.shape
+        shape = (batch_size, seq_length, self.num_attention_heads, self.attention_head_size)
+        query = self.query(hidden_states).view(shape).transpose(1, 2)
+        key = self.key(hidden_states).view(shape).transpose(1, 2)
+        value = self.value(hidden_states).view(shape).transpose(1, 2)
+        dropout = self.dropout_prob if self.training else 0.0
+        if output_attentions:  # SDPA does not return the weights: compute them explicitly
+            scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling
+            if attention_mask is not None:
+                scores = scores + attention_mask
+            probs = F.softmax(scores, dim=-1)
+            context = torch.matmul(F.dropout(probs, p=dropout, training=self.training), value)
+        else:
+            probs = None
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=self.scaling
+            )
+        context = context.transpose(1, 2).reshape(batch_size, seq_length, self.all_head_size)
+        return context, probs
+
+
+class BortSelfOutput(nn.Module):
+    def __init__(self, config: BortConfig, layer_idx: int):
+        super().__init__()
+        inner = config.layer_num_attention_heads[layer_idx] * config.attention_head_size
+        self.dense = nn.Linear(inner, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class BortAttention(nn.Module):
+    def __init__(self, config: BortConfig, layer_idx: int):
+        super().__init__()
+        self.self = BortSelfAttention(config, layer_idx)
+        self.output = BortSelfOutput(config, layer_idx)
+
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        context, probs = self.self(hidden_states, attention_mask, output_attentions)
+        return self.output(context, hidden_states), probs
+
+
+class BortIntermediate(nn.Module):
+    def __init__(self, config: BortConfig, layer_idx: int):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.layer_intermediate_sizes[layer_idx])
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class BortOutput(nn.Module):
+    def __init__(self, config: BortConfig, layer_idx: int):
+        super().__init__()
+        self.dense = nn.Linear(config.layer_intermediate_sizes[layer_idx], config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class BortLayer(GradientCheckpointingLayer):
+    def __init__(self, config: BortConfig, layer_idx: int):
+        super().__init__()
+        self.attention = BortAttention(config, layer_idx)
+        self.intermediate = BortIntermediate(config, layer_idx)
+        self.output = BortOutput(config, layer_idx)
+
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
+        attention_output, probs = self.attention(hidden_states, attention_mask, output_attentions)
+        layer_output = self.output(self.intermediate(attention_output), attention_output)
+        return layer_output, probs
+
+
+class BortEncoder(nn.Module):
+    def __init__(self, config: BortConfig):
+        super().__init__()
+        self.config = config
+        self.layer = nn.ModuleList([BortLayer(config, index) for index in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False, output_hidden_states=False):
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layer:
+            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions=output_attentions)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            if output_attentions:
+                all_attentions += (probs,)
+        return BaseModelOutput(
+            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
+        )
+
+
+class BortPooler(nn.Module):
+    """Dense + activation on the first token, as BERT's pooler (and RoBERTa's / ELECTRA's classifier input)."""
+
+    def __init__(self, config: BortConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = ACT2FN[config.pooler_hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+class BortPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BortConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.embedding_width)
+        self.transform_act_fn = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.embedding_width, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class BortLMPredictionHead(nn.Module):
+    def __init__(self, config: BortConfig):
+        super().__init__()
+        self.transform = BortPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.embedding_width, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.decoder.bias = self.bias
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states))
+
+
+class BortOnlyMLMHead(nn.Module):
+    def __init__(self, config: BortConfig):
+        super().__init__()
+        self.predictions = BortLMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.predictions(sequence_output)
+
+
+class BortPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, Auto-class code shipping and the shared plumbing of every Bort model."""
+
+    config_class = BortConfig
+    base_model_prefix = "bort"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["BortLayer"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)  # Linear, Embedding (padding row zeroed), LayerNorm, as BERT
+        if isinstance(module, BortLMPredictionHead):
+            if _init is not None:
+                _init.zeros_(module.bias)
+            else:
+                module.bias.data.zero_()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # When the code travels with the checkpoint, map every Auto class (not only the saved one) to it, so the
+        # checkpoint of a classifier also loads as AutoModel / AutoModelForMaskedLM with trust_remote_code=True.
+        if getattr(self, "_auto_class", None) is not None:
+            self.config.auto_map = {**BORT_AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _return_dict(self, return_dict: bool | None) -> bool:
+        return self.config.return_dict if return_dict is None else return_dict
+
+
+def _extended_attention_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(batch, seq) 1/0 mask -> additive (batch, 1, 1, seq) mask; None when there is nothing to mask."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() == 2:
+        attention_mask = attention_mask[:, None, None, :]
+    elif attention_mask.dim() == 3:
+        attention_mask = attention_mask[:, None, :, :]
+    return (1.0 - attention_mask.to(dtype)) * torch.finfo(dtype).min
+
+
+class BortModel(BortPreTrainedModel):
+    r"""
+    The bare Bort encoder. Parameter names are those of `transformers.BertModel`, so a BERT state dict loads as is.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_bort import BortConfig, BortModel
+    >>> model = BortModel(BortConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=[4, 2],
+    ...                              attention_head_size=8, intermediate_size=[64, 16], vocab_size=100))
+    >>> model(torch.tensor([[0, 5, 6, 2]])).last_hidden_state.shape
+    torch.Size([1, 4, 32])
+    ```
+    """
+
+    def __init__(self, config: BortConfig, add_pooling_layer: bool | None = None):
+        super().__init__(config)
+        self.embeddings = BortEmbeddings(config)
+        if config.embedding_width != config.hidden_size:
+            self.embeddings_project = nn.Linear(config.embedding_width, config.hidden_size)
+        self.encoder = BortEncoder(config)
+        add_pooling_layer = config.add_pooling_layer if add_pooling_layer is None else add_pooling_layer
+        self.pooler = BortPooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling | tuple:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` or `inputs_embeds`.")
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        if hasattr(self, "embeddings_project"):
+            embedding_output = self.embeddings_project(embedding_output)
+        encoder_outputs = self.encoder(
+            embedding_output,
+            _extended_attention_mask(attention_mask, embedding_output.dtype),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
+        sequence_output = encoder_outputs.last_hidden_state
+        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+        output = BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output,
+            pooler_output=pooled_output,
+            hidden_states=encoder_outputs.hidden_states,
+            attentions=encoder_outputs.attentions,
+        )
+        return output if self._return_dict(return_dict) else output.to_tuple()
+
+
+def _classifier_dropout(config: BortConfig) -> float:
+    return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+
+
+class BortForMaskedLM(BortPreTrainedModel):
+    """Bort with BERT's masked-language-modelling head (`cls.predictions`, decoder tied to the word embeddings)."""
+
+    if _TRANSFORMERS_V5:
+        _tied_weights_keys = {
+            "cls.predictions.decoder.weight": "bort.embeddings.word_embeddings.weight",
+            "cls.predictions.decoder.bias": "cls.predictions.bias",
+        }
+    else:
+        _tied_weights_keys = ["cls.predictions.decoder.weight", "cls.predictions.decoder.bias"]
+
+    def __init__(self, config: BortConfig):
+        super().__init__(config)
+        self.bort = BortModel(config, add_pooling_layer=False)
+        self.cls = BortOnlyMLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
+        self.cls.predictions.decoder = new_embeddings
+        self.cls.predictions.bias = new_embeddings.bias
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels: torch.Tensor | None = None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> MaskedLMOutput | tuple:
+        outputs = self.bort(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.cls(outputs.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = CrossEntropyLoss()(logits.view(-1, self.config.vocab_size), labels.view(-1))
+        output = MaskedLMOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if self._return_dict(return_dict) else output.to_tuple()
+
+
+class BortForSequenceClassification(BortPreTrainedModel):
+    """Bort with BERT's classifier: pooler (dense + `pooler_hidden_act` on the first token), dropout, linear."""
+
+    def __init__(self, config: BortConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bort = BortModel(config, add_pooling_layer=True)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels: torch.Tensor | None = None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        outputs = self.bort(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.pooler_output))
+        loss = None
+        if labels is not None:
+            loss = self._classification_loss(logits, labels)
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if self._return_dict(return_dict) else output.to_tuple()
+
+    def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            if self.num_labels == 1:
+                return MSELoss()(logits.squeeze(), labels.squeeze().to(logits.dtype))
+            return MSELoss()(logits, labels.to(logits.dtype))
+        if self.config.problem_type == "single_label_classification":
+            return CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+        return BCEWithLogitsLoss()(logits, labels.to(logits.dtype))
+
+
+class BortForTokenClassification(BortPreTrainedModel):
+    def __init__(self, config: BortConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bort = BortModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels: torch.Tensor | None = None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> TokenClassifierOutput | tuple:
+        outputs = self.bort(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        loss = None
+        if labels is not None:
+            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+        output = TokenClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if self._return_dict(return_dict) else output.to_tuple()
+
+
+class BortForQuestionAnswering(BortPreTrainedModel):
+    def __init__(self, config: BortConfig):
+        super().__init__(config)
+        if config.num_labels != 2:
+            raise ValueError(f"`num_labels` must be 2 (start, end) for question answering, got {config.num_labels}.")
+        self.num_labels = config.num_labels
+        self.bort = BortModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        start_positions: torch.Tensor | None = None,
+        end_positions: torch.Tensor | None = None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> QuestionAnsweringModelOutput | tuple:
+        outputs = self.bort(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.qa_outputs(outputs.last_hidden_state)
+        start_logits, end_logits = (part.squeeze(-1).contiguous() for part in logits.split(1, dim=-1))
+        total_loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored_index = start_logits.size(1)
+            start_positions = start_positions.view(-1).clamp(0, ignored_index)
+            end_positions = end_positions.view(-1).clamp(0, ignored_index)
+            loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
+            total_loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
+        output = QuestionAnsweringModelOutput(
+            loss=total_loss,
+            start_logits=start_logits,
+            end_logits=end_logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+        return output if self._return_dict(return_dict) else output.to_tuple()
+
+
+class BortForMultipleChoice(BortPreTrainedModel):
+    def __init__(self, config: BortConfig):
+        super().__init__(config)
+        self.bort = BortModel(config, add_pooling_layer=True)
+        self.dropout = nn.Dropout(_classifier_dropout(config))
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        labels: torch.Tensor | None = None,
+        output_attentions=None,
+        output_hidden_states=None,
+        return_dict=None,
+        **kwargs,
+    ) -> MultipleChoiceModelOutput | tuple:
+        num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
+
+        def flat(tensor):
+            return None if tensor is None else tensor.reshape(-1, *tensor.shape[2:])
+
+        outputs = self.bort(
+            flat(input_ids),
+            attention_mask=flat(attention_mask),
+            token_type_ids=flat(token_type_ids),
+            position_ids=flat(position_ids),
+            inputs_embeds=flat(inputs_embeds),
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        reshaped_logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, num_choices)
+        loss = CrossEntropyLoss()(reshaped_logits, labels) if labels is not None else None
+        output = MultipleChoiceModelOutput(
+            loss=loss, logits=reshaped_logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+        return output if self._return_dict(return_dict) else output.to_tuple()
+
+
+__all__ = [
+    "BORT_AUTO_MAP",
+    "BortForMaskedLM",
+    "BortForMultipleChoice",
+    "BortForQuestionAnswering",
+    "BortForSequenceClassification",
+    "BortForTokenClassification",
+    "BortModel",
+    "BortPreTrainedModel",
+]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import hf_bort  # noqa: E402,F401  (registers the Auto classes)
+
+TINY = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+
+
+@pytest.fixture
+def tiny_kwargs() -> dict:
+    """Shared tiny shape: hidden 32, 2 layers, 4 heads (DESIGN.md §7)."""
+    return dict(TINY)
+
+
+@pytest.fixture
+def batch() -> dict[str, torch.Tensor]:
+    """Two sequences, the second padded (pad id 1 fits RoBERTa; BERT's pad 0 is never drawn)."""
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(3, 99, (2, 9), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    input_ids[1, 6:] = 1
+    attention_mask[1, 6:] = 0
+    return {"input_ids": input_ids, "attention_mask": attention_mask}

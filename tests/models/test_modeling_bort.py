@@ -1,0 +1,221 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    BertModel,
+)
+
+from hf_bort import (
+    BortConfig,
+    BortForMaskedLM,
+    BortForMultipleChoice,
+    BortForQuestionAnswering,
+    BortForSequenceClassification,
+    BortForTokenClassification,
+    BortModel,
+)
+
+
+def _bert_like_bort(bert_config: BertConfig) -> BortConfig:
+    return BortConfig(
+        vocab_size=bert_config.vocab_size,
+        hidden_size=bert_config.hidden_size,
+        num_hidden_layers=bert_config.num_hidden_layers,
+        num_attention_heads=bert_config.num_attention_heads,
+        intermediate_size=bert_config.intermediate_size,
+        max_position_embeddings=bert_config.max_position_embeddings,
+        type_vocab_size=bert_config.type_vocab_size,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        pad_token_id=bert_config.pad_token_id,
+        num_labels=bert_config.num_labels,
+    )
+
+
+@pytest.mark.parametrize(
+    ("bert_class", "bort_class", "field"),
+    [
+        (BertModel, BortModel, "last_hidden_state"),
+        (BertForMaskedLM, BortForMaskedLM, "logits"),
+        (BertForSequenceClassification, BortForSequenceClassification, "logits"),
+    ],
+)
+def test_uniform_bort_with_bert_weights_equals_bert(tiny_kwargs, batch, bert_class, bort_class, field):
+    torch.manual_seed(0)
+    bert_config = BertConfig(**tiny_kwargs, num_labels=3)
+    bert = bert_class(bert_config).eval()
+    bort = bort_class(_bert_like_bort(bert_config)).eval()
+    # The state dict loads as is: identical parameter names, only the base prefix differs.
+    state = {k.replace("bert.", "bort.", 1): v for k, v in bert.state_dict().items() if not k.endswith("_ids")}
+    missing, unexpected = bort.load_state_dict(state, strict=False)
+    assert not unexpected
+    assert set(missing) <= {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    token_type_ids = torch.zeros_like(batch["input_ids"])
+    token_type_ids[:, 4:] = 1
+    with torch.no_grad():
+        expected = getattr(bert(**batch, token_type_ids=token_type_ids), field)
+        actual = getattr(bort(**batch, token_type_ids=token_type_ids), field)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+    if bort_class is BortModel:
+        torch.testing.assert_close(
+            bort(**batch).pooler_output, bert(**batch).pooler_output, atol=1e-5, rtol=1e-5
+        )
+
+
+def _heterogeneous_config(**overrides) -> BortConfig:
+    kwargs = dict(
+        vocab_size=99,
+        hidden_size=24,
+        num_hidden_layers=3,
+        num_attention_heads=[4, 1, 3],
+        attention_head_size=5,
+        intermediate_size=[40, 7, 16],
+        max_position_embeddings=32,
+        type_vocab_size=0,
+        num_labels=3,
+    )
+    kwargs.update(overrides)
+    return BortConfig(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "model_class",
+    [
+        BortModel,
+        BortForMaskedLM,
+        BortForSequenceClassification,
+        BortForTokenClassification,
+        BortForQuestionAnswering,
+    ],
+)
+def test_heterogeneous_shapes_forward_backward_and_reload(tmp_path, batch, model_class):
+    torch.manual_seed(0)
+    model = model_class(_heterogeneous_config(num_labels=2 if model_class is BortForQuestionAnswering else 3))
+    attention = model.base_model.encoder.layer[1].attention.self
+    assert attention.query.weight.shape == (5, 24)  # one head of size 5 in a 24-wide model
+    out = model(**batch, output_hidden_states=True, output_attentions=True)
+    loss = sum(value.pow(2).mean() for value in out.values() if isinstance(value, torch.Tensor))
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+    assert len(out.hidden_states) == 4 and [a.shape[1] for a in out.attentions] == [4, 1, 3]
+
+    model.eval()
+    model.save_pretrained(tmp_path)
+    reloaded = model_class.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        for a, b in zip(model(**batch).to_tuple(), reloaded(**batch).to_tuple()):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_multiple_choice_shapes_and_loss():
+    torch.manual_seed(0)
+    model = BortForMultipleChoice(_heterogeneous_config())
+    ids = torch.randint(3, 99, (2, 4, 7))
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=torch.tensor([0, 3]))
+    assert out.logits.shape == (2, 4)
+    assert out.loss.item() > 0
+
+
+def test_sdpa_and_explicit_attention_agree(batch):
+    torch.manual_seed(0)
+    model = BortModel(_heterogeneous_config()).eval()
+    with torch.no_grad():
+        fast = model(**batch).last_hidden_state
+        explicit = model(**batch, output_attentions=True)
+    torch.testing.assert_close(fast, explicit.last_hidden_state, atol=1e-5, rtol=1e-5)
+    probs = explicit.attentions[0]
+    torch.testing.assert_close(probs.sum(-1), torch.ones_like(probs.sum(-1)))
+    assert probs[1, :, :, 6:].abs().max() == 0  # padding keys get no attention
+
+
+def test_gradient_checkpointing_gives_same_gradients(batch):
+    torch.manual_seed(0)
+    plain = BortForSequenceClassification(_heterogeneous_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    checkpointed = BortForSequenceClassification(plain.config)
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    assert checkpointed.bort.encoder.layer[0].gradient_checkpointing
+    labels = torch.tensor([0, 2])
+    for model in (plain, checkpointed):
+        model.train()
+        model(**batch, labels=labels).loss.backward()
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_inputs_embeds_equals_input_ids(batch):
+    torch.manual_seed(0)
+    model = BortModel(_heterogeneous_config(position_embedding_type="roberta", pad_token_id=1)).eval()
+    ids = batch["input_ids"][:1, :6]  # no padding: RoBERTa positions then equal the inputs_embeds ones
+    with torch.no_grad():
+        a = model(input_ids=ids).last_hidden_state
+        b = model(inputs_embeds=model.embeddings.word_embeddings(ids)).last_hidden_state
+    torch.testing.assert_close(a, b)
+
+
+def test_token_types_rejected_without_token_type_embedding(batch):
+    model = BortModel(_heterogeneous_config(type_vocab_size=0))
+    with pytest.raises(ValueError, match="type_vocab_size=0"):
+        model(**batch, token_type_ids=torch.ones_like(batch["input_ids"]))
+    model(**batch, token_type_ids=torch.zeros_like(batch["input_ids"]))  # all-zero types are fine
+
+
+def test_masked_lm_decoder_is_tied_and_survives_reload(tmp_path):
+    model = BortForMaskedLM(_heterogeneous_config())
+    assert model.cls.predictions.decoder.weight.data_ptr() == model.bort.embeddings.word_embeddings.weight.data_ptr()
+    model.save_pretrained(tmp_path)
+    reloaded = BortForMaskedLM.from_pretrained(tmp_path)
+    decoder, embeddings = reloaded.cls.predictions.decoder, reloaded.bort.embeddings.word_embeddings
+    assert decoder.weight.data_ptr() == embeddings.weight.data_ptr()
+    torch.testing.assert_close(decoder.weight, model.cls.predictions.decoder.weight)
+    torch.testing.assert_close(reloaded.cls.predictions.bias, model.cls.predictions.bias)
+
+
+@pytest.mark.parametrize(
+    ("auto_class", "model_class"),
+    [
+        (AutoModel, BortModel),
+        (AutoModelForMaskedLM, BortForMaskedLM),
+        (AutoModelForSequenceClassification, BortForSequenceClassification),
+        (AutoModelForTokenClassification, BortForTokenClassification),
+        (AutoModelForQuestionAnswering, BortForQuestionAnswering),
+        (AutoModelForMultipleChoice, BortForMultipleChoice),
+    ],
+)
+def test_auto_classes_round_trip(tmp_path, auto_class, model_class):
+    config = _heterogeneous_config(num_labels=2)
+    model = auto_class.from_config(config)
+    assert type(model) is model_class
+    model.save_pretrained(tmp_path)
+    assert type(AutoConfig.from_pretrained(tmp_path)) is BortConfig
+    reloaded = auto_class.from_pretrained(tmp_path)
+    assert type(reloaded) is model_class
+    for (name, a), b in zip(model.state_dict().items(), reloaded.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_missing_tensors_warn_like_transformers(tmp_path):
+    from safetensors.torch import load_file, save_file
+    from transformers.testing_utils import CaptureLogger
+    from transformers.utils import logging
+
+    BortModel(_heterogeneous_config()).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["encoder.layer.1.intermediate.dense.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    logger = logging.get_logger("transformers.modeling_utils")
+    with CaptureLogger(logger) as captured:
+        BortModel.from_pretrained(tmp_path)
+    assert "encoder.layer.1.intermediate.dense.weight" in captured.out
