@@ -68,9 +68,7 @@ def test_uniform_bort_with_bert_weights_equals_bert(tiny_kwargs, batch, bert_cla
         actual = getattr(bort(**batch, token_type_ids=token_type_ids), field)
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
     if bort_class is BortModel:
-        torch.testing.assert_close(
-            bort(**batch).pooler_output, bert(**batch).pooler_output, atol=1e-5, rtol=1e-5
-        )
+        torch.testing.assert_close(bort(**batch).pooler_output, bert(**batch).pooler_output, atol=1e-5, rtol=1e-5)
 
 
 def _heterogeneous_config(**overrides) -> BortConfig:
@@ -115,7 +113,7 @@ def test_heterogeneous_shapes_forward_backward_and_reload(tmp_path, batch, model
     model.save_pretrained(tmp_path)
     reloaded = model_class.from_pretrained(tmp_path).eval()
     with torch.no_grad():
-        for a, b in zip(model(**batch).to_tuple(), reloaded(**batch).to_tuple()):
+        for a, b in zip(model(**batch).to_tuple(), reloaded(**batch).to_tuple(), strict=True):
             torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
@@ -142,7 +140,9 @@ def test_sdpa_and_explicit_attention_agree(batch):
 
 def test_gradient_checkpointing_gives_same_gradients(batch):
     torch.manual_seed(0)
-    plain = BortForSequenceClassification(_heterogeneous_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    plain = BortForSequenceClassification(
+        _heterogeneous_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    )
     checkpointed = BortForSequenceClassification(plain.config)
     checkpointed.load_state_dict(plain.state_dict())
     checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -151,7 +151,7 @@ def test_gradient_checkpointing_gives_same_gradients(batch):
     for model in (plain, checkpointed):
         model.train()
         model(**batch, labels=labels).loss.backward()
-    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters()):
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-6, rtol=1e-5, msg=name)
 
 
@@ -202,7 +202,7 @@ def test_auto_classes_round_trip(tmp_path, auto_class, model_class):
     assert type(AutoConfig.from_pretrained(tmp_path)) is BortConfig
     reloaded = auto_class.from_pretrained(tmp_path)
     assert type(reloaded) is model_class
-    for (name, a), b in zip(model.state_dict().items(), reloaded.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), reloaded.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=name)
 
 

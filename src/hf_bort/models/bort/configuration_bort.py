@@ -129,7 +129,9 @@ class BortConfig(_BaseConfig):
         ):
             _check_positive_int(name, value)
         if isinstance(type_vocab_size, bool) or not isinstance(type_vocab_size, int) or type_vocab_size < 0:
-            raise ValueError(f"`type_vocab_size` must be an integer >= 0 (0 = no token types), got {type_vocab_size!r}.")
+            raise ValueError(
+                f"`type_vocab_size` must be an integer >= 0 (0 = no token types), got {type_vocab_size!r}."
+            )
         heads = _per_layer("num_attention_heads", num_attention_heads, num_hidden_layers)
         _per_layer("intermediate_size", intermediate_size, num_hidden_layers)
         if attention_head_size is None:
@@ -149,13 +151,15 @@ class BortConfig(_BaseConfig):
             _check_positive_int("embedding_size", embedding_size)
         if position_embedding_type not in POSITION_EMBEDDING_TYPES:
             raise ValueError(
-                f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, got {position_embedding_type!r}."
+                f"`position_embedding_type` must be one of {POSITION_EMBEDDING_TYPES}, "
+                f"got {position_embedding_type!r}."
             )
         if position_embedding_type == "roberta":
             if pad_token_id is None or not 0 <= pad_token_id < max_position_embeddings - 1:
                 raise ValueError(
                     "`pad_token_id` must be set and smaller than `max_position_embeddings - 1` when "
-                    f"`position_embedding_type` is 'roberta' (positions start at pad_token_id + 1), got {pad_token_id!r}."
+                    "`position_embedding_type` is 'roberta' (positions start at pad_token_id + 1), "
+                    f"got {pad_token_id!r}."
                 )
         for name, value in (
             ("hidden_dropout_prob", hidden_dropout_prob),
@@ -170,9 +174,11 @@ class BortConfig(_BaseConfig):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
-        self.num_attention_heads = list(num_attention_heads) if isinstance(num_attention_heads, tuple) else num_attention_heads
+        self.num_attention_heads = (
+            list(num_attention_heads) if isinstance(num_attention_heads, tuple) else num_attention_heads
+        )
         self.attention_head_size = attention_head_size
-        self.intermediate_size = list(intermediate_size) if isinstance(intermediate_size, tuple) else intermediate_size
+        self.intermediate_size = intermediate_size
         self.hidden_act = hidden_act
         self.hidden_dropout_prob = hidden_dropout_prob
         self.attention_probs_dropout_prob = attention_probs_dropout_prob

@@ -278,9 +278,7 @@ def _load_tokenizer(path, **kwargs):
 
 
 @torch.no_grad()
-def max_output_difference(
-    source: PreTrainedModel, bort: PreTrainedModel, inputs: dict[str, torch.Tensor]
-) -> float:
+def max_output_difference(source: PreTrainedModel, bort: PreTrainedModel, inputs: dict[str, torch.Tensor]) -> float:
     """Largest absolute difference between every floating output tensor of `source` and `bort` on `inputs`."""
     source_out, bort_out = source.eval()(**inputs), bort.eval()(**inputs)
     worst = 0.0

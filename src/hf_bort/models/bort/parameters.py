@@ -70,7 +70,7 @@ def count_parameters(config: PretrainedConfig, task: str = "feature-extraction")
         embeddings += _linear(width, hidden)  # embeddings_project
 
     encoder = 0
-    for heads, intermediate in zip(config.layer_num_attention_heads, config.layer_intermediate_sizes):
+    for heads, intermediate in zip(config.layer_num_attention_heads, config.layer_intermediate_sizes, strict=True):
         inner = heads * config.attention_head_size
         encoder += 3 * _linear(hidden, inner) + _linear(inner, hidden) + 2 * hidden  # Q, K, V, output, LayerNorm
         encoder += _linear(hidden, intermediate) + _linear(intermediate, hidden) + 2 * hidden  # FFN, LayerNorm
