@@ -1,0 +1,51 @@
+# Set-up and checks. Every target creates the virtual environment it needs when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+VENV_TF5 ?= .venv-tf5
+PYTEST_ARGS ?=
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: install demo test lint test-pinned test-tf5 test-slow clean
+
+# Pinned, tested stack (constraints.txt): transformers 4.57.6 + optimum-onnx.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints.txt torch==2.13.0
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[dev,onnx,peft,search,assets]"
+	touch $@
+
+# Newest transformers 5.x (no ONNX extra: optimum-onnx needs transformers 4.57).
+$(VENV_TF5)/.installed: pyproject.toml constraints-tf5.txt
+	$(PYTHON) -m venv $(VENV_TF5)
+	$(VENV_TF5)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_TF5)/bin/pip install --quiet -c constraints-tf5.txt torch==2.13.0
+	$(VENV_TF5)/bin/pip install --quiet -c constraints-tf5.txt -e ".[dev,peft,search,assets]" "transformers>=5,<6"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/hf-bort demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff format --check src tests examples benchmarks
+
+test-pinned: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+test-tf5: $(VENV_TF5)/.installed
+	$(VENV_TF5)/bin/python -c "import transformers; print('transformers', transformers.__version__)"
+	$(VENV_TF5)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+# The README's test command (and CI's): lint, the pinned stack, then transformers 5.x.
+test: lint test-pinned test-tf5
+
+test-slow: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(VENV_TF5) .pytest_cache .ruff_cache runs

@@ -1,0 +1,90 @@
+"""`hf-bort` command line: one subcommand per pipeline stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+
+def _convert(args: argparse.Namespace) -> int:
+    import torch
+
+    from .models.bort import convert_to_bort, max_output_difference
+    from .models.bort.convert import _load_source, _load_tokenizer
+
+    source = _load_source(args.source).eval()
+    bort = convert_to_bort(source, args.output_dir, tokenizer=_load_tokenizer(args.source))
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, source.config.vocab_size, (2, 16), generator=generator)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if type(bort).__name__ == "BortForMultipleChoice":
+        inputs = {key: value.unsqueeze(1) for key, value in inputs.items()}
+    difference = max_output_difference(source, bort, inputs)
+    print(
+        json.dumps(
+            {
+                "source": str(args.source),
+                "output_dir": str(args.output_dir),
+                "class": type(bort).__name__,
+                "max_abs_difference": difference,
+            }
+        )
+    )
+    return 0 if difference <= args.tolerance else 1
+
+
+def _count(args: argparse.Namespace) -> int:
+    from transformers import AutoConfig
+
+    from .models.bort import BortConfig, count_parameters
+
+    config = BortConfig.from_preset(args.source) if args.source.startswith("bort") else None
+    if config is None:
+        config = AutoConfig.from_pretrained(args.source)
+    print(json.dumps(count_parameters(config, task=args.task).to_dict()))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import format_report, report_json, run_demo
+
+    report = run_demo(args.output_dir)
+    print(report_json(report) if args.json else format_report(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-bort", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    convert = sub.add_parser("convert", help="Convert a BERT-family checkpoint (path or Hub id) to Bort.")
+    convert.add_argument("source", help="Path or Hub id of a BERT / RoBERTa / XLM-R / CamemBERT / ELECTRA model.")
+    convert.add_argument("output_dir", help="Where to save the Bort checkpoint and tokenizer.")
+    convert.add_argument("--tolerance", type=float, default=1e-5, help="Largest output difference accepted.")
+    convert.set_defaults(func=_convert)
+
+    count = sub.add_parser("count", help="Exact parameter count of a config (path, Hub id, or bort / bort-paper).")
+    count.add_argument("source")
+    count.add_argument("--task", default="feature-extraction")
+    count.set_defaults(func=_count)
+
+    demo = sub.add_parser("demo", help="Convert the packaged all-MiniLM-L6-v2 to Bort and report sizes and outputs.")
+    demo.add_argument("--output-dir", default="runs/bort-minilm")
+    demo.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, ImportError, FileNotFoundError) as error:
+        print(f"hf-bort {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
