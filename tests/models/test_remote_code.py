@@ -1,0 +1,64 @@
+"""A saved Bort checkpoint loads in a process that never imports hf_bort, through transformers' remote code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+from hf_bort import BortConfig, BortForSequenceClassification
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, torch
+    from transformers import AutoModel, AutoModelForSequenceClassification
+    path = sys.argv[1]
+    try:
+        AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=False)
+    except ValueError as error:
+        assert "trust_remote_code=True" in str(error), error
+    else:
+        raise SystemExit("loading without trust_remote_code should have failed")
+    model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True).eval()
+    base = AutoModel.from_pretrained(path, trust_remote_code=True)
+    assert "hf_bort" not in sys.modules, "hf_bort was imported"
+    assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+    assert type(base).__name__ == "BortModel"
+    inputs = torch.load(path + "/inputs.pt")
+    with torch.no_grad():
+        torch.save(model(**inputs).logits, path + "/remote_logits.pt")
+    """
+)
+
+
+def test_trust_remote_code_round_trip_without_hf_bort(tmp_path, batch):
+    torch.manual_seed(0)
+    config = BortConfig(
+        vocab_size=99,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=[3, 1],
+        attention_head_size=8,
+        intermediate_size=[16, 4],
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    model = BortForSequenceClassification(config).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "modeling_bort.py").is_file() and (tmp_path / "configuration_bort.py").is_file()
+    torch.save(batch, tmp_path / "inputs.pt")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with torch.no_grad():
+        expected = model(**batch).logits
+    torch.testing.assert_close(torch.load(tmp_path / "remote_logits.pt"), expected)
