@@ -219,3 +219,20 @@ def test_missing_tensors_warn_like_transformers(tmp_path):
     with CaptureLogger(logger) as captured:
         BortModel.from_pretrained(tmp_path)
     assert "encoder.layer.1.intermediate.dense.weight" in captured.out
+
+
+@pytest.mark.parametrize(("position_type", "limit"), [("absolute", 32), ("roberta", 30)])
+def test_too_long_input_names_max_position_embeddings(position_type, limit):
+    model = BortModel(_heterogeneous_config(position_embedding_type=position_type, pad_token_id=1))
+    model(torch.full((1, limit), 5))
+    with pytest.raises(ValueError, match="max_position_embeddings"):
+        model(torch.full((1, limit + 1), 5))
+
+
+def test_resize_token_embeddings_keeps_decoder_tied():
+    model = BortForMaskedLM(_heterogeneous_config())
+    model.resize_token_embeddings(120)
+    predictions = model.cls.predictions
+    assert model(torch.tensor([[0, 110, 3]])).logits.shape == (1, 3, 120)
+    assert predictions.decoder.weight.data_ptr() == model.bort.embeddings.word_embeddings.weight.data_ptr()
+    assert predictions.bias.shape == (120,) and predictions.decoder.bias is predictions.bias

@@ -66,6 +66,13 @@ class BortEmbeddings(nn.Module):
     def _position_ids(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor) -> torch.Tensor:
         seq_length = inputs_embeds.shape[1]
         device = inputs_embeds.device
+        offset = 0 if self.position_embedding_type == "absolute" else self.padding_idx + 1
+        limit = self.position_embeddings.num_embeddings - offset
+        if not _is_tracing() and seq_length > limit:
+            raise ValueError(
+                f"The input has {seq_length} tokens but this model has {limit} positions "
+                f"(`max_position_embeddings`={self.position_embeddings.num_embeddings}); truncate the input."
+            )
         if self.position_embedding_type == "absolute":
             return torch.arange(seq_length, device=device).unsqueeze(0)
         # RoBERTa: non-padding tokens count from padding_idx + 1; padding tokens get padding_idx.
