@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY_SHAPE
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, DataCollatorWithPadding
 
+from conftest import TINY_SHAPE
 from hf_bort import convert_to_bort
 from hf_bort.ose import (
     Candidate,

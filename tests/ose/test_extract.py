@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY_SHAPE
 from transformers import (
     AutoModel,
     BertConfig,
@@ -13,6 +12,7 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
+from conftest import TINY_SHAPE
 from hf_bort import convert_to_bort
 from hf_bort.ose import Candidate, compute_importance, extract_subnetwork, make_projection, save_extracted
 

@@ -422,12 +422,13 @@ class OSESearch:
             self.teacher = bort
             self.base_config = bort.config
         self.use_logits = isinstance(self.bort, BortForMaskedLM)
-        if self.space.head_size is not None and self.bort is not None:
-            if self.space.head_size != self.base_config.attention_head_size:
+        if self.bort is not None:
+            head = self.base_config.attention_head_size
+            bad = [c.key for c in self.space if c.head_size != head]
+            if bad:
                 raise ValueError(
-                    f"`space.head_size` {self.space.head_size} differs from the source's attention head width "
-                    f"{self.base_config.attention_head_size}: weights cannot be inherited "
-                    "(use SearchSpace.from_source)."
+                    f"`space` has {len(bad)} candidates (e.g. {bad[0]}) whose head size differs from the source's "
+                    f"attention head width {head}: weights cannot be inherited (use SearchSpace.from_source)."
                 )
         self.base_config = BortConfig.from_dict(
             {**self.base_config.to_dict(), "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
