@@ -1,0 +1,54 @@
+"""Optimal sub-architecture extraction (OSE): search space, costs, extraction, distillation and the search."""
+
+from .costs import CandidateCosts, LatencyCache, candidate_config, candidate_costs, encoder_multiply_adds
+from .distill import (
+    DistillationConfig,
+    DistillationTrainer,
+    bort_distillation_loss,
+    hidden_state_loss,
+    kd_loss,
+    make_projection,
+)
+from .extract import (
+    ExtractionPlan,
+    Importance,
+    compute_importance,
+    extract_subnetwork,
+    load_source_as_bort,
+    plan_extraction,
+    save_extracted,
+    slice_state_dict,
+)
+from .search import CandidateResult, OSESearch, SearchResult, covers, dominates, pareto_front
+from .space import PAPER_BERT_GRID, Candidate, SearchSpace
+
+__all__ = [
+    "PAPER_BERT_GRID",
+    "Candidate",
+    "CandidateCosts",
+    "CandidateResult",
+    "DistillationConfig",
+    "DistillationTrainer",
+    "ExtractionPlan",
+    "Importance",
+    "LatencyCache",
+    "OSESearch",
+    "SearchResult",
+    "SearchSpace",
+    "bort_distillation_loss",
+    "candidate_config",
+    "candidate_costs",
+    "compute_importance",
+    "covers",
+    "dominates",
+    "encoder_multiply_adds",
+    "extract_subnetwork",
+    "hidden_state_loss",
+    "kd_loss",
+    "load_source_as_bort",
+    "make_projection",
+    "pareto_front",
+    "plan_extraction",
+    "save_extracted",
+    "slice_state_dict",
+]

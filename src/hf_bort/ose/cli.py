@@ -1,0 +1,157 @@
+"""`hf-bort search`, `hf-bort extract` and `hf-bort distill`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _texts(spec: str) -> list[str]:
+    """`rotten_tomatoes` (train split), `vader`, or a text file with one text per line."""
+    if spec == "rotten_tomatoes":
+        from ..assets import load_rotten_tomatoes
+
+        return list(load_rotten_tomatoes()["train"]["text"])
+    if spec == "vader":
+        from ..assets import load_vader_sentences
+
+        return [row["text"] for row in load_vader_sentences()]
+    path = Path(spec)
+    if not path.is_file():
+        raise SystemExit(f"--texts: {spec!r} is neither 'rotten_tomatoes', 'vader' nor an existing text file.")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _ints(text: str | None) -> tuple[int, ...] | None:
+    return tuple(int(part) for part in text.split(",")) if text else None
+
+
+def _search_from_args(args: argparse.Namespace):
+    from .search import OSESearch
+    from .space import SearchSpace
+
+    space = SearchSpace.from_source(
+        args.source,
+        num_layers=_ints(args.layers),
+        num_heads=_ints(args.heads),
+        hidden_sizes=_ints(args.hidden),
+        intermediate_sizes=_ints(args.intermediate),
+    )
+    return OSESearch(
+        args.source,
+        space,
+        epsilon=args.epsilon,
+        interval_size=args.interval_size,
+        text_dataset=_texts(args.texts),
+        output_dir=args.output_dir,
+        cost=args.cost,
+        seed=args.seed,
+        heterogeneous=args.heterogeneous,
+    )
+
+
+def _search(args: argparse.Namespace) -> int:
+    search = _search_from_args(args)
+    result = search.run()
+    out = Path(args.output_dir)
+    (out / "front.md").write_text(result.to_markdown())
+    result.plot(out / "front.png")
+    best = result.best(max_cost_ratio=args.max_cost_ratio)
+    (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
+    print(result.to_markdown())
+    print(f"best: {best.candidate.key} (ê {best.error:.4f}); front.md, front.png and best.json in {out}")
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from .space import Candidate
+
+    search = _search_from_args(args)
+    if args.candidate:
+        candidate = Candidate.from_key(args.candidate)
+    else:
+        best = Path(args.output_dir) / "best.json"
+        if not best.is_file():
+            raise SystemExit(f"--candidate not given and no {best} (run `hf-bort search` first).")
+        candidate = Candidate.from_dict(json.loads(best.read_text())["candidate"])
+    search.extract(candidate, args.save_directory)
+    print(f"extracted {candidate.key} into {args.save_directory}")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from datasets import Dataset
+    from transformers import AutoModel, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
+
+    from ..models.bort.convert import convert_to_bort
+    from .distill import DistillationConfig, DistillationTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.student)
+    student = AutoModel.from_pretrained(args.student)
+    teacher = convert_to_bort(args.teacher)
+    dataset = Dataset.from_dict({"text": _texts(args.texts)}).map(
+        lambda rows: tokenizer(rows["text"], truncation=True, max_length=args.max_length),
+        batched=True,
+        remove_columns=["text"],
+    )
+    config = DistillationConfig(
+        args.save_directory,
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        report_to=[],
+        save_strategy="no",
+    )
+    mlm = hasattr(teacher, "cls") and hasattr(student, "cls")
+    collator = DataCollatorForLanguageModeling(tokenizer) if mlm else DataCollatorWithPadding(tokenizer)
+    trainer = DistillationTrainer(
+        model=student, teacher=teacher, args=config, train_dataset=dataset, data_collator=collator
+    )
+    trainer.train()
+    student.save_pretrained(args.save_directory)
+    tokenizer.save_pretrained(args.save_directory)
+    print(f"distilled student saved in {args.save_directory}")
+    return 0
+
+
+def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="Path or Hub id of the source encoder.")
+    parser.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
+    parser.add_argument("--output-dir", default="ose-run", help="Where candidates.jsonl and the front go.")
+    parser.add_argument("--epsilon", type=float, default=0.2, help="Approximation ε (smaller: more steps).")
+    parser.add_argument("--interval-size", type=int, default=None, help="Steps of the first interval.")
+    parser.add_argument("--cost", default="multiply_adds", choices=("multiply_adds", "latency_ms"))
+    parser.add_argument("--layers", help="Comma-separated depths (default: paper grid scaled to the source).")
+    parser.add_argument("--heads", help="Comma-separated head counts.")
+    parser.add_argument("--hidden", help="Comma-separated hidden widths.")
+    parser.add_argument("--intermediate", help="Comma-separated FFN widths.")
+    parser.add_argument("--heterogeneous", action="store_true", help="Per-layer head / neuron counts.")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_commands(subparsers) -> None:
+    """Adds `search`, `extract` and `distill` to the `hf-bort` sub-parsers."""
+    search = subparsers.add_parser("search", help="OSE search: Pareto front of sub-architectures of an encoder.")
+    _add_search_arguments(search)
+    search.add_argument("--max-cost-ratio", type=float, default=None, help="Budget for `best` (e.g. 0.25).")
+    search.set_defaults(func=_search)
+
+    extract = subparsers.add_parser("extract", help="Extract a candidate's weights from the source into Bort.")
+    _add_search_arguments(extract)
+    extract.add_argument("save_directory", help="Where the Bort checkpoint and tokenizer go.")
+    extract.add_argument("--candidate", help="Candidate key like D2-A6-H384-I512-d32 (default: best.json).")
+    extract.set_defaults(func=_extract)
+
+    distill = subparsers.add_parser("distill", help="Distil a teacher into an extracted student (Trainer).")
+    distill.add_argument("student", help="Path of the extracted student (hf-bort extract).")
+    distill.add_argument("teacher", help="Path or Hub id of the teacher (any convertible encoder).")
+    distill.add_argument("save_directory")
+    distill.add_argument("--texts", default="rotten_tomatoes")
+    distill.add_argument("--epochs", type=float, default=1.0)
+    distill.add_argument("--max-steps", type=int, default=-1)
+    distill.add_argument("--batch-size", type=int, default=32)
+    distill.add_argument("--learning-rate", type=float, default=1e-4)
+    distill.add_argument("--max-length", type=int, default=64)
+    distill.set_defaults(func=_distill)

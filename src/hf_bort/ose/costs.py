@@ -1,0 +1,221 @@
+"""Costs of a candidate: exact parameters, analytic multiply-adds, and optionally measured latency (cached)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models.bort.configuration_bort import BortConfig
+from ..models.bort.parameters import count_parameters
+from .space import Candidate
+
+ENGINES = ("pytorch", "onnxruntime")
+
+
+def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -> BortConfig:
+    """
+    The [`BortConfig`] of `candidate`, taking everything that is not part of the search (vocabulary, positions,
+    token types, activation, embedding width, pooler…) from `base` (usually the source converted to Bort).
+    `overrides` may give per-layer `num_attention_heads` / `intermediate_size` lists (heterogeneous extraction).
+    """
+    data = base.to_dict()
+    for key in ("architectures", "auto_map", "_name_or_path", "transformers_version", "model_type"):
+        data.pop(key, None)
+    embedding_size = base.embedding_size
+    data.update(
+        num_hidden_layers=candidate.num_layers,
+        num_attention_heads=candidate.num_heads,
+        attention_head_size=candidate.head_size,
+        hidden_size=candidate.hidden_size,
+        intermediate_size=candidate.intermediate_size,
+        embedding_size=embedding_size,
+    )
+    data.update(overrides)
+    return BortConfig(**data)
+
+
+def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, include_pooler: bool = False) -> int:
+    """
+    Multiply-adds of one forward pass of one sequence of `sequence_length` tokens through the encoder: Q, K, V and
+    output projections, attention scores and context (L² per head dimension), the two FFN matrices, and ELECTRA's
+    embedding projection. Embedding look-ups, LayerNorms, softmax and activations are not multiply-adds and are not
+    counted; task heads are excluded (the pooler only with `include_pooler`). Equals half of what
+    `torch.utils.flop_counter.FlopCounterMode` reports for the same ops (tested).
+    """
+    if sequence_length <= 0:
+        raise ValueError(f"`sequence_length` must be a positive integer, got {sequence_length!r}.")
+    length, hidden, head = sequence_length, config.hidden_size, config.attention_head_size
+    total = 0
+    if config.embedding_width != hidden:
+        total += length * config.embedding_width * hidden
+    for heads, inner in zip(config.layer_num_attention_heads, config.layer_intermediate_sizes, strict=True):
+        attention = heads * head
+        total += 3 * length * hidden * attention  # Q, K, V
+        total += 2 * length * length * attention  # scores and context
+        total += length * attention * hidden  # output projection
+        total += 2 * length * hidden * inner  # FFN in and out
+    if include_pooler and config.add_pooling_layer:
+        total += hidden * hidden
+    return total
+
+
+@dataclass(frozen=True)
+class CandidateCosts:
+    """p̂ (exact parameters of the feature-extraction model), î (encoder multiply-adds) and the optional latency."""
+
+    params: int
+    encoder_params: int
+    multiply_adds: int
+    latency_ms: float | None = None
+
+
+def candidate_costs(candidate: Candidate, base: BortConfig, sequence_length: int = 128) -> CandidateCosts:
+    """Exact parameters ([`count_parameters`]) and analytic multiply-adds of `candidate` built on `base`."""
+    config = candidate_config(candidate, base)
+    count = count_parameters(config)
+    return CandidateCosts(
+        params=count.total,
+        encoder_params=count.encoder,
+        multiply_adds=encoder_multiply_adds(config, sequence_length),
+    )
+
+
+def device_fingerprint() -> str:
+    """Identifies the machine a latency was measured on (CPU model, cores, torch threads, torch version)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}|cores={os.cpu_count()}|threads={torch.get_num_threads()}|torch={torch.__version__}"
+
+
+class LatencyCache:
+    """
+    Measured latencies in a JSON file, keyed by device fingerprint, engine, shape and input size, so a shape is only
+    ever timed once per machine. Example: `LatencyCache("latency.json").measure(config, batch_size=1)`.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, repeats: int = 10, warmup: int = 3):
+        if repeats <= 0 or warmup < 0:
+            raise ValueError(f"`repeats` must be > 0 and `warmup` >= 0, got {repeats!r} and {warmup!r}.")
+        self.path = Path(path) if path is not None else None
+        self.repeats, self.warmup = repeats, warmup
+        self.device = device_fingerprint()
+        self._data: dict[str, dict[str, float]] = {}
+        if self.path is not None and self.path.is_file():
+            try:
+                self._data = json.loads(self.path.read_text())
+            except json.JSONDecodeError:
+                self._data = {}
+
+    @staticmethod
+    def shape_key(config: BortConfig, batch_size: int, sequence_length: int, engine: str) -> str:
+        return json.dumps(
+            {
+                "engine": engine,
+                "batch": batch_size,
+                "seq": sequence_length,
+                "hidden": config.hidden_size,
+                "heads": config.layer_num_attention_heads,
+                "head_size": config.attention_head_size,
+                "inner": config.layer_intermediate_sizes,
+                "embedding": config.embedding_width,
+                "vocab": config.vocab_size,
+            },
+            sort_keys=True,
+        )
+
+    def get(self, key: str) -> float | None:
+        return self._data.get(self.device, {}).get(key)
+
+    def measure(
+        self, config: BortConfig, *, batch_size: int = 1, sequence_length: int = 128, engine: str = "pytorch"
+    ) -> float:
+        """Median latency in milliseconds of one forward pass, measured once per machine and shape, then cached."""
+        if engine not in ENGINES:
+            raise ValueError(f"`engine` must be one of {ENGINES}, got {engine!r}.")
+        key = self.shape_key(config, batch_size, sequence_length, engine)
+        cached = self.get(key)
+        if cached is not None:
+            return cached
+        value = _measure(config, batch_size, sequence_length, engine, self.repeats, self.warmup)
+        self._data.setdefault(self.device, {})[key] = value
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
+            tmp.replace(self.path)
+        return value
+
+
+def _measure(config: BortConfig, batch_size: int, sequence_length: int, engine: str, repeats: int, warmup: int):
+    from ..models.bort.modeling_bort import BortModel
+
+    torch.manual_seed(0)
+    model = BortModel(config, add_pooling_layer=False).eval()
+    input_ids = torch.randint(5, config.vocab_size, (batch_size, sequence_length))
+    attention_mask = torch.ones_like(input_ids)
+    if engine == "pytorch":
+
+        def run() -> None:
+            with torch.inference_mode():
+                model(input_ids=input_ids, attention_mask=attention_mask)
+
+    else:
+        session = _onnx_session(model, input_ids, attention_mask)
+        feeds = {"input_ids": input_ids.numpy(), "attention_mask": attention_mask.numpy()}
+
+        def run() -> None:
+            session.run(None, feeds)
+
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return float(statistics.median(times))
+
+
+def _onnx_session(model, input_ids, attention_mask):
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError('Measuring ONNX Runtime latency needs onnxruntime: pip install "hf-bort[onnx]".') from error
+    import tempfile
+
+    class _Wrapper(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "model.onnx")
+        torch.onnx.export(
+            _Wrapper(model),
+            (input_ids, attention_mask),
+            path,
+            input_names=["input_ids", "attention_mask"],
+            output_names=["last_hidden_state"],
+            dynamo=False,
+        )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,198 @@
+"""Distillation losses and a `Trainer` subclass for the distillation pre-training of an extracted Bort model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import Trainer, TrainingArguments
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
+    """T² · KL(teacher ‖ student) of the temperature-softened distributions, averaged over the rows."""
+    if temperature <= 0:
+        raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
+    vocab = student_logits.shape[-1]
+    student = F.log_softmax(student_logits.reshape(-1, vocab) / temperature, dim=-1)
+    teacher = F.log_softmax(teacher_logits.reshape(-1, vocab) / temperature, dim=-1)
+    return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature**2
+
+
+def bort_distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    temperature: float = 2.0,
+    alpha_mlm: float = 0.1,
+    alpha_kd: float = 0.5,
+) -> torch.Tensor:
+    """
+    The Bort recipe: `alpha_mlm` · MLM cross-entropy on the masked tokens (labels -100 elsewhere) + `alpha_kd` · T² ·
+    KL(teacher ‖ student) at temperature T, the KL taken over the masked positions (all positions when none is).
+    """
+    vocab = student_logits.shape[-1]
+    ce = F.cross_entropy(student_logits.reshape(-1, vocab), labels.reshape(-1), ignore_index=-100)
+    positions = labels.reshape(-1) != -100
+    if not bool(positions.any()):
+        positions = torch.ones_like(positions)
+        ce = student_logits.sum() * 0.0
+    kd = kd_loss(
+        student_logits.reshape(-1, vocab)[positions], teacher_logits.reshape(-1, vocab)[positions], temperature
+    )
+    return alpha_mlm * ce + alpha_kd * kd
+
+
+def hidden_state_loss(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    projection: nn.Module | None = None,
+) -> torch.Tensor:
+    """
+    Relative squared error ‖P·s − t‖² / ‖t‖² over the non-padding tokens, where P (`projection`, learned) maps the
+    student's width to the teacher's when they differ. Scale-free, so (1+ε) comparisons of it are meaningful.
+    """
+    if projection is not None:
+        student_hidden = projection(student_hidden)
+    if student_hidden.shape != teacher_hidden.shape:
+        raise ValueError(
+            f"Student hidden states {tuple(student_hidden.shape)} do not match the teacher's "
+            f"{tuple(teacher_hidden.shape)}: pass a `projection`."
+        )
+    if attention_mask is not None:
+        keep = attention_mask.bool()
+        student_hidden, teacher_hidden = student_hidden[keep], teacher_hidden[keep]
+    return ((student_hidden - teacher_hidden) ** 2).sum() / (teacher_hidden**2).sum().clamp_min(1e-12)
+
+
+def make_projection(student_width: int, teacher_width: int, dims: list[int] | None = None) -> nn.Linear:
+    """
+    A learned linear map from the student's width to the teacher's. When the student's residual dims are `dims` of
+    the teacher's (extraction), it starts as the embedding that puts each student dim back in its place, so the loss
+    at step 0 measures the extracted network as it is.
+    """
+    projection = nn.Linear(student_width, teacher_width, bias=False)
+    with torch.no_grad():
+        if dims is not None:
+            if len(dims) != student_width:
+                raise ValueError(f"`dims` has {len(dims)} entries, expected the student width {student_width}.")
+            projection.weight.zero_()
+            projection.weight[torch.as_tensor(dims), torch.arange(student_width)] = 1.0
+        elif student_width == teacher_width:
+            projection.weight.copy_(torch.eye(teacher_width))
+    return projection
+
+
+@dataclass
+class DistillationConfig(TrainingArguments):
+    """
+    [`TrainingArguments`] plus the distillation fields. Defaults follow the Bort recipe (AdamW, lr 1e-4, warm-up 1%,
+    linear decay; loss 0.1·MLM CE + 0.5·T²·KL at T = 2 when the teacher has an MLM head, otherwise the relative error
+    of the projected last hidden state).
+    """
+
+    temperature: float = field(default=2.0, metadata={"help": "Softmax temperature T of the KL term."})
+    alpha_mlm: float = field(default=0.1, metadata={"help": "Weight of the student's own MLM cross-entropy."})
+    alpha_kd: float = field(default=0.5, metadata={"help": "Weight of T²·KL(teacher ‖ student)."})
+    alpha_hidden: float = field(
+        default=1.0, metadata={"help": "Weight of the hidden-state loss (used when the teacher has no MLM head)."}
+    )
+    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked for the MLM losses."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW peak learning rate (Bort: 1e-4)."})
+    warmup_ratio: float = field(default=0.01, metadata={"help": "Linear warm-up fraction (Bort: 1%)."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the tokenised columns as they are."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.temperature <= 0:
+            raise ValueError(f"`temperature` must be > 0, got {self.temperature!r}.")
+        for name in ("alpha_mlm", "alpha_kd", "alpha_hidden"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}.")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise ValueError(f"`mlm_probability` must be in (0, 1), got {self.mlm_probability!r}.")
+
+
+def _has_mlm_head(model: nn.Module) -> bool:
+    return hasattr(model, "cls") or hasattr(model, "lm_head") or type(model).__name__.endswith("ForMaskedLM")
+
+
+class DistillationTrainer(Trainer):
+    """
+    A [`Trainer`] that distils `teacher` into the model being trained. Only `compute_loss` (and `create_optimizer`,
+    to train the projection too) are overridden, so everything else — accelerate, gradient accumulation, logging,
+    checkpoints — is Trainer's own; `accelerate launch` scales it.
+
+    - Teacher and student with MLM heads: [`bort_distillation_loss`] on MLM-masked batches (use
+      `DataCollatorForLanguageModeling`).
+    - Otherwise: [`hidden_state_loss`] between the last hidden states, through a learned projection (initialised from
+      `student.ose_plan.dims` when the student was extracted) when the widths differ.
+
+    Example:
+
+    ```python
+    >>> trainer = DistillationTrainer(model=student, teacher=teacher, args=DistillationConfig("out"),
+    ...                               train_dataset=tokenised, data_collator=collator)  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    ```
+    """
+
+    def __init__(self, *args, teacher: nn.Module, **kwargs):
+        args_ = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if not isinstance(args_, DistillationConfig):
+            raise TypeError("`args` must be a DistillationConfig (it carries the distillation weights).")
+        if teacher is None:
+            raise ValueError("`teacher` is required.")
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.eval()
+        for parameter in self.teacher.parameters():
+            parameter.requires_grad_(False)
+        self.use_logits = _has_mlm_head(self.model) and _has_mlm_head(teacher)
+        self.projection = None
+        if not self.use_logits:
+            student_width = self.model.config.hidden_size
+            teacher_width = teacher.config.hidden_size
+            plan = getattr(self.model, "ose_plan", None)
+            dims = plan.dims if plan is not None and len(plan.dims) == student_width else None
+            if student_width != teacher_width or dims is not None:
+                self.projection = make_projection(student_width, teacher_width, dims).to(self.args.device)
+        self.teacher.to(self.args.device)
+
+    def create_optimizer(self):
+        optimizer = super().create_optimizer()
+        if self.projection is not None and not any(
+            p is self.projection.weight for group in optimizer.param_groups for p in group["params"]
+        ):
+            optimizer.add_param_group({"params": list(self.projection.parameters()), "weight_decay": 0.0})
+        return optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels", None)
+        inputs.pop("special_tokens_mask", None)
+        with torch.no_grad():
+            teacher_out = self.teacher(**inputs, output_hidden_states=not self.use_logits)
+        if self.use_logits:
+            outputs = model(**inputs)
+            if labels is None:
+                labels = torch.full_like(inputs["input_ids"], -100)
+            loss = bort_distillation_loss(
+                outputs.logits,
+                teacher_out.logits,
+                labels,
+                temperature=self.args.temperature,
+                alpha_mlm=self.args.alpha_mlm,
+                alpha_kd=self.args.alpha_kd,
+            )
+        else:
+            outputs = model(**inputs, output_hidden_states=True)
+            loss = self.args.alpha_hidden * hidden_state_loss(
+                outputs.hidden_states[-1],
+                teacher_out.hidden_states[-1],
+                inputs.get("attention_mask"),
+                self.projection,
+            )
+        return (loss, outputs) if return_outputs else loss

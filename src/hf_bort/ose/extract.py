@@ -1,0 +1,483 @@
+"""
+Extraction of a sub-network from a source encoder: importance of layers, heads, FFN neurons and residual dimensions
+from calibration text, then consistent slicing of every tensor into a smaller Bort model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models.bort.configuration_bort import BortConfig
+from ..models.bort.convert import SUPPORTED_MODEL_TYPES, TASK_TO_BORT_CLASS, convert_to_bort
+from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
+from .costs import candidate_config
+from .space import Candidate
+
+logger = logging.getLogger(__name__)
+
+IMPORTANCE_METHODS = ("activation", "gradient")
+LAYER_SELECTIONS = ("importance", "first", "uniform")
+
+
+@dataclass
+class Importance:
+    """Importance scores of a Bort source: one per layer, per head (per layer), per FFN neuron and per residual dim."""
+
+    layers: torch.Tensor  # [L]
+    heads: list[torch.Tensor]  # L x [A_l]
+    neurons: list[torch.Tensor]  # L x [I_l]
+    dims: torch.Tensor  # [H]
+    method: str = "activation"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "layers": self.layers.tolist(),
+            "heads": [h.tolist() for h in self.heads],
+            "neurons": [n.tolist() for n in self.neurons],
+            "dims": self.dims.tolist(),
+        }
+
+
+@dataclass
+class ExtractionPlan:
+    """Which source units a candidate keeps: layer indices, per-layer head and neuron indices, residual dims."""
+
+    layers: list[int]
+    heads: list[list[int]]
+    neurons: list[list[int]]
+    dims: list[int]
+    config: BortConfig = field(repr=False)
+
+
+def load_source_as_bort(source: Any, **kwargs) -> BortPreTrainedModel | None:
+    """
+    The source as an equivalent Bort model (via [`convert_to_bort`]), or `None` when its type has no weight mapping
+    (then candidates are initialised randomly, with a warning).
+    """
+    from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+    if isinstance(source, BortPreTrainedModel):
+        return source
+    if isinstance(source, PreTrainedModel):
+        if source.config.model_type in SUPPORTED_MODEL_TYPES:
+            return convert_to_bort(source)
+        return None
+    if isinstance(source, (str, os.PathLike)):
+        config = AutoConfig.from_pretrained(source, **kwargs)
+        if config.model_type == "bort":
+            return AutoModel.from_pretrained(source, **kwargs)
+        if config.model_type in SUPPORTED_MODEL_TYPES:
+            return convert_to_bort(source, **kwargs)
+        return None
+    raise TypeError(f"`source` must be a model or a path / Hub id, got {type(source).__name__}.")
+
+
+def generic_bort_config(config) -> BortConfig:
+    """A Bort config with the shape of any encoder config (for sources without a weight mapping: random init)."""
+    inner = getattr(config, "intermediate_size", None) or getattr(config, "hidden_dim", None)
+    if inner is None:
+        raise ValueError(f"Cannot read the FFN width of a {config.model_type!r} config (`intermediate_size`).")
+    return BortConfig(
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=inner,
+        max_position_embeddings=config.max_position_embeddings,
+        type_vocab_size=getattr(config, "type_vocab_size", 0) or 0,
+        layer_norm_eps=getattr(config, "layer_norm_eps", 1e-12),
+        pad_token_id=getattr(config, "pad_token_id", 0),
+        add_pooling_layer=False,
+    )
+
+
+def _base(model: BortPreTrainedModel) -> BortModel:
+    return model if isinstance(model, BortModel) else model.bort
+
+
+def _valid_mask(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    mask = batch.get("attention_mask")
+    return torch.ones_like(batch["input_ids"], dtype=torch.bool) if mask is None else mask.bool()
+
+
+def _corrupt(input_ids: torch.Tensor, mask_token_id: int | None, vocab_size: int, generator: torch.Generator):
+    chosen = torch.rand(input_ids.shape, generator=generator) < 0.15
+    replacement = (
+        torch.full_like(input_ids, mask_token_id)
+        if mask_token_id is not None
+        else torch.randint(0, vocab_size, input_ids.shape, generator=generator)
+    )
+    return torch.where(chosen, replacement, input_ids), chosen
+
+
+def compute_importance(
+    model: BortPreTrainedModel,
+    batches: Iterable[dict[str, torch.Tensor]],
+    *,
+    method: str = "activation",
+    mask_token_id: int | None = None,
+    seed: int = 0,
+) -> Importance:
+    """
+    Scores every prunable unit of a Bort `model` on calibration `batches` (dicts with `input_ids`, `attention_mask`).
+
+    - `"activation"`: a head scores the mean norm of its contribution after the output projection; an FFN neuron the
+      mean |activation| times the norm of its output weights; a residual dimension the mean |value| of the residual
+      stream (embeddings and every LayerNorm output); a layer the mean relative change ‖out − in‖/‖in‖ it makes.
+    - `"gradient"`: first-order Taylor scores |∂loss/∂gate| of multiplicative gates (all 1) on heads, neurons,
+      residual dims and layer updates, with the MLM loss when the model has an MLM head and otherwise a denoising
+      self-distillation loss (MSE between the output on 15%-corrupted input and the clean output).
+    """
+    if method not in IMPORTANCE_METHODS:
+        raise ValueError(f"`method` must be one of {IMPORTANCE_METHODS}, got {method!r}.")
+    base = _base(model)
+    config = base.config
+    layers = base.encoder.layer
+    n_layers, head_size = len(layers), config.attention_head_size
+    gate_heads = [torch.ones(n, requires_grad=True) for n in config.layer_num_attention_heads]
+    gate_neurons = [torch.ones(n, requires_grad=True) for n in config.layer_intermediate_sizes]
+    gate_dims = torch.ones(config.hidden_size, requires_grad=True)
+    gate_layers = torch.ones(n_layers, requires_grad=True)
+    act_heads = [torch.zeros(n) for n in config.layer_num_attention_heads]
+    act_neurons = [torch.zeros(n) for n in config.layer_intermediate_sizes]
+    act_dims = torch.zeros(config.hidden_size)
+    act_layers = torch.zeros(n_layers)
+    state: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def valid(x: torch.Tensor) -> torch.Tensor:  # [B, T, ...] -> [N, ...] over non-padding tokens
+        return x[state["mask"]]
+
+    def dims_hook(_module, _inputs, output):
+        if method == "activation":
+            act_dims.add_(valid(output.detach()).abs().mean(0))
+        return output * gate_dims
+
+    def make_head_hook(index: int):
+        def hook(module, inputs):
+            (x,) = inputs
+            heads = gate_heads[index].numel()
+            if method == "activation":
+                flat = valid(x.detach())
+                weight = module.weight.detach()
+                for h in range(heads):
+                    part = (
+                        flat[:, h * head_size : (h + 1) * head_size] @ weight[:, h * head_size : (h + 1) * head_size].T
+                    )
+                    act_heads[index][h] += part.norm(dim=-1).mean()
+            gates = gate_heads[index].repeat_interleave(head_size)
+            return (x * gates,)
+
+        return hook
+
+    def make_neuron_hook(index: int, out_weight: torch.Tensor):
+        def hook(_module, _inputs, output):
+            if method == "activation":
+                act_neurons[index].add_(valid(output.detach()).abs().mean(0) * out_weight.detach().norm(dim=0))
+            return output * gate_neurons[index]
+
+        return hook
+
+    def make_layer_hook(index: int):
+        def hook(_module, inputs, output):
+            hidden_in = inputs[0]
+            hidden_out = output[0] if isinstance(output, tuple) else output
+            if method == "activation":
+                change = (hidden_out - hidden_in).detach().norm(dim=-1) / hidden_in.detach().norm(dim=-1).clamp_min(
+                    1e-6
+                )
+                act_layers[index] += valid(change).mean()
+            mixed = hidden_in + gate_layers[index] * (hidden_out - hidden_in)
+            return (mixed, *output[1:]) if isinstance(output, tuple) else mixed
+
+        return hook
+
+    has_projection = hasattr(base, "embeddings_project")
+    handles.append((base.embeddings_project if has_projection else base.embeddings).register_forward_hook(dims_hook))
+    for index, layer in enumerate(layers):
+        handles.append(layer.attention.output.dense.register_forward_pre_hook(make_head_hook(index)))
+        handles.append(layer.attention.output.LayerNorm.register_forward_hook(dims_hook))
+        handles.append(layer.intermediate.register_forward_hook(make_neuron_hook(index, layer.output.dense.weight)))
+        handles.append(layer.output.LayerNorm.register_forward_hook(dims_hook))
+        handles.append(layer.register_forward_hook(make_layer_hook(index)))
+
+    generator = torch.Generator().manual_seed(seed)
+    has_mlm = hasattr(model, "cls")
+    was_training = model.training
+    model.eval()
+    n_batches = 0
+    try:
+        for batch in batches:
+            batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            state["mask"] = _valid_mask(batch)
+            n_batches += 1
+            if method == "activation":
+                with torch.no_grad():
+                    model(**batch)
+                continue
+            corrupted, chosen = _corrupt(batch["input_ids"], mask_token_id, config.vocab_size, generator)
+            chosen &= state["mask"]
+            if has_mlm:
+                labels = torch.where(chosen, batch["input_ids"], torch.full_like(chosen, -100, dtype=torch.long))
+                loss = model(**{**batch, "input_ids": corrupted}, labels=labels).loss
+            else:
+                with torch.no_grad():
+                    target = base(**batch).last_hidden_state
+                output = base(**{**batch, "input_ids": corrupted}).last_hidden_state
+                loss = ((output - target) ** 2)[state["mask"]].mean()
+            loss.backward()
+            for gate, acc in (
+                *zip(gate_heads, act_heads, strict=True),
+                *zip(gate_neurons, act_neurons, strict=True),
+                (gate_dims, act_dims),
+                (gate_layers, act_layers),
+            ):
+                if gate.grad is not None:
+                    acc.add_(gate.grad.abs())
+                gate.grad = None
+            model.zero_grad(set_to_none=True)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if n_batches == 0:
+        raise ValueError("`batches` is empty: importance needs at least one calibration batch.")
+    return Importance(
+        layers=act_layers / n_batches,
+        heads=[h / n_batches for h in act_heads],
+        neurons=[n / n_batches for n in act_neurons],
+        dims=act_dims / n_batches,
+        method=method,
+    )
+
+
+def _top(scores: torch.Tensor, k: int) -> list[int]:
+    """Indices of the k largest scores, in ascending index order (ties broken by the lower index)."""
+    order = sorted(range(scores.numel()), key=lambda i: (-float(scores[i]), i))
+    return sorted(order[:k])
+
+
+def _select_layers(importance: Importance, depth: int, selection: str) -> list[int]:
+    total = importance.layers.numel()
+    if selection == "first":
+        return list(range(depth))
+    if selection == "uniform":
+        if depth == 1:
+            return [total - 1]
+        return sorted({round(i * (total - 1) / (depth - 1)) for i in range(depth)})
+    return _top(importance.layers, depth)
+
+
+def _global_allocation(scores: list[torch.Tensor], total: int) -> list[list[int]]:
+    """Keeps the `total` best units over all layers (scores normalised per layer), at least one per layer."""
+    normalised = [s / s.sum().clamp_min(1e-12) for s in scores]
+    keep = [[_top(s, 1)[0]] for s in normalised]
+    pool = sorted(
+        (
+            (float(s[i]), layer, i)
+            for layer, s in enumerate(normalised)
+            for i in range(s.numel())
+            if i != keep[layer][0]
+        ),
+        key=lambda item: (-item[0], item[1], item[2]),
+    )
+    for _, layer, index in pool[: max(0, total - len(scores))]:
+        keep[layer].append(index)
+    return [sorted(k) for k in keep]
+
+
+def plan_extraction(
+    source_config: BortConfig,
+    candidate: Candidate,
+    importance: Importance,
+    *,
+    heterogeneous: bool = False,
+    layer_selection: str = "importance",
+) -> ExtractionPlan:
+    """
+    Chooses the units `candidate` keeps: its D layers (the most important, `"first"` D, or `"uniform"`ly spread),
+    then in each kept layer the A most important heads and I neurons, and the H most important residual dimensions.
+    With `heterogeneous=True`, the D·A heads and D·I neurons are chosen over all kept layers at once (per-layer
+    counts then differ; every layer keeps at least one head and one neuron).
+    """
+    if layer_selection not in LAYER_SELECTIONS:
+        raise ValueError(f"`layer_selection` must be one of {LAYER_SELECTIONS}, got {layer_selection!r}.")
+    source_heads = source_config.layer_num_attention_heads
+    source_inner = source_config.layer_intermediate_sizes
+    for name, value, bound in (
+        ("num_layers", candidate.num_layers, source_config.num_hidden_layers),
+        ("num_heads", candidate.num_heads, min(source_heads)),
+        ("hidden_size", candidate.hidden_size, source_config.hidden_size),
+        ("intermediate_size", candidate.intermediate_size, min(source_inner)),
+    ):
+        if value > bound:
+            raise ValueError(
+                f"Candidate `{name}` {value} exceeds the source's {bound}: extraction cannot grow a model."
+            )
+    if candidate.head_size != source_config.attention_head_size:
+        raise ValueError(
+            f"Candidate `head_size` {candidate.head_size} differs from the source's attention_head_size "
+            f"{source_config.attention_head_size}: extraction keeps whole heads (use SearchSpace.from_source)."
+        )
+    layers = _select_layers(importance, candidate.num_layers, layer_selection)
+    if heterogeneous:
+        heads = _global_allocation([importance.heads[i] for i in layers], candidate.num_heads * len(layers))
+        neurons = _global_allocation(
+            [importance.neurons[i] for i in layers], candidate.intermediate_size * len(layers)
+        )
+    else:
+        heads = [_top(importance.heads[i], candidate.num_heads) for i in layers]
+        neurons = [_top(importance.neurons[i], candidate.intermediate_size) for i in layers]
+    dims = _top(importance.dims, candidate.hidden_size)
+    overrides = {}
+    if heterogeneous:
+        overrides = {"num_attention_heads": [len(h) for h in heads], "intermediate_size": [len(n) for n in neurons]}
+    config = candidate_config(candidate, source_config, **overrides)
+    return ExtractionPlan(layers=layers, heads=heads, neurons=neurons, dims=dims, config=config)
+
+
+_LAYER_KEY = re.compile(r"^(?P<prefix>.*encoder\.layer\.)(?P<index>\d+)\.(?P<rest>.+)$")
+
+
+def _slice(tensor: torch.Tensor, rows: list[int] | None, cols: list[int] | None = None) -> torch.Tensor:
+    if rows is not None:
+        tensor = tensor.index_select(0, torch.as_tensor(rows, dtype=torch.long))
+    if cols is not None:
+        tensor = tensor.index_select(1, torch.as_tensor(cols, dtype=torch.long))
+    return tensor.clone()
+
+
+def _head_rows(heads: list[int], head_size: int) -> list[int]:
+    return [h * head_size + j for h in heads for j in range(head_size)]
+
+
+def slice_state_dict(
+    state_dict: dict[str, torch.Tensor], plan: ExtractionPlan, source_config: BortConfig
+) -> dict[str, torch.Tensor]:
+    """Slices every tensor of a Bort state dict (any head) to the units `plan` keeps, renumbering the layers."""
+    dims = plan.dims
+    projected = source_config.embedding_width != source_config.hidden_size
+    emb = None if projected else dims  # embedding-width slicing (only when embeddings live in the residual width)
+    head_size = source_config.attention_head_size
+    out: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        match = _LAYER_KEY.match(key)
+        if match:
+            source_index = int(match["index"])
+            if source_index not in plan.layers:
+                continue
+            new_index = plan.layers.index(source_index)
+            rest = match["rest"]
+            heads = _head_rows(plan.heads[new_index], head_size)
+            neurons = plan.neurons[new_index]
+            if rest.startswith("attention.self."):
+                value = _slice(tensor, heads, dims if tensor.dim() == 2 else None)
+            elif rest.startswith("attention.output.dense."):
+                value = _slice(tensor, dims, heads if tensor.dim() == 2 else None)
+            elif rest.startswith("intermediate.dense."):
+                value = _slice(tensor, neurons, dims if tensor.dim() == 2 else None)
+            elif rest.startswith("output.dense."):
+                value = _slice(tensor, dims, neurons if tensor.dim() == 2 else None)
+            elif "LayerNorm" in rest:
+                value = _slice(tensor, dims)
+            else:
+                raise KeyError(f"Do not know how to slice {key!r}.")
+            out[f"{match['prefix']}{new_index}.{rest}"] = value
+            continue
+        if "embeddings." in key and "embeddings_project" not in key:
+            value = _slice(tensor, None, emb) if tensor.dim() == 2 else _slice(tensor, emb)
+        elif "embeddings_project." in key:
+            value = _slice(tensor, dims)
+        elif "pooler.dense." in key:
+            value = _slice(tensor, dims, dims if tensor.dim() == 2 else None)
+        elif "predictions.transform.dense." in key:
+            value = _slice(tensor, emb, dims if tensor.dim() == 2 else None)
+        elif "predictions.transform.LayerNorm." in key:
+            value = _slice(tensor, emb)
+        elif "predictions.decoder.weight" in key:
+            value = _slice(tensor, None, emb)
+        elif "predictions.decoder.bias" in key or key.endswith("predictions.bias"):
+            value = tensor.clone()
+        elif key.startswith(("classifier.", "qa_outputs.")):
+            value = _slice(tensor, None, dims) if tensor.dim() == 2 else tensor.clone()
+        else:
+            raise KeyError(f"Do not know how to slice {key!r}.")
+        out[key] = value
+    return out
+
+
+def extract_subnetwork(
+    source: BortPreTrainedModel,
+    candidate: Candidate,
+    importance: Importance,
+    *,
+    heterogeneous: bool = False,
+    layer_selection: str = "importance",
+    model_class: type[BortPreTrainedModel] | None = None,
+) -> BortPreTrainedModel:
+    """
+    A new Bort model of `candidate`'s shape whose every tensor is sliced from `source` (a Bort model, e.g. from
+    [`convert_to_bort`]): embeddings and their LayerNorm, Q/K/V/O of the kept heads, the kept FFN neurons, every
+    LayerNorm, the pooler and the task head, all restricted to the kept residual dimensions. When nothing is removed
+    the outputs equal the source's. The plan is stored on the returned model as `model.ose_plan`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_bort import BortConfig, BortModel
+    >>> from hf_bort.ose import Candidate, compute_importance, extract_subnetwork
+    >>> source = BortModel(BortConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    ...                               intermediate_size=37, vocab_size=99)).eval()
+    >>> batch = {"input_ids": torch.randint(3, 99, (2, 8)), "attention_mask": torch.ones(2, 8, dtype=torch.long)}
+    >>> scores = compute_importance(source, [batch])
+    >>> student = extract_subnetwork(source, Candidate(1, 2, 24, 16, 8), scores)
+    >>> student.config.hidden_size, student.config.num_hidden_layers
+    (24, 1)
+    ```
+    """
+    if not isinstance(source, BortPreTrainedModel):
+        raise TypeError(f"`source` must be a Bort model (see convert_to_bort), got {type(source).__name__}.")
+    plan = plan_extraction(
+        source.config, candidate, importance, heterogeneous=heterogeneous, layer_selection=layer_selection
+    )
+    model_class = model_class or type(source)
+    student = model_class(plan.config)
+    state = slice_state_dict(source.state_dict(), plan, source.config)
+    result = student.load_state_dict(state, strict=False)
+    tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
+    missing = [key for key in result.missing_keys if key not in tied]
+    if missing:
+        logger.warning("Extraction left %s initialised randomly (no counterpart in the source).", missing)
+    if hasattr(student, "tie_weights"):
+        student.tie_weights()
+    first = next(source.parameters())
+    student.to(dtype=first.dtype, device=first.device)
+    student.ose_plan = plan
+    return student
+
+
+def save_extracted(student: BortPreTrainedModel, save_directory: str | os.PathLike, tokenizer=None) -> Path:
+    """Saves an extracted Bort model (code + `auto_map`, loadable with `AutoModel`) with the source's tokenizer."""
+    save_directory = Path(save_directory)
+    student.save_pretrained(save_directory)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(save_directory)
+    else:
+        logger.warning("No tokenizer saved beside the extracted model in %s: pass `tokenizer=`.", save_directory)
+    return save_directory
+
+
+def random_student(base_config: BortConfig, candidate: Candidate, task: str = "feature-extraction") -> nn.Module:
+    """A randomly initialised candidate (for sources without a weight mapping)."""
+    return TASK_TO_BORT_CLASS[task](candidate_config(candidate, base_config))

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import argparse
+import json
+
+from transformers import BertConfig, BertModel
+
+from hf_bort.ose.cli import add_commands
+
+
+def _parser():
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_search_then_extract_then_distill(tmp_path, bert_tok, texts):
+    from conftest import TINY_SHAPE
+
+    source = tmp_path / "source"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
+    bert_tok.save_pretrained(source)
+    (tmp_path / "texts.txt").write_text("\n".join(texts))
+    common = [str(source), "--texts", str(tmp_path / "texts.txt"), "--output-dir", str(tmp_path / "run")]
+    grid = ["--layers", "1,2", "--heads", "2,4", "--hidden", "32", "--intermediate", "8", "--epsilon", "1.0"]
+    args = _parser().parse_args(["search", *common, *grid])
+    assert args.func(args) == 0
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert (tmp_path / "run" / "front.png").is_file() and best["steps"] == 4
+    args = _parser().parse_args(["extract", *common, *grid, str(tmp_path / "student")])
+    assert args.func(args) == 0
+    assert json.loads((tmp_path / "student" / "config.json").read_text())["model_type"] == "bort"
+    args = _parser().parse_args(
+        [
+            "distill",
+            str(tmp_path / "student"),
+            str(source),
+            str(tmp_path / "distilled"),
+            "--texts",
+            str(tmp_path / "texts.txt"),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+        ]
+    )
+    assert args.func(args) == 0
+    assert (tmp_path / "distilled" / "config.json").is_file()

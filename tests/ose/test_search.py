@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertModel
+
+from conftest import TINY_SHAPE
+from hf_bort.ose import Candidate, OSESearch, SearchSpace, covers, dominates, pareto_front
+from hf_bort.ose import search as search_module
+
+SMALL = dict(num_layers=(1, 2), num_heads=(2, 4), hidden_sizes=(24, 32), intermediate_sizes=(8,))
+
+
+def _search(source, tok, texts, out, **kwargs):
+    space = kwargs.pop("space", None) or SearchSpace.from_source(source, **SMALL)
+    defaults = dict(epsilon=0.5, interval_size=2, max_steps=4, batch_size=4, num_eval_batches=2, show_progress=False)
+    return OSESearch(source, space, tokenizer=tok, text_dataset=texts, output_dir=out, **{**defaults, **kwargs})
+
+
+def test_pareto_helpers():
+    points = [(1, 5), (2, 2), (3, 3), (5, 1), (2, 2)]
+    assert pareto_front(points) == [0, 1, 3, 4]
+    assert dominates((1, 1), (1, 2)) and not dominates((1, 2), (1, 2))
+    assert dominates((1.1, 1), (1, 1), factor=1.1) and not dominates((1.2, 1), (1, 1), factor=1.1)
+    assert covers([(1, 5), (2.1, 2)], [(1, 5), (2, 2)], 0.1) and not covers([(1, 5)], [(2, 2)], 0.1)
+
+
+def test_run_stores_prunes_and_reports(tmp_path, tiny_bert, bert_tok, texts):
+    search = _search(tiny_bert, bert_tok, texts, tmp_path / "run")
+    assert search.rungs == [2, 4]
+    result = search.run()
+    lines = (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == len(result.evaluations) == 8 + len(result.final)
+    assert {"candidate", "params", "multiply_adds", "latency_ms", "error", "steps", "seed", "wall_time"} <= set(
+        records[0]
+    )
+    assert result.survivors_per_rung[0] == 8 and 1 <= len(result.final) <= 8
+    front = result.pareto_front()
+    assert front and all(r.steps == 4 for r in front)
+    assert result.best() in front
+    assert "| candidate |" in result.to_markdown() and front[0].candidate.key in result.to_markdown()
+    assert result.plot(tmp_path / "front.png").stat().st_size > 1000
+    source_error, _ = search.evaluate_candidate(Candidate(2, 4, 32, 37, 8), 0)  # the source itself, untrained
+    assert source_error < 1e-10 < search.evaluate_candidate(Candidate(1, 2, 24, 8, 8), 0)[0]
+    student = search.extract(result.best(), tmp_path / "student")
+    assert student.config.hidden_size == result.best().candidate.hidden_size
+    assert (tmp_path / "student" / "config.json").is_file()
+
+
+def test_resume_after_a_crash_skips_finished_candidates_and_ignores_a_torn_line(
+    tmp_path, tiny_bert, bert_tok, texts, monkeypatch
+):
+    first = _search(tiny_bert, bert_tok, texts, tmp_path / "run").run()
+    store = tmp_path / "run" / "candidates.jsonl"
+    lines = store.read_text().splitlines(keepends=True)
+    store.write_text("".join(lines[:-2]) + lines[-2][:25])  # lost the last record, tore the one before
+    calls = []
+    real = OSESearch.evaluate_candidate
+
+    def counting(self, candidate, steps):
+        calls.append((candidate.key, steps))
+        return real(self, candidate, steps)
+
+    monkeypatch.setattr(OSESearch, "evaluate_candidate", counting)
+    with warnings.catch_warnings():
+        second = _search(tiny_bert, bert_tok, texts, tmp_path / "run").run()
+    assert len(calls) == 2
+    assert [(r.candidate, r.error) for r in second.final] == [(r.candidate, r.error) for r in first.final]
+    assert all(json.loads(line) for line in store.read_text().splitlines())
+    calls.clear()
+    _search(tiny_bert, bert_tok, texts, tmp_path / "run").run()
+    assert calls == []
+
+
+def test_same_seed_same_results_other_seed_other_data(tmp_path, tiny_bert, bert_tok, texts):
+    a = _search(tiny_bert, bert_tok, texts, tmp_path / "a").run()
+    b = _search(tiny_bert, bert_tok, texts, tmp_path / "b").run()
+    assert [(r.candidate, r.error) for r in a.evaluations] == [(r.candidate, r.error) for r in b.evaluations]
+    c = _search(tiny_bert, bert_tok, texts, tmp_path / "c", seed=1, prune=False).run()
+    assert c.rungs == [4] and len(c.final) == 8
+    assert [r.error for r in c.final] != [r.error for r in a.final]
+
+
+def test_rank_takes_its_shard(tmp_path, tiny_bert, bert_tok, texts, monkeypatch):
+    monkeypatch.setattr(search_module, "_rank_world", lambda: (1, 2))
+
+    def fake_gather(out, obj):  # the other rank did nothing: only this rank's shard comes back
+        out[:] = [[], obj]
+
+    monkeypatch.setattr(torch.distributed, "all_gather_object", fake_gather)
+    search = _search(tiny_bert, bert_tok, texts, tmp_path / "run", prune=False)
+    with pytest.raises(KeyError):  # the other half is missing: the search cannot finish without rank 0
+        search.run()
+    keys = [json.loads(line)["key"] for line in (tmp_path / "run" / "candidates.jsonl").read_text().splitlines()]
+    assert keys == [c.key for c in search.space.candidates()[1::2]]
+
+
+def test_mlm_teacher_uses_kl_and_unsupported_source_warns(tmp_path, bert_tok, texts):
+    torch.manual_seed(0)
+    mlm = BertForMaskedLM(BertConfig(**TINY_SHAPE)).eval()
+    search = _search(mlm, bert_tok, texts, tmp_path / "mlm", prune=False, max_steps=2)
+    result = search.run()
+    assert search.use_logits and all(r.error > 0 for r in result.final)
+    distil = DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37)).eval()
+    space = SearchSpace.from_source(
+        distil, num_layers=(1,), num_heads=(2,), hidden_sizes=(32,), intermediate_sizes=(8,)
+    )
+    with pytest.warns(UserWarning, match="random initialisation"):
+        result = _search(distil, bert_tok, texts, tmp_path / "distil", space=space, prune=False, max_steps=2).run()
+    assert len(result.final) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (dict(epsilon=0.0), ValueError, "`epsilon` must be a number in"),
+        (dict(interval_size=0), ValueError, "`interval_size` must be a positive integer"),
+        (dict(cost="energy"), ValueError, "`cost` must be one of"),
+        (dict(text_dataset=None), ValueError, "`text_dataset` is required"),
+        (dict(text_dataset=["a film"] * 5), ValueError, "`text_dataset` has 5 texts"),
+        (dict(text_dataset=["ok"] * 20 + [""]), ValueError, "entry 20"),
+        (dict(space="paper"), TypeError, "`space` must be a SearchSpace"),
+        (dict(importance_method="oracle"), ValueError, "`importance_method`"),
+    ],
+)
+def test_bad_inputs_fail_before_any_work(tmp_path, tiny_bert, bert_tok, texts, kwargs, error, message):
+    kwargs = {"text_dataset": texts, **kwargs}
+    space = kwargs.pop("space", SearchSpace.from_source(tiny_bert, **SMALL))
+    data = kwargs.pop("text_dataset")
+    with pytest.raises(error, match=message):
+        OSESearch(tiny_bert, space, tokenizer=bert_tok, text_dataset=data, output_dir=tmp_path, **kwargs)
+    assert not (tmp_path / "candidates.jsonl").exists()
+
+
+def test_dataset_column_checked(tmp_path, tiny_bert, bert_tok, texts):
+    from datasets import Dataset
+
+    with pytest.raises(ValueError, match="`text_column` 'sentence'"):
+        OSESearch(
+            tiny_bert, tokenizer=bert_tok, text_dataset=Dataset.from_dict({"text": texts}), text_column="sentence"
+        )
+
+
+def test_head_size_mismatch_is_reported(tmp_path, tiny_bert, bert_tok, texts):
+    space = SearchSpace(num_layers=(1,), num_heads=(2,), hidden_sizes=(32,), intermediate_sizes=(8,))  # d = 16
+    with pytest.raises(ValueError, match="`space` has 1 candidates .*head width 8"):
+        _search(tiny_bert, bert_tok, texts, tmp_path, space=space).run()
