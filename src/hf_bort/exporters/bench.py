@@ -395,7 +395,8 @@ def run_benchmark(
                 if export.quantized_path:
                     onnx_paths["ort-int8"] = export.quantized_path
                 log(
-                    f"{name}: exported, max abs diff {export.max_abs_diff:.2e}, int8 agreement {export.argmax_agreement}"
+                    f"{name}: exported, max abs diff {export.max_abs_diff:.2e}, "
+                    f"int8 agreement {export.argmax_agreement}"
                 )
             model_info[name] = info
             for batch_size in config.batch_sizes:
