@@ -158,14 +158,16 @@ class BenchResult:
         if self.engine_ratios:
             lines += [
                 "",
-                "| model | batch | seq | ORT fp32 / PyTorch | ORT int8 / ORT fp32 | int8 argmax agreement |",
-                "|---|---:|---:|---:|---:|---:|",
+                "| model | batch | seq | ORT fp32 / PyTorch | ORT int8 / ORT fp32 | int8 argmax agreement "
+                "| int8 emb. cosine (mean) |",
+                "|---|---:|---:|---:|---:|---:|---:|",
             ]
             for ratio in self.engine_ratios:
                 lines.append(
                     f"| {ratio['model']} | {ratio['batch_size']} | {ratio['seq_len']} "
                     f"| {_fmt(ratio.get('ort_fp32_over_pytorch'))}x | {_fmt(ratio.get('int8_over_fp32'))}x "
-                    f"| {_fmt_pct(self.models[ratio['model']].get('argmax_agreement'))} |"
+                    f"| {_fmt_pct(self.models[ratio['model']].get('argmax_agreement'))} "
+                    f"| {_fmt(self.models[ratio['model']].get('int8_embedding_cosine_mean'), 4)} |"
                 )
         if self.comparisons:
             lines += [
@@ -182,8 +184,8 @@ class BenchResult:
         return "\n".join(lines) + "\n"
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _fmt_pct(value: float | None) -> str:
@@ -355,6 +357,7 @@ def run_benchmark(
         machine["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
+    machine["load_average_start"] = os.getloadavg()
     log(f"threads={config.threads} matmul peak {peak:.1f} GFLOP/s")
 
     rows: list[dict[str, Any]] = []
@@ -388,6 +391,7 @@ def run_benchmark(
                     max_abs_diff=export.max_abs_diff,
                     int8_max_abs_diff=export.int8_max_abs_diff,
                     argmax_agreement=export.argmax_agreement,
+                    **export.extra,
                     validation_examples=export.num_validation_examples,
                     validation_inputs="tokenized sentences" if tokenizers.get(name) is not None else "random ids",
                 )
@@ -426,6 +430,7 @@ def run_benchmark(
                         log(f"{name} {engine} b={batch_size} L={seq_len}: p50 {1e3 * p50:.2f} ms")
             del model
             gc.collect()
+    machine["load_average_end"] = os.getloadavg()
     return BenchResult(
         config=asdict(config),
         machine=machine,
