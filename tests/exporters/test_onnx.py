@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel
+
+import hf_bort.exporters
+from hf_bort import (
+    BortConfig,
+    BortForMaskedLM,
+    BortForMultipleChoice,
+    BortForQuestionAnswering,
+    BortForSequenceClassification,
+    BortForTokenClassification,
+    BortModel,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_tokenizers import bert_tokenizer  # noqa: E402
+
+pytest.importorskip("optimum.exporters.onnx")
+pytest.importorskip("onnxruntime")
+
+from hf_bort.exporters import OnnxValidationError, export_onnx, register_onnx  # noqa: E402
+from hf_bort.exporters.cli import add_commands  # noqa: E402
+
+HETERO = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=[4, 2],
+    attention_head_size=8,
+    intermediate_size=[37, 16],
+    max_position_embeddings=64,
+    type_vocab_size=0,
+)
+
+TASK_CLASSES = {
+    "feature-extraction": (BortModel, "last_hidden_state"),
+    "fill-mask": (BortForMaskedLM, "logits"),
+    "text-classification": (BortForSequenceClassification, "logits"),
+    "token-classification": (BortForTokenClassification, "logits"),
+    "question-answering": (BortForQuestionAnswering, "start_logits"),
+    "multiple-choice": (BortForMultipleChoice, "logits"),
+}
+
+
+def _model(cls, **overrides):
+    torch.manual_seed(0)
+    return cls(BortConfig(**{**HETERO, **overrides})).eval()
+
+
+@pytest.mark.parametrize("task", list(TASK_CLASSES))
+def test_export_each_task_validates(tmp_path, task):
+    cls, output = TASK_CLASSES[task]
+    result = export_onnx(_model(cls), tmp_path / "out", task=task)
+    assert result.task == task and result.model_type == "bort"
+    assert output in result.outputs
+    assert result.max_abs_diff < 1e-4
+    assert (tmp_path / "out" / "model.onnx").is_file() and (tmp_path / "out" / "config.json").is_file()
+    # heterogeneous per-layer shapes survive the round trip through config.json
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["num_attention_heads"] == [4, 2] and saved["intermediate_size"] == [37, 16]
+    assert "token_type_ids" not in result.inputs
+
+
+def test_task_inferred_and_token_types_follow_config(tmp_path):
+    result = export_onnx(_model(BortForSequenceClassification, type_vocab_size=2), tmp_path / "out")
+    assert result.task == "text-classification"
+    assert "token_type_ids" in result.inputs
+
+
+def test_registered_with_tasks_manager():
+    from optimum.exporters.tasks import TasksManager
+
+    config_class = register_onnx()
+    tasks = TasksManager.get_supported_tasks_for_model_type("bort", "onnx", library_name="transformers")
+    assert set(hf_bort.exporters.SUPPORTED_TASKS) <= set(tasks)
+    assert config_class.__name__ == "BortOnnxConfig"
+
+
+def test_int8_reports_agreement(tmp_path):
+    result = export_onnx(_model(BortForSequenceClassification), tmp_path / "out", quantize="dynamic-int8")
+    assert Path(result.quantized_path).is_file()
+    assert 0.0 <= result.argmax_agreement <= 1.0
+    assert result.argmax_agreement >= 0.9  # 16 sentences; a tiny model quantizes well
+    assert result.int8_max_abs_diff > 0  # it really is a different (quantized) model
+    with pytest.raises(OnnxValidationError, match="min_argmax_agreement"):
+        export_onnx(
+            _model(BortForSequenceClassification),
+            tmp_path / "out2",
+            quantize="dynamic-int8",
+            min_argmax_agreement=1.01,
+        )
+    assert not (tmp_path / "out2").exists()
+
+
+def test_validation_failure_reports_difference_and_leaves_nothing(tmp_path):
+    with pytest.raises(OnnxValidationError, match=r"max abs difference .* exceeds atol=1e-30") as info:
+        export_onnx(_model(BortModel), tmp_path / "out", atol=1e-30)
+    assert info.value.max_abs_diff > 0
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary directory
+
+
+def test_ortmodel_and_pipeline_load_export(tmp_path):
+    from optimum.onnxruntime import ORTModelForQuestionAnswering, ORTModelForSequenceClassification
+    from transformers import pipeline
+
+    tokenizer = bert_tokenizer(tmp_path / "tok")
+    model = _model(BortForSequenceClassification, pad_token_id=0)
+    export_onnx(model, tmp_path / "cls", tokenizer=tokenizer, quantize="dynamic-int8")
+    ort_model = ORTModelForSequenceClassification.from_pretrained(tmp_path / "cls")
+    inputs = tokenizer(["the movie was good", "a dull plot"], padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = model(**inputs).logits
+    assert torch.allclose(ort_model(**inputs).logits, expected, atol=1e-4)
+    classifier = pipeline("text-classification", model=ort_model, tokenizer=tokenizer)
+    predictions = classifier(["the movie was good", "a dull plot"])
+    assert [p["label"] for p in predictions] == [model.config.id2label[int(i)] for i in expected.argmax(-1)]
+    quantized = ORTModelForSequenceClassification.from_pretrained(tmp_path / "cls", file_name="model_quantized.onnx")
+    assert quantized(**inputs).logits.shape == expected.shape
+
+    export_onnx(_model(BortForQuestionAnswering, pad_token_id=0), tmp_path / "qa", tokenizer=tokenizer)
+    qa = ORTModelForQuestionAnswering.from_pretrained(tmp_path / "qa")
+    assert qa(**inputs).start_logits.shape == inputs["input_ids"].shape
+
+
+def test_source_encoders_use_the_same_exporter(tmp_path):
+    torch.manual_seed(0)
+    bert = BertModel(
+        BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+    ).eval()
+    result = export_onnx(bert, tmp_path / "bert")
+    assert result.model_type == "bert" and "token_type_ids" in result.inputs and result.max_abs_diff < 1e-4
+    # a saved checkpoint path (with its tokenizer) works too
+    bert.save_pretrained(tmp_path / "ckpt")
+    bert_tokenizer(tmp_path / "tok").save_pretrained(tmp_path / "ckpt")
+    result = export_onnx(tmp_path / "ckpt", tmp_path / "bert2", task="feature-extraction")
+    assert (tmp_path / "bert2" / "tokenizer.json").is_file()
+    assert result.num_validation_examples == len(hf_bort.exporters.VALIDATION_TEXTS)
+
+
+def test_bad_task_and_quantize(tmp_path):
+    with pytest.raises(ValueError, match="task must be one of"):
+        export_onnx(_model(BortModel), tmp_path / "out", task="summarization")
+    with pytest.raises(ValueError, match="quantize must be"):
+        export_onnx(_model(BortModel), tmp_path / "out", quantize="int4")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_model_type(tmp_path):
+    torch.manual_seed(0)
+    # DistilBERT is supported by optimum for feature-extraction; ask for a type optimum does not know.
+    model = DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37))
+    model.config.model_type = "not-a-real-type"
+    with pytest.raises(ValueError, match="model_type 'not-a-real-type' cannot be exported"):
+        export_onnx(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_dir_under_a_file_is_not_writable(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PermissionError, match="output_dir .* is not writable"):
+        export_onnx(_model(BortModel), tmp_path / "file" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_output_dir(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="output_dir .* is not writable"):
+            export_onnx(_model(BortModel), locked / "out")
+    finally:
+        locked.chmod(0o700)
+    assert list(locked.iterdir()) == []
+
+
+def test_non_empty_output_dir_needs_overwrite(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    with pytest.raises(ValueError, match="output_dir .* is not empty"):
+        export_onnx(_model(BortModel), tmp_path / "out")
+    assert (tmp_path / "out" / "keep.txt").is_file()
+    export_onnx(_model(BortModel), tmp_path / "out", overwrite=True)
+    assert not (tmp_path / "out" / "keep.txt").exists() and (tmp_path / "out" / "model.onnx").is_file()
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="hf-bort")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_export(tmp_path, capsys):
+    model = _model(BortForSequenceClassification, pad_token_id=0)
+    model.save_pretrained(tmp_path / "ckpt")
+    bert_tokenizer(tmp_path / "tok").save_pretrained(tmp_path / "ckpt")
+    args = _parser().parse_args(
+        [
+            "export",
+            str(tmp_path / "ckpt"),
+            str(tmp_path / "onnx"),
+            "--task",
+            "text-classification",
+            "--quantize",
+            "dynamic-int8",
+        ]
+    )
+    assert args.func(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["max_abs_diff"] < 1e-4 and report["argmax_agreement"] is not None
+    assert (tmp_path / "onnx" / "model_quantized.onnx").is_file()
+
+    args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx")])
+    assert args.func(args) == 2
+    assert "not empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["export", "x", "y", "--task", "summarization"])
