@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -c constraints.txt torch==2.13.0
-	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[dev,onnx,peft,search,assets]"
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e ".[dev,onnx,peft,search,plots,assets]"
 	touch $@
 
 # Newest transformers 5.x (no ONNX extra: optimum-onnx needs transformers 4.57).
@@ -22,7 +22,7 @@ $(VENV_TF5)/.installed: pyproject.toml constraints-tf5.txt
 	$(PYTHON) -m venv $(VENV_TF5)
 	$(VENV_TF5)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV_TF5)/bin/pip install --quiet -c constraints-tf5.txt torch==2.13.0
-	$(VENV_TF5)/bin/pip install --quiet -c constraints-tf5.txt -e ".[dev,peft,search,assets]" "transformers>=5,<6"
+	$(VENV_TF5)/bin/pip install --quiet -c constraints-tf5.txt -e ".[dev,peft,search,plots,assets]" "transformers>=5,<6"
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -11,22 +13,14 @@ import torch  # noqa: E402
 
 import hf_bort  # noqa: E402,F401  (registers the Auto classes)
 
-TINY = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=64,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_shapes import TINY_SHAPE  # noqa: E402
 
 
 @pytest.fixture
 def tiny_kwargs() -> dict:
     """Shared tiny shape: hidden 32, 2 layers, 4 heads (DESIGN.md §7)."""
-    return dict(TINY)
+    return dict(TINY_SHAPE)
 
 
 @pytest.fixture

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output-dir", default="runs/bort-minilm")
     demo.add_argument("--json", action="store_true", help="Print the report as JSON.")
     demo.set_defaults(func=_demo)
+
+    # Later pipeline stages add their own subcommands (each module imports its heavy dependencies lazily).
+    from .exporters.cli import add_commands as add_export_commands
+    from .ose.cli import add_commands as add_ose_commands
+
+    add_ose_commands(sub)
+    add_export_commands(sub)
     return parser
 
 

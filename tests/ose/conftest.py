@@ -8,18 +8,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_shapes import TINY_SHAPE  # noqa: E402
 from tiny_tokenizers import WORDS, bert_tokenizer, roberta_tokenizer  # noqa: E402
-
-TINY_SHAPE = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    max_position_embeddings=64,
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ def _parser():
 
 
 def test_search_then_extract_then_distill(tmp_path, bert_tok, texts):
-    from conftest import TINY_SHAPE
+    from tiny_shapes import TINY_SHAPE
 
     source = tmp_path / "source"
     BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)

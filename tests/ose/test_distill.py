@@ -4,7 +4,6 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, DataCollatorWithPadding
 
-from conftest import TINY_SHAPE
 from hf_bort import convert_to_bort
 from hf_bort.ose import (
     Candidate,
@@ -17,6 +16,7 @@ from hf_bort.ose import (
     kd_loss,
     make_projection,
 )
+from tiny_shapes import TINY_SHAPE
 
 
 def test_kd_loss_is_zero_for_equal_logits_and_matches_the_formula():

@@ -50,7 +50,7 @@ def _worker(rank: int, world: int, port: int, out: str, shape: dict, tok_dir: st
 
 @pytest.mark.slow
 def test_two_cpu_processes_share_the_candidates(tmp_path):
-    from conftest import TINY_SHAPE
+    from tiny_shapes import TINY_SHAPE
 
     port = random.Random().randint(20000, 40000)
     mp.spawn(_worker, args=(2, port, str(tmp_path / "dist"), TINY_SHAPE, str(tmp_path / "tok")), nprocs=2)

@@ -12,9 +12,9 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
-from conftest import TINY_SHAPE
 from hf_bort import convert_to_bort
 from hf_bort.ose import Candidate, compute_importance, extract_subnetwork, make_projection, save_extracted
+from tiny_shapes import TINY_SHAPE
 
 
 def _sources():

@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertModel
 
-from conftest import TINY_SHAPE
 from hf_bort.ose import Candidate, OSESearch, SearchSpace, covers, dominates, pareto_front
 from hf_bort.ose import search as search_module
+from tiny_shapes import TINY_SHAPE
 
 SMALL = dict(num_layers=(1, 2), num_heads=(2, 4), hidden_sizes=(24, 32), intermediate_sizes=(8,))
 
