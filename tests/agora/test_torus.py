@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_bort.agora import AgoraConfig, AgoraTrainer
 
-from .toy import ToyConfig, ToyMLP, accuracy, torus_dataset, torus_labeller, torus_points
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy import ToyConfig, ToyMLP, accuracy, torus_dataset, torus_labeller, torus_points
 
 COMMON = dict(
     per_device_train_batch_size=16,
