@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import Trainer, TrainingArguments
 
@@ -50,9 +51,7 @@ def test_agora_beats_plain_training_on_the_torus(tmp_path):
     torch.manual_seed(0)
     model = ToyMLP(ToyConfig())
     before = [p.detach().clone() for p in model.parameters()]
-    args = AgoraConfig(
-        str(tmp_path / "agora"), agora_rounds=3, agora_samples_per_error=8, agora_radius=0.15, **COMMON
-    )
+    args = AgoraConfig(str(tmp_path / "agora"), agora_rounds=3, agora_samples_per_error=8, agora_radius=0.15, **COMMON)
     trainer = AgoraTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, labeller=torus_labeller)
     trainer.train()
     agora_accuracy = accuracy(model, test)
@@ -67,3 +66,34 @@ def test_agora_beats_plain_training_on_the_torus(tmp_path):
     print(f"plain {plain_accuracy:.3f} agora {agora_accuracy:.3f}")
     assert agora_accuracy >= plain_accuracy + 0.2
     assert agora_accuracy >= 0.85
+
+
+def test_hyperparameter_search_defaults_to_the_grid_with_a_pruner(tmp_path):
+    pytest.importorskip("optuna")
+    from hf_bort.agora import AGORA_GRID
+
+    train, dev, _ = _data()
+
+    def metrics(prediction):
+        return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+
+    args = AgoraConfig(
+        str(tmp_path),
+        agora_rounds=1,
+        eval_strategy="epoch",
+        **{**COMMON, "num_train_epochs": 1},
+    )
+    trainer = AgoraTrainer(
+        model_init=lambda: ToyMLP(ToyConfig()),
+        args=args,
+        train_dataset=train,
+        eval_dataset=dev,
+        labeller=torus_labeller,
+        compute_metrics=metrics,
+    )
+    grid = {"learning_rate": [1e-2, 1e-4], "per_device_train_batch_size": [16]}
+    best = trainer.hyperparameter_search(n_trials=2, grid=grid)
+    assert best.hyperparameters["learning_rate"] in grid["learning_rate"]
+    assert 0.0 <= best.objective <= 1.0
+    assert set(AGORA_GRID) == {"learning_rate", "weight_decay", "warmup_ratio", "per_device_train_batch_size"}
+    assert AGORA_GRID["weight_decay"] == [0.0, 10.0, 100.0, 350.0]

@@ -2,7 +2,7 @@
 
 from .callback import AgoraCallback, AgoraState, RoundStats
 from .config import AgoraConfig
-from .labellers import CallableLabeller, LabelResult, Labeller, ModelLabeller, PipelineLabeller, as_labeller
+from .labellers import CallableLabeller, Labeller, LabelResult, ModelLabeller, PipelineLabeller, as_labeller
 from .samplers import EmbeddingSampler, PoolSampler, TokenSubstitutionSampler
 from .trainer import AGORA_GRID, AgoraTrainer
 

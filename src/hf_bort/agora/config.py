@@ -87,9 +87,7 @@ class AgoraConfig(TrainingArguments):
     agora_text_column: str = field(
         default="text", metadata={"help": "Column holding the raw text in the datasets and the pool, when present."}
     )
-    agora_seed: int | None = field(
-        default=None, metadata={"help": "Seed of the Agora samplers (None: use `seed`)."}
-    )
+    agora_seed: int | None = field(default=None, metadata={"help": "Seed of the Agora samplers (None: use `seed`)."})
 
     def __post_init__(self):
         if self.report_to is None:

@@ -144,7 +144,9 @@ class ModelLabeller(Labeller):
         if self.tokenizer is not None:
             missing = [i for i, p in enumerate(chunk) if p.get("text") is None]
             if missing:
-                raise ValueError("ModelLabeller with a tokenizer needs a `text` for every point (the sampler gave none).")
+                raise ValueError(
+                    "ModelLabeller with a tokenizer needs a `text` for every point (the sampler gave none)."
+                )
             return dict(
                 self.tokenizer(
                     [p["text"] for p in chunk],

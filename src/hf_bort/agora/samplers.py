@@ -209,7 +209,9 @@ class PoolSampler:
     ):
         texts = list(pool) if not hasattr(pool, "column_names") else list(pool[text_column])
         if not texts or not all(isinstance(t, str) for t in texts):
-            raise ValueError(f"PoolSampler pool must be a non-empty list of strings (or a dataset with '{text_column}').")
+            raise ValueError(
+                f"PoolSampler pool must be a non-empty list of strings (or a dataset with '{text_column}')."
+            )
         if encoder is not None and encoder_tokenizer is None:
             raise ValueError("PoolSampler encoder needs its encoder_tokenizer.")
         self.texts = texts

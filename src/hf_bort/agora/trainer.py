@@ -122,7 +122,9 @@ class AgoraTrainer(Trainer):
         if dev is None or isinstance(dev, dict):
             raise ValueError("AgoraTrainer eval_dataset (the dev set) must be one labelled dataset.")
         if config.agora_sampler == "pool" and sampler is None and unlabelled_pool is None:
-            raise ValueError("AgoraConfig.agora_sampler='pool' needs `unlabelled_pool` (a list of texts or a dataset).")
+            raise ValueError(
+                "AgoraConfig.agora_sampler='pool' needs `unlabelled_pool` (a list of texts or a dataset)."
+            )
         super().__init__(*args, **kwargs)
 
         model_config = self.model.config
@@ -141,8 +143,12 @@ class AgoraTrainer(Trainer):
             max_length=config.agora_max_length,
         )
         self.labeller.check_label_space(self.num_labels, dict(getattr(model_config, "id2label", {}) or {}))
-        self.sampler = sampler if sampler is not None else self._default_sampler(
-            config, tokenizer, unlabelled_pool, pool_encoder, pool_encoder_tokenizer, masked_lm
+        self.sampler = (
+            sampler
+            if sampler is not None
+            else self._default_sampler(
+                config, tokenizer, unlabelled_pool, pool_encoder, pool_encoder_tokenizer, masked_lm
+            )
         )
         if getattr(self.sampler, "tokenizer", "absent") is None:
             self.sampler.tokenizer = tokenizer
@@ -166,7 +172,9 @@ class AgoraTrainer(Trainer):
     def _dev_points(self, dev, text_column: str) -> list[dict]:
         columns = getattr(dev, "column_names", None)
         if columns is not None and "label" not in columns and "labels" not in columns:
-            raise ValueError(f"AgoraTrainer eval_dataset (dev set) needs a 'label' or 'labels' column; it has {columns}.")
+            raise ValueError(
+                f"AgoraTrainer eval_dataset (dev set) needs a 'label' or 'labels' column; it has {columns}."
+            )
         points = []
         for i in range(len(dev)):
             row = dev[i]
@@ -177,7 +185,9 @@ class AgoraTrainer(Trainer):
             if not 0 <= label < self.num_labels:
                 raise ValueError(f"eval_dataset row {i} has label {label}, expected one in [0, {self.num_labels}).")
             if "input_ids" not in point and "inputs_embeds" not in point:
-                raise ValueError("AgoraTrainer eval_dataset rows need `input_ids` (tokenize first) or `inputs_embeds`.")
+                raise ValueError(
+                    "AgoraTrainer eval_dataset rows need `input_ids` (tokenize first) or `inputs_embeds`."
+                )
             if isinstance(row.get(text_column), str):
                 point["text"] = row[text_column]
             points.append(point)
