@@ -23,8 +23,8 @@ class AgoraConfig(TrainingArguments):
       together; optimizer state is kept across rounds.
     - One Trainer epoch is one round: `save_strategy="epoch"` / `eval_strategy="epoch"` act once per round.
 
-    Defaults that differ from `TrainingArguments`: `report_to="none"` (the Agora statistics go to
-    `state.log_history`), `save_strategy="no"`, `use_cpu=True` is not forced.
+    Defaults that differ from `TrainingArguments`: `report_to="none"` when not given (the Agora statistics go to
+    `state.log_history` either way). Everything else keeps Trainer's defaults.
 
     Example:
 
