@@ -1,0 +1,321 @@
+"""[`AgoraTrainer`]: a `Trainer` whose training set grows with labelled samples drawn near its dev-set errors."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+
+import torch
+from torch.utils.data import Dataset, Sampler
+from transformers import Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from .callback import STATE_NAME, AgoraCallback, AgoraState, RoundStats
+from .collator import AgoraCollator, model_row
+from .config import AgoraConfig
+from .labellers import as_labeller
+from .samplers import EmbeddingSampler, PoolSampler, TokenSubstitutionSampler
+
+#: The hyperparameter grid of the original Bort/Agora code (README of amazon-research/bort).
+AGORA_GRID: dict[str, list] = {
+    "learning_rate": [1e-4, 1e-5, 9e-6],
+    "weight_decay": [0.0, 10.0, 100.0, 350.0],
+    "warmup_ratio": [0.35, 0.40, 0.45, 0.50],
+    "per_device_train_batch_size": [8, 16],
+}
+
+
+class AgoraTrainDataset(Dataset):
+    """The original training rows followed by the accepted Agora samples (read live from the shared state)."""
+
+    def __init__(self, base, state: AgoraState):
+        self.base = base
+        self.state = state
+
+    def __len__(self) -> int:
+        return len(self.base) + len(self.state.augmented)
+
+    def __getitem__(self, index: int) -> dict:
+        if index < len(self.base):
+            return model_row(self.base[int(index)])
+        return dict(self.state.augmented[index - len(self.base)])
+
+
+class RoundSampler(Sampler):
+    """
+    A fixed number of indices per round (`length`), drawn as consecutive random permutations of the *current*
+    training set; the permutation seed depends on the round only, so a resumed run sees the same order.
+    """
+
+    def __init__(self, dataset: AgoraTrainDataset, length: int, seed: int):
+        self.dataset, self.length, self.seed = dataset, length, seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 7_919 + self.dataset.state.round)
+        size, produced = len(self.dataset), 0
+        while produced < self.length:
+            for index in torch.randperm(size, generator=generator).tolist():
+                if produced == self.length:
+                    return
+                produced += 1
+                yield index
+
+
+class AgoraTrainer(Trainer):
+    """
+    Agora fine-tuning: train, find the dev points the model gets wrong, sample new points near them, label them with
+    `labeller`, add the confident ones to the training set, and repeat for `args.agora_rounds` rounds.
+
+    Takes `Trainer`'s arguments (datasets already tokenized, or with `inputs_embeds` rows) plus:
+
+    - `labeller`: a transformers pipeline, a sequence-classification model, a `(model, tokenizer)` pair, a
+      [`~agora.labellers.Labeller`] or a callable (see [`~agora.labellers.as_labeller`]);
+    - `sampler`: a sampler instance overriding `args.agora_sampler`;
+    - `unlabelled_pool` (+ optional `pool_encoder`, `pool_encoder_tokenizer`) for the `"pool"` sampler;
+    - `masked_lm`: a masked LM sharing the student's vocabulary for the `"text"` sampler (default: embedding-nearest
+      tokens of the student's own input-embedding matrix).
+
+    Mechanics: one `Trainer.train()` call; one Trainer epoch is one round of a fixed number of optimizer steps
+    (`num_train_epochs`/`max_steps` measured on the original train set), drawn from the current, growing training set.
+    Optimizer, LR schedule (spanning all `agora_rounds + 1` rounds), gradient accumulation and accelerate all stay
+    Trainer's own; [`AgoraCallback`] runs the rounds at each epoch end. `trainer.agora_history` lists the
+    [`RoundStats`].
+
+    Example:
+
+    ```python
+    >>> from hf_bort import AgoraConfig, AgoraTrainer
+    >>> args = AgoraConfig("out", agora_rounds=3, agora_sampler="text", num_train_epochs=10)
+    >>> trainer = AgoraTrainer(model=student, args=args, train_dataset=train, eval_dataset=dev,
+    ...                        labeller=teacher_pipeline, processing_class=tokenizer)  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
+    >>> trainer.agora_history[-1].accepted  # doctest: +SKIP
+    ```
+    """
+
+    def __init__(
+        self,
+        *args,
+        labeller=None,
+        sampler=None,
+        unlabelled_pool=None,
+        pool_encoder=None,
+        pool_encoder_tokenizer=None,
+        masked_lm=None,
+        **kwargs,
+    ):
+        config = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if not isinstance(config, AgoraConfig):
+            raise TypeError(f"AgoraTrainer args must be an AgoraConfig, got {type(config).__name__}.")
+        if labeller is None:
+            raise ValueError("AgoraTrainer needs a `labeller` (model, pipeline or callable).")
+        if kwargs.get("data_collator") is not None:
+            raise ValueError("AgoraTrainer builds its own data_collator (token and embedding rows); pass none.")
+        train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
+        dev = kwargs.get("eval_dataset", args[4] if len(args) > 4 else None)
+        if train is None or len(train) == 0:
+            raise ValueError("AgoraTrainer train_dataset must be a non-empty dataset.")
+        if dev is None or isinstance(dev, dict):
+            raise ValueError("AgoraTrainer eval_dataset (the dev set) must be one labelled dataset.")
+        if config.agora_sampler == "pool" and sampler is None and unlabelled_pool is None:
+            raise ValueError(
+                "AgoraConfig.agora_sampler='pool' needs `unlabelled_pool` (a list of texts or a dataset)."
+            )
+        super().__init__(*args, **kwargs)
+
+        model_config = self.model.config
+        self.num_labels = int(model_config.num_labels)
+        tokenizer = self.processing_class
+        pad = getattr(tokenizer, "pad_token_id", None)
+        if pad is None:
+            pad = getattr(model_config, "pad_token_id", None) or 0
+        self.data_collator = AgoraCollator(pad)
+        self.dev_points = self._dev_points(dev, config.agora_text_column)
+
+        self.labeller = as_labeller(
+            labeller,
+            num_labels=self.num_labels,
+            label2id=dict(getattr(model_config, "label2id", {}) or {}),
+            max_length=config.agora_max_length,
+        )
+        self.labeller.check_label_space(self.num_labels, dict(getattr(model_config, "id2label", {}) or {}))
+        self.sampler = (
+            sampler
+            if sampler is not None
+            else self._default_sampler(
+                config, tokenizer, unlabelled_pool, pool_encoder, pool_encoder_tokenizer, masked_lm
+            )
+        )
+        if getattr(self.sampler, "tokenizer", "absent") is None:
+            self.sampler.tokenizer = tokenizer
+
+        self.agora_state = AgoraState()
+        self.base_train_dataset = self.train_dataset
+        self.train_dataset = AgoraTrainDataset(self.base_train_dataset, self.agora_state)
+        self.agora_callback = AgoraCallback(
+            config=config,
+            state=self.agora_state,
+            dev_points=self.dev_points,
+            sampler=self.sampler,
+            labeller=self.labeller,
+            train_size=lambda: len(self.train_dataset),
+            log_fn=self.log,
+            pad_token_id=pad,
+        )
+        self.add_callback(self.agora_callback)
+
+    # Construction helpers -----------------------------------------------------------------------------------------
+    def _dev_points(self, dev, text_column: str) -> list[dict]:
+        columns = getattr(dev, "column_names", None)
+        if columns is not None and "label" not in columns and "labels" not in columns:
+            raise ValueError(
+                f"AgoraTrainer eval_dataset (dev set) needs a 'label' or 'labels' column; it has {columns}."
+            )
+        points = []
+        for i in range(len(dev)):
+            row = dev[i]
+            point = model_row(row)
+            if point.get("labels") is None:
+                raise ValueError(f"AgoraTrainer eval_dataset (dev set) row {i} has no label: Agora needs dev labels.")
+            label = int(point["labels"])
+            if not 0 <= label < self.num_labels:
+                raise ValueError(f"eval_dataset row {i} has label {label}, expected one in [0, {self.num_labels}).")
+            if "input_ids" not in point and "inputs_embeds" not in point:
+                raise ValueError(
+                    "AgoraTrainer eval_dataset rows need `input_ids` (tokenize first) or `inputs_embeds`."
+                )
+            if isinstance(row.get(text_column), str):
+                point["text"] = row[text_column]
+            points.append(point)
+        return points
+
+    @staticmethod
+    def _default_sampler(config, tokenizer, pool, encoder, encoder_tokenizer, masked_lm):
+        if config.agora_sampler == "embedding":
+            return EmbeddingSampler(config.agora_radius, tokenizer=tokenizer)
+        if config.agora_sampler == "text":
+            return TokenSubstitutionSampler(
+                config.agora_radius, config.agora_top_k, tokenizer=tokenizer, masked_lm=masked_lm
+            )
+        return PoolSampler(
+            pool,
+            encoder=encoder,
+            encoder_tokenizer=encoder_tokenizer,
+            tokenizer=tokenizer,
+            text_column=config.agora_text_column,
+            batch_size=config.per_device_eval_batch_size,
+            max_length=config.agora_max_length,
+        )
+
+    # Public API ---------------------------------------------------------------------------------------------------
+    @property
+    def agora_history(self) -> list[RoundStats]:
+        """Per-round statistics of the last (or current) training run."""
+        return list(self.agora_state.history)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
+        """`Trainer.train`, with the Agora state reset (or restored from the checkpoint) and the labeller probed."""
+        self.agora_state.reset()
+        if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
+            if resume_from_checkpoint is True:
+                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+                if resume_from_checkpoint is None:
+                    raise ValueError(f"resume_from_checkpoint=True but no checkpoint in {self.args.output_dir}.")
+            path = os.path.join(resume_from_checkpoint, STATE_NAME)
+            if not os.path.isfile(path):
+                raise ValueError(f"resume_from_checkpoint {resume_from_checkpoint} holds no {STATE_NAME}.")
+            self.agora_state.load_dict(torch.load(path, weights_only=True))
+        self._probe_labeller()
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+
+    def _probe_labeller(self) -> None:
+        """Labels one sample before training, so a labeller with the wrong label space fails early."""
+        if isinstance(self.sampler, PoolSampler):
+            text = self.sampler.texts[0]
+            probe = [{"text": text, **{k: torch.tensor(v) for k, v in self.processing_class(text).items()}}]
+        else:
+            generator = torch.Generator().manual_seed(0)
+            probe = self.sampler.sample(self.dev_points[:1], self.model, 1, generator)[:1]
+        if probe:
+            self.labeller(probe)
+
+    def _steps_per_round(self) -> int:
+        args = self.args
+        if args.max_steps > 0:
+            return args.max_steps
+        batches = math.ceil(len(self.base_train_dataset) / (self._train_batch_size * args.world_size))
+        return max(1, math.ceil(args.num_train_epochs * batches / args.gradient_accumulation_steps))
+
+    # Trainer hooks (kept minimal) ---------------------------------------------------------------------------------
+    def _get_train_sampler(self, *args, **kwargs) -> Sampler:
+        steps = self._steps_per_round()
+        length = steps * self.args.gradient_accumulation_steps * self._train_batch_size * self.args.world_size
+        return RoundSampler(self.train_dataset, length, self.args.agora_generator_seed)
+
+    def set_initial_training_values(self, *args, **kwargs):
+        """Trainer's values with one epoch per round: `agora_rounds + 1` epochs of `steps_per_round` steps each."""
+        values = list(super().set_initial_training_values(*args, **kwargs))
+        rounds = self.args.agora_rounds + 1
+        steps = values[1]  # num_update_steps_per_epoch == the round length (the sampler's length)
+        values[0] = rounds
+        values[-1] = rounds * steps
+        self.agora_callback.steps_per_round = steps
+        return tuple(values)
+
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        """Merges sampled `inputs_embeds` rows into a batch of token rows, then Trainer's loss."""
+        if "agora_inputs_embeds" in inputs:
+            inputs = dict(inputs)
+            extra = inputs.pop("agora_inputs_embeds")
+            mask = inputs.pop("agora_embeds_mask")
+            layer = self.accelerator.unwrap_model(model).get_input_embeddings()
+            embeds = layer(inputs.pop("input_ids"))
+            inputs["inputs_embeds"] = torch.where(mask.view(-1, 1, 1), extra.to(embeds.dtype), embeds)
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
+    def hyperparameter_search(
+        self,
+        hp_space: Callable | None = None,
+        compute_objective: Callable | None = None,
+        n_trials: int = 20,
+        direction: str | None = None,
+        backend: str = "optuna",
+        hp_name: Callable | None = None,
+        grid: dict[str, list] | None = None,
+        **kwargs,
+    ):
+        """
+        `Trainer.hyperparameter_search` with Agora's defaults: optuna over the original grid ([`AGORA_GRID`], or
+        `grid`) with a `GridSampler` and a `MedianPruner` (trials stop early when their intermediate evaluation falls
+        below the median; needs `eval_strategy` other than "no"). Needs `model_init`. `direction` defaults to
+        "maximize" when `compute_metrics` is set, else "minimize" (eval loss).
+        """
+        if backend != "optuna":
+            raise ValueError(f"AgoraTrainer.hyperparameter_search backend must be 'optuna', got {backend!r}.")
+        try:
+            import optuna
+        except ImportError as error:
+            raise ImportError('Agora hyperparameter search needs optuna: pip install "hf-bort[search]"') from error
+        space = dict(grid or AGORA_GRID)
+        if hp_space is None:
+
+            def hp_space(trial):
+                return {name: trial.suggest_categorical(name, values) for name, values in space.items()}
+
+            kwargs.setdefault("sampler", optuna.samplers.GridSampler(space, seed=self.args.seed))
+        kwargs.setdefault("pruner", optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+        if direction is None:
+            direction = "maximize" if self.compute_metrics is not None else "minimize"
+        return super().hyperparameter_search(
+            hp_space=hp_space,
+            compute_objective=compute_objective,
+            n_trials=n_trials,
+            direction=direction,
+            backend=backend,
+            hp_name=hp_name,
+            **kwargs,
+        )
