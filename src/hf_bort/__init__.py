@@ -5,6 +5,23 @@ Importing `hf_bort` registers the `bort` model type with transformers' Auto clas
 
 from __future__ import annotations
 
+from .agora import (
+    AGORA_GRID,
+    AgoraCallback,
+    AgoraConfig,
+    AgoraState,
+    AgoraTrainer,
+    CallableLabeller,
+    EmbeddingSampler,
+    Labeller,
+    LabelResult,
+    ModelLabeller,
+    PipelineLabeller,
+    PoolSampler,
+    RoundStats,
+    TokenSubstitutionSampler,
+    as_labeller,
+)
 from .exporters import OnnxExportResult, OnnxValidationError, export_onnx, register_onnx
 from .models.bort import (
     BORT_PRESETS,
@@ -43,6 +60,11 @@ __version__ = "0.1.0"
 register()
 
 __all__ = [
+    "AGORA_GRID",
+    "AgoraCallback",
+    "AgoraConfig",
+    "AgoraState",
+    "AgoraTrainer",
     "BORT_PRESETS",
     "BortConfig",
     "BortForMaskedLM",
@@ -52,19 +74,29 @@ __all__ = [
     "BortForTokenClassification",
     "BortModel",
     "BortPreTrainedModel",
+    "CallableLabeller",
     "Candidate",
     "CandidateResult",
     "DistillationConfig",
     "DistillationTrainer",
+    "EmbeddingSampler",
+    "LabelResult",
+    "Labeller",
     "LatencyCache",
+    "ModelLabeller",
     "OSESearch",
     "OnnxExportResult",
     "OnnxValidationError",
     "ParameterCount",
+    "PipelineLabeller",
+    "PoolSampler",
+    "RoundStats",
     "SUPPORTED_MODEL_TYPES",
     "SearchResult",
     "SearchSpace",
+    "TokenSubstitutionSampler",
     "__version__",
+    "as_labeller",
     "bort_config_from",
     "compute_importance",
     "convert_to_bort",

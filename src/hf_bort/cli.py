@@ -76,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     # Later pipeline stages add their own subcommands (each module imports its heavy dependencies lazily).
+    from .agora.cli import add_commands as add_agora_commands
     from .exporters.cli import add_commands as add_export_commands
     from .ose.cli import add_commands as add_ose_commands
 
     add_ose_commands(sub)
+    add_agora_commands(sub)
     add_export_commands(sub)
     return parser
 
