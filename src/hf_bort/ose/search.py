@@ -609,6 +609,12 @@ class OSESearch:
 
     # ----------------------------------------------------------------------------------------------------- search
     def _prune(self, survivors: list[Candidate], results: dict[str, CandidateResult]) -> list[Candidate]:
+        """
+        Keeps the candidates no other survivor dominates at this interval, where ξ' dominates ξ when its (1+ε)-boxes
+        of parameters and cost are both no larger than ξ's (box = ⌊log_{1+ε} value⌋) and its error is lower (ties
+        broken by parameters, cost, then key). This is a strict partial order, so every dropped candidate is
+        dominated by a survivor: costs within a factor 1+ε, error no higher (at this interval).
+        """
         base = math.log1p(self.epsilon)
 
         def box(result: CandidateResult) -> tuple[int, int]:
@@ -617,15 +623,19 @@ class OSESearch:
                 math.floor(math.log(max(result.objective(self.cost), 1e-12)) / base),
             )
 
+        def rank(candidate: Candidate) -> tuple:
+            result = results[candidate.key]
+            return (result.error, result.params, result.objective(self.cost), candidate.key)
+
         boxes = {c.key: box(results[c.key]) for c in survivors}
+        ranks = {c.key: rank(c) for c in survivors}
         kept = []
         for candidate in survivors:
-            mine, error = boxes[candidate.key], results[candidate.key].error
+            mine = boxes[candidate.key]
             dominated = any(
-                other.key != candidate.key
-                and boxes[other.key][0] <= mine[0]
+                boxes[other.key][0] <= mine[0]
                 and boxes[other.key][1] <= mine[1]
-                and results[other.key].error * (1.0 + self.epsilon) < error
+                and ranks[other.key] < ranks[candidate.key]
                 for other in survivors
             )
             if not dominated:
