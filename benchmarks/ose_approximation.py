@@ -25,13 +25,18 @@ EPSILONS = (0.5, 0.25)
 
 
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epsilons", type=float, nargs="+", default=list(EPSILONS))
+    args = parser.parse_args()
     source = packaged_minilm_path()
     texts = load_rotten_tomatoes()["train"]
     space = SearchSpace.from_source(
         source, num_layers=(1, 2, 4, 6), num_heads=(3, 6, 12), hidden_sizes=(192, 384), intermediate_sizes=(256, 1536)
     )
     rows = []
-    for epsilon in EPSILONS:
+    for epsilon in args.epsilons:
         out = Path(f"/tmp/ose_bench_approx_{epsilon}")
         shutil.rmtree(out, ignore_errors=True)
         kwargs = dict(epsilon=epsilon, interval_size=2, text_dataset=texts, output_dir=out, show_progress=False)
@@ -71,7 +76,11 @@ def main() -> None:
                 "exhaustive_extra_wall_s": extra_wall,
             }
         )
-        print(json.dumps(rows[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+        _write(space, rows)  # after every ε, so a partial run still leaves its results
+
+
+def _write(space: SearchSpace, rows: list[dict]) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ose_approximation.json").write_text(
         json.dumps(
