@@ -16,6 +16,7 @@ from hf_bort.agora import AgoraConfig, AgoraTrainer, LabelResult
 from hf_bort.agora.collator import pad_points
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_shapes import TINY_SHAPE  # noqa: E402
 from tiny_tokenizers import WORDS, bert_tokenizer  # noqa: E402
 
 POSITIVE = {"good", "great", "fun"}
@@ -49,17 +50,7 @@ def _dataset(tokenizer, n, seed, labels=True):
 
 def _model(seed=0, num_labels=2):
     torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=99,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        num_labels=num_labels,
-    )
+    config = BertConfig(**TINY_SHAPE, num_labels=num_labels)
     return BertForSequenceClassification(config)
 
 
