@@ -522,10 +522,16 @@ class OSESearch:
         self._prepare()
         if self.bort is None:
             torch.manual_seed(self.seed)
-            model_class = BortModel
-            return model_class(candidate_config(candidate, self.base_config))
-        model_class = BortForMaskedLM if self.use_logits else BortModel
-        student = extract_subnetwork(
+            return BortModel(candidate_config(candidate, self.base_config))
+        student = self._extract(candidate, BortForMaskedLM if self.use_logits else BortModel)
+        student.config.hidden_dropout_prob = 0.0
+        return student
+
+    def _extract(
+        self, candidate: Candidate, model_class: type[BortPreTrainedModel] | None = None
+    ) -> BortPreTrainedModel:
+        """The candidate's weights sliced from the source with this search's importance and selection settings."""
+        return extract_subnetwork(
             self.bort,
             candidate,
             self.importance,
@@ -533,8 +539,6 @@ class OSESearch:
             layer_selection=self.layer_selection,
             model_class=model_class,
         )
-        student.config.hidden_dropout_prob = 0.0
-        return student
 
     def _loss(self, student, projection, batch, *, train: bool) -> torch.Tensor:
         if self.use_logits:
@@ -753,16 +757,7 @@ class OSESearch:
         if not isinstance(candidate, Candidate):
             raise TypeError(f"`candidate` must be a Candidate or a CandidateResult, got {type(candidate).__name__}.")
         self._prepare()
-        if self.bort is None:
-            student = self.build_student(candidate)
-        else:
-            student = extract_subnetwork(
-                self.bort,
-                candidate,
-                self.importance,
-                heterogeneous=self.heterogeneous,
-                layer_selection=self.layer_selection,
-            )
+        student = self.build_student(candidate) if self.bort is None else self._extract(candidate)
         if save_directory is not None:
             save_extracted(student, save_directory, self.tokenizer)
         return student
