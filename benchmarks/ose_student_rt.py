@@ -3,16 +3,19 @@ Benchmark 3 of issue 3: extract + distil an OSE student from the packaged all-Mi
 multiply-adds, fine-tune it, the source and a layer-dropping baseline the same way on Rotten Tomatoes polarity, and
 measure test accuracy and CPU latency (PyTorch eager and ONNX Runtime fp32, batch 1 and 32, length 64).
 
-Pipeline (all seeds fixed by --seed):
-1. Source = the packaged MiniLM-L6 encoder, converted to Bort (equal outputs) for importance and as the teacher.
+Pipeline (all seeds fixed by --seed), --recipe task (default):
+1. Source = the packaged MiniLM-L6 encoder, fine-tuned first (step 4's recipe, plain CE); converted to Bort (equal
+   outputs) it is the teacher and the importance model of every later step.
 2. Student = --candidate (default D2-A12-H384-I512-d32, see docs/ose.md for why), extracted with `extract_subnetwork`
-   from activation importance on --calibration-batches batches of RT train text.
-3. Distillation: `DistillationTrainer` (hidden-state loss: MiniLM has no MLM head) on the RT train texts, labels
-   unused, --distill-epochs epochs, AdamW lr --distill-lr, warm-up 1%, linear decay.
-4. Fine-tuning, identical for every model: fresh 2-way head, --epochs epochs, lr --lr, batch --batch-size, max length
-   --max-length, linear decay, no warm-up, dynamic padding (batches grouped by length with --group-by-length).
-   Models: source (BertForSequenceClassification), student (BortForSequenceClassification), baseline A (the source
-   keeping --baseline-layers of its 6 layers).
+   from the fine-tuned source (its pooler and classifier sliced too), activation importance on --calibration-batches
+   batches of RT train text.
+3. Distillation: `DistillationTrainer` (objective "hidden": projected last hidden state of the fine-tuned source) on
+   the RT train texts, labels unused, --distill-epochs epochs, AdamW lr --distill-lr, warm-up 1%, linear decay.
+4. Fine-tuning: --epochs epochs, lr --lr, batch --batch-size, max length --max-length, linear decay, no warm-up,
+   dynamic padding (batches grouped by length with --group-by-length). Source and baseline A (the source keeping
+   --baseline-layers of its 6 layers, fresh head): plain CE. Student: `DistillationTrainer` objective "logits",
+   --kd-alpha-ce · CE + --kd-alpha-kd · T²·KL to the fine-tuned source's logits (--baseline-kd gives the baseline the
+   same loss). --recipe general: step 2 and 3 use the pretrained source and every model gets plain CE.
 5. Latency: p50 of forward passes at --latency-threads threads, batch 1 and 32, length 64, interleaved rounds; ratios
    to the source measured in the same run. ONNX Runtime fp32 through `hf_bort.exporters.export_onnx`.
 6. Reload check: the fine-tuned student is loaded in a fresh process with plain transformers
@@ -54,7 +57,7 @@ from transformers import (  # noqa: E402
     set_seed,
 )
 
-from hf_bort import BortForSequenceClassification, count_parameters  # noqa: E402
+from hf_bort import BortForSequenceClassification, convert_to_bort, count_parameters  # noqa: E402
 from hf_bort.assets import load_rotten_tomatoes, packaged_minilm_path  # noqa: E402
 from hf_bort.ose import (  # noqa: E402
     Candidate,
@@ -90,6 +93,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--calibration-batches", type=int, default=16, help="batches of 32 RT train texts")
     parser.add_argument("--importance", default="activation", choices=("activation", "gradient"))
     parser.add_argument("--baseline-layers", default="0,1", help="source layers baseline A keeps")
+    parser.add_argument(
+        "--recipe",
+        default="task",
+        choices=("task", "general"),
+        help="task: fine-tune the source first, extract the student from it, distil hidden states from it, then "
+        "fine-tune with CE + KL to its logits; general: extract from the pretrained source, distil hidden states, "
+        "plain fine-tuning",
+    )
+    parser.add_argument("--kd-alpha-ce", type=float, default=0.5, help="task recipe: weight of the label CE")
+    parser.add_argument("--kd-alpha-kd", type=float, default=0.5, help="task recipe: weight of T²·KL to the teacher")
+    parser.add_argument("--kd-temperature", type=float, default=2.0)
+    parser.add_argument(
+        "--baseline-kd", action="store_true", help="task recipe: fine-tune the layer-dropping baseline with KD too"
+    )
     parser.add_argument("--models", default="source,student,baseline", help="which models to fine-tune")
     parser.add_argument("--max-train", type=int, default=None, help="debug: first N training examples")
     parser.add_argument("--max-eval", type=int, default=None, help="debug: first N validation / test examples")
@@ -116,6 +133,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.models) - {"source", "student", "baseline"}
     if unknown:
         parser.error(f"--models takes source,student,baseline; unknown {sorted(unknown)}")
+    if args.recipe == "task" and "source" not in args.models:
+        parser.error("--recipe task fine-tunes the source first (the teacher): add 'source' to --models")
+    args.models = sorted(args.models, key=["source", "student", "baseline"].index)
     try:
         args.candidate_obj = Candidate.from_key(args.candidate)
     except ValueError as error:
@@ -147,9 +167,23 @@ def accuracy(trainer: Trainer, dataset) -> float:
     return float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())
 
 
-def finetune(model: nn.Module, name: str, data: dict, tokenizer, args: argparse.Namespace) -> dict:
-    """The same recipe for every model: fresh head, AdamW, linear decay, dynamic padding."""
-    training_args = TrainingArguments(
+def finetune(
+    model: nn.Module, name: str, data: dict, tokenizer, args: argparse.Namespace, teacher: nn.Module | None = None
+) -> dict:
+    """
+    The same recipe for every model: AdamW, linear decay, no warm-up, dynamic padding. With a `teacher` (the
+    fine-tuned source) the loss is `DistillationTrainer`'s task distillation, alpha_ce · CE + alpha_kd · T²·KL.
+    """
+    config_class = TrainingArguments if teacher is None else DistillationConfig
+    extra = {} if teacher is None else {
+        "distillation_objective": "logits",
+        "alpha_ce": args.kd_alpha_ce,
+        "alpha_kd": args.kd_alpha_kd,
+        "temperature": args.kd_temperature,
+        "remove_unused_columns": True,
+    }
+    training_args = config_class(
+        **extra,
         output_dir=str(Path(args.work_dir) / f"ft-{name}"),
         num_train_epochs=args.epochs,
         learning_rate=args.lr,
@@ -169,7 +203,11 @@ def finetune(model: nn.Module, name: str, data: dict, tokenizer, args: argparse.
         dataloader_num_workers=0,
     )
     collator = DataCollatorWithPadding(tokenizer)
-    trainer = Trainer(model=model, args=training_args, train_dataset=data["train"], data_collator=collator)
+    kwargs = {} if teacher is None else {"teacher": teacher}
+    trainer_class = Trainer if teacher is None else DistillationTrainer
+    trainer = trainer_class(
+        model=model, args=training_args, train_dataset=data["train"], data_collator=collator, **kwargs
+    )
     start = time.perf_counter()
     output = trainer.train() if args.epochs > 0 else None
     train_wall = time.perf_counter() - start
@@ -378,6 +416,33 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"student {candidate.key}: {ratio:.4f} of the source's encoder multiply-adds", flush=True)
 
+    builders = {
+        "source": lambda: AutoModelForSequenceClassification.from_pretrained(source_path, num_labels=2),
+        "student": lambda: BortForSequenceClassification.from_pretrained(student_dir, num_labels=2),
+        "baseline": lambda: drop_layers(
+            AutoModelForSequenceClassification.from_pretrained(source_path, num_labels=2), args.baseline_layers
+        ),
+    }
+    finetuned: dict[str, nn.Module] = {}
+    results: dict[str, dict] = {}
+
+    def run_finetune(name: str, task_teacher: nn.Module | None = None) -> None:
+        set_seed(args.seed)
+        model = builders[name]()
+        results[name] = finetune(model, name, data, tokenizer, args, teacher=task_teacher)
+        results[name]["class"] = type(model).__name__
+        results[name]["parameters"] = sum(p.numel() for p in model.parameters())
+        results[name]["loss"] = "CE" if task_teacher is None else "task distillation from the fine-tuned source"
+        results[name].update(costs[name])
+        finetuned[name] = model.eval()
+        model.save_pretrained(work / f"{name}-finetuned")
+        tokenizer.save_pretrained(work / f"{name}-finetuned")
+        timings[f"finetune_{name}_s"] = results[name]["train_wall_s"] + results[name]["eval_wall_s"]
+
+    if args.recipe == "task":  # the fine-tuned source is the teacher of every later step
+        run_finetune("source")
+        teacher = convert_to_bort(finetuned["source"]).eval()  # BortForSequenceClassification, same outputs
+
     # ---------------------------------------------------------------------------------------- extraction
     start = time.perf_counter()
     calibration = batches_of(data["train"].shuffle(seed=args.seed), tokenizer, 32, args.calibration_batches)
@@ -402,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     distill_data = data["train"].select_columns(distill_columns)
     heldout = batches_of(data["validation"], tokenizer, 64)
     distill_args = DistillationConfig(
+        distillation_objective="hidden",
         output_dir=str(work / "distill"),
         num_train_epochs=args.distill_epochs,
         learning_rate=args.distill_lr,
@@ -432,7 +498,9 @@ def main(argv: list[str] | None = None) -> None:
     logged = [e["loss"] for e in distiller.state.log_history if "loss" in e]
     distillation = {
         "loss": "hidden_state_loss (relative squared error of the projected last hidden state, no MLM head)",
-        "teacher": "pretrained all-MiniLM-L6-v2 (not fine-tuned)",
+        "teacher": "all-MiniLM-L6-v2 fine-tuned on RT (the source model above)"
+        if args.recipe == "task"
+        else "pretrained all-MiniLM-L6-v2 (not fine-tuned)",
         "texts": "RT train texts, labels unused",
         "epochs": args.distill_epochs,
         "steps": distill_output.global_step if distill_output else 0,
@@ -451,26 +519,11 @@ def main(argv: list[str] | None = None) -> None:
     del distiller
 
     # ---------------------------------------------------------------------------------------- fine-tuning
-    builders = {
-        "source": lambda: AutoModelForSequenceClassification.from_pretrained(source_path, num_labels=2),
-        "student": lambda: BortForSequenceClassification.from_pretrained(student_dir, num_labels=2),
-        "baseline": lambda: drop_layers(
-            AutoModelForSequenceClassification.from_pretrained(source_path, num_labels=2), args.baseline_layers
-        ),
-    }
-    finetuned: dict[str, nn.Module] = {}
-    results: dict[str, dict] = {}
     for name in args.models:
-        set_seed(args.seed)
-        model = builders[name]()
-        results[name] = finetune(model, name, data, tokenizer, args)
-        results[name]["class"] = type(model).__name__
-        results[name]["parameters"] = sum(p.numel() for p in model.parameters())
-        results[name].update(costs[name])
-        finetuned[name] = model.eval()
-        model.save_pretrained(work / f"{name}-finetuned")
-        tokenizer.save_pretrained(work / f"{name}-finetuned")
-        timings[f"finetune_{name}_s"] = results[name]["train_wall_s"] + results[name]["eval_wall_s"]
+        if name in finetuned:
+            continue
+        kd = args.recipe == "task" and (name == "student" or (name == "baseline" and args.baseline_kd))
+        run_finetune(name, teacher if kd else None)
 
     # ---------------------------------------------------------------------------------------- reload
     reload = {}

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, DataCollatorWithPadding
+from transformers import (
+    BertConfig,
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    DataCollatorForLanguageModeling,
+    DataCollatorWithPadding,
+)
 
 from hf_bort import convert_to_bort
 from hf_bort.ose import (
@@ -15,6 +21,7 @@ from hf_bort.ose import (
     hidden_state_loss,
     kd_loss,
     make_projection,
+    task_distillation_loss,
 )
 from tiny_shapes import TINY_SHAPE
 
@@ -97,3 +104,76 @@ def test_distillation_config_validation(tmp_path):
         DistillationConfig(str(tmp_path), alpha_kd=-1.0, report_to=[])
     with pytest.raises(ValueError, match="`mlm_probability`"):
         DistillationConfig(str(tmp_path), mlm_probability=1.5, report_to=[])
+
+
+def test_task_distillation_loss_weights_and_unlabelled_rows():
+    student, teacher = torch.randn(4, 3), torch.randn(4, 3)
+    labels = torch.tensor([0, 2, -100, 1])
+    ce = torch.nn.functional.cross_entropy(student[[0, 1, 3]], labels[[0, 1, 3]])
+    kd = kd_loss(student, teacher, 2.0)
+    got = task_distillation_loss(student, teacher, labels, alpha_ce=0.3, alpha_kd=0.7)
+    assert got.item() == pytest.approx((0.3 * ce + 0.7 * kd).item(), rel=1e-5)
+    unlabelled = torch.full((4,), -100)
+    assert task_distillation_loss(student, teacher, unlabelled).item() == pytest.approx(0.5 * kd.item(), rel=1e-5)
+    assert task_distillation_loss(student, teacher, None).item() == pytest.approx(0.5 * kd.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        task_distillation_loss(torch.randn(4, 1), torch.randn(4, 1), None)
+
+
+def test_distillation_trainer_task_objective_fits_the_teacher(tmp_path, bert_tok, texts, calibration):
+    """A classifier student extracted from a classifier teacher: 'auto' picks the logits loss, training lowers it."""
+    torch.manual_seed(0)
+    teacher = convert_to_bort(BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=3)).eval())
+    student = extract_subnetwork(teacher, Candidate(1, 2, 24, 16, 8), compute_importance(teacher, calibration))
+    assert type(student).__name__ == "BortForSequenceClassification"
+    with torch.no_grad():  # a confident teacher and a student head that disagrees with it
+        teacher.classifier.weight.mul_(30.0)
+        student.classifier.weight.normal_(0.0, 1.0)
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"text": texts * 4, "labels": [i % 3 for i in range(len(texts) * 4)]})
+    data = rows.map(lambda r: bert_tok(r["text"], truncation=True, max_length=16), remove_columns=["text"])
+    args = DistillationConfig(
+        str(tmp_path / "out"),
+        max_steps=15,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
+        alpha_ce=0.0,
+        alpha_kd=1.0,
+        per_device_train_batch_size=8,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+    )
+    trainer = DistillationTrainer(
+        model=student, teacher=teacher, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(bert_tok)
+    )
+    assert trainer.objective == "logits" and trainer.projection is None
+    batch = DataCollatorWithPadding(bert_tok)([data[i] for i in range(len(data))])
+
+    def kd_now():
+        student.eval()
+        with torch.no_grad():
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            return kd_loss(student(**inputs).logits, teacher(**inputs).logits).item()
+
+    before = kd_now()
+    trainer.train()
+    assert kd_now() < 0.5 * before
+
+
+def test_distillation_objective_is_checked_against_the_heads(tmp_path, bert_tok, texts):
+    teacher = convert_to_bort(BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=3)).eval())
+    other = convert_to_bort(BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=2)).eval())
+    data = _dataset(bert_tok, texts)
+    for objective, student, match in (("logits", other, "same number of labels"), ("mlm", other, "MLM heads")):
+        args = DistillationConfig(
+            str(tmp_path / objective), distillation_objective=objective, report_to=[], use_cpu=True
+        )
+        with pytest.raises(ValueError, match=match):
+            DistillationTrainer(model=student, teacher=teacher, args=args, train_dataset=data)
+    hidden = DistillationConfig(str(tmp_path / "h"), distillation_objective="hidden", report_to=[], use_cpu=True)
+    trainer = DistillationTrainer(model=other, teacher=teacher, args=hidden, train_dataset=data)
+    assert trainer.objective == "hidden"
+    with pytest.raises(ValueError, match="`distillation_objective`"):
+        DistillationConfig(str(tmp_path), distillation_objective="kl", report_to=[])

@@ -86,13 +86,57 @@ def make_projection(student_width: int, teacher_width: int, dims: list[int] | No
     return projection
 
 
+OBJECTIVES = ("auto", "mlm", "logits", "hidden")
+
+
+def task_distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    *,
+    temperature: float = 2.0,
+    alpha_ce: float = 0.5,
+    alpha_kd: float = 0.5,
+) -> torch.Tensor:
+    """
+    Task distillation of a classifier: `alpha_ce` · cross-entropy on `labels` (rows labelled -100, or no labels at
+    all, contribute none) + `alpha_kd` · T² · KL(teacher ‖ student) over every row.
+    """
+    classes = student_logits.shape[-1]
+    if classes < 2:
+        raise ValueError("Task distillation needs at least 2 classes (a softmax over the labels); got 1 logit.")
+    loss = alpha_kd * kd_loss(student_logits, teacher_logits, temperature)
+    if labels is not None and alpha_ce > 0:
+        flat = labels.reshape(-1)
+        if bool((flat != -100).any()):
+            loss = loss + alpha_ce * F.cross_entropy(student_logits.reshape(-1, classes), flat, ignore_index=-100)
+    return loss
+
+
 @dataclass
 class DistillationConfig(TrainingArguments):
     """
     [`TrainingArguments`] plus the distillation fields. Defaults follow the Bort recipe (AdamW, lr 1e-4, warm-up 1%,
     linear decay; loss 0.1·MLM CE + 0.5·T²·KL at T = 2 when the teacher has an MLM head, otherwise the relative error
     of the projected last hidden state).
+
+    `distillation_objective` picks the loss; `"auto"` chooses `"mlm"` when student and teacher both have MLM heads,
+    `"logits"` when both have classification heads with the same labels (task distillation: `alpha_ce` · CE on the
+    labels + `alpha_kd` · T²·KL to the teacher's logits, rows with label -100 get the KL term only), and `"hidden"`
+    otherwise.
     """
+
+    distillation_objective: str = field(
+        default="auto",
+        metadata={
+            "help": "Loss: 'mlm' (Bort recipe), 'logits' (task distillation of a classifier), 'hidden' (projected "
+            "last hidden state) or 'auto' (chosen from the heads of student and teacher).",
+            "choices": ["auto", "mlm", "logits", "hidden"],
+        },
+    )
+    alpha_ce: float = field(
+        default=0.5, metadata={"help": "Weight of the student's cross-entropy on task labels (objective 'logits')."}
+    )
 
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature T of the KL term."})
     alpha_mlm: float = field(default=0.1, metadata={"help": "Weight of the student's own MLM cross-entropy."})
@@ -109,7 +153,11 @@ class DistillationConfig(TrainingArguments):
         super().__post_init__()
         if self.temperature <= 0:
             raise ValueError(f"`temperature` must be > 0, got {self.temperature!r}.")
-        for name in ("alpha_mlm", "alpha_kd", "alpha_hidden"):
+        if self.distillation_objective not in OBJECTIVES:
+            raise ValueError(
+                f"`distillation_objective` must be one of {list(OBJECTIVES)}, got {self.distillation_objective!r}."
+            )
+        for name in ("alpha_mlm", "alpha_kd", "alpha_hidden", "alpha_ce"):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)!r}.")
         if not 0.0 < self.mlm_probability < 1.0:
@@ -120,6 +168,32 @@ def _has_mlm_head(model: nn.Module) -> bool:
     return hasattr(model, "cls") or hasattr(model, "lm_head") or type(model).__name__.endswith("ForMaskedLM")
 
 
+def _classifier_labels(model: nn.Module) -> int | None:
+    """The number of labels of a sequence- or token-classification model, `None` for any other model."""
+    if hasattr(model, "get_base_model"):  # a PEFT wrapper
+        model = model.get_base_model()
+    if type(model).__name__.endswith(("ForSequenceClassification", "ForTokenClassification")):
+        return model.config.num_labels
+    return None
+
+
+def resolve_objective(requested: str, student: nn.Module, teacher: nn.Module) -> str:
+    """The loss `DistillationTrainer` uses for `requested` (see [`DistillationConfig`]); errors name the mismatch."""
+    mlm = _has_mlm_head(student) and _has_mlm_head(teacher)
+    labels = (_classifier_labels(student), _classifier_labels(teacher))
+    same_task = labels[0] is not None and labels[0] == labels[1]
+    if requested == "auto":
+        return "mlm" if mlm else "logits" if same_task else "hidden"
+    if requested == "mlm" and not mlm:
+        raise ValueError("distillation_objective='mlm' needs a student and a teacher with MLM heads.")
+    if requested == "logits" and not same_task:
+        raise ValueError(
+            "distillation_objective='logits' needs student and teacher classifiers with the same number of labels, "
+            f"got student {labels[0]} and teacher {labels[1]} (None: not a classifier)."
+        )
+    return requested
+
+
 class DistillationTrainer(Trainer):
     """
     A [`Trainer`] that distils `teacher` into the model being trained. Only `compute_loss` (and `create_optimizer`,
@@ -128,6 +202,8 @@ class DistillationTrainer(Trainer):
 
     - Teacher and student with MLM heads: [`bort_distillation_loss`] on MLM-masked batches (use
       `DataCollatorForLanguageModeling`).
+    - Teacher and student classifiers with the same labels: [`task_distillation_loss`] (CE on the labels + T²·KL to
+      the teacher's logits), e.g. to fine-tune an extracted student next to the fine-tuned source.
     - Otherwise: [`hidden_state_loss`] between the last hidden states, through a learned projection (initialised from
       `student.ose_plan.dims` when the student was extracted) when the widths differ.
 
@@ -150,7 +226,8 @@ class DistillationTrainer(Trainer):
         self.teacher = teacher.eval()
         for parameter in self.teacher.parameters():
             parameter.requires_grad_(False)
-        self.use_logits = _has_mlm_head(self.model) and _has_mlm_head(teacher)
+        self.objective = resolve_objective(self.args.distillation_objective, self.model, teacher)
+        self.use_logits = self.objective != "hidden"
         self.projection = None
         if not self.use_logits:
             student_width = self.model.config.hidden_size
@@ -175,7 +252,17 @@ class DistillationTrainer(Trainer):
         inputs.pop("special_tokens_mask", None)
         with torch.no_grad():
             teacher_out = self.teacher(**inputs, output_hidden_states=not self.use_logits)
-        if self.use_logits:
+        if self.objective == "logits":
+            outputs = model(**inputs)
+            loss = task_distillation_loss(
+                outputs.logits,
+                teacher_out.logits,
+                labels,
+                temperature=self.args.temperature,
+                alpha_ce=self.args.alpha_ce,
+                alpha_kd=self.args.alpha_kd,
+            )
+        elif self.objective == "mlm":
             outputs = model(**inputs)
             if labels is None:
                 labels = torch.full_like(inputs["input_ids"], -100)
