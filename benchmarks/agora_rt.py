@@ -1,12 +1,27 @@
 """
-Agora on Rotten Tomatoes polarity (setting S1: the labeller learns only from train ∪ dev).
+Agora on Rotten Tomatoes polarity, settings S1 and S2 of issue 4.
 
-For each training-set size n and seed: plain fine-tuning on train; fine-tuning on train ∪ dev (which is also the
-labeller); Agora (pool sampler: nearest neighbours of the dev errors among unlabelled RT train texts, in the packaged
-MiniLM's mean-pooled sentence-embedding space; labels by the train ∪ dev model). Student: the packaged MiniLM with a
-fresh classification head, max length 64. Test accuracy on the held-out RT test split (never seen by Agora).
+Student: the packaged all-MiniLM-L6-v2 with a fresh classification head, max length 64, batch 16, AdamW lr --lr,
+warm-up 10%, weight decay 0.01. Every fine-tuning run (and every Agora round) lasts
+`max(--min-epochs, ceil(--min-examples / n))` epochs of its original training set of n rows. Test accuracy on the
+first --test-size rows of the RT test split, which Agora never sees. The pool is --pool-size RT train texts outside
+the n training rows (their labels are never read); the pool sampler embeds it with the packaged MiniLM (mean pooling).
 
-    flock /tmp/hf_bort_cpu.lock python benchmarks/agora_rt.py --sizes 64 --seeds 0
+S1 (the labeller learns from train ∪ dev only), per n and seed:
+- plain: fine-tune on train;  train ∪ dev: fine-tune on train ∪ dev (this model is also the labeller);
+- agora: train on train, find dev errors, draw pool neighbours, label them with the train ∪ dev model, add, repeat.
+
+S2 (a teacher exists), per n and seed. Labeller: MiniLM fine-tuned on all 10,252 labelled RT train reviews
+(--labeller-path, e.g. the fine-tuned source of benchmarks/ose_student_rt.py, same recipe: 3 epochs, lr 5e-5,
+batch 32, max length 64; trained here when not given):
+- pseudo-label: label the whole pool with the labeller (pool-size calls), fine-tune on train ∪ labelled pool;
+- agora: as in S1 but with this labeller, at most --s2-budget-share × pool-size labeller calls;
+- random: label a random pool subset of as many texts as Agora's labeller calls, fine-tune on train ∪ that subset
+  for as many steps as the Agora run took (tells whether sampling *near the errors* is what helps).
+
+    flock /tmp/hf_bort_cpu.lock env PYTHONPATH=src python benchmarks/agora_rt.py --setting S1
+    flock /tmp/hf_bort_cpu.lock env PYTHONPATH=src python benchmarks/agora_rt.py --setting S2 \
+        --labeller-path /tmp/ose_student_full/source-finetuned --output benchmarks/results/agora_rt_s2.json
 """
 
 from __future__ import annotations
@@ -16,7 +31,9 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -33,13 +50,43 @@ from transformers import (  # noqa: E402
 
 from hf_bort.agora import AgoraConfig, AgoraTrainer  # noqa: E402
 from hf_bort.agora.collator import AgoraCollator  # noqa: E402
+from hf_bort.agora.labellers import ModelLabeller  # noqa: E402
 from hf_bort.assets import load_rotten_tomatoes, packaged_minilm_path  # noqa: E402
 
 MAX_LENGTH = 64
+WORK = Path("/tmp/agora_rt")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--setting", choices=("S1", "S2"), default="S1")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--dev-size", type=int, default=500)
+    parser.add_argument("--test-size", type=int, default=2000)
+    parser.add_argument("--pool-size", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--samples-per-error", type=int, default=4)
+    parser.add_argument("--confidence-threshold", type=float, default=0.0)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--min-epochs", type=int, default=3)
+    parser.add_argument("--min-examples", type=int, default=1600)
+    parser.add_argument("--s2-budget-share", type=float, default=0.2, help="S2: Agora's labeller calls / pool size")
+    parser.add_argument("--labeller-path", default=None, help="S2: a MiniLM fine-tuned on the 10,252 RT reviews")
+    parser.add_argument("--output", default=None, help="default benchmarks/results/agora_rt[_s2].json")
+    args = parser.parse_args()
+    if any(n < 1 for n in args.sizes):
+        parser.error(f"--sizes must be positive, got {args.sizes}")
+    if not 0.0 < args.s2_budget_share <= 1.0:
+        parser.error(f"--s2-budget-share must be in (0, 1], got {args.s2_budget_share}")
+    if args.labeller_path and not Path(args.labeller_path, "config.json").exists():
+        parser.error(f"--labeller-path {args.labeller_path} holds no config.json (a saved classifier expected)")
+    if args.output is None:
+        args.output = f"benchmarks/results/agora_rt{'' if args.setting == 'S1' else '_s2'}.json"
+    return args
 
 
 def common(args, n_rows: int) -> dict:
-    # At least `min_examples` examples seen and at least `min_epochs` epochs.
     epochs = max(args.min_epochs, math.ceil(args.min_examples / n_rows))
     return dict(
         per_device_train_batch_size=16,
@@ -77,99 +124,173 @@ def student(seed):
     return AutoModelForSequenceClassification.from_pretrained(packaged_minilm_path(), num_labels=2)
 
 
-def fine_tune(args, rows, seed, out):
-    tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
+def fine_tune(args, tokenizer, rows: list[dict], seed: int, name: str, max_steps: int = -1):
+    """Fine-tunes a fresh student on `rows` (`text`, `label`) for `common`'s epochs, or `max_steps` when > 0."""
     model = student(seed)
     data = [dict(tokenizer(r["text"], truncation=True, max_length=MAX_LENGTH), labels=r["label"]) for r in rows]
     trainer = Trainer(
         model=model,
-        args=TrainingArguments(out, seed=seed, **common(args, len(rows))),
+        args=TrainingArguments(str(WORK / name), seed=seed, max_steps=max_steps, **common(args, len(rows))),
         train_dataset=data,
         data_collator=AgoraCollator(tokenizer.pad_token_id),
     )
     tick = time.perf_counter()
-    trainer.train()
-    return model, time.perf_counter() - tick
+    output = trainer.train()
+    return model, time.perf_counter() - tick, output.global_step
+
+
+def run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed, budget=None):
+    agora_args = AgoraConfig(
+        str(WORK / "agora"),
+        seed=seed,
+        agora_rounds=args.rounds,
+        agora_sampler="pool",
+        agora_samples_per_error=args.samples_per_error,
+        agora_confidence_threshold=args.confidence_threshold,
+        agora_budget=budget,
+        agora_max_length=MAX_LENGTH,
+        **common(args, len(train_tok)),
+    )
+    trainer = AgoraTrainer(
+        model=student(seed),
+        args=agora_args,
+        train_dataset=train_tok,
+        eval_dataset=dev_tok,
+        processing_class=tokenizer,
+        labeller=labeller,
+        unlabelled_pool=pool,
+        pool_encoder=encoder,
+        pool_encoder_tokenizer=tokenizer,
+    )
+    tick = time.perf_counter()
+    output = trainer.train()
+    seconds = time.perf_counter() - tick
+    history = trainer.agora_history
+    callback = sum(h.seconds for h in history)
+    labelling = sum(h.labeller_seconds for h in history)
+    return trainer.model, {
+        "agora_seconds": seconds,
+        "agora_steps": output.global_step,
+        "agora_history": [vars(h) for h in history],
+        "labeller_calls": trainer.agora_state.labeller_calls,
+        "callback_share": callback / max(1e-9, output.metrics["train_runtime"] - labelling),
+    }
+
+
+def train_labeller(tokenizer, train_rows: list[dict], seed: int) -> str:
+    """S2 labeller when none is given: 3 epochs on all labelled RT train reviews, lr 5e-5, batch 32 (~15 min)."""
+    path = WORK / "s2-labeller"
+    if (path / "config.json").exists():
+        return str(path)
+    model = student(seed)
+    data = [dict(tokenizer(r["text"], truncation=True, max_length=MAX_LENGTH), labels=r["label"]) for r in train_rows]
+    arguments = TrainingArguments(
+        str(WORK / "s2-labeller-run"),
+        seed=seed,
+        num_train_epochs=3,
+        learning_rate=5e-5,
+        per_device_train_batch_size=32,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    Trainer(
+        model=model, args=arguments, train_dataset=data, data_collator=AgoraCollator(tokenizer.pad_token_id)
+    ).train()
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--dev-size", type=int, default=500)
-    parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--pool-size", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--samples-per-error", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--min-epochs", type=int, default=3)
-    parser.add_argument("--min-examples", type=int, default=640)
-    parser.add_argument("--output", default="benchmarks/results/agora_rt.json")
-    args = parser.parse_args()
+    args = parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-
     data = load_rotten_tomatoes()
     dev = data["validation"].select(range(args.dev_size))
     test = data["test"].select(range(args.test_size))
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
     encoder = AutoModel.from_pretrained(packaged_minilm_path())
-    dev_tok = dev.map(lambda b: tokenizer(b["text"], truncation=True, max_length=MAX_LENGTH), batched=True)
+
+    def tokenise(dataset):
+        return dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=MAX_LENGTH), batched=True)
+
+    dev_tok = tokenise(dev)
+    header: dict = {}
+    s2_labeller = None
+    if args.setting == "S2":
+        labeller_path = args.labeller_path or train_labeller(tokenizer, list(data["train"]), 0)
+        s2_model = AutoModelForSequenceClassification.from_pretrained(labeller_path).eval()
+        s2_labeller = ModelLabeller(s2_model, tokenizer, max_length=MAX_LENGTH)
+        header["labeller"] = {
+            "path": labeller_path,
+            "test_accuracy": accuracy(s2_model, tokenizer, test["text"], test["label"]),
+            "dev_accuracy": accuracy(s2_model, tokenizer, dev["text"], dev["label"]),
+        }
+        print(json.dumps(header), flush=True)
+
     runs = []
     for n in args.sizes:
         for seed in args.seeds:
             pool_all = data["train"].shuffle(seed=seed)
-            train = pool_all.select(range(n))
-            unlabelled = pool_all.select(range(n, n + args.pool_size))["text"]  # labels never read
-            train_tok = train.map(lambda b: tokenizer(b["text"], truncation=True, max_length=MAX_LENGTH), batched=True)
-            run = {"n": n, "seed": seed}
-            plain, run["plain_seconds"] = fine_tune(args, list(train), seed, "/tmp/agora_rt/plain")
-            run["plain"] = accuracy(plain, tokenizer, test["text"], test["label"])
-            union, run["union_seconds"] = fine_tune(args, list(train) + list(dev), seed, "/tmp/agora_rt/union")
-            run["train_union_dev"] = accuracy(union, tokenizer, test["text"], test["label"])
-            agora_args = AgoraConfig(
-                "/tmp/agora_rt/agora",
-                seed=seed,
-                agora_rounds=args.rounds,
-                agora_sampler="pool",
-                agora_samples_per_error=args.samples_per_error,
-                agora_max_length=MAX_LENGTH,
-                **common(args, n),
-            )
-            trainer = AgoraTrainer(
-                model=student(seed),
-                args=agora_args,
-                train_dataset=train_tok,
-                eval_dataset=dev_tok,
-                processing_class=tokenizer,
-                labeller=(union, tokenizer),
-                unlabelled_pool=unlabelled,
-                pool_encoder=encoder,
-                pool_encoder_tokenizer=tokenizer,
-            )
-            tick = time.perf_counter()
-            output = trainer.train()
-            run["agora_seconds"] = time.perf_counter() - tick
-            run["agora"] = accuracy(trainer.model, tokenizer, test["text"], test["label"])
-            history = trainer.agora_history
-            run["agora_history"] = [vars(h) for h in history]
-            run["labeller_calls"] = trainer.agora_state.labeller_calls
-            callback = sum(h.seconds for h in history)
-            labelling = sum(h.labeller_seconds for h in history)
-            run["callback_share"] = callback / max(1e-9, output.metrics["train_runtime"] - labelling)
+            train = list(pool_all.select(range(n)))
+            pool = pool_all.select(range(n, n + args.pool_size))["text"]  # labels never read
+            train_tok = tokenise(pool_all.select(range(n)))
+            run: dict = {"n": n, "seed": seed}
+            if args.setting == "S1":
+                plain, run["plain_seconds"], run["plain_steps"] = fine_tune(args, tokenizer, train, seed, "plain")
+                run["plain"] = accuracy(plain, tokenizer, test["text"], test["label"])
+                union, run["union_seconds"], run["union_steps"] = fine_tune(
+                    args, tokenizer, train + list(dev), seed, "union"
+                )
+                run["train_union_dev"] = accuracy(union, tokenizer, test["text"], test["label"])
+                model, stats = run_agora(args, tokenizer, encoder, train_tok, dev_tok, (union, tokenizer), pool, seed)
+            else:
+                tick = time.perf_counter()
+                labelled = s2_labeller([{"text": t} for t in pool])
+                run["pseudo_label_seconds"] = time.perf_counter() - tick
+                pseudo = [{"text": t, "label": y} for t, y in zip(pool, labelled.labels, strict=True)]
+                # The pseudo-label baseline sees the whole labelled pool for as many steps as its data needs.
+                pl_model, run["pseudo_seconds"], run["pseudo_steps"] = fine_tune(
+                    args, tokenizer, train + pseudo, seed, "pseudo"
+                )
+                run["pseudo_label"] = accuracy(pl_model, tokenizer, test["text"], test["label"])
+                run["pseudo_label_calls"] = len(pool)
+                budget = max(1, int(args.s2_budget_share * len(pool)))
+                model, stats = run_agora(
+                    args, tokenizer, encoder, train_tok, dev_tok, s2_labeller, pool, seed, budget=budget
+                )
+                calls = stats["labeller_calls"]
+                chosen = random.Random(seed).sample(range(len(pool)), calls)
+                subset = [pseudo[i] for i in chosen]  # same labels the labeller gives, no extra calls needed
+                rnd, run["random_seconds"], run["random_steps"] = fine_tune(
+                    args, tokenizer, train + subset, seed, "random", max_steps=stats["agora_steps"]
+                )
+                run["random_subset"] = accuracy(rnd, tokenizer, test["text"], test["label"])
+                run["random_subset_calls"] = calls
+            run.update(stats)
+            run["agora"] = accuracy(model, tokenizer, test["text"], test["label"])
             print(json.dumps({k: v for k, v in run.items() if k != "agora_history"}), flush=True)
             runs.append(run)
 
+    keys = ("plain", "train_union_dev") if args.setting == "S1" else ("pseudo_label", "random_subset")
     summary = {}
     for n in args.sizes:
         rows = [r for r in runs if r["n"] == n]
         summary[n] = {}
-        for key in ("plain", "train_union_dev", "agora", "callback_share", "labeller_calls"):
-            values = [100 * r[key] if key in ("plain", "train_union_dev", "agora") else r[key] for r in rows]
+        for key in (*keys, "agora", "callback_share", "labeller_calls"):
+            scale = 100 if key in (*keys, "agora") else 1
+            values = [scale * r[key] for r in rows]
             summary[n][key] = {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
     result = {
-        "setting": "S1: labeller = MiniLM fine-tuned on train ∪ dev (the train ∪ dev baseline model)",
+        "setting": "S1: labeller = MiniLM fine-tuned on train ∪ dev (the train ∪ dev baseline model)"
+        if args.setting == "S1"
+        else "S2: labeller = MiniLM fine-tuned on the 10,252 labelled RT train reviews",
+        "command": "flock /tmp/hf_bort_cpu.lock env PYTHONPATH=src python benchmarks/agora_rt.py "
+        + " ".join(sys.argv[1:]),
         "args": vars(args),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+        **header,
         "summary": summary,
         "runs": runs,
     }

@@ -175,13 +175,17 @@ def finetune(
     fine-tuned source) the loss is `DistillationTrainer`'s task distillation, alpha_ce · CE + alpha_kd · T²·KL.
     """
     config_class = TrainingArguments if teacher is None else DistillationConfig
-    extra = {} if teacher is None else {
-        "distillation_objective": "logits",
-        "alpha_ce": args.kd_alpha_ce,
-        "alpha_kd": args.kd_alpha_kd,
-        "temperature": args.kd_temperature,
-        "remove_unused_columns": True,
-    }
+    extra = (
+        {}
+        if teacher is None
+        else {
+            "distillation_objective": "logits",
+            "alpha_ce": args.kd_alpha_ce,
+            "alpha_kd": args.kd_alpha_kd,
+            "temperature": args.kd_temperature,
+            "remove_unused_columns": True,
+        }
+    )
     training_args = config_class(
         **extra,
         output_dir=str(Path(args.work_dir) / f"ft-{name}"),

@@ -5,10 +5,10 @@ from .distill import (
     DistillationConfig,
     DistillationTrainer,
     bort_distillation_loss,
-    task_distillation_loss,
     hidden_state_loss,
     kd_loss,
     make_projection,
+    task_distillation_loss,
 )
 from .extract import (
     ExtractionPlan,
