@@ -47,6 +47,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from datasets import Dataset, Value, concatenate_datasets  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,
@@ -58,7 +59,7 @@ from transformers import (  # noqa: E402
 )
 
 from hf_bort import BortForSequenceClassification, convert_to_bort, count_parameters  # noqa: E402
-from hf_bort.assets import load_rotten_tomatoes, packaged_minilm_path  # noqa: E402
+from hf_bort.assets import load_rotten_tomatoes, load_vader_sentences, packaged_minilm_path  # noqa: E402
 from hf_bort.ose import (  # noqa: E402
     Candidate,
     DistillationConfig,
@@ -106,6 +107,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--kd-temperature", type=float, default=2.0)
     parser.add_argument(
         "--baseline-kd", action="store_true", help="task recipe: fine-tune the layer-dropping baseline with KD too"
+    )
+    parser.add_argument(
+        "--source-finetuned",
+        default=None,
+        help="task recipe: a source already fine-tuned with this recipe (e.g. WORK_DIR/source-finetuned of an "
+        "earlier run) instead of fine-tuning it again; it is evaluated, not trained",
+    )
+    parser.add_argument(
+        "--augment",
+        default="none",
+        choices=("none", "vader"),
+        help="task recipe: add unlabelled texts to the student's task distillation (KL term only): 'vader' = VADER's "
+        "tweets, Amazon and NYT sentences (its movie snippets are left out: they overlap RT, test set included)",
     )
     parser.add_argument("--models", default="source,student,baseline", help="which models to fine-tune")
     parser.add_argument("--max-train", type=int, default=None, help="debug: first N training examples")
@@ -433,7 +447,11 @@ def main(argv: list[str] | None = None) -> None:
     def run_finetune(name: str, task_teacher: nn.Module | None = None) -> None:
         set_seed(args.seed)
         model = builders[name]()
-        results[name] = finetune(model, name, data, tokenizer, args, teacher=task_teacher)
+        train_data = data
+        if task_teacher is not None and "train_augmented" in data:
+            train_data = {**data, "train": data["train_augmented"]}
+        results[name] = finetune(model, name, train_data, tokenizer, args, teacher=task_teacher)
+        results[name]["train_rows"] = len(train_data["train"])
         results[name]["class"] = type(model).__name__
         results[name]["parameters"] = sum(p.numel() for p in model.parameters())
         results[name]["loss"] = "CE" if task_teacher is None else "task distillation from the fine-tuned source"
@@ -443,7 +461,24 @@ def main(argv: list[str] | None = None) -> None:
         tokenizer.save_pretrained(work / f"{name}-finetuned")
         timings[f"finetune_{name}_s"] = results[name]["train_wall_s"] + results[name]["eval_wall_s"]
 
-    if args.recipe == "task":  # the fine-tuned source is the teacher of every later step
+    if args.recipe == "task" and args.source_finetuned:  # reuse: evaluate only
+        model = AutoModelForSequenceClassification.from_pretrained(args.source_finetuned).eval()
+        evaluator = Trainer(
+            model=model,
+            args=TrainingArguments(str(work / "eval"), per_device_eval_batch_size=128, use_cpu=True, report_to=[]),
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+        results["source"] = {
+            "reused_from": args.source_finetuned,
+            "validation_accuracy": accuracy(evaluator, data["validation"]),
+            "test_accuracy": accuracy(evaluator, data["test"]),
+            "class": type(model).__name__,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "loss": "CE",
+        } | costs["source"]
+        finetuned["source"] = model
+        teacher = convert_to_bort(model).eval()
+    elif args.recipe == "task":  # the fine-tuned source is the teacher of every later step
         run_finetune("source")
         teacher = convert_to_bort(finetuned["source"]).eval()  # BortForSequenceClassification, same outputs
 
@@ -523,6 +558,16 @@ def main(argv: list[str] | None = None) -> None:
     del distiller
 
     # ---------------------------------------------------------------------------------------- fine-tuning
+    if args.recipe == "task" and args.augment == "vader":
+        sources = ("tweets", "amazonReviewSnippets", "nytEditorialSnippets")
+        rt_texts = {t.strip().lower() for split in raw for t in raw[split]["text"]}
+        extra = [r["text"] for r in load_vader_sentences(sources) if r["text"].strip().lower() not in rt_texts]
+        augmented = Dataset.from_dict({"text": extra, "labels": [-100] * len(extra)}).map(
+            tokenise, batched=True, remove_columns=["text"]
+        )
+        labelled = data["train"].cast_column("labels", Value("int64"))  # -100 is no ClassLabel value
+        data["train_augmented"] = concatenate_datasets([labelled, augmented.cast(labelled.features)])
+        print(f"augmentation: {len(extra)} unlabelled VADER texts (KL term only)", flush=True)
     for name in args.models:
         if name in finetuned:
             continue
