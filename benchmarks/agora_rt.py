@@ -203,6 +203,35 @@ def train_labeller(tokenizer, train_rows: list[dict], seed: int) -> str:
     return str(path)
 
 
+def write_result(args, header: dict, runs: list[dict]) -> dict:
+    keys = ("plain", "train_union_dev") if args.setting == "S1" else ("pseudo_label", "random_subset")
+    summary = {}
+    for n in args.sizes:
+        rows = [r for r in runs if r["n"] == n]
+        if not rows:
+            continue
+        summary[n] = {"seeds": [r["seed"] for r in rows]}
+        for key in (*keys, "agora", "callback_share", "labeller_calls"):
+            scale = 100 if key in (*keys, "agora") else 1
+            values = [scale * r[key] for r in rows]
+            summary[n][key] = {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
+    result = {
+        "setting": "S1: labeller = MiniLM fine-tuned on train ∪ dev (the train ∪ dev baseline model)"
+        if args.setting == "S1"
+        else "S2: labeller = MiniLM fine-tuned on the 10,252 labelled RT train reviews",
+        "command": "flock /tmp/hf_bort_cpu.lock env PYTHONPATH=src python benchmarks/agora_rt.py "
+        + " ".join(sys.argv[1:]),
+        "args": vars(args),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+        **header,
+        "summary": summary,
+        "runs": runs,
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2))
+    return summary
+
+
 def main() -> int:
     args = parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -230,6 +259,7 @@ def main() -> int:
         print(json.dumps(header), flush=True)
 
     runs = []
+    summary: dict = {}
     for n in args.sizes:
         for seed in args.seeds:
             pool_all = data["train"].shuffle(seed=seed)
@@ -272,30 +302,8 @@ def main() -> int:
             run["agora"] = accuracy(model, tokenizer, test["text"], test["label"])
             print(json.dumps({k: v for k, v in run.items() if k != "agora_history"}), flush=True)
             runs.append(run)
+            summary = write_result(args, header, runs)  # after every run, so a stopped run keeps what it measured
 
-    keys = ("plain", "train_union_dev") if args.setting == "S1" else ("pseudo_label", "random_subset")
-    summary = {}
-    for n in args.sizes:
-        rows = [r for r in runs if r["n"] == n]
-        summary[n] = {}
-        for key in (*keys, "agora", "callback_share", "labeller_calls"):
-            scale = 100 if key in (*keys, "agora") else 1
-            values = [scale * r[key] for r in rows]
-            summary[n][key] = {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
-    result = {
-        "setting": "S1: labeller = MiniLM fine-tuned on train ∪ dev (the train ∪ dev baseline model)"
-        if args.setting == "S1"
-        else "S2: labeller = MiniLM fine-tuned on the 10,252 labelled RT train reviews",
-        "command": "flock /tmp/hf_bort_cpu.lock env PYTHONPATH=src python benchmarks/agora_rt.py "
-        + " ".join(sys.argv[1:]),
-        "args": vars(args),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
-        **header,
-        "summary": summary,
-        "runs": runs,
-    }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2))
     print(json.dumps(summary, indent=2))
     return 0
 
