@@ -176,6 +176,21 @@ def machine_info() -> dict:
     }
 
 
+def run_settings(args: argparse.Namespace) -> dict:
+    """The Trainer settings every training run of this benchmark shares (CPU, seeds, no checkpoints, quiet logs)."""
+    return dict(
+        group_by_length=args.group_by_length,
+        seed=args.seed,
+        data_seed=args.seed,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=50,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
 def accuracy(trainer: Trainer, dataset) -> float:
     prediction = trainer.predict(dataset)
     return float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())
@@ -210,15 +225,7 @@ def finetune(
         weight_decay=0.0,
         warmup_ratio=0.0,
         lr_scheduler_type="linear",
-        group_by_length=args.group_by_length,
-        seed=args.seed,
-        data_seed=args.seed,
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
-        logging_steps=50,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
+        **run_settings(args),
     )
     collator = DataCollatorWithPadding(tokenizer)
     kwargs = {} if teacher is None else {"teacher": teacher}
@@ -511,15 +518,7 @@ def main(argv: list[str] | None = None) -> None:
         num_train_epochs=args.distill_epochs,
         learning_rate=args.distill_lr,
         per_device_train_batch_size=args.distill_batch_size,
-        group_by_length=args.group_by_length,
-        seed=args.seed,
-        data_seed=args.seed,
-        use_cpu=True,
-        report_to=[],
-        save_strategy="no",
-        logging_steps=50,
-        disable_tqdm=True,
-        dataloader_num_workers=0,
+        **run_settings(args),
     )
     set_seed(args.seed)
     distiller = DistillationTrainer(
