@@ -174,6 +174,10 @@ def run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed
         "agora_history": [vars(h) for h in history],
         "labeller_calls": trainer.agora_state.labeller_calls,
         "callback_share": callback / max(1e-9, output.metrics["train_runtime"] - labelling),
+        # one-time embedding of the pool by the fixed encoder, before step 1 (not in train_runtime or the callback)
+        "pool_index_seconds": trainer.agora_pool_index_seconds,
+        "callback_share_with_pool_index": (callback + trainer.agora_pool_index_seconds)
+        / max(1e-9, output.metrics["train_runtime"] + trainer.agora_pool_index_seconds - labelling),
     }
 
 

@@ -6,7 +6,7 @@ measure test accuracy and CPU latency (PyTorch eager and ONNX Runtime fp32, batc
 Pipeline (all seeds fixed by --seed), --recipe task (default):
 1. Source = the packaged MiniLM-L6 encoder, fine-tuned first (step 4's recipe, plain CE); converted to Bort (equal
    outputs) it is the teacher and the importance model of every later step.
-2. Student = --candidate (default D2-A12-H384-I512-d32, see docs/ose.md for why), extracted with `extract_subnetwork`
+2. Student = --candidate (default D6-A3-H384-I384-d32, see docs/ose.md for why), extracted with `extract_subnetwork`
    from the fine-tuned source (its pooler and classifier sliced too), activation importance on --calibration-batches
    batches of RT train text.
 3. Distillation: `DistillationTrainer` (objective "hidden": projected last hidden state of the fine-tuned source) on
@@ -75,7 +75,7 @@ from hf_bort.ose import (  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 REFERENCE_LENGTH = 128  # the length OSE's î uses
-DEFAULT_CANDIDATE = "D2-A12-H384-I512-d32"
+DEFAULT_CANDIDATE = "D6-A3-H384-I384-d32"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

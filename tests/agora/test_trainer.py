@@ -124,6 +124,41 @@ def test_pool_sampler_draws_each_pool_point_once(tokenizer, tmp_path):
     assert trainer.agora_state.used_pool <= set(range(40))
 
 
+def test_pool_with_a_fixed_encoder_is_indexed_once_before_the_first_step(tokenizer, tmp_path):
+    from transformers import TrainerCallback
+
+    encoder = _model(seed=7).bert
+    calls = []
+    seen_at_first_step = []
+
+    class CacheProbe(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 0:
+                seen_at_first_step.append(trainer.sampler._cache is not None)
+
+    trainer = AgoraTrainer(
+        model=_model(),
+        args=_args(tmp_path, agora_sampler="pool", agora_rounds=2),
+        train_dataset=_dataset(tokenizer, 16, 1),
+        eval_dataset=_dataset(tokenizer, 24, 2),
+        labeller=keyword_labeller,
+        processing_class=tokenizer,
+        unlabelled_pool=_texts(40, 3),
+        pool_encoder=encoder,
+        pool_encoder_tokenizer=tokenizer,
+        callbacks=[CacheProbe()],
+    )
+    embed = trainer.sampler._embed
+    trainer.sampler._embed = lambda model, tok, texts=None, ids_rows=None: (
+        calls.append(len(texts or ids_rows)) or embed(model, tok, texts=texts, ids_rows=ids_rows)
+    )
+    trainer.train()
+    assert seen_at_first_step == [True]
+    assert trainer.agora_pool_index_seconds > 0
+    assert calls.count(40) == 1  # the 40-text pool once; the rounds only embed their dev errors
+    assert sum(h.samples_drawn for h in trainer.agora_history) > 0
+
+
 def test_mixed_batch_merges_embeddings(tokenizer, tmp_path):
     trainer = _trainer(tokenizer, tmp_path)
     rows = [{"input_ids": [2, 5, 3], "labels": 0}, {"input_ids": [2, 6, 7, 3], "inputs_embeds": torch.ones(4, 32)}]

@@ -247,11 +247,21 @@ class PoolSampler:
             model.train(was_training)
         return torch.nn.functional.normalize(torch.cat(chunks), dim=-1)
 
+    def index(self) -> torch.Tensor | None:
+        """
+        Embeds the pool with the fixed `encoder` once and caches it (a no-op after the first call). Returns None when
+        the pool is embedded by the student, which changes every round and cannot be indexed ahead. `AgoraTrainer`
+        calls this before the first training step, so the rounds' callbacks only embed the dev errors.
+        """
+        if self.encoder is None:
+            return None
+        if self._cache is None:
+            self._cache = self._embed(self.encoder, self.encoder_tokenizer, texts=self.texts)
+        return self._cache
+
     def _pool_embeddings(self, model) -> torch.Tensor:
         if self.encoder is not None:
-            if self._cache is None:
-                self._cache = self._embed(self.encoder, self.encoder_tokenizer, texts=self.texts)
-            return self._cache
+            return self.index()
         return self._embed(model, self.tokenizer, texts=self.texts)
 
     def _error_embeddings(self, model, errors) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
 
 import torch
@@ -75,7 +76,9 @@ class AgoraTrainer(Trainer):
     - `labeller`: a transformers pipeline, a sequence-classification model, a `(model, tokenizer)` pair, a
       [`~agora.labellers.Labeller`] or a callable (see [`~agora.labellers.as_labeller`]);
     - `sampler`: a sampler instance overriding `args.agora_sampler`;
-    - `unlabelled_pool` (+ optional `pool_encoder`, `pool_encoder_tokenizer`) for the `"pool"` sampler;
+    - `unlabelled_pool` (+ optional `pool_encoder`, `pool_encoder_tokenizer`) for the `"pool"` sampler; with a
+      `pool_encoder` the pool is embedded once in `train()` before the first step (`agora_pool_index_seconds`), not
+      inside the rounds;
     - `masked_lm`: a masked LM sharing the student's vocabulary for the `"text"` sampler (default: embedding-nearest
       tokens of the student's own input-embedding matrix).
 
@@ -154,6 +157,7 @@ class AgoraTrainer(Trainer):
             self.sampler.tokenizer = tokenizer
 
         self.agora_state = AgoraState()
+        self.agora_pool_index_seconds = 0.0  # time `train()` spent embedding the pool with a fixed encoder
         self.base_train_dataset = self.train_dataset
         self.train_dataset = AgoraTrainDataset(self.base_train_dataset, self.agora_state)
         self.agora_callback = AgoraCallback(
@@ -230,6 +234,10 @@ class AgoraTrainer(Trainer):
                 raise ValueError(f"resume_from_checkpoint {resume_from_checkpoint} holds no {STATE_NAME}.")
             self.agora_state.load_dict(torch.load(path, weights_only=True))
         self._probe_labeller()
+        if isinstance(self.sampler, PoolSampler):  # a fixed pool encoder's index is built once, before step 1
+            start = time.perf_counter()
+            self.sampler.index()
+            self.agora_pool_index_seconds = time.perf_counter() - start
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
 
     def _probe_labeller(self) -> None:
