@@ -388,6 +388,22 @@ def reload_check(path: Path, model: nn.Module, tokenizer, texts: list[str]) -> d
     }
 
 
+def load_rt_splits(args: argparse.Namespace, tokenizer):
+    """RT splits for --seed (cut by --max-train / --max-eval), raw and tokenised (a "labels" column)."""
+    raw = load_rotten_tomatoes(seed=args.seed)
+    if args.max_train:
+        raw["train"] = raw["train"].select(range(min(args.max_train, len(raw["train"]))))
+    if args.max_eval:
+        for split in ("validation", "test"):
+            raw[split] = raw[split].select(range(min(args.max_eval, len(raw[split]))))
+    data = raw.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=args.max_length),
+        batched=True,
+        remove_columns=["text"],
+    )
+    return raw, data.rename_column("label", "labels")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -399,18 +415,11 @@ def main(argv: list[str] | None = None) -> None:
 
     source_path = packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(source_path)
-    raw = load_rotten_tomatoes(seed=args.seed)
-    if args.max_train:
-        raw["train"] = raw["train"].select(range(min(args.max_train, len(raw["train"]))))
-    if args.max_eval:
-        for split in ("validation", "test"):
-            raw[split] = raw[split].select(range(min(args.max_eval, len(raw[split]))))
+    raw, data = load_rt_splits(args, tokenizer)
 
     def tokenise(batch):
         return tokenizer(batch["text"], truncation=True, max_length=args.max_length)
 
-    data = raw.map(tokenise, batched=True, remove_columns=["text"])
-    data = data.rename_column("label", "labels")
     sizes = {split: len(data[split]) for split in data}
 
     # ---------------------------------------------------------------------------------------- source costs

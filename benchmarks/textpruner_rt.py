@@ -48,7 +48,7 @@ from transformers import (  # noqa: E402
 )
 
 from hf_bort import BortConfig, convert_to_bort, count_parameters  # noqa: E402
-from hf_bort.assets import load_rotten_tomatoes, packaged_minilm_path  # noqa: E402
+from hf_bort.assets import packaged_minilm_path  # noqa: E402
 from hf_bort.ose import encoder_multiply_adds, load_source_as_bort  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
@@ -117,17 +117,7 @@ def main(argv: list[str] | None = None) -> None:
 
     source_path = packaged_minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(source_path)
-    raw = load_rotten_tomatoes(seed=args.seed)
-    if args.max_train:
-        raw["train"] = raw["train"].select(range(min(args.max_train, len(raw["train"]))))
-    if args.max_eval:
-        for split in ("validation", "test"):
-            raw[split] = raw[split].select(range(min(args.max_eval, len(raw[split]))))
-    data = raw.map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=args.max_length),
-        batched=True,
-        remove_columns=["text"],
-    ).rename_column("label", "labels")
+    raw, data = shared.load_rt_splits(args, tokenizer)
 
     # ------------------------------------------------------------------ cost check before any long computation
     source_config = load_source_as_bort(source_path).config
@@ -193,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     achieved = pruned_cost_ratio(source_config, heads, ffn)
     pruning = {
         "tool": "textpruner 1.1.post2 TransformerPruner",
-        "config": {k: v for k, v in vars(pruning_config).items()},
+        "config": dict(vars(pruning_config)),
         "calibration_texts": len(calibration),
         "heads_per_layer": heads,
         "ffn_per_layer": ffn,

@@ -106,17 +106,22 @@ def test_rounds_grow_the_training_set_and_log(tokenizer, tmp_path, sampler):
         assert all(0 <= int(i) < 99 for item in trainer.agora_state.augmented for i in item["input_ids"])
 
 
-def test_pool_sampler_draws_each_pool_point_once(tokenizer, tmp_path):
-    pool = _texts(40, 3)
-    trainer = AgoraTrainer(
+def _pool_trainer(tokenizer, path, **kwargs):
+    """A 2-round pool-sampler trainer over a 40-text pool; `kwargs` go to `AgoraTrainer`."""
+    return AgoraTrainer(
         model=_model(),
-        args=_args(tmp_path, agora_sampler="pool", agora_rounds=2),
+        args=_args(path, agora_sampler="pool", agora_rounds=2),
         train_dataset=_dataset(tokenizer, 16, 1),
         eval_dataset=_dataset(tokenizer, 24, 2),
         labeller=keyword_labeller,
         processing_class=tokenizer,
-        unlabelled_pool=pool,
+        unlabelled_pool=_texts(40, 3),
+        **kwargs,
     )
+
+
+def test_pool_sampler_draws_each_pool_point_once(tokenizer, tmp_path):
+    trainer = _pool_trainer(tokenizer, tmp_path)
     trainer.train()
     drawn = sum(h.samples_drawn for h in trainer.agora_history)
     assert drawn > 0
@@ -136,14 +141,9 @@ def test_pool_with_a_fixed_encoder_is_indexed_once_before_the_first_step(tokeniz
             if state.global_step == 0:
                 seen_at_first_step.append(trainer.sampler._cache is not None)
 
-    trainer = AgoraTrainer(
-        model=_model(),
-        args=_args(tmp_path, agora_sampler="pool", agora_rounds=2),
-        train_dataset=_dataset(tokenizer, 16, 1),
-        eval_dataset=_dataset(tokenizer, 24, 2),
-        labeller=keyword_labeller,
-        processing_class=tokenizer,
-        unlabelled_pool=_texts(40, 3),
+    trainer = _pool_trainer(
+        tokenizer,
+        tmp_path,
         pool_encoder=encoder,
         pool_encoder_tokenizer=tokenizer,
         callbacks=[CacheProbe()],
