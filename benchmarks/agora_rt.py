@@ -68,17 +68,40 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--samples-per-error", type=int, default=4)
     parser.add_argument("--confidence-threshold", type=float, default=0.0)
+    parser.add_argument(
+        "--pool-encoder",
+        choices=("fixed", "student"),
+        default="fixed",
+        help="sentence space of the pool sampler: the packaged MiniLM (pool embedded once) or the student being "
+        "trained (pool re-embedded every round)",
+    )
+    parser.add_argument("--max-errors", type=int, default=None, help="AgoraConfig.agora_max_errors (per round)")
+    parser.add_argument(
+        "--agora-only",
+        action="store_true",
+        help="skip the baselines (exploring Agora settings; compare with a full run's baselines on the same splits)",
+    )
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--min-epochs", type=int, default=3)
     parser.add_argument("--min-examples", type=int, default=1600)
-    parser.add_argument("--s2-budget-share", type=float, default=0.2, help="S2: Agora's labeller calls / pool size")
+    parser.add_argument(
+        "--s2-budget-share",
+        type=float,
+        nargs="+",
+        default=[0.2],
+        help="S2: Agora's labeller calls / pool size; several values give an accuracy-vs-calls curve",
+    )
     parser.add_argument("--labeller-path", default=None, help="S2: a MiniLM fine-tuned on the 10,252 RT reviews")
     parser.add_argument("--output", default=None, help="default benchmarks/results/agora_rt[_s2].json")
     args = parser.parse_args()
     if any(n < 1 for n in args.sizes):
         parser.error(f"--sizes must be positive, got {args.sizes}")
-    if not 0.0 < args.s2_budget_share <= 1.0:
+    if not all(0.0 < share <= 1.0 for share in args.s2_budget_share):
         parser.error(f"--s2-budget-share must be in (0, 1], got {args.s2_budget_share}")
+    if args.agora_only and args.setting != "S2":
+        parser.error("--agora-only needs --setting S2 (in S1 the train ∪ dev baseline model is the labeller)")
+    if args.max_errors is not None and args.max_errors < 1:
+        parser.error(f"--max-errors must be >= 1, got {args.max_errors}")
     if args.labeller_path and not Path(args.labeller_path, "config.json").exists():
         parser.error(f"--labeller-path {args.labeller_path} holds no config.json (a saved classifier expected)")
     if args.output is None:
@@ -148,6 +171,7 @@ def run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed
         agora_samples_per_error=args.samples_per_error,
         agora_confidence_threshold=args.confidence_threshold,
         agora_budget=budget,
+        agora_max_errors=args.max_errors,
         agora_max_length=MAX_LENGTH,
         **common(args, len(train_tok)),
     )
@@ -159,8 +183,8 @@ def run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed
         processing_class=tokenizer,
         labeller=labeller,
         unlabelled_pool=pool,
-        pool_encoder=encoder,
-        pool_encoder_tokenizer=tokenizer,
+        pool_encoder=encoder if args.pool_encoder == "fixed" else None,
+        pool_encoder_tokenizer=tokenizer if args.pool_encoder == "fixed" else None,
     )
     tick = time.perf_counter()
     output = trainer.train()
@@ -207,18 +231,49 @@ def train_labeller(tokenizer, train_rows: list[dict], seed: int) -> str:
     return str(path)
 
 
+def pseudo_label_baseline(args, tokenizer, train, pool, labeller, seed, test) -> tuple[dict, list[dict]]:
+    """Labels the whole pool (pool-size calls) and fine-tunes on train ∪ labelled pool; returns its fields + labels."""
+    run: dict = {}
+    tick = time.perf_counter()
+    labelled = labeller([{"text": t} for t in pool])
+    run["pseudo_label_seconds"] = time.perf_counter() - tick
+    pseudo = [{"text": t, "label": y} for t, y in zip(pool, labelled.labels, strict=True)]
+    # The pseudo-label baseline sees the whole labelled pool for as many steps as its data needs.
+    model, run["pseudo_seconds"], run["pseudo_steps"] = fine_tune(args, tokenizer, train + pseudo, seed, "pseudo")
+    run["pseudo_label"] = accuracy(model, tokenizer, test["text"], test["label"])
+    run["pseudo_label_calls"] = len(pool)
+    return run, pseudo
+
+
+def random_subset_baseline(args, tokenizer, train, pseudo, agora_stats, seed, test) -> dict:
+    """A random pool subset of as many texts as Agora's labeller calls, trained for as many steps as Agora took."""
+    run: dict = {}
+    calls = agora_stats["labeller_calls"]
+    chosen = random.Random(seed).sample(range(len(pseudo)), calls)
+    subset = [pseudo[i] for i in chosen]  # same labels the labeller gives, no extra calls needed
+    model, run["random_seconds"], run["random_steps"] = fine_tune(
+        args, tokenizer, train + subset, seed, "random", max_steps=agora_stats["agora_steps"]
+    )
+    run["random_subset"] = accuracy(model, tokenizer, test["text"], test["label"])
+    run["random_subset_calls"] = calls
+    return run
+
+
 def write_result(args, header: dict, runs: list[dict]) -> dict:
     keys = ("plain", "train_union_dev") if args.setting == "S1" else ("pseudo_label", "random_subset")
     summary = {}
-    for n in args.sizes:
-        rows = [r for r in runs if r["n"] == n]
-        if not rows:
-            continue
-        summary[n] = {"seeds": [r["seed"] for r in rows]}
+    groups: dict = {}  # n, or "n@budget share" when S2 runs several budgets
+    for r in runs:
+        several = len(getattr(args, "s2_budget_share", [])) > 1 and "budget_share" in r
+        groups.setdefault(f"{r['n']}@{r['budget_share']:g}" if several else r["n"], []).append(r)
+    for group, rows in groups.items():
+        summary[group] = {"seeds": [r["seed"] for r in rows]}
         for key in (*keys, "agora", "callback_share", "labeller_calls"):
+            if not all(key in r for r in rows):  # e.g. baselines skipped by --agora-only
+                continue
             scale = 100 if key in (*keys, "agora") else 1
             values = [scale * r[key] for r in rows]
-            summary[n][key] = {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
+            summary[group][key] = {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
     result = {
         "setting": "S1: labeller = MiniLM fine-tuned on train ∪ dev (the train ∪ dev baseline model)"
         if args.setting == "S1"
@@ -264,6 +319,15 @@ def main() -> int:
 
     runs = []
     summary: dict = {}
+
+    def record(run: dict, model, stats: dict) -> None:
+        nonlocal summary
+        run.update(stats)
+        run["agora"] = accuracy(model, tokenizer, test["text"], test["label"])
+        print(json.dumps({k: v for k, v in run.items() if k != "agora_history"}), flush=True)
+        runs.append(run)
+        summary = write_result(args, header, runs)  # after every run: a stopped run keeps what it measured
+
     for n in args.sizes:
         for seed in args.seeds:
             pool_all = data["train"].shuffle(seed=seed)
@@ -271,6 +335,7 @@ def main() -> int:
             pool = pool_all.select(range(n, n + args.pool_size))["text"]  # labels never read
             train_tok = tokenise(pool_all.select(range(n)))
             run: dict = {"n": n, "seed": seed}
+
             if args.setting == "S1":
                 plain, run["plain_seconds"], run["plain_steps"] = fine_tune(args, tokenizer, train, seed, "plain")
                 run["plain"] = accuracy(plain, tokenizer, test["text"], test["label"])
@@ -278,35 +343,21 @@ def main() -> int:
                     args, tokenizer, train + list(dev), seed, "union"
                 )
                 run["train_union_dev"] = accuracy(union, tokenizer, test["text"], test["label"])
-                model, stats = run_agora(args, tokenizer, encoder, train_tok, dev_tok, (union, tokenizer), pool, seed)
-            else:
-                tick = time.perf_counter()
-                labelled = s2_labeller([{"text": t} for t in pool])
-                run["pseudo_label_seconds"] = time.perf_counter() - tick
-                pseudo = [{"text": t, "label": y} for t, y in zip(pool, labelled.labels, strict=True)]
-                # The pseudo-label baseline sees the whole labelled pool for as many steps as its data needs.
-                pl_model, run["pseudo_seconds"], run["pseudo_steps"] = fine_tune(
-                    args, tokenizer, train + pseudo, seed, "pseudo"
-                )
-                run["pseudo_label"] = accuracy(pl_model, tokenizer, test["text"], test["label"])
-                run["pseudo_label_calls"] = len(pool)
-                budget = max(1, int(args.s2_budget_share * len(pool)))
+                record(run, *run_agora(args, tokenizer, encoder, train_tok, dev_tok, (union, tokenizer), pool, seed))
+                continue
+            pseudo = None
+            if not args.agora_only:
+                fields, pseudo = pseudo_label_baseline(args, tokenizer, train, pool, s2_labeller, seed, test)
+                run.update(fields)
+            for share in args.s2_budget_share:
+                budget = max(1, int(share * len(pool)))
                 model, stats = run_agora(
                     args, tokenizer, encoder, train_tok, dev_tok, s2_labeller, pool, seed, budget=budget
                 )
-                calls = stats["labeller_calls"]
-                chosen = random.Random(seed).sample(range(len(pool)), calls)
-                subset = [pseudo[i] for i in chosen]  # same labels the labeller gives, no extra calls needed
-                rnd, run["random_seconds"], run["random_steps"] = fine_tune(
-                    args, tokenizer, train + subset, seed, "random", max_steps=stats["agora_steps"]
-                )
-                run["random_subset"] = accuracy(rnd, tokenizer, test["text"], test["label"])
-                run["random_subset_calls"] = calls
-            run.update(stats)
-            run["agora"] = accuracy(model, tokenizer, test["text"], test["label"])
-            print(json.dumps({k: v for k, v in run.items() if k != "agora_history"}), flush=True)
-            runs.append(run)
-            summary = write_result(args, header, runs)  # after every run, so a stopped run keeps what it measured
+                share_run = {**run, "budget_share": share}
+                if pseudo is not None:
+                    share_run.update(random_subset_baseline(args, tokenizer, train, pseudo, stats, seed, test))
+                record(share_run, model, stats)
 
     print(json.dumps(summary, indent=2))
     return 0
