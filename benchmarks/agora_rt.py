@@ -51,6 +51,7 @@ from transformers import (  # noqa: E402
 from hf_bort.agora import AgoraConfig, AgoraTrainer  # noqa: E402
 from hf_bort.agora.collator import AgoraCollator  # noqa: E402
 from hf_bort.agora.labellers import ModelLabeller  # noqa: E402
+from hf_bort.agora.samplers import PoolSampler  # noqa: E402
 from hf_bort.assets import load_rotten_tomatoes, packaged_minilm_path  # noqa: E402
 
 MAX_LENGTH = 64
@@ -70,12 +71,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--confidence-threshold", type=float, default=0.0)
     parser.add_argument(
         "--pool-encoder",
-        choices=("fixed", "student"),
+        choices=("fixed", "student", "random"),
         default="fixed",
         help="sentence space of the pool sampler: the packaged MiniLM (pool embedded once) or the student being "
-        "trained (pool re-embedded every round)",
+        "trained (pool re-embedded every round); 'random' is an ablation: as many unused pool texts per round as "
+        "Agora would draw, chosen at random instead of near the errors (same rounds, schedule and calls)",
     )
     parser.add_argument("--max-errors", type=int, default=None, help="AgoraConfig.agora_max_errors (per round)")
+    parser.add_argument(
+        "--retrain",
+        action="store_true",
+        help="also fine-tune a fresh student on train + Agora's accepted samples, for as many steps as the Agora run "
+        "('agora_retrain': Agora picks the data, training follows the baselines' schedule)",
+    )
     parser.add_argument(
         "--agora-only",
         action="store_true",
@@ -148,9 +156,16 @@ def student(seed):
 
 
 def fine_tune(args, tokenizer, rows: list[dict], seed: int, name: str, max_steps: int = -1):
-    """Fine-tunes a fresh student on `rows` (`text`, `label`) for `common`'s epochs, or `max_steps` when > 0."""
+    """Fine-tunes a fresh student on `rows` (`text` + `label`, or tokenized with `labels`) for `common`'s epochs, or
+    `max_steps` when > 0."""
     model = student(seed)
-    data = [dict(tokenizer(r["text"], truncation=True, max_length=MAX_LENGTH), labels=r["label"]) for r in rows]
+
+    def tokenized(row: dict) -> dict:  # Agora's accepted samples come tokenized already
+        if "input_ids" in row:
+            return row
+        return dict(tokenizer(row["text"], truncation=True, max_length=MAX_LENGTH), labels=row["label"])
+
+    data = [tokenized(r) for r in rows]
     trainer = Trainer(
         model=model,
         args=TrainingArguments(str(WORK / name), seed=seed, max_steps=max_steps, **common(args, len(rows))),
@@ -160,6 +175,15 @@ def fine_tune(args, tokenizer, rows: list[dict], seed: int, name: str, max_steps
     tick = time.perf_counter()
     output = trainer.train()
     return model, time.perf_counter() - tick, output.global_step
+
+
+class RandomPoolSampler(PoolSampler):
+    """Ablation of the pool sampler: `n` unused pool texts per error, drawn at random rather than near the error."""
+
+    def sample(self, errors, model, n, generator, exclude=frozenset()):
+        free = [i for i in range(len(self.texts)) if i not in exclude]
+        order = torch.randperm(len(free), generator=generator)[: n * len(errors)].tolist()
+        return self.samples_for([(k // n, free[i]) for k, i in enumerate(order)])
 
 
 def run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed, budget=None):
@@ -183,6 +207,9 @@ def run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed
         processing_class=tokenizer,
         labeller=labeller,
         unlabelled_pool=pool,
+        sampler=RandomPoolSampler(pool, tokenizer=tokenizer, max_length=MAX_LENGTH)
+        if args.pool_encoder == "random"
+        else None,
         pool_encoder=encoder if args.pool_encoder == "fixed" else None,
         pool_encoder_tokenizer=tokenizer if args.pool_encoder == "fixed" else None,
     )
@@ -192,17 +219,21 @@ def run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed
     history = trainer.agora_history
     callback = sum(h.seconds for h in history)
     labelling = sum(h.labeller_seconds for h in history)
-    return trainer.model, {
-        "agora_seconds": seconds,
-        "agora_steps": output.global_step,
-        "agora_history": [vars(h) for h in history],
-        "labeller_calls": trainer.agora_state.labeller_calls,
-        "callback_share": callback / max(1e-9, output.metrics["train_runtime"] - labelling),
-        # one-time embedding of the pool by the fixed encoder, before step 1 (not in train_runtime or the callback)
-        "pool_index_seconds": trainer.agora_pool_index_seconds,
-        "callback_share_with_pool_index": (callback + trainer.agora_pool_index_seconds)
-        / max(1e-9, output.metrics["train_runtime"] + trainer.agora_pool_index_seconds - labelling),
-    }
+    return (
+        trainer.model,
+        trainer.agora_state.augmented,
+        {
+            "agora_seconds": seconds,
+            "agora_steps": output.global_step,
+            "agora_history": [vars(h) for h in history],
+            "labeller_calls": trainer.agora_state.labeller_calls,
+            "callback_share": callback / max(1e-9, output.metrics["train_runtime"] - labelling),
+            # one-time embedding of the pool by the fixed encoder, before step 1 (not in train_runtime or the callback)
+            "pool_index_seconds": trainer.agora_pool_index_seconds,
+            "callback_share_with_pool_index": (callback + trainer.agora_pool_index_seconds)
+            / max(1e-9, output.metrics["train_runtime"] + trainer.agora_pool_index_seconds - labelling),
+        },
+    )
 
 
 def train_labeller(tokenizer, train_rows: list[dict], seed: int) -> str:
@@ -268,10 +299,10 @@ def write_result(args, header: dict, runs: list[dict]) -> dict:
         groups.setdefault(f"{r['n']}@{r['budget_share']:g}" if several else r["n"], []).append(r)
     for group, rows in groups.items():
         summary[group] = {"seeds": [r["seed"] for r in rows]}
-        for key in (*keys, "agora", "callback_share", "labeller_calls"):
+        for key in (*keys, "agora", "agora_retrain", "callback_share", "labeller_calls"):
             if not all(key in r for r in rows):  # e.g. baselines skipped by --agora-only
                 continue
-            scale = 100 if key in (*keys, "agora") else 1
+            scale = 100 if key in (*keys, "agora", "agora_retrain") else 1
             values = [scale * r[key] for r in rows]
             summary[group][key] = {"mean": statistics.mean(values), "std": statistics.pstdev(values)}
     result = {
@@ -320,10 +351,15 @@ def main() -> int:
     runs = []
     summary: dict = {}
 
-    def record(run: dict, model, stats: dict) -> None:
+    def record(run: dict, train_rows: list[dict], model, augmented: list[dict], stats: dict) -> None:
         nonlocal summary
         run.update(stats)
         run["agora"] = accuracy(model, tokenizer, test["text"], test["label"])
+        if args.retrain:
+            model, run["retrain_seconds"], run["retrain_steps"] = fine_tune(
+                args, tokenizer, train_rows + augmented, run["seed"], "retrain", max_steps=stats["agora_steps"]
+            )
+            run["agora_retrain"] = accuracy(model, tokenizer, test["text"], test["label"])
         print(json.dumps({k: v for k, v in run.items() if k != "agora_history"}), flush=True)
         runs.append(run)
         summary = write_result(args, header, runs)  # after every run: a stopped run keeps what it measured
@@ -343,7 +379,8 @@ def main() -> int:
                     args, tokenizer, train + list(dev), seed, "union"
                 )
                 run["train_union_dev"] = accuracy(union, tokenizer, test["text"], test["label"])
-                record(run, *run_agora(args, tokenizer, encoder, train_tok, dev_tok, (union, tokenizer), pool, seed))
+                labeller = (union, tokenizer)
+                record(run, train, *run_agora(args, tokenizer, encoder, train_tok, dev_tok, labeller, pool, seed))
                 continue
             pseudo = None
             if not args.agora_only:
@@ -351,13 +388,13 @@ def main() -> int:
                 run.update(fields)
             for share in args.s2_budget_share:
                 budget = max(1, int(share * len(pool)))
-                model, stats = run_agora(
+                model, augmented, stats = run_agora(
                     args, tokenizer, encoder, train_tok, dev_tok, s2_labeller, pool, seed, budget=budget
                 )
                 share_run = {**run, "budget_share": share}
                 if pseudo is not None:
                     share_run.update(random_subset_baseline(args, tokenizer, train, pseudo, stats, seed, test))
-                record(share_run, model, stats)
+                record(share_run, train, model, augmented, stats)
 
     print(json.dumps(summary, indent=2))
     return 0

@@ -296,6 +296,10 @@ class PoolSampler:
                 taken.add(index)
                 picked.append((j, index))
                 count += 1
+        return self.samples_for(picked)
+
+    def samples_for(self, picked: Sequence[tuple[int, int]]) -> list[dict]:
+        """Sample rows (tokenized text, `source` = error position, `pool_index`) for (error, pool index) pairs."""
         if not picked:
             return []
         texts = [self.texts[i] for _, i in picked]
