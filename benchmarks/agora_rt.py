@@ -19,6 +19,12 @@ batch 32, max length 64; trained here when not given):
 - random: label a random pool subset of as many texts as Agora's labeller calls, fine-tune on train ∪ that subset
   for as many steps as the Agora run took (tells whether sampling *near the errors* is what helps).
 
+Ablations and curves (S2): `--s2-budget-share 0.05 0.1 0.5` runs Agora and the random subset at several labeller
+budgets (one pseudo-label baseline per seed; summary keys "n@share"); `--pool-encoder student` searches neighbours in
+the student's own sentence space, `--pool-encoder random` draws the same number of pool texts at random (same rounds,
+schedule and calls: separates *where* Agora samples from *how* it trains); `--retrain` also fine-tunes a fresh
+student on train + Agora's accepted samples with the baselines' schedule; `--agora-only` skips the baselines.
+
     flock /tmp/hf_bort_cpu.lock env PYTHONPATH=src python benchmarks/agora_rt.py --setting S1
     flock /tmp/hf_bort_cpu.lock env PYTHONPATH=src python benchmarks/agora_rt.py --setting S2 \
         --labeller-path /tmp/ose_student_full/source-finetuned --output benchmarks/results/agora_rt_s2.json
