@@ -301,7 +301,7 @@ def write_result(args, header: dict, runs: list[dict]) -> dict:
     summary = {}
     groups: dict = {}  # n, or "n@budget share" when S2 runs several budgets
     for r in runs:
-        several = len(getattr(args, "s2_budget_share", [])) > 1 and "budget_share" in r
+        several = len(args.s2_budget_share) > 1 and "budget_share" in r
         groups.setdefault(f"{r['n']}@{r['budget_share']:g}" if several else r["n"], []).append(r)
     for group, rows in groups.items():
         summary[group] = {"seeds": [r["seed"] for r in rows]}
