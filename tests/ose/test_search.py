@@ -9,6 +9,7 @@ from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBe
 
 from hf_bort.ose import Candidate, OSESearch, SearchSpace, covers, dominates, pareto_front
 from hf_bort.ose import search as search_module
+from hf_bort.ose import store as store_module
 from tiny_shapes import TINY_SHAPE
 
 SMALL = dict(num_layers=(1, 2), num_heads=(2, 4), hidden_sizes=(24, 32), intermediate_sizes=(8,))
@@ -44,7 +45,7 @@ def test_run_stores_prunes_and_reports(tmp_path, tiny_bert, bert_tok, texts):
     assert result.best() in front
     assert "| candidate |" in result.to_markdown() and front[0].candidate.key in result.to_markdown()
     assert result.plot(tmp_path / "front.png").stat().st_size > 1000
-    source_error, _ = search.evaluate_candidate(Candidate(2, 4, 32, 37, 8), 0)  # the source itself, untrained
+    source_error, _, _ = search.evaluate_candidate(Candidate(2, 4, 32, 37, 8), 0)  # the source itself, untrained
     assert source_error < 1e-10 < search.evaluate_candidate(Candidate(1, 2, 24, 8, 8), 0)[0]
     student = search.extract(result.best(), tmp_path / "student")
     assert student.config.hidden_size == result.best().candidate.hidden_size
@@ -86,7 +87,8 @@ def test_same_seed_same_results_other_seed_other_data(tmp_path, tiny_bert, bert_
 
 
 def test_rank_takes_its_shard(tmp_path, tiny_bert, bert_tok, texts, monkeypatch):
-    monkeypatch.setattr(search_module, "_rank_world", lambda: (1, 2))
+    monkeypatch.setattr(search_module, "rank_world", lambda: (1, 2))
+    monkeypatch.setattr(store_module, "rank_world", lambda: (1, 2))
 
     def fake_gather(out, obj):  # the other rank did nothing: only this rank's shard comes back
         out[:] = [[], obj]
@@ -99,19 +101,25 @@ def test_rank_takes_its_shard(tmp_path, tiny_bert, bert_tok, texts, monkeypatch)
     assert keys == [c.key for c in search.space.candidates()[1::2]]
 
 
-def test_mlm_teacher_uses_kl_and_unsupported_source_warns(tmp_path, bert_tok, texts):
+def test_mlm_teacher_uses_kl_and_unsupported_source_is_refused_unless_asked(tmp_path, bert_tok, texts, caplog):
     torch.manual_seed(0)
     mlm = BertForMaskedLM(BertConfig(**TINY_SHAPE)).eval()
     search = _search(mlm, bert_tok, texts, tmp_path / "mlm", prune=False, max_steps=2)
     result = search.run()
-    assert search.use_logits and all(r.error > 0 for r in result.final)
+    assert search.objective == "mlm" and all(r.error > 0 for r in result.final)
     distil = DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37)).eval()
     space = SearchSpace.from_source(
         distil, num_layers=(1,), num_heads=(2,), hidden_sizes=(32,), intermediate_sizes=(8,)
     )
-    with pytest.warns(UserWarning, match="random initialisation"):
-        result = _search(distil, bert_tok, texts, tmp_path / "distil", space=space, prune=False, max_steps=2).run()
+    with pytest.raises(ValueError, match="No weight mapping from 'distilbert'.*allow_random_init=True"):
+        _search(distil, bert_tok, texts, tmp_path / "refused", space=space, prune=False, max_steps=2).run()
+    assert not (tmp_path / "refused" / "candidates.jsonl").exists()
+    with caplog.at_level("WARNING"):
+        result = _search(
+            distil, bert_tok, texts, tmp_path / "distil", space=space, prune=False, max_steps=2, allow_random_init=True
+        ).run()
     assert len(result.final) == 1
+    assert sum("starts from random weights" in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.parametrize(

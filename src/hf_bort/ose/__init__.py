@@ -20,14 +20,18 @@ from .extract import (
     save_extracted,
     slice_state_dict,
 )
-from .search import CandidateResult, OSESearch, SearchResult, covers, dominates, pareto_front
+from .pareto import covers, dominates, pareto_front
+from .results import CandidateResult, SearchResult
+from .search import OSESearch
 from .space import PAPER_BERT_GRID, Candidate, SearchSpace
+from .surrogate import CandidateTrainer
 
 __all__ = [
     "PAPER_BERT_GRID",
     "Candidate",
     "CandidateCosts",
     "CandidateResult",
+    "CandidateTrainer",
     "DistillationConfig",
     "DistillationTrainer",
     "ExtractionPlan",

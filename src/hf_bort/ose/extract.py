@@ -424,12 +424,17 @@ def extract_subnetwork(
     heterogeneous: bool = False,
     layer_selection: str = "importance",
     model_class: type[BortPreTrainedModel] | None = None,
+    init_missing: bool = False,
 ) -> BortPreTrainedModel:
     """
     A new Bort model of `candidate`'s shape whose every tensor is sliced from `source` (a Bort model, e.g. from
     [`convert_to_bort`]): embeddings and their LayerNorm, Q/K/V/O of the kept heads, the kept FFN neurons, every
     LayerNorm, the pooler and the task head, all restricted to the kept residual dimensions. When nothing is removed
     the outputs equal the source's. The plan is stored on the returned model as `model.ose_plan`.
+
+    `model_class` (default: the source's class) may also be the base `BortModel` of a headed source (the head is
+    left out) or a headed class of a headed source; a student tensor with no source counterpart (e.g. a classifier
+    extracted from a bare encoder) raises a `ValueError` unless `init_missing=True` asks for random initialisation.
 
     Example:
 
@@ -453,18 +458,41 @@ def extract_subnetwork(
     )
     model_class = model_class or type(source)
     student = model_class(plan.config)
-    state = slice_state_dict(source.state_dict(), plan, source.config)
+    state = _match_prefixes(slice_state_dict(source.state_dict(), plan, source.config), source, student)
     result = student.load_state_dict(state, strict=False)
     tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
     missing = [key for key in result.missing_keys if key not in tied]
+    if missing and not init_missing:
+        raise ValueError(
+            f"Extracting a {model_class.__name__} from a {type(source).__name__} leaves {len(missing)} tensors without "
+            f"source weights ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): they would be initialised "
+            "randomly. Extract the source's own class (or its base model), or pass init_missing=True to initialise "
+            "them on purpose."
+        )
     if missing:
-        logger.warning("Extraction left %s initialised randomly (no counterpart in the source).", missing)
+        logger.warning("Extraction initialised %d tensors randomly on request: %s", len(missing), missing)
     if hasattr(student, "tie_weights"):
         student.tie_weights()
     first = next(source.parameters())
     student.to(dtype=first.dtype, device=first.device)
     student.ose_plan = plan
     return student
+
+
+def _match_prefixes(state: dict[str, torch.Tensor], source: nn.Module, student: nn.Module) -> dict[str, torch.Tensor]:
+    """Renames a sliced state dict between a headed model (`bort.` prefix) and a base model (no prefix)."""
+    source_prefix = "" if isinstance(source, BortModel) else "bort."
+    student_prefix = "" if isinstance(student, BortModel) else "bort."
+    if source_prefix == student_prefix:
+        return state
+    out = {}
+    for key, tensor in state.items():
+        if source_prefix:  # headed source -> base student: keep the encoder, drop the head
+            if key.startswith(source_prefix):
+                out[key[len(source_prefix) :]] = tensor
+        else:  # base source -> headed student
+            out[student_prefix + key] = tensor
+    return out
 
 
 def save_extracted(student: BortPreTrainedModel, save_directory: str | os.PathLike, tokenizer=None) -> Path:

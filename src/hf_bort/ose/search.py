@@ -7,19 +7,23 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
-import warnings
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..models.bort.configuration_bort import BortConfig
-from ..models.bort.modeling_bort import BortForMaskedLM, BortModel, BortPreTrainedModel
-from .costs import LatencyCache, candidate_config, candidate_costs
-from .distill import bort_distillation_loss, hidden_state_loss, kd_loss, make_projection
+from ..models.bort.convert import SUPPORTED_MODEL_TYPES
+from ..models.bort.modeling_bort import (
+    BortForMaskedLM,
+    BortForSequenceClassification,
+    BortModel,
+    BortPreTrainedModel,
+)
+from .costs import ENGINES, LatencyCache, candidate_config, candidate_costs
+from .distributed import maybe_init_distributed, rank_world
 from .extract import (
     IMPORTANCE_METHODS,
     LAYER_SELECTIONS,
@@ -30,244 +34,16 @@ from .extract import (
     load_source_as_bort,
     save_extracted,
 )
+from .pareto import covers, dominates, pareto_front
+from .results import CandidateResult, SearchResult
 from .space import Candidate, SearchSpace
+from .store import STORE_NAME, CandidateStore, load_results
+from .surrogate import CandidateTrainer
 
 logger = logging.getLogger(__name__)
 
 COSTS = ("multiply_adds", "latency_ms")
-STORE_NAME = "candidates.jsonl"
-
-
-@dataclass(frozen=True)
-class CandidateResult:
-    """One evaluation: a candidate's costs and its error surrogate ê after `steps` distillation steps."""
-
-    candidate: Candidate
-    params: int
-    encoder_params: int
-    multiply_adds: int
-    latency_ms: float | None
-    error: float
-    steps: int
-    seed: int
-    wall_time: float
-    rung: int = 0
-
-    def objective(self, name: str) -> float:
-        if name == "params":
-            return float(self.params)
-        if name == "error":
-            return float(self.error)
-        value = getattr(self, name)
-        if value is None:
-            raise ValueError(f"No {name!r} recorded for {self.candidate.key}: search with cost={name!r}.")
-        return float(value)
-
-    def to_record(self, run_id: str) -> dict[str, Any]:
-        data = asdict(self)
-        data["candidate"] = self.candidate.to_dict()
-        return {"run_id": run_id, "key": self.candidate.key, **data}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> CandidateResult:
-        fields = {name: record[name] for name in cls.__dataclass_fields__ if name != "candidate"}
-        return cls(candidate=Candidate.from_dict(record["candidate"]), **fields)
-
-
-def dominates(a: Sequence[float], b: Sequence[float], factor: float = 1.0) -> bool:
-    """True when `a` (1+ε)-dominates `b`: a_j ≤ factor·b_j for every objective j (and a ≠ b when factor is 1)."""
-    weakly = all(x <= factor * y for x, y in zip(a, b, strict=True))
-    return weakly and (factor > 1.0 or any(x < y for x, y in zip(a, b, strict=True)))
-
-
-def pareto_front(points: Sequence[Sequence[float]]) -> list[int]:
-    """Indices of the non-dominated points (minimisation of every coordinate)."""
-    return [i for i, p in enumerate(points) if not any(dominates(q, p) for j, q in enumerate(points) if j != i)]
-
-
-def covers(front: Sequence[Sequence[float]], reference: Sequence[Sequence[float]], epsilon: float) -> bool:
-    """True when every point of `reference` is (1+ε)-dominated by some point of `front`."""
-    return all(any(dominates(f, r, 1.0 + epsilon) or list(f) == list(r) for f in front) for r in reference)
-
-
-@dataclass
-class SearchResult:
-    """
-    What [`OSESearch.run`] returns: every evaluation, the candidates trained to the full budget, and the reference
-    costs of the source (the largest point T).
-    """
-
-    evaluations: list[CandidateResult]
-    max_steps: int
-    epsilon: float
-    cost: str
-    num_candidates: int
-    source_params: int
-    source_multiply_adds: int
-    source_latency_ms: float | None = None
-    rungs: list[int] = field(default_factory=list)
-    survivors_per_rung: list[int] = field(default_factory=list)
-
-    @property
-    def final(self) -> list[CandidateResult]:
-        """Candidates evaluated at the full budget `max_steps`, one each."""
-        seen: dict[str, CandidateResult] = {}
-        for result in self.evaluations:
-            if result.steps == self.max_steps:
-                seen.setdefault(result.candidate.key, result)
-        return sorted(seen.values(), key=lambda r: r.candidate)
-
-    @property
-    def fraction_fully_trained(self) -> float:
-        return len(self.final) / self.num_candidates
-
-    def objectives(self, result: CandidateResult, names: Sequence[str] | None = None) -> tuple[float, ...]:
-        return tuple(result.objective(name) for name in (names or ("params", self.cost, "error")))
-
-    def pareto_front(self, objectives: Sequence[str] | None = None) -> list[CandidateResult]:
-        """Fully trained candidates not dominated in (params, cost, error), or in the given `objectives`."""
-        final = self.final
-        points = [self.objectives(r, objectives) for r in final]
-        return sorted((final[i] for i in pareto_front(points)), key=lambda r: r.objective(self.cost))
-
-    def w_coefficient(self, result: CandidateResult, weights: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
-        """
-        Our W-coefficient (lower is better): w_p·p̂/p̂_T + w_c·ĉ/ĉ_T + w_e·ê/ê_med, where T is the source and ê_med
-        the median error on the Pareto front, so each term is about 1 and the weights say how much a unit of each
-        relative saving is worth.
-        """
-        if len(weights) != 3 or any(w < 0 for w in weights):
-            raise ValueError(f"`weights` must be three non-negative numbers (params, cost, error), got {weights!r}.")
-        front_errors = sorted(r.error for r in self.pareto_front())
-        median = front_errors[len(front_errors) // 2] if front_errors else 1.0
-        source_cost = self.source_multiply_adds if self.cost == "multiply_adds" else self.source_latency_ms
-        return (
-            weights[0] * result.params / self.source_params
-            + weights[1] * result.objective(self.cost) / source_cost
-            + weights[2] * result.error / max(median, 1e-12)
-        )
-
-    def best(
-        self,
-        weights: Sequence[float] = (1.0, 1.0, 1.0),
-        *,
-        max_cost_ratio: float | None = None,
-        max_params_ratio: float | None = None,
-    ) -> CandidateResult:
-        """
-        The front point with the lowest W-coefficient, optionally among those within a budget relative to the
-        source (`max_cost_ratio=0.25` keeps points with at most 25% of the source's cost).
-        """
-        front = self.pareto_front()
-        source_cost = self.source_multiply_adds if self.cost == "multiply_adds" else self.source_latency_ms
-        if max_cost_ratio is not None:
-            front = [r for r in front if r.objective(self.cost) <= max_cost_ratio * source_cost]
-        if max_params_ratio is not None:
-            front = [r for r in front if r.params <= max_params_ratio * self.source_params]
-        if not front:
-            raise ValueError("No Pareto-front candidate fits `max_cost_ratio` / `max_params_ratio`.")
-        return min(front, key=lambda r: (self.w_coefficient(r, weights), r.candidate))
-
-    def to_markdown(self, results: Sequence[CandidateResult] | None = None) -> str:
-        """A markdown table of the Pareto front (or of `results`)."""
-        rows = list(self.pareto_front() if results is None else results)
-        lines = [
-            "| candidate | D | A | H | I | params (M) | params / T | MACs (M) | MACs / T | latency (ms) | ê | W |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in rows:
-            c = r.candidate
-            latency = f"{r.latency_ms:.2f}" if r.latency_ms is not None else "–"
-            lines.append(
-                f"| {c.key} | {c.num_layers} | {c.num_heads} | {c.hidden_size} | {c.intermediate_size} | "
-                f"{r.params / 1e6:.2f} | {r.params / self.source_params:.3f} | {r.multiply_adds / 1e6:.1f} | "
-                f"{r.multiply_adds / self.source_multiply_adds:.3f} | {latency} | {r.error:.4f} | "
-                f"{self.w_coefficient(r):.3f} |"
-            )
-        return "\n".join(lines) + "\n"
-
-    def plot(self, path: str | os.PathLike) -> Path:
-        """Saves a PNG of error against cost: every fully trained candidate, the Pareto front highlighted."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        final, front = self.final, self.pareto_front()
-        figure, axis = plt.subplots(figsize=(7, 4.5))
-        axis.scatter(
-            [r.objective(self.cost) for r in final],
-            [r.error for r in final],
-            s=[10 + 40 * r.params / self.source_params for r in final],
-            alpha=0.4,
-            label="fully trained candidates (size ∝ params)",
-        )
-        axis.plot(
-            [r.objective(self.cost) for r in front], [r.error for r in front], "o-", color="C3", label="Pareto front"
-        )
-        axis.set_xscale("log")
-        axis.set_xlabel("encoder multiply-adds" if self.cost == "multiply_adds" else "latency (ms)")
-        axis.set_ylabel(f"ê (held-out distillation loss after {self.max_steps} steps)")
-        axis.set_title(f"OSE search, ε = {self.epsilon}, {len(final)}/{self.num_candidates} fully trained")
-        axis.legend()
-        figure.tight_layout()
-        path = Path(path)
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-        return path
-
-
-class _Store:
-    """The JSONL store: one record per evaluation, appended atomically; a torn last line is dropped on open."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def load(self, run_id: str) -> dict[tuple[str, int], CandidateResult]:
-        if not self.path.is_file():
-            return {}
-        raw = self.path.read_bytes()
-        good_end = raw.rfind(b"\n") + 1
-        records: dict[tuple[str, int], CandidateResult] = {}
-        for number, line in enumerate(raw[:good_end].splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("Ignoring unreadable line %d of %s.", number, self.path)
-                continue
-            if record.get("run_id") == run_id:
-                result = CandidateResult.from_record(record)
-                records[result.candidate.key, result.steps] = result
-        if good_end < len(raw):
-            logger.warning("Ignoring the torn last line of %s (an interrupted write).", self.path)
-            if _rank_world()[0] == 0:
-                with open(self.path, "r+b") as handle:
-                    handle.truncate(good_end)
-        return records
-
-    def append(self, result: CandidateResult, run_id: str) -> None:
-        line = (json.dumps(result.to_record(run_id), sort_keys=True) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)  # one write with O_APPEND: whole lines even with several processes
-        finally:
-            os.close(fd)
-
-
-def _rank_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _maybe_init_distributed() -> None:
-    """Joins the process group `accelerate launch` / `torchrun` describe in the environment (gloo on CPU)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend=backend)
+SEARCH_OBJECTIVES = ("auto", "task", "mlm", "hidden")
 
 
 class OSESearch:
@@ -275,17 +51,23 @@ class OSESearch:
     Optimal sub-architecture extraction (Bort's OSE) for an encoder: finds the candidates of `space` that are
     Pareto-optimal in parameters p̂, inference cost ĉ (multiply-adds or measured latency) and error ê.
 
-    ê is the held-out distillation loss of a candidate after a bounded number of steps, its weights inherited from
-    the source by extraction (importance-ranked layers, heads, neurons, residual dims). With an MLM teacher ê is
-    KL(teacher ‖ student) of the MLM distributions on masked tokens; otherwise the relative error of the projected
-    last hidden state (learned projection, initialised to put the kept dims back in place).
+    Every candidate inherits its weights from the source by extraction (importance-ranked layers, heads, neurons,
+    residual dims) and is trained for a bounded number of steps against the source; ê says how far it still is
+    (see `hf_bort.ose.surrogate`):
+    - `objective="task"` (the default when `task_dataset` is given; the source must be a fine-tuned sequence
+      classifier): task distillation on the labelled rows, ê = dev KL(teacher ‖ student), dev accuracy recorded.
+    - `"mlm"` (sources with an MLM head): Bort's MLM distillation, ê = held-out KL on masked tokens.
+    - `"hidden"`: the relative error of the projected last hidden state on held-out texts.
 
-    The algorithm (see docs/ose.md): the full budget is `max_steps = ceil(base_steps / epsilon)`; rungs train all
-    survivors for s, 2s, 4s, … steps (s = `interval_size`), always from the extracted weights with a constant learning
-    rate and the same batch order, so a rung's result is exactly what a run of that many steps gives. After each
-    rung a candidate is dropped when another survivor is in a cost box no larger in both costs (boxes are powers of
-    1+ε) and has an error lower by more than a factor 1+ε. The survivors are trained to `max_steps`; the result's
-    Pareto front is taken over them.
+    The algorithm (see docs/ose.md): the full budget is `max_steps = ceil(base_steps / epsilon)`; intervals ("rungs")
+    train the survivors to s, 2s, 4s, … steps (s = `interval_size`), each survivor **continuing** where the previous
+    rung stopped (weights and optimizer state are kept under `output_dir/states/`); training is deterministic, so a
+    rung's result is exactly what a run of that many steps gives. After each rung a candidate is dropped when another
+    survivor is in a cost box no larger in both costs (boxes are powers of 1+ε) and has a lower error. The survivors
+    are trained to `max_steps`; the result's Pareto front is taken over them.
+
+    A source whose type has no weight mapping to Bort is refused (candidates would start from random weights, which is
+    not extraction) unless `allow_random_init=True`.
 
     Example:
 
@@ -296,7 +78,7 @@ class OSESearch:
     >>> search = OSESearch(source, space=SearchSpace.from_source(source), epsilon=0.2,
     ...                    text_dataset=load_rotten_tomatoes()["train"], output_dir="ose-run")  # doctest: +SKIP
     >>> result = search.run()  # doctest: +SKIP
-    >>> student = search.extract(result.best(max_cost_ratio=0.25))  # doctest: +SKIP
+    >>> student = search.extract(result.choose(max_cost_ratio=0.25))  # doctest: +SKIP
     ```
     """
 
@@ -308,34 +90,48 @@ class OSESearch:
         epsilon: float = 0.1,
         interval_size: int | None = None,
         text_dataset: Any = None,
+        task_dataset: Any = None,
+        eval_dataset: Any = None,
+        label_column: str = "label",
+        objective: str = "auto",
         output_dir: str | os.PathLike = "ose-run",
         base_steps: int = 4,
         max_steps: int | None = None,
         batch_size: int = 8,
+        eval_batch_size: int | None = None,
         max_length: int = 64,
         num_eval_batches: int = 4,
         max_train_batches: int = 64,
         learning_rate: float = 1e-4,
+        temperature: float = 2.0,
+        alpha_ce: float = 0.5,
+        alpha_kd: float = 0.5,
         seed: int = 0,
         cost: str = "multiply_adds",
         sequence_length: int = 128,
         latency_batch_size: int = 1,
+        latency_engine: str = "pytorch",
         latency_cache: str | os.PathLike | None = None,
+        max_cost_ratio: float | None = None,
+        max_latency_ms: float | None = None,
         importance_method: str = "activation",
         calibration_batches: int = 8,
         heterogeneous: bool = False,
         layer_selection: str = "importance",
         freeze_embeddings: bool = True,
         prune: bool = True,
+        allow_random_init: bool = False,
         tokenizer: Any = None,
         text_column: str = "text",
         show_progress: bool = True,
     ):
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 1:
             raise ValueError(f"`epsilon` must be a number in (0, 1], got {epsilon!r}.")
+        eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
         for name, value in (
             ("base_steps", base_steps),
             ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
             ("max_length", max_length),
             ("num_eval_batches", num_eval_batches),
             ("max_train_batches", max_train_batches),
@@ -354,34 +150,65 @@ class OSESearch:
             raise ValueError(f"`interval_size` must be a positive integer, got {interval_size!r}.")
         if cost not in COSTS:
             raise ValueError(f"`cost` must be one of {COSTS}, got {cost!r}.")
+        if latency_engine not in ENGINES:
+            raise ValueError(f"`latency_engine` must be one of {ENGINES}, got {latency_engine!r}.")
+        if objective not in SEARCH_OBJECTIVES:
+            raise ValueError(f"`objective` must be one of {SEARCH_OBJECTIVES}, got {objective!r}.")
         if importance_method not in IMPORTANCE_METHODS:
             raise ValueError(f"`importance_method` must be one of {IMPORTANCE_METHODS}, got {importance_method!r}.")
         if layer_selection not in LAYER_SELECTIONS:
             raise ValueError(f"`layer_selection` must be one of {LAYER_SELECTIONS}, got {layer_selection!r}.")
-        if not learning_rate > 0:
-            raise ValueError(f"`learning_rate` must be > 0, got {learning_rate!r}.")
+        for name, value in (("learning_rate", learning_rate), ("temperature", temperature)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+        for name, value in (("alpha_ce", alpha_ce), ("alpha_kd", alpha_kd)):
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+        for name, value in (("max_cost_ratio", max_cost_ratio), ("max_latency_ms", max_latency_ms)):
+            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
+                raise ValueError(f"`{name}` must be a finite number > 0 or None, got {value!r}.")
+        if max_latency_ms is not None and cost != "latency_ms":
+            raise ValueError("`max_latency_ms` needs cost='latency_ms' (latencies are only measured then).")
         if space is not None and not isinstance(space, SearchSpace):
             raise TypeError(f"`space` must be a SearchSpace, got {type(space).__name__}.")
-        self.texts = _texts(text_dataset, text_column)
-        needed = (num_eval_batches + 1) * batch_size
-        if len(self.texts) < needed:
-            raise ValueError(
-                f"`text_dataset` has {len(self.texts)} texts; at least {needed} are needed "
-                f"({num_eval_batches} held-out batches of {batch_size} plus one training batch)."
-            )
+        if objective == "task" and task_dataset is None:
+            raise ValueError("objective='task' needs `task_dataset` (labelled rows) and `eval_dataset`.")
+        if task_dataset is not None:
+            if eval_dataset is None:
+                raise ValueError("`task_dataset` needs an `eval_dataset` (labelled dev rows) to measure ê on.")
+            self.task_rows = _labelled(task_dataset, text_column, label_column, "task_dataset")
+            self.eval_rows = _labelled(eval_dataset, text_column, label_column, "eval_dataset")
+            self.texts = [text for text, _ in self.task_rows]
+            needed_train = batch_size
+            if len(self.task_rows) < needed_train:
+                raise ValueError(f"`task_dataset` has {len(self.task_rows)} rows; at least {needed_train} needed.")
+        else:
+            self.task_rows = self.eval_rows = None
+            self.texts = _texts(text_dataset, text_column)
+            needed = (num_eval_batches + 1) * batch_size
+            if len(self.texts) < needed:
+                raise ValueError(
+                    f"`text_dataset` has {len(self.texts)} texts; at least {needed} are needed "
+                    f"({num_eval_batches} held-out batches of {batch_size} plus one training batch)."
+                )
         self.source = source
         self.space = space if space is not None else SearchSpace.from_source(_config_of(source))
         self.epsilon = float(epsilon)
         self.interval_size = interval_size
         self.output_dir = Path(output_dir)
-        self.batch_size, self.max_length = batch_size, max_length
+        self.requested_objective = objective
+        self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
         self.num_eval_batches, self.max_train_batches = num_eval_batches, max_train_batches
         self.learning_rate, self.seed, self.cost = learning_rate, seed, cost
+        self.temperature, self.alpha_ce, self.alpha_kd = temperature, alpha_ce, alpha_kd
         self.sequence_length, self.latency_batch_size = sequence_length, latency_batch_size
+        self.latency_engine = latency_engine
         self.latency_cache = Path(latency_cache) if latency_cache else self.output_dir / "latency.json"
+        self.max_cost_ratio, self.max_latency_ms = max_cost_ratio, max_latency_ms
         self.importance_method, self.calibration_batches = importance_method, calibration_batches
         self.heterogeneous, self.layer_selection = heterogeneous, layer_selection
         self.freeze_embeddings, self.prune, self.show_progress = freeze_embeddings, prune, show_progress
+        self.allow_random_init = allow_random_init
         self.tokenizer = tokenizer
         self._prepared = False
 
@@ -409,19 +236,25 @@ class OSESearch:
         bort = load_source_as_bort(source)
         if bort is None:
             teacher = AutoModel.from_pretrained(source) if isinstance(source, (str, os.PathLike)) else source
-            warnings.warn(
-                f"No weight mapping from {teacher.config.model_type!r} to Bort: candidates start from random "
-                "initialisation (weight inheritance covers BERT, MiniLM, RoBERTa, XLM-R, CamemBERT, ELECTRA).",
-                stacklevel=3,
+            model_type = teacher.config.model_type
+            if not self.allow_random_init:
+                raise ValueError(
+                    f"No weight mapping from {model_type!r} to Bort (supported: {', '.join(SUPPORTED_MODEL_TYPES)}): "
+                    "the candidates would start from random weights, which is not extraction. Convert the source to "
+                    "a supported type, or pass allow_random_init=True (CLI: --allow-random-init) to search randomly "
+                    "initialised candidates on purpose."
+                )
+            logger.warning(
+                "allow_random_init: every candidate of this search starts from random weights (no mapping from %r).",
+                model_type,
             )
             self.base_config = generic_bort_config(teacher.config)
             self.teacher, self.bort = teacher.eval(), None
         else:
-            bort = bort.eval()
-            self.bort = bort
-            self.teacher = bort
-            self.base_config = bort.config
-        self.use_logits = isinstance(self.bort, BortForMaskedLM)
+            self.bort = bort.eval()
+            self.teacher = self.bort
+            self.base_config = self.bort.config
+        self.objective = self._resolve_objective()
         if self.bort is not None:
             head = self.base_config.attention_head_size
             bad = [c.key for c in self.space if c.head_size != head]
@@ -445,39 +278,106 @@ class OSESearch:
             )
         else:
             self.importance = None
+        if self.bort is None:  # no Bort twin of the teacher: its hidden-state targets are computed here, once
+            with torch.no_grad():
+                for batch in (*self.eval_batches, *self.train_batches):
+                    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+                    batch["target"] = self.teacher(**inputs, output_hidden_states=True).hidden_states[-1]
+        self.trainer = CandidateTrainer(
+            self.teacher,
+            self.objective,
+            self.train_batches,
+            self.eval_batches,
+            learning_rate=self.learning_rate,
+            freeze_embeddings=self.freeze_embeddings,
+            temperature=self.temperature,
+            alpha_ce=self.alpha_ce,
+            alpha_kd=self.alpha_kd,
+        )
         self.run_id = self._run_id()
         self._prepared = True
 
+    def _resolve_objective(self) -> str:
+        is_classifier = isinstance(self.bort, BortForSequenceClassification)
+        has_mlm = isinstance(self.bort, BortForMaskedLM)
+        wanted = self.requested_objective
+        if wanted == "auto":
+            wanted = "task" if self.task_rows is not None else "mlm" if has_mlm else "hidden"
+        if wanted == "task":
+            if self.task_rows is None:
+                raise ValueError("objective='task' needs `task_dataset` and `eval_dataset`.")
+            if not is_classifier:
+                found = "no weight mapping" if self.bort is None else type(self.bort).__name__
+                raise ValueError(
+                    "The task objective needs a fine-tuned sequence classifier as the source (its logits are the "
+                    f"teacher's), got {found}. Fine-tune the source first (hf_bort.compress does) or search with "
+                    "objective='hidden'."
+                )
+            labels = {label for _, label in (*self.task_rows, *self.eval_rows)}
+            num_labels = self.bort.config.num_labels
+            bad = sorted(label for label in labels if not 0 <= label < num_labels)
+            if bad:
+                raise ValueError(
+                    f"Labels {bad[:5]} do not fit the source classifier's {num_labels} labels (ids 0..{num_labels - 1})."
+                )
+        if wanted == "mlm" and not has_mlm:
+            raise ValueError("objective='mlm' needs a source with an MLM head (e.g. *ForMaskedLM).")
+        return wanted
+
+    def _student_class(self) -> type[BortPreTrainedModel]:
+        if self.objective == "task":
+            return BortForSequenceClassification
+        if self.objective == "mlm":
+            return BortForMaskedLM
+        return BortModel
+
+    def _tokenise(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        if "token_type_ids" in encoded and getattr(self.base_config, "type_vocab_size", 0):
+            batch["token_type_ids"] = encoded["token_type_ids"]
+        return batch
+
     def _build_batches(self) -> None:
         generator = torch.Generator().manual_seed(self.seed)
-        order = torch.randperm(len(self.texts), generator=generator).tolist()
-        texts = [self.texts[i] for i in order]
-        n_eval = self.num_eval_batches * self.batch_size
-        n_train = min(self.max_train_batches, self.max_steps, (len(texts) - n_eval) // self.batch_size)
+        if self.task_rows is not None:
+            order = torch.randperm(len(self.task_rows), generator=generator).tolist()
+            rows = [self.task_rows[i] for i in order]
+            n_train = min(self.max_train_batches, self.max_steps, len(rows) // self.batch_size)
+            train_rows = rows[: n_train * self.batch_size]
+            eval_rows = self.eval_rows[: self.num_eval_batches * self.eval_batch_size]
 
-        def batches(chunk: list[str]) -> list[dict[str, torch.Tensor]]:
-            out = []
-            for start in range(0, len(chunk), self.batch_size):
-                encoded = self.tokenizer(
-                    chunk[start : start + self.batch_size],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-                if self.use_logits:
-                    batch.update(self._mask(batch, generator))
-                out.append(batch)
-            return out
+            def labelled(chunk: list[tuple[str, int]], size: int) -> list[dict[str, torch.Tensor]]:
+                out = []
+                for start in range(0, len(chunk), size):
+                    part = chunk[start : start + size]
+                    batch = self._tokenise([text for text, _ in part])
+                    batch["labels"] = torch.tensor([label for _, label in part], dtype=torch.long)
+                    out.append(batch)
+                return out
 
-        self.eval_batches = batches(texts[:n_eval])
-        self.train_batches = batches(texts[n_eval : n_eval + n_train * self.batch_size])
-        self.text_fingerprint = hashlib.sha256("\x00".join(texts[: n_eval + n_train * self.batch_size]).encode())
-        if not self.use_logits:  # hidden-state teachers: compute the targets once
-            with torch.no_grad():
-                for batch in (*self.eval_batches, *self.train_batches):
-                    batch["target"] = self._teacher_hidden(batch)
+            self.train_batches = labelled(train_rows, self.batch_size)
+            self.eval_batches = labelled(eval_rows, self.eval_batch_size)
+            fingerprint = json.dumps([train_rows, eval_rows])
+        else:
+            order = torch.randperm(len(self.texts), generator=generator).tolist()
+            texts = [self.texts[i] for i in order]
+            n_eval = self.num_eval_batches * self.batch_size
+            n_train = min(self.max_train_batches, self.max_steps, (len(texts) - n_eval) // self.batch_size)
+
+            def batches(chunk: list[str]) -> list[dict[str, torch.Tensor]]:
+                out = []
+                for start in range(0, len(chunk), self.batch_size):
+                    batch = self._tokenise(chunk[start : start + self.batch_size])
+                    if self.objective == "mlm":
+                        batch.update(self._mask(batch, generator))
+                    out.append(batch)
+                return out
+
+            self.eval_batches = batches(texts[:n_eval])
+            self.train_batches = batches(texts[n_eval : n_eval + n_train * self.batch_size])
+            fingerprint = "\x00".join(texts[: n_eval + n_train * self.batch_size])
+        self.text_fingerprint = hashlib.sha256(fingerprint.encode())
 
     def _mask(self, batch, generator) -> dict[str, torch.Tensor]:
         ids = batch["input_ids"]
@@ -490,40 +390,45 @@ class OSESearch:
         masked = torch.where(chosen, torch.full_like(ids, self.tokenizer.mask_token_id), ids)
         return {"masked_input_ids": masked, "labels": labels}
 
-    def _teacher_hidden(self, batch) -> torch.Tensor:
-        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        if self.bort is not None:
-            base = self.bort if isinstance(self.bort, BortModel) else self.bort.bort
-            return base(**inputs).last_hidden_state
-        return self.teacher(**inputs, output_hidden_states=True).hidden_states[-1]
-
     def _run_id(self) -> str:
         settings = {
             "source": str(self.source) if isinstance(self.source, (str, os.PathLike)) else type(self.source).__name__,
             "source_config": self.base_config.to_json_string(use_diff=False),
             "texts": self.text_fingerprint.hexdigest(),
+            "objective": self.objective,
             "batch_size": self.batch_size,
+            "eval_batch_size": self.eval_batch_size,
             "max_length": self.max_length,
             "lr": self.learning_rate,
+            "temperature": self.temperature,
+            "alpha_ce": self.alpha_ce,
+            "alpha_kd": self.alpha_kd,
             "seed": self.seed,
             "importance": self.importance_method,
+            "calibration_batches": self.calibration_batches,
             "heterogeneous": self.heterogeneous,
             "layer_selection": self.layer_selection,
             "freeze_embeddings": self.freeze_embeddings,
             "num_eval_batches": self.num_eval_batches,
             "num_train_batches": len(self.train_batches),
+            "cost": self.cost,
             "sequence_length": self.sequence_length,
+            "latency": [self.latency_engine, self.latency_batch_size] if self.cost == "latency_ms" else None,
         }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------------------------------------ evaluation
     def build_student(self, candidate: Candidate) -> BortPreTrainedModel:
-        """The candidate with weights extracted from the source (or randomly initialised when there is no mapping)."""
+        """
+        The candidate as the search trains it: weights extracted from the source (a classifier for the task
+        objective, an MLM for "mlm", the encoder otherwise), dropout off. Randomly initialised only with
+        `allow_random_init=True` and a source without a weight mapping.
+        """
         self._prepare()
+        torch.manual_seed(self.seed)
         if self.bort is None:
-            torch.manual_seed(self.seed)
             return BortModel(candidate_config(candidate, self.base_config))
-        student = self._extract(candidate, BortForMaskedLM if self.use_logits else BortModel)
+        student = self._extract(candidate, self._student_class())
         student.config.hidden_dropout_prob = 0.0
         return student
 
@@ -540,52 +445,39 @@ class OSESearch:
             model_class=model_class,
         )
 
-    def _loss(self, student, projection, batch, *, train: bool) -> torch.Tensor:
-        if self.use_logits:
-            inputs = {"input_ids": batch["masked_input_ids"], "attention_mask": batch["attention_mask"]}
-            with torch.no_grad():
-                teacher_logits = self.bort(**inputs).logits
-            logits = student(**inputs).logits
-            if train:
-                return bort_distillation_loss(logits, teacher_logits, batch["labels"])
-            positions = batch["labels"] != -100
-            return kd_loss(logits[positions], teacher_logits[positions], temperature=1.0)
-        hidden = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        return hidden_state_loss(hidden, batch["target"], batch["attention_mask"], projection)
+    def _state_path(self, candidate: Candidate) -> Path:
+        return self.output_dir / "states" / self.run_id / f"{candidate.key}.pt"
 
-    def evaluate_candidate(self, candidate: Candidate, steps: int) -> tuple[float, float]:
-        """Extracts `candidate`, distils it for `steps` steps, and returns (held-out ê, wall seconds)."""
+    def evaluate_candidate(self, candidate: Candidate, steps: int) -> tuple[float, float, dict[str, float]]:
+        """
+        Extracts `candidate`, trains it to `steps` steps — continuing from its saved state when an earlier interval
+        left one — and returns (ê, wall seconds, extra metrics). Saves the state for the next interval when
+        `steps < max_steps`.
+        """
         self._prepare()
-        start = time.perf_counter()
-        torch.manual_seed(self.seed)
+        start_time = time.perf_counter()
         student = self.build_student(candidate)
-        student.train()
-        for module in student.modules():
-            if isinstance(module, torch.nn.Dropout):
-                module.p = 0.0
-        if self.freeze_embeddings:
-            base = student if isinstance(student, BortModel) else student.bort
-            for parameter in base.embeddings.parameters():
-                parameter.requires_grad_(False)
-        projection = None
-        if not self.use_logits:
-            teacher_width = self.eval_batches[0]["target"].shape[-1]
-            plan = getattr(student, "ose_plan", None)
-            projection = make_projection(candidate.hidden_size, teacher_width, plan.dims if plan else None)
-        parameters = [p for p in student.parameters() if p.requires_grad]
-        if projection is not None:
-            parameters += list(projection.parameters())
-        optimizer = torch.optim.AdamW(parameters, lr=self.learning_rate, weight_decay=0.0)
-        for step in range(steps):
-            batch = self.train_batches[step % len(self.train_batches)]
-            loss = self._loss(student, projection, batch, train=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        student.eval()
-        with torch.no_grad():
-            losses = [float(self._loss(student, projection, batch, train=False)) for batch in self.eval_batches]
-        return sum(losses) / len(losses), time.perf_counter() - start
+        projection, optimizer = self.trainer.setup(student)
+        done = 0
+        path = self._state_path(candidate)
+        if path.is_file():
+            saved = self.trainer.load_state(path, student, projection, optimizer)
+            if saved <= steps:
+                done = saved
+            else:  # a state past this point (another rung layout): start again from the extracted weights
+                student = self.build_student(candidate)
+                projection, optimizer = self.trainer.setup(student)
+        self.trainer.train(student, projection, optimizer, done, steps)
+        error, metrics = self.trainer.evaluate(student, projection)
+        if not math.isfinite(error):
+            raise FloatingPointError(
+                f"Candidate {candidate.key} reached a non-finite ê ({error}) after {steps} steps: the training "
+                f"diverged (learning_rate={self.learning_rate})."
+            )
+        if steps < self.max_steps and self.prune:
+            self.trainer.save_state(path, student, projection, optimizer, steps)
+        metrics = {**metrics, "resumed_from_step": done}
+        return error, time.perf_counter() - start_time, metrics
 
     def source_costs(self) -> tuple[int, int, float | None]:
         self._prepare()
@@ -608,7 +500,10 @@ class OSESearch:
             self._latency_store = LatencyCache(self.latency_cache)
         config = candidate_config(candidate, self.base_config)
         return self._latency_store.measure(
-            config, batch_size=self.latency_batch_size, sequence_length=self.sequence_length
+            config,
+            batch_size=self.latency_batch_size,
+            sequence_length=self.sequence_length,
+            engine=self.latency_engine,
         )
 
     # ----------------------------------------------------------------------------------------------------- search
@@ -646,39 +541,85 @@ class OSESearch:
                 kept.append(candidate)
         return kept
 
-    def run(self) -> SearchResult:
+    def candidates_within_budget(self) -> tuple[list[Candidate], dict[str, Any]]:
         """
-        Runs (or resumes) the search. Every evaluation is appended to `output_dir/candidates.jsonl` as it finishes;
-        a re-run with the same settings skips what is stored. Under `accelerate launch` / `torchrun`, process r
-        evaluates candidates r::world of each interval and the processes exchange results between intervals.
+        The space's candidates within `max_cost_ratio` (of the source's cost) and `max_latency_ms`, with their costs
+        and latencies. Raises before any training when none fits.
         """
-        _maybe_init_distributed()
-        rank, world = _rank_world()
         self._prepare()
-        store = _Store(self.output_dir / STORE_NAME)
-        stored = store.load(self.run_id)
         candidates = self.space.candidates()
         costs = {c.key: candidate_costs(c, self.base_config, self.sequence_length) for c in candidates}
         latencies: dict[str, float | None] = dict.fromkeys(costs)
-        source_latency = None
+        rank, world = rank_world()
         if self.cost == "latency_ms":
             if rank == 0:
-                latencies = {c.key: self._latency(c) for c in candidates}
+                from tqdm.auto import tqdm
+
+                bar = tqdm(candidates, desc="OSE latency", disable=not self.show_progress)
+                latencies = {c.key: self._latency(c) for c in bar}
             if world > 1:
                 box = [latencies]
                 torch.distributed.broadcast_object_list(box, src=0)
                 latencies = box[0]
         source_params, source_macs, source_latency = self.source_costs()
+
+        def cost_of(candidate: Candidate) -> float:
+            if self.cost == "multiply_adds":
+                return costs[candidate.key].multiply_adds
+            return latencies[candidate.key]
+
+        source_cost = source_macs if self.cost == "multiply_adds" else source_latency
+        kept = candidates
+        if self.max_cost_ratio is not None:
+            kept = [c for c in kept if cost_of(c) <= self.max_cost_ratio * source_cost]
+        if self.max_latency_ms is not None:
+            kept = [c for c in kept if latencies[c.key] <= self.max_latency_ms]
+        if not kept:
+            cheapest = min(candidates, key=cost_of)
+            raise ValueError(
+                f"No candidate of the search space fits the budget (max_cost_ratio={self.max_cost_ratio}, "
+                f"max_latency_ms={self.max_latency_ms}): the cheapest, {cheapest.key}, costs "
+                f"{cost_of(cheapest) / source_cost:.3f} of the source's {self.cost}"
+                + (f" ({latencies[cheapest.key]:.2f} ms)" if self.cost == "latency_ms" else "")
+                + ". Raise the budget or add smaller values to the space."
+            )
+        info = {
+            "costs": costs,
+            "latencies": latencies,
+            "source": (source_params, source_macs, source_latency),
+        }
+        return kept, info
+
+    def run(self) -> SearchResult:
+        """
+        Runs (or resumes) the search. Every evaluation is appended to `output_dir/candidates.jsonl` as it finishes
+        and each survivor's training state is kept under `output_dir/states/` between intervals; a re-run with the
+        same settings skips what is stored and continues survivors where they stopped. Under `torchrun`, process r
+        evaluates candidates r::world of each interval and the processes exchange results between intervals.
+        """
+        maybe_init_distributed()
+        rank, world = rank_world()
+        self._prepare()
+        store = CandidateStore(self.output_dir / STORE_NAME)
+        stored = store.load(self.run_id)
+        candidates, info = self.candidates_within_budget()
+        costs, latencies = info["costs"], info["latencies"]
+        source_params, source_macs, source_latency = info["source"]
         if rank == 0:
             (self.output_dir / "search.json").write_text(
                 json.dumps(
                     {
                         "run_id": self.run_id,
+                        "objective": self.objective,
+                        "error": self.trainer.description,
                         "epsilon": self.epsilon,
                         "interval_size": self.interval_size,
                         "max_steps": self.max_steps,
                         "rungs": self.rungs,
                         "cost": self.cost,
+                        "max_cost_ratio": self.max_cost_ratio,
+                        "max_latency_ms": self.max_latency_ms,
+                        "candidates_in_budget": len(candidates),
                         "space": self.space.to_dict(),
                         "dropped": dict(self.space.dropped),
                     },
@@ -702,7 +643,7 @@ class OSESearch:
                 progress.set_description(f"OSE interval {rung + 1}/{len(self.rungs)} ({steps} steps)")
             new = []
             for candidate in mine:
-                error, wall = self.evaluate_candidate(candidate, steps)
+                error, wall, metrics = self.evaluate_candidate(candidate, steps)
                 cost = costs[candidate.key]
                 result = CandidateResult(
                     candidate=candidate,
@@ -715,6 +656,7 @@ class OSESearch:
                     seed=self.seed,
                     wall_time=wall,
                     rung=rung,
+                    metrics=metrics,
                 )
                 store.append(result, self.run_id)
                 new.append(result)
@@ -729,9 +671,17 @@ class OSESearch:
             rung_results = {c.key: stored[c.key, steps] for c in survivors}
             evaluations.extend(rung_results.values())
             if steps < self.max_steps:
-                survivors = self._prune(survivors, rung_results)
+                kept = self._prune(survivors, rung_results)
+                if rank == 0:
+                    kept_keys = {c.key for c in kept}
+                    for candidate in survivors:
+                        if candidate.key not in kept_keys:
+                            self._state_path(candidate).unlink(missing_ok=True)
+                survivors = kept
         if progress is not None:
             progress.close()
+        if rank == 0:  # every survivor is fully trained: the intermediate states are no longer needed
+            shutil.rmtree(self.output_dir / "states" / self.run_id, ignore_errors=True)
         return SearchResult(
             evaluations=evaluations,
             max_steps=self.max_steps,
@@ -741,6 +691,7 @@ class OSESearch:
             source_params=source_params,
             source_multiply_adds=source_macs,
             source_latency_ms=source_latency,
+            objective_name=self.trainer.description,
             rungs=self.rungs,
             survivors_per_rung=survivors_per_rung,
         )
@@ -749,8 +700,9 @@ class OSESearch:
         self, candidate: Candidate | CandidateResult, save_directory: str | os.PathLike | None = None
     ) -> BortPreTrainedModel:
         """
-        The candidate (or a result's candidate) extracted from the source with its dropout restored; saved with the
-        source tokenizer when `save_directory` is given.
+        The candidate (or a result's candidate) extracted from the source with the source's head (a classifier
+        keeps its sliced classifier) and its dropout restored; saved with the source tokenizer when
+        `save_directory` is given.
         """
         if isinstance(candidate, CandidateResult):
             candidate = candidate.candidate
@@ -783,22 +735,37 @@ def _texts(dataset: Any, column: str) -> list[str]:
     return texts
 
 
+def _labelled(dataset: Any, text_column: str, label_column: str, name: str) -> list[tuple[str, int]]:
+    """(text, integer label) rows of a datasets.Dataset; errors name the dataset and the column."""
+    names = getattr(dataset, "column_names", None)
+    if names is None or isinstance(names, dict):
+        raise TypeError(f"`{name}` must be one datasets.Dataset split with text and label columns.")
+    for column in (text_column, label_column):
+        if column not in names:
+            raise ValueError(f"`{name}` has no column {column!r} (columns: {names}).")
+    texts = _texts(dataset, text_column)
+    labels = list(dataset[label_column])
+    bad = [i for i, label in enumerate(labels) if isinstance(label, bool) or not isinstance(label, int)]
+    if bad:
+        raise ValueError(f"`{name}` labels must be integer class ids; row {bad[0]} has {labels[bad[0]]!r}.")
+    if not texts:
+        raise ValueError(f"`{name}` is empty.")
+    return list(zip(texts, labels, strict=True))
+
+
 def _config_of(source: Any):
     from .space import _source_config
 
     return _source_config(source)
 
 
-def load_results(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Raw records of a search's store (all runs), skipping a torn last line."""
-    path = Path(output_dir) / STORE_NAME
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
-
-
-__all__ = ["CandidateResult", "Importance", "OSESearch", "SearchResult", "covers", "dominates", "pareto_front"]
+__all__ = [
+    "CandidateResult",
+    "Importance",
+    "OSESearch",
+    "SearchResult",
+    "covers",
+    "dominates",
+    "load_results",
+    "pareto_front",
+]

@@ -1,0 +1,189 @@
+"""
+The error surrogate ê of the search: trains an extracted candidate for a bounded number of steps against the source
+(its teacher) and measures how far it still is. Uses the losses of `distill.py`, so the search and
+[`DistillationTrainer`] optimise the same objectives.
+
+Objectives:
+- `"task"`: the source is a fine-tuned sequence classifier and labelled data is given. The candidate (with the
+  source's sliced classifier) is trained with task distillation (α_ce·CE on the labels + α_kd·T²·KL to the teacher's
+  logits), and ê is the dev-set KL(teacher ‖ student) at T = 1; dev accuracy is recorded beside it.
+- `"mlm"`: the source has an MLM head: Bort's 0.1·MLM + 0.5·T²·KL on masked tokens; ê is the held-out KL.
+- `"hidden"`: otherwise: the relative error of the projected last hidden state; ê is its held-out value.
+
+Training is deterministic (no dropout, a fixed batch order, a constant learning rate), so a candidate trained for
+s steps, saved with its optimizer state and continued for s more gives exactly what 2s steps from the extracted
+weights give. The search relies on this to continue survivors across intervals instead of restarting them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
+from .distill import bort_distillation_loss, hidden_state_loss, kd_loss, make_projection, task_distillation_loss
+
+OBJECTIVES = ("task", "mlm", "hidden")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _base(model: BortPreTrainedModel) -> BortModel:
+    return model if isinstance(model, BortModel) else model.bort
+
+
+def _inputs(batch: dict[str, torch.Tensor], ids_key: str = "input_ids") -> dict[str, torch.Tensor]:
+    inputs = {key: batch[key] for key in MODEL_INPUTS[1:] if key in batch}
+    inputs["input_ids"] = batch[ids_key]
+    return inputs
+
+
+class CandidateTrainer:
+    """
+    Trains and scores candidates for [`OSESearch`]. `teacher` is the source as a Bort model; `train_batches` and
+    `eval_batches` are lists of tokenised batches (with `labels` for `"task"`, `masked_input_ids` and `labels` for
+    `"mlm"`). Teacher outputs that do not change (hidden states, classifier logits) are computed once here.
+    """
+
+    def __init__(
+        self,
+        teacher: BortPreTrainedModel,
+        objective: str,
+        train_batches: list[dict[str, torch.Tensor]],
+        eval_batches: list[dict[str, torch.Tensor]],
+        *,
+        learning_rate: float,
+        freeze_embeddings: bool = True,
+        temperature: float = 2.0,
+        alpha_ce: float = 0.5,
+        alpha_kd: float = 0.5,
+    ):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}.")
+        if not train_batches or not eval_batches:
+            raise ValueError("The surrogate needs at least one training batch and one evaluation batch.")
+        self.teacher = teacher.eval()
+        self.objective = objective
+        self.train_batches, self.eval_batches = train_batches, eval_batches
+        self.learning_rate, self.freeze_embeddings = learning_rate, freeze_embeddings
+        self.temperature, self.alpha_ce, self.alpha_kd = temperature, alpha_ce, alpha_kd
+        with torch.no_grad():
+            for batch in (*eval_batches, *train_batches):
+                if objective == "hidden" and "target" not in batch:
+                    batch["target"] = _base(self.teacher)(**_inputs(batch)).last_hidden_state
+                elif objective == "task" and "teacher_logits" not in batch:
+                    batch["teacher_logits"] = self.teacher(**_inputs(batch)).logits
+
+    @property
+    def description(self) -> str:
+        return {
+            "task": "dev KL(teacher ‖ student) of the classifier logits",
+            "mlm": "held-out KL of the masked-LM distributions",
+            "hidden": "held-out relative error of the projected last hidden state",
+        }[self.objective]
+
+    # --------------------------------------------------------------------------------------------- set-up / state
+    def setup(self, student: BortPreTrainedModel) -> tuple[torch.nn.Module | None, torch.optim.Optimizer]:
+        """Prepares `student` for training (no dropout, frozen embeddings) and returns (projection, optimizer)."""
+        student.train()
+        for module in student.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        if self.freeze_embeddings:
+            for parameter in _base(student).embeddings.parameters():
+                parameter.requires_grad_(False)
+        projection = None
+        if self.objective == "hidden":
+            teacher_width = self.eval_batches[0]["target"].shape[-1]
+            plan = getattr(student, "ose_plan", None)
+            projection = make_projection(student.config.hidden_size, teacher_width, plan.dims if plan else None)
+        parameters = [p for p in student.parameters() if p.requires_grad]
+        if projection is not None:
+            parameters += list(projection.parameters())
+        optimizer = torch.optim.AdamW(parameters, lr=self.learning_rate, weight_decay=0.0)
+        return projection, optimizer
+
+    @staticmethod
+    def save_state(path: Path, student, projection, optimizer, steps: int) -> None:
+        """Writes what continuing needs (trainable weights, projection, optimizer state, steps) atomically."""
+        trainable = {name: p.detach().clone() for name, p in student.named_parameters() if p.requires_grad}
+        state = {
+            "steps": steps,
+            "model": trainable,
+            "projection": None if projection is None else projection.state_dict(),
+            "optimizer": optimizer.state_dict(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        torch.save(state, temporary)
+        os.replace(temporary, path)
+
+    @staticmethod
+    def load_state(path: Path, student, projection, optimizer) -> int:
+        """Restores a state written by [`save_state`] into a freshly extracted `student`; returns its step count."""
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = student.load_state_dict(state["model"], strict=False)
+        trainable = {name for name, p in student.named_parameters() if p.requires_grad}
+        if set(state["model"]) != trainable or missing.unexpected_keys:
+            raise ValueError(f"{path} does not hold this candidate's trainable weights; delete it to retrain.")
+        if projection is not None:
+            projection.load_state_dict(state["projection"])
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["steps"])
+
+    # ----------------------------------------------------------------------------------------- training / scoring
+    def loss(self, student, projection, batch: dict[str, torch.Tensor], *, train: bool) -> torch.Tensor:
+        if self.objective == "task":
+            logits = student(**_inputs(batch)).logits
+            if train:
+                return task_distillation_loss(
+                    logits,
+                    batch["teacher_logits"],
+                    batch["labels"],
+                    temperature=self.temperature,
+                    alpha_ce=self.alpha_ce,
+                    alpha_kd=self.alpha_kd,
+                )
+            return kd_loss(logits, batch["teacher_logits"], temperature=1.0)
+        if self.objective == "mlm":
+            inputs = _inputs(batch, "masked_input_ids")
+            with torch.no_grad():
+                teacher_logits = self.teacher(**inputs).logits
+            logits = student(**inputs).logits
+            if train:
+                return bort_distillation_loss(logits, teacher_logits, batch["labels"], temperature=self.temperature)
+            positions = batch["labels"] != -100
+            return kd_loss(logits[positions], teacher_logits[positions], temperature=1.0)
+        hidden = _base(student)(**_inputs(batch)).last_hidden_state
+        return hidden_state_loss(hidden, batch["target"], batch["attention_mask"], projection)
+
+    def train(self, student, projection, optimizer, start: int, stop: int) -> None:
+        """Training steps `start` … `stop - 1`; step t always uses batch t mod (number of batches)."""
+        student.train()
+        for step in range(start, stop):
+            batch = self.train_batches[step % len(self.train_batches)]
+            loss = self.loss(student, projection, batch, train=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    def evaluate(self, student, projection) -> tuple[float, dict[str, float]]:
+        """(ê, extra metrics): ê averaged over the evaluation rows; `dev_accuracy` too for the task objective."""
+        student.eval()
+        total, rows, correct = 0.0, 0, 0
+        with torch.no_grad():
+            for batch in self.eval_batches:
+                n = batch["input_ids"].shape[0]
+                if self.objective == "task":
+                    logits = student(**_inputs(batch)).logits
+                    total += float(kd_loss(logits, batch["teacher_logits"], temperature=1.0)) * n
+                    correct += int((logits.argmax(-1) == batch["labels"]).sum())
+                else:
+                    total += float(self.loss(student, projection, batch, train=False)) * n
+                rows += n
+        metrics: dict[str, Any] = {}
+        if self.objective == "task":
+            metrics["dev_accuracy"] = correct / rows
+        return total / rows, metrics
