@@ -464,8 +464,8 @@ def extract_subnetwork(
     missing = [key for key in result.missing_keys if key not in tied]
     if missing and not init_missing:
         raise ValueError(
-            f"Extracting a {model_class.__name__} from a {type(source).__name__} leaves {len(missing)} tensors without "
-            f"source weights ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): they would be initialised "
+            f"Extracting a {model_class.__name__} from a {type(source).__name__} leaves {len(missing)} tensors "
+            f"without source weights ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): they would be initialised "
             "randomly. Extract the source's own class (or its base model), or pass init_missing=True to initialise "
             "them on purpose."
         )

@@ -318,7 +318,8 @@ class OSESearch:
             bad = sorted(label for label in labels if not 0 <= label < num_labels)
             if bad:
                 raise ValueError(
-                    f"Labels {bad[:5]} do not fit the source classifier's {num_labels} labels (ids 0..{num_labels - 1})."
+                    f"Labels {bad[:5]} do not fit the source classifier's {num_labels} labels "
+                    f"(ids 0..{num_labels - 1})."
                 )
         if wanted == "mlm" and not has_mlm:
             raise ValueError("objective='mlm' needs a source with an MLM head (e.g. *ForMaskedLM).")
