@@ -466,8 +466,8 @@ def extract_subnetwork(
         raise ValueError(
             f"Extracting a {model_class.__name__} from a {type(source).__name__} leaves {len(missing)} tensors "
             f"without source weights ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''}): they would be "
-            "initialised randomly. Extract the source's own class (or its base model), or pass init_missing=True to initialise "
-            "them on purpose."
+            "initialised randomly. Extract the source's own class (or its base model), or pass "
+            "init_missing=True to initialise them on purpose."
         )
     if missing:
         logger.warning("Extraction initialised %d tensors randomly on request: %s", len(missing), missing)
