@@ -22,6 +22,7 @@ from .agora import (
     TokenSubstitutionSampler,
     as_labeller,
 )
+from .compress import CompressionConfig, CompressionResult, compress
 from .exporters import OnnxExportResult, OnnxValidationError, export_onnx, register_onnx
 from .models.bort import (
     BORT_PRESETS,
@@ -77,6 +78,8 @@ __all__ = [
     "CallableLabeller",
     "Candidate",
     "CandidateResult",
+    "CompressionConfig",
+    "CompressionResult",
     "DistillationConfig",
     "DistillationTrainer",
     "EmbeddingSampler",
@@ -98,6 +101,7 @@ __all__ = [
     "__version__",
     "as_labeller",
     "bort_config_from",
+    "compress",
     "compute_importance",
     "convert_to_bort",
     "count_parameters",

@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Later pipeline stages add their own subcommands (each module imports its heavy dependencies lazily).
     from .agora.cli import add_commands as add_agora_commands
+    from .compress.cli import add_commands as add_compress_commands
     from .exporters.cli import add_commands as add_export_commands
     from .ose.cli import add_commands as add_ose_commands
 
+    add_compress_commands(sub)
     add_ose_commands(sub)
     add_agora_commands(sub)
     add_export_commands(sub)

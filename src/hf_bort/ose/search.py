@@ -113,6 +113,7 @@ class OSESearch:
         latency_engine: str = "pytorch",
         latency_cache: str | os.PathLike | None = None,
         max_cost_ratio: float | None = None,
+        max_multiply_adds_ratio: float | None = None,
         max_latency_ms: float | None = None,
         importance_method: str = "activation",
         calibration_batches: int = 8,
@@ -164,7 +165,12 @@ class OSESearch:
         for name, value in (("alpha_ce", alpha_ce), ("alpha_kd", alpha_kd)):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-        for name, value in (("max_cost_ratio", max_cost_ratio), ("max_latency_ms", max_latency_ms)):
+        budgets = (
+            ("max_cost_ratio", max_cost_ratio),
+            ("max_multiply_adds_ratio", max_multiply_adds_ratio),
+            ("max_latency_ms", max_latency_ms),
+        )
+        for name, value in budgets:
             if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
                 raise ValueError(f"`{name}` must be a finite number > 0 or None, got {value!r}.")
         if max_latency_ms is not None and cost != "latency_ms":
@@ -205,6 +211,7 @@ class OSESearch:
         self.latency_engine = latency_engine
         self.latency_cache = Path(latency_cache) if latency_cache else self.output_dir / "latency.json"
         self.max_cost_ratio, self.max_latency_ms = max_cost_ratio, max_latency_ms
+        self.max_multiply_adds_ratio = max_multiply_adds_ratio
         self.importance_method, self.calibration_batches = importance_method, calibration_batches
         self.heterogeneous, self.layer_selection = heterogeneous, layer_selection
         self.freeze_embeddings, self.prune, self.show_progress = freeze_embeddings, prune, show_progress
@@ -573,13 +580,16 @@ class OSESearch:
         kept = candidates
         if self.max_cost_ratio is not None:
             kept = [c for c in kept if cost_of(c) <= self.max_cost_ratio * source_cost]
+        if self.max_multiply_adds_ratio is not None:
+            kept = [c for c in kept if costs[c.key].multiply_adds <= self.max_multiply_adds_ratio * source_macs]
         if self.max_latency_ms is not None:
             kept = [c for c in kept if latencies[c.key] <= self.max_latency_ms]
         if not kept:
             cheapest = min(candidates, key=cost_of)
             raise ValueError(
                 f"No candidate of the search space fits the budget (max_cost_ratio={self.max_cost_ratio}, "
-                f"max_latency_ms={self.max_latency_ms}): the cheapest, {cheapest.key}, costs "
+                f"max_multiply_adds_ratio={self.max_multiply_adds_ratio}, max_latency_ms={self.max_latency_ms}): "
+                "the cheapest, {cheapest.key}, costs "
                 f"{cost_of(cheapest) / source_cost:.3f} of the source's {self.cost}"
                 + (f" ({latencies[cheapest.key]:.2f} ms)" if self.cost == "latency_ms" else "")
                 + ". Raise the budget or add smaller values to the space."
@@ -619,6 +629,7 @@ class OSESearch:
                         "rungs": self.rungs,
                         "cost": self.cost,
                         "max_cost_ratio": self.max_cost_ratio,
+                        "max_multiply_adds_ratio": self.max_multiply_adds_ratio,
                         "max_latency_ms": self.max_latency_ms,
                         "candidates_in_budget": len(candidates),
                         "space": self.space.to_dict(),

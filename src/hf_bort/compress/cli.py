@@ -1,0 +1,52 @@
+"""`hf-bort compress MODEL --dataset DATA --max-cost-ratio 0.25 --output-dir OUT`: flags are `CompressionConfig`'s."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser():
+    from transformers import HfArgumentParser
+
+    from .config import CompressionConfig
+
+    return HfArgumentParser(CompressionConfig, prog="hf-bort compress")
+
+
+def parse(argv: list[str]):
+    """`CompressionConfig` from command-line arguments; a first argument without dashes is the model."""
+    if argv and not argv[0].startswith("-"):
+        argv = ["--model", argv[0], *argv[1:]]
+    (config,) = _parser().parse_args_into_dataclasses(argv)
+    return config
+
+
+def run(argv: list[str]) -> int:
+    from .pipeline import compress
+
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: hf-bort compress MODEL --dataset DATA [--max-cost-ratio R] [--output-dir DIR] [options]\n")
+        _parser().print_help()
+        return 0
+    result = compress(parse(argv))
+    print(result.summary())
+    print(f"student in {result.student_path}; report in {result.output_dir / 'compression_report.json'}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Adds `compress` to the `hf-bort` sub-commands."""
+    parser = subparsers.add_parser(
+        "compress",
+        help="Find, extract, distil and validate the best sub-network of MODEL within a budget.",
+        description="Every CompressionConfig field is a flag (see `hf-bort compress --help`).",
+        add_help=False,
+        prefix_chars="+",  # every --option goes to HfArgumentParser, not to argparse's sub-parser
+    )
+    parser.add_argument("compress_args", nargs=argparse.REMAINDER)
+    parser.set_defaults(func=lambda args: run(args.compress_args))
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,290 @@
+"""`CompressionConfig`: every setting of `hf_bort.compress`, for the Python API and `hf-bort compress` alike."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MAX_COST_RATIO = 0.25
+# Settings that change no result: a resumed run may differ in these from the run it continues.
+RESUME_NEUTRAL = ("show_progress", "threads", "overwrite_output_dir", "dataset")
+
+
+@dataclass
+class CompressionConfig:
+    """
+    Settings of [`compress`]: a source model, a labelled text-classification dataset and a budget in; a smaller,
+    validated student out. The same dataclass drives `hf-bort compress` (one flag per field, `--max-cost-ratio 0.25`
+    style) and is saved as `compression_config.json` in the output folder.
+
+    Recipe (the defaults, documented in docs/compress.md): a pretrained encoder is first fine-tuned (AdamW, lr 5e-5,
+    batch 32, 3 epochs, linear decay, no warm-up); a fine-tuned `*ForSequenceClassification` is used as the teacher
+    as it is. The OSE search trains each candidate with task distillation and ranks by dev KL to the teacher; the
+    lowest-error front point within the budget is extracted, distilled on hidden states (2 epochs, lr 1e-4) and then
+    with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2); dev metrics, then test metrics once.
+
+    Example:
+
+    ```python
+    >>> from hf_bort import CompressionConfig, compress
+    >>> config = CompressionConfig(model="path/to/encoder", dataset="data/", max_cost_ratio=0.25,
+    ...                            output_dir="compressed")  # doctest: +SKIP
+    >>> result = compress(config)  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+    ```
+    """
+
+    model: str = field(
+        metadata={
+            "help": "Source: a path or Hub id of a pretrained encoder or a fine-tuned *ForSequenceClassification."
+        }
+    )
+    dataset: str = field(
+        default=None,
+        metadata={
+            "help": "Labelled data: a folder with train/validation/test CSV, JSON or JSONL files (or a saved "
+            "DatasetDict), one such file (train only), or a Hub dataset name. In Python also a DatasetDict or Dataset."
+        },
+    )
+    text_column: str = field(default="text", metadata={"help": "Column holding the input text."})
+    label_column: str = field(default="label", metadata={"help": "Column holding the class label (ids or names)."})
+    train_split: str = field(default="train", metadata={"help": "Name of the training split."})
+    validation_split: str = field(
+        default="validation",
+        metadata={"help": "Name of the dev split (model choice); carved from train, stratified, when missing."},
+    )
+    test_split: str = field(
+        default="test", metadata={"help": "Name of the test split, read once at the end; skipped when missing."}
+    )
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Fraction of train carved out as the dev split when there is none."}
+    )
+    output_dir: str = field(default="compressed", metadata={"help": "Output folder (resumable)."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Start again in an output folder that holds a run with other settings."}
+    )
+    max_cost_ratio: float = field(
+        default=None,
+        metadata={
+            "help": "Budget: at most this fraction of the source's encoder multiply-adds (default 0.25 when no "
+            "budget is given)."
+        },
+    )
+    max_latency_ratio: float = field(
+        default=None,
+        metadata={"help": "Budget: at most this fraction of the source's latency, measured on this CPU."},
+    )
+    max_latency_ms: float = field(
+        default=None, metadata={"help": "Budget: at most this many milliseconds per forward pass on this CPU."}
+    )
+    latency_engine: str = field(
+        default="onnxruntime",
+        metadata={
+            "help": "Engine for latency budgets and the search's latency cost.",
+            "choices": ["onnxruntime", "pytorch"],
+        },
+    )
+    max_length: int = field(default=128, metadata={"help": "Maximum tokens per text (training and evaluation)."})
+    cost_sequence_length: int = field(
+        default=128, metadata={"help": "Sequence length at which multiply-adds (and search latencies) are counted."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of every random choice (splits, batches, initialisation)."})
+    # ------------------------------------------------------------------------------------------------- fine-tuning
+    finetune_epochs: float = field(default=3.0, metadata={"help": "Epochs to fine-tune a pretrained source."})
+    finetune_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of fine-tuning."})
+    batch_size: int = field(default=32, metadata={"help": "Batch size of fine-tuning and distillation."})
+    # ------------------------------------------------------------------------------------------------------ search
+    candidate: str = field(
+        default=None,
+        metadata={
+            "help": "Skip the search and extract this shape (a key like D6-A3-H384-I384-d32), e.g. for baselines."
+        },
+    )
+    epsilon: float = field(
+        default=0.25,
+        metadata={"help": "Search ε: cost boxes of (1+ε) for pruning; full budget ceil(search_base_steps / ε)."},
+    )
+    search_base_steps: int = field(
+        default=32, metadata={"help": "Steps per candidate at ε = 1 (the full budget is ceil(this / ε))."}
+    )
+    search_interval: int = field(
+        default=16, metadata={"help": "Steps of the first search interval (then 2×, 4×, … up to the full budget)."}
+    )
+    search_batch_size: int = field(default=16, metadata={"help": "Batch size of the search's candidate training."})
+    search_learning_rate: float = field(default=1e-4, metadata={"help": "Constant learning rate of the search."})
+    search_eval_rows: int = field(default=256, metadata={"help": "Dev rows ê is measured on."})
+    search_layers: str = field(default=None, metadata={"help": "Depths to search, e.g. '2,4,6' (default: scaled)."})
+    search_heads: str = field(default=None, metadata={"help": "Heads per layer to search (default: scaled)."})
+    search_hidden: str = field(default=None, metadata={"help": "Hidden widths to search (default: scaled)."})
+    search_intermediate: str = field(default=None, metadata={"help": "FFN widths to search (default: scaled)."})
+    layer_selection: str = field(
+        default="importance",
+        metadata={
+            "help": "Which source layers a shallower student keeps.",
+            "choices": ["importance", "first", "uniform"],
+        },
+    )
+    # ------------------------------------------------------------------------------------------------ distillation
+    distill_epochs: float = field(default=2.0, metadata={"help": "Epochs of hidden-state distillation (0: skip)."})
+    distill_learning_rate: float = field(
+        default=1e-4, metadata={"help": "Learning rate of hidden-state distillation."}
+    )
+    task_epochs: float = field(default=3.0, metadata={"help": "Epochs of task distillation of the student."})
+    task_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of task distillation."})
+    alpha_ce: float = field(default=0.5, metadata={"help": "Weight of the label cross-entropy in task distillation."})
+    alpha_kd: float = field(default=0.5, metadata={"help": "Weight of T²·KL to the teacher in task distillation."})
+    temperature: float = field(default=2.0, metadata={"help": "Softmax temperature T of the KL terms."})
+    # ---------------------------------------------------------------------------------------------------- checks
+    measure_onnx: bool = field(
+        default=True, metadata={"help": "Also measure ONNX Runtime latency (needs pip install 'hf-bort[onnx]')."}
+    )
+    latency_runs: int = field(default=100, metadata={"help": "Timed batch-1 forward passes per model and engine."})
+    evaluate_test: bool = field(default=True, metadata={"help": "Evaluate source and student on the test split."})
+    reload_check: bool = field(
+        default=True, metadata={"help": "Reload the student in a fresh process with plain transformers."}
+    )
+    threads: int = field(default=None, metadata={"help": "torch threads (default: torch's choice)."})
+    show_progress: bool = field(default=True, metadata={"help": "Progress bars per stage."})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, (str, os.PathLike)) or not str(self.model).strip():
+            raise ValueError(f"`model` must be a path or Hub id, got {self.model!r}.")
+        if self.dataset is None:
+            raise ValueError(
+                "`dataset` is required: a folder or file of CSV/JSON/JSONL, a Hub name, or a DatasetDict."
+            )
+        for name in ("text_column", "label_column", "train_split", "validation_split", "test_split", "output_dir"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
+        if self.text_column == self.label_column:
+            raise ValueError("`text_column` and `label_column` must differ.")
+        if self.max_cost_ratio is None and self.max_latency_ratio is None and self.max_latency_ms is None:
+            self.max_cost_ratio = DEFAULT_MAX_COST_RATIO
+        for name in ("max_cost_ratio", "max_latency_ratio"):
+            value = getattr(self, name)
+            if value is not None and not (_number(value) and 0 < value <= 1):
+                raise ValueError(f"`{name}` must be a number in (0, 1], got {value!r}.")
+        positive = (
+            "max_latency_ms",
+            "finetune_learning_rate",
+            "search_learning_rate",
+            "distill_learning_rate",
+            "task_learning_rate",
+            "temperature",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and not (_number(value) and value > 0):
+                raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
+        for name in ("finetune_epochs", "distill_epochs", "alpha_ce", "alpha_kd"):
+            value = getattr(self, name)
+            if not (_number(value) and value >= 0):
+                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+        if not (_number(self.task_epochs) and self.task_epochs > 0):
+            raise ValueError(f"`task_epochs` must be > 0 (the student's task training), got {self.task_epochs!r}.")
+        if self.alpha_ce + self.alpha_kd <= 0:
+            raise ValueError("`alpha_ce` + `alpha_kd` must be > 0.")
+        if not (_number(self.validation_fraction) and 0 < self.validation_fraction < 1):
+            raise ValueError(f"`validation_fraction` must be in (0, 1), got {self.validation_fraction!r}.")
+        if not (_number(self.epsilon) and 0 < self.epsilon <= 1):
+            raise ValueError(f"`epsilon` must be in (0, 1], got {self.epsilon!r}.")
+        ints = (
+            "max_length",
+            "cost_sequence_length",
+            "batch_size",
+            "search_base_steps",
+            "search_interval",
+            "search_batch_size",
+            "search_eval_rows",
+            "latency_runs",
+        )
+        for name in ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if self.threads is not None and (
+            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads <= 0
+        ):
+            raise ValueError(f"`threads` must be a positive integer or None, got {self.threads!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be an integer >= 0, got {self.seed!r}.")
+        if self.latency_engine not in ("onnxruntime", "pytorch"):
+            raise ValueError(f"`latency_engine` must be 'onnxruntime' or 'pytorch', got {self.latency_engine!r}.")
+        if self.layer_selection not in ("importance", "first", "uniform"):
+            raise ValueError(
+                f"`layer_selection` must be 'importance', 'first' or 'uniform', got {self.layer_selection!r}."
+            )
+        for name in ("search_layers", "search_heads", "search_hidden", "search_intermediate"):
+            self.axis(name)  # validates
+        if self.candidate is not None:
+            from ..ose.space import Candidate
+
+            Candidate.from_key(self.candidate)
+        needs_ort = self.measure_onnx or (
+            self.latency_engine == "onnxruntime"
+            and (self.max_latency_ratio is not None or self.max_latency_ms is not None)
+        )
+        if needs_ort:
+            try:
+                import onnxruntime  # noqa: F401
+                import optimum.exporters.onnx  # noqa: F401
+            except ImportError as error:
+                raise ImportError(
+                    "ONNX Runtime latency (measure_onnx=True or a latency budget with latency_engine='onnxruntime') "
+                    'needs the onnx extra: pip install "hf-bort[onnx]"; or set measure_onnx=False / '
+                    "latency_engine='pytorch'."
+                ) from error
+
+    def axis(self, name: str) -> tuple[int, ...] | None:
+        """A search-space axis override (`search_layers`, …) as integers, or `None` for the scaled default."""
+        value = getattr(self, name)
+        if value is None:
+            return None
+        if isinstance(value, (list, tuple)):
+            parts = list(value)
+        else:
+            parts = [part.strip() for part in str(value).split(",") if part.strip()]
+        try:
+            numbers = tuple(int(part) for part in parts)
+        except ValueError:
+            raise ValueError(f"`{name}` must be comma-separated positive integers, got {value!r}.") from None
+        if not numbers or any(n <= 0 for n in numbers):
+            raise ValueError(f"`{name}` must be comma-separated positive integers, got {value!r}.")
+        return numbers
+
+    @property
+    def search_max_steps(self) -> int:
+        return math.ceil(self.search_base_steps / self.epsilon)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self) if isinstance(self.dataset, (str, os.PathLike)) else _asdict_without_dataset(self)
+        if not isinstance(self.dataset, (str, os.PathLike)):
+            data["dataset"] = f"<in-memory {type(self.dataset).__name__}>"
+        else:
+            data["dataset"] = str(self.dataset)
+        return data
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        return path
+
+    def differences(self, saved: dict[str, Any]) -> list[str]:
+        """Fields (other than `RESUME_NEUTRAL` ones) whose saved value differs from this config's."""
+        mine = self.to_dict()
+        return sorted(
+            name for name in mine if name not in RESUME_NEUTRAL and saved.get(name, mine[name]) != mine[name]
+        )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _asdict_without_dataset(config: CompressionConfig) -> dict[str, Any]:
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name != "dataset"}

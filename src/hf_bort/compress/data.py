@@ -1,0 +1,273 @@
+"""Loading and checking the labelled dataset of `compress`: splits, columns, labels, a carved dev split."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DATA_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
+SPLIT_ALIASES = {"validation": ("validation", "dev", "valid", "val"), "test": ("test",), "train": ("train",)}
+
+
+@dataclass
+class TaskData:
+    """The splits `compress` works on (columns `text` and integer `label`), with what was done to get them."""
+
+    train: Any
+    validation: Any
+    test: Any | None
+    label_names: list[str]
+    validation_carved: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    def sizes(self) -> dict[str, int]:
+        out = {"train": len(self.train), "validation": len(self.validation)}
+        if self.test is not None:
+            out["test"] = len(self.test)
+        return out
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for name in ("train", "validation", "test"):
+            split = getattr(self, name)
+            if split is not None:
+                digest.update(json.dumps([name, list(split["text"]), list(split["label"])]).encode())
+        digest.update(json.dumps(self.label_names).encode())
+        return digest.hexdigest()[:16]
+
+
+def _load_raw(dataset: Any, seed: int) -> dict[str, Any]:
+    """A dict split name -> datasets.Dataset from whatever the user gave."""
+    import datasets
+
+    if isinstance(dataset, datasets.DatasetDict):
+        return dict(dataset)
+    if isinstance(dataset, datasets.Dataset):
+        return {"train": dataset}
+    if isinstance(dataset, dict):
+        out = {}
+        for name, value in dataset.items():
+            out[name] = value if isinstance(value, datasets.Dataset) else _load_files({name: value})[name]
+        return out
+    if not isinstance(dataset, (str, os.PathLike)):
+        raise TypeError(
+            f"`dataset` must be a path, a Hub dataset name, a DatasetDict or a Dataset, got {type(dataset).__name__}."
+        )
+    path = Path(dataset)
+    if path.is_file():
+        return _load_files({"train": path})
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            return dict(datasets.load_from_disk(str(path)))
+        files: dict[str, Path] = {}
+        for split, aliases in SPLIT_ALIASES.items():
+            for alias in aliases:
+                found = [p for p in sorted(path.iterdir()) if p.stem == alias and p.suffix in DATA_EXTENSIONS]
+                if found:
+                    files[split] = found[0]
+                    break
+        extra = [p.name for p in sorted(path.iterdir()) if p.suffix in DATA_EXTENSIONS and p not in files.values()]
+        if "train" not in files:
+            raise ValueError(
+                f"`dataset` folder {path} has no train.csv / train.json / train.jsonl (found: "
+                f"{[p.name for p in sorted(path.iterdir())]})."
+            )
+        if extra:
+            logger.warning("Ignoring files of %s that are not a train/validation/test split: %s", path, extra)
+        return _load_files(files)
+    if str(dataset).startswith((".", "/", "~")) or Path(str(dataset)).suffix in DATA_EXTENSIONS:
+        raise FileNotFoundError(f"`dataset` {dataset!r} does not exist.")
+    try:
+        return dict(datasets.load_dataset(str(dataset)))
+    except Exception as error:  # noqa: BLE001 - name the field and the cause (offline, unknown name, ...)
+        raise ValueError(
+            f"`dataset` {dataset!r} is neither a local file or folder nor a loadable Hub dataset: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+def _load_files(files: dict[str, Any]) -> dict[str, Any]:
+    import datasets
+
+    out = {}
+    for split, file in files.items():
+        file = Path(file)
+        if not file.is_file():
+            raise FileNotFoundError(f"`dataset` split {split!r}: {file} does not exist.")
+        kind = DATA_EXTENSIONS.get(file.suffix)
+        if kind is None:
+            raise ValueError(f"`dataset` split {split!r}: {file.name} is not .csv, .json or .jsonl.")
+        out[split] = datasets.load_dataset(kind, data_files=str(file), split="train")
+    return out
+
+
+def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str) -> tuple[list[str], list[Any]]:
+    columns = split.column_names
+    for column, what in ((text_column, "text_column"), (label_column, "label_column")):
+        if column not in columns:
+            raise ValueError(f"`{what}` {column!r} is not a column of the {name!r} split (columns: {columns}).")
+    if len(split) == 0:
+        raise ValueError(f"The {name!r} split is empty.")
+    texts, labels = list(split[text_column]), list(split[label_column])
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"The {name!r} split's {text_column!r} must hold non-empty strings; row {i} is {text!r}.")
+    for i, label in enumerate(labels):
+        if label is None or isinstance(label, (bool, float, list, dict)):
+            raise ValueError(
+                f"The {name!r} split's {label_column!r} must be class ids or names; row {i} is {label!r}."
+            )
+    return texts, labels
+
+
+def _label_names(raw: dict[str, Any], train_split: str, label_column: str, labels: list[Any]) -> list[str] | None:
+    feature = raw[train_split].features.get(label_column)
+    names = getattr(feature, "names", None)
+    return list(names) if names else None
+
+
+def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Row indices (train, dev): about `fraction` of each class goes to dev (at least one per class of ≥ 2 rows)."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    train, dev = [], []
+    for label in sorted(by_class):
+        rows = by_class[label][:]
+        rng.shuffle(rows)
+        take = round(len(rows) * fraction)
+        take = max(1 if len(rows) >= 2 else 0, min(take, len(rows) - 1))
+        dev.extend(rows[:take])
+        train.extend(rows[take:])
+    return sorted(train), sorted(dev)
+
+
+def load_task_data(
+    config, model_label2id: dict[str, int] | None = None, model_num_labels: int | None = None
+) -> TaskData:
+    """
+    The train / dev / test splits of `config.dataset` as `text` + integer `label` columns, checked before any work:
+    columns exist, splits are non-empty, train has at least two classes, and every label fits the source
+    classifier's head (`model_num_labels`, names mapped through `model_label2id` when the head has real names).
+    Without a dev split one is carved from train (seeded, stratified), and a note says so.
+    """
+    import datasets
+
+    raw = _load_raw(config.dataset, config.seed)
+    if config.train_split not in raw:
+        raise ValueError(
+            f"`train_split` {config.train_split!r} is not a split of the dataset (splits: {sorted(raw)})."
+        )
+    notes: list[str] = []
+    columns = {}
+    for name in (config.train_split, config.validation_split, config.test_split):
+        if name in raw:
+            columns[name] = _texts_and_labels(raw[name], name, config.text_column, config.label_column)
+    train_texts, train_labels = columns[config.train_split]
+    names = _label_names(raw, config.train_split, config.label_column, train_labels)
+    key = int
+    all_labels = [label for _, labels in columns.values() for label in labels]
+    if names is None:
+        if all(isinstance(label, int) for label in all_labels):
+            values = sorted(set(all_labels))
+            if values[0] < 0:
+                raise ValueError(f"`label_column` {config.label_column!r} holds a negative class id {values[0]}.")
+            if model_label2id and not _generic_names(model_label2id):
+                names = [name for name, _ in sorted(model_label2id.items(), key=lambda item: item[1])]
+            else:
+                names = [str(i) for i in range(values[-1] + 1)]
+            to_id = {value: value for value in values}
+        else:
+            key = str
+            values = sorted({str(label) for label in all_labels})
+            if model_label2id and not _generic_names(model_label2id):
+                unknown = [value for value in values if value not in model_label2id]
+                if unknown:
+                    raise ValueError(
+                        f"Labels {unknown[:5]} are not labels of the source classifier "
+                        f"(its label2id: {sorted(model_label2id)})."
+                    )
+                to_id = {value: model_label2id[value] for value in values}
+                names = [name for name, _ in sorted(model_label2id.items(), key=lambda item: item[1])]
+            else:
+                to_id = {value: i for i, value in enumerate(values)}
+                names = values
+            notes.append(f"string labels mapped to ids: {to_id}")
+    else:
+        to_id = {i: i for i in range(len(names))}
+
+    def ids(labels: list[Any]) -> list[int]:
+        try:
+            return [to_id[key(label)] for label in labels]
+        except (KeyError, ValueError) as error:
+            raise ValueError(f"`label_column` {config.label_column!r}: label {error} is outside {names}.") from None
+
+    converted = {name: (texts, ids(labels)) for name, (texts, labels) in columns.items()}
+    train_ids = converted[config.train_split][1]
+    if len(set(train_ids)) < 2:
+        raise ValueError(
+            f"The {config.train_split!r} split has a single class ({names[train_ids[0]]!r}): classification needs "
+            "at least two."
+        )
+    num_labels = len(names)
+    if model_num_labels is not None:
+        too_big = sorted({label for _, labels in converted.values() for label in labels if label >= model_num_labels})
+        if too_big:
+            raise ValueError(
+                f"Labels {too_big[:5]} do not fit the source classifier's {model_num_labels} outputs (ids 0.."
+                f"{model_num_labels - 1}): fine-tune from the pretrained encoder instead, or remap the labels."
+            )
+        num_labels = model_num_labels
+        if len(names) < num_labels:
+            names = names + [str(i) for i in range(len(names), num_labels)]
+
+    def make(texts: list[str], labels: list[int]):
+        return datasets.Dataset.from_dict({"text": texts, "label": labels})
+
+    train = make(*converted[config.train_split])
+    carved = False
+    if config.validation_split in converted:
+        validation = make(*converted[config.validation_split])
+    else:
+        kept, dev = stratified_split(list(train["label"]), config.validation_fraction, config.seed)
+        if not dev:
+            raise ValueError("No dev split was given and train is too small to carve one.")
+        validation, train = train.select(dev), train.select(kept)
+        carved = True
+        notes.append(
+            f"no {config.validation_split!r} split: carved {len(validation)} rows ({config.validation_fraction:.0%}, "
+            f"stratified, seed {config.seed}) from {config.train_split!r} as the dev split"
+        )
+        logger.warning(notes[-1])
+    test = make(*converted[config.test_split]) if config.test_split in converted else None
+    if test is None:
+        notes.append(f"no {config.test_split!r} split: no test metrics")
+    missing_in_train = sorted(set(validation["label"]) - set(train["label"]))
+    if missing_in_train:
+        notes.append(f"dev labels {missing_in_train} never occur in train")
+    return TaskData(
+        train=train,
+        validation=validation,
+        test=test,
+        label_names=names[: max(num_labels, len(names))],
+        validation_carved=carved,
+        notes=notes,
+    )
+
+
+def _generic_names(label2id: dict[str, int]) -> bool:
+    """transformers' placeholder names (LABEL_0, LABEL_1, …)."""
+    return all(name == f"LABEL_{i}" for name, i in label2id.items())

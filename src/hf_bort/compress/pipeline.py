@@ -1,0 +1,608 @@
+"""
+`compress`: one call from a source model, a labelled dataset and a budget to a validated, smaller, faster student.
+
+Stages (each recorded in `OUTPUT/progress.json` when it finishes; a re-run skips finished stages and the search
+resumes at the candidate it was in):
+
+1. `data` — load and check the splits and the source before any training (columns, classes, labels vs the head,
+   budget), carve a stratified dev split when there is none.
+2. `source` — fine-tune a pretrained encoder (or take a fine-tuned classifier as it is): the teacher.
+3. `search` — OSE with the task surrogate over the candidates within the budget; the lowest-error front point is
+   chosen (`front.md`, `front.png`, `choice.json` in `OUTPUT/search/`).
+4. `distill` — extraction of the chosen shape from the teacher, hidden-state distillation.
+5. `task` — task distillation; the student is saved in `OUTPUT/student/` (weights, code, tokenizer).
+6. `reload` — the student reloads with plain transformers in a fresh process, same logits.
+7. `latency` — batch-1 latency of source and student, PyTorch and ONNX Runtime, measured in one run.
+8. `test` — source and student on the test split: the only time it is read.
+Then `compression_report.json` holds every setting, every number and the wall time of each stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import CompressionConfig
+from .data import TaskData, load_task_data
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("data", "source", "search", "distill", "task", "reload", "latency", "test")
+REPORT_NAME = "compression_report.json"
+
+
+@dataclass
+class CompressionResult:
+    """What [`compress`] returns: the report (also in `compression_report.json`) and where the student is."""
+
+    report: dict[str, Any]
+    output_dir: Path
+
+    @property
+    def student_path(self) -> Path:
+        return self.output_dir / "student"
+
+    def load_student(self):
+        """The student as a `BortForSequenceClassification`."""
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(self.student_path)
+
+    def summary(self) -> str:
+        """Source vs student: dev/test metrics, parameters, multiply-adds and latency, as a text table."""
+        report = self.report
+        rows = [("", "source", "student")]
+        source, student = report["source"], report["student"]
+        for split in ("dev", "test"):
+            for metric in ("accuracy", "macro_f1"):
+                a = source.get(split, {}).get(metric)
+                b = student.get(split, {}).get(metric)
+                if a is not None or b is not None:
+                    rows.append((f"{split} {metric}", _fmt(a, 100, "%"), _fmt(b, 100, "%")))
+        rows.append(("parameters", f"{source['parameters']:,}", f"{student['parameters']:,}"))
+        rows.append(
+            (
+                "encoder multiply-adds",
+                f"{source['encoder_multiply_adds']:,}",
+                f"{student['encoder_multiply_adds']:,} (×{student['multiply_adds_ratio']:.3f})",
+            )
+        )
+        latency = report.get("latency") or {}
+        for engine in ("pytorch", "onnxruntime_fp32"):
+            if engine in latency:
+                cell = latency[engine]
+                rows.append(
+                    (
+                        f"latency {engine} b{latency['batch_size']} L{latency['sequence_length']}",
+                        f"{cell['source']['p50_ms']:.2f} ms",
+                        f"{cell['student']['p50_ms']:.2f} ms (×{cell['student']['ratio_to_source']:.2f})",
+                    )
+                )
+        width = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [f"{report['student']['shape']} from {report['settings']['model']}"]
+        lines += ["  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)) for row in rows]
+        return "\n".join(lines)
+
+
+def _fmt(value: float | None, scale: float = 1.0, suffix: str = "") -> str:
+    return "–" if value is None else f"{value * scale:.2f}{suffix}"
+
+
+class _Run:
+    """The state of one compression run in its output folder: finished stages, their records, timings."""
+
+    def __init__(self, config: CompressionConfig):
+        self.config = config
+        self.dir = Path(config.output_dir)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ValueError(f"`output_dir` {self.dir} exists and is not a folder.")
+        self.progress_path = self.dir / "progress.json"
+        saved_config = self.dir / "compression_config.json"
+        if saved_config.is_file():
+            differences = config.differences(json.loads(saved_config.read_text()))
+            if differences and not config.overwrite_output_dir:
+                raise ValueError(
+                    f"`output_dir` {self.dir} holds a run with other settings ({', '.join(differences)}): use another "
+                    "output_dir, or overwrite_output_dir=True (CLI: --overwrite-output-dir) to start again."
+                )
+            if differences:
+                logger.warning("Starting again in %s (settings changed: %s).", self.dir, differences)
+                shutil.rmtree(self.dir)
+        elif self.dir.is_dir() and any(self.dir.iterdir()) and not config.overwrite_output_dir:
+            raise ValueError(
+                f"`output_dir` {self.dir} is not empty and holds no compression run: choose an empty or new folder, "
+                "or pass overwrite_output_dir=True."
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config.save(saved_config)
+        self.progress = json.loads(self.progress_path.read_text()) if self.progress_path.is_file() else {}
+        self.progress.setdefault("stages", {})
+        self.progress.setdefault("wall_s", {})
+
+    def done(self, stage: str) -> bool:
+        return stage in self.progress["stages"]
+
+    def record(self, stage: str) -> dict[str, Any]:
+        return self.progress["stages"][stage]
+
+    def finish(self, stage: str, record: dict[str, Any], wall: float) -> None:
+        self.progress["stages"][stage] = record
+        self.progress["wall_s"][stage] = self.progress["wall_s"].get(stage, 0.0) + wall
+        temporary = self.progress_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.progress, indent=1, default=_json_default))
+        os.replace(temporary, self.progress_path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
+
+
+def _source_kind(model: str) -> tuple[Any, bool]:
+    """(config, is a fine-tuned sequence classifier); refuses types with no weight mapping before any work."""
+    from transformers import AutoConfig
+
+    from ..models.bort.convert import SUPPORTED_MODEL_TYPES
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except OSError as error:
+        raise ValueError(f"`model` {model!r} cannot be loaded: {error}") from error
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(
+            f"`model` is a {config.model_type!r} model; compress extracts weights from "
+            f"{', '.join(SUPPORTED_MODEL_TYPES)} checkpoints only (other types would start from random weights)."
+        )
+    architectures = getattr(config, "architectures", None) or []
+    return config, any(name.endswith("ForSequenceClassification") for name in architectures)
+
+
+def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:
+    """Fails before any training when no candidate of the space fits a multiply-add budget."""
+    from ..models.bort.convert import bort_config_from
+    from ..ose.costs import candidate_costs
+    from ..ose.space import Candidate, SearchSpace
+
+    bort_config = bort_config_from(source_config)
+    space = _space(config, bort_config)
+    full = Candidate(
+        bort_config.num_hidden_layers,
+        max(bort_config.layer_num_attention_heads),
+        bort_config.hidden_size,
+        max(bort_config.layer_intermediate_sizes),
+        bort_config.attention_head_size,
+    )
+    source_macs = candidate_costs(full, bort_config, config.cost_sequence_length).multiply_adds
+    candidates = [Candidate.from_key(config.candidate)] if config.candidate else space.candidates()
+    ratios = {
+        c.key: candidate_costs(c, bort_config, config.cost_sequence_length).multiply_adds / source_macs
+        for c in candidates
+    }
+    if config.max_cost_ratio is not None:
+        fitting = [key for key, ratio in ratios.items() if ratio <= config.max_cost_ratio]
+        if not fitting:
+            cheapest = min(ratios, key=ratios.get)
+            what = "`candidate`" if config.candidate else "No candidate of the search space"
+            raise ValueError(
+                f"{what} does not fit `max_cost_ratio` {config.max_cost_ratio}: the cheapest, {cheapest}, has "
+                f"{ratios[cheapest]:.3f} of the source's multiply-adds."
+            )
+    del SearchSpace
+    return {"candidates_in_space": len(space), "candidates_within_multiply_adds_budget": len(ratios)}
+
+
+def _space(config: CompressionConfig, bort_config):
+    from ..ose.space import SearchSpace
+
+    return SearchSpace.from_source(
+        bort_config,
+        num_layers=config.axis("search_layers"),
+        num_heads=config.axis("search_heads"),
+        hidden_sizes=config.axis("search_hidden"),
+        intermediate_sizes=config.axis("search_intermediate"),
+    )
+
+
+def compress(config: CompressionConfig) -> CompressionResult:
+    """
+    Compresses `config.model` for the labelled `config.dataset` within the budget: see the module docstring for the
+    stages and [`CompressionConfig`] for every setting. Returns a [`CompressionResult`]; the student is in
+    `OUTPUT/student/` and loads with `AutoModelForSequenceClassification.from_pretrained` (after `import hf_bort`, or
+    with `trust_remote_code=True`, which runs the modeling code saved beside the weights).
+
+    Example:
+
+    ```python
+    >>> from hf_bort import CompressionConfig, compress
+    >>> result = compress(CompressionConfig(model="bert-dir", dataset="data/", max_cost_ratio=0.25,
+    ...                                     output_dir="compressed"))  # doctest: +SKIP
+    >>> print(result.summary())  # doctest: +SKIP
+    ```
+    """
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..models.bort.convert import convert_to_bort
+    from ..models.bort.parameters import count_parameters
+    from ..ose.costs import candidate_config, encoder_multiply_adds
+    from ..ose.extract import compute_importance, extract_subnetwork, save_extracted
+    from ..ose.search import OSESearch
+    from ..ose.space import Candidate
+    from . import recipe
+
+    if not isinstance(config, CompressionConfig):
+        raise TypeError(f"`config` must be a CompressionConfig, got {type(config).__name__}.")
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    total_start = time.perf_counter()
+
+    # ---------------------------------------------------------------------------------- 1. data and source checks
+    source_config, is_classifier = _source_kind(config.model)
+    label2id = dict(source_config.label2id) if is_classifier else None
+    data: TaskData = load_task_data(
+        config, model_label2id=label2id, model_num_labels=source_config.num_labels if is_classifier else None
+    )
+    budget = _budget_check(config, source_config)
+    run = _Run(config)
+    out = run.dir
+    stages = tqdm(total=len(STAGES), desc="compress", disable=not config.show_progress)
+    fingerprint = data.fingerprint()
+    if run.done("data") and run.record("data")["fingerprint"] != fingerprint and not config.overwrite_output_dir:
+        raise ValueError(
+            f"`output_dir` {out} holds a run on other data (fingerprint {run.record('data')['fingerprint']} vs "
+            f"{fingerprint}): use another output_dir or overwrite_output_dir=True."
+        )
+    run.finish(
+        "data",
+        {
+            "fingerprint": fingerprint,
+            "sizes": data.sizes(),
+            "num_labels": data.num_labels,
+            "label_names": data.label_names,
+            "validation_carved": data.validation_carved,
+            "notes": data.notes,
+            "source_is_finetuned_classifier": is_classifier,
+            **budget,
+        },
+        0.0,
+    )
+    stages.update(1)
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    tokenised = {
+        name: recipe.tokenise(split, tokenizer, config.max_length)
+        for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))
+        if split is not None
+    }
+
+    # ------------------------------------------------------------------------------------------------ 2. source
+    source_dir = out / "source-finetuned"
+    stages.set_description("compress: source")
+    if not run.done("source"):
+        start = time.perf_counter()
+        if is_classifier:
+            teacher_model = AutoModelForSequenceClassification.from_pretrained(config.model).eval()
+            record: dict[str, Any] = {"finetuned": False, "path": str(config.model)}
+        else:
+            id2label = dict(enumerate(data.label_names))
+            teacher_model = AutoModelForSequenceClassification.from_pretrained(
+                config.model,
+                num_labels=data.num_labels,
+                id2label=id2label,
+                label2id={v: k for k, v in id2label.items()},
+            )
+            training = recipe.finetune(
+                teacher_model,
+                tokenised["train"],
+                tokenizer,
+                epochs=config.finetune_epochs,
+                learning_rate=config.finetune_learning_rate,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                work_dir=out / "tmp-trainer",
+                show_progress=config.show_progress,
+            )
+            teacher_model.save_pretrained(source_dir)
+            tokenizer.save_pretrained(source_dir)
+            record = {"finetuned": True, "path": str(source_dir), "training": training}
+        record["dev"] = recipe.evaluate(teacher_model, tokenised["validation"], tokenizer)
+        run.finish("source", record, time.perf_counter() - start)
+    source_path = run.record("source")["path"]
+    teacher_model = AutoModelForSequenceClassification.from_pretrained(source_path).eval()
+    teacher = convert_to_bort(teacher_model).eval()  # same outputs, Bort parameter names
+    stages.update(1)
+
+    # ------------------------------------------------------------------------------------------------ 3. search
+    latency_budget = config.max_latency_ratio is not None or config.max_latency_ms is not None
+    search = OSESearch(
+        teacher,
+        _space(config, teacher.config),
+        tokenizer=tokenizer,
+        task_dataset=data.train,
+        eval_dataset=data.validation.select(range(min(config.search_eval_rows, len(data.validation)))),
+        objective="task",
+        output_dir=out / "search",
+        epsilon=config.epsilon,
+        interval_size=config.search_interval,
+        max_steps=config.search_max_steps,
+        batch_size=config.search_batch_size,
+        eval_batch_size=64,
+        num_eval_batches=-(-min(config.search_eval_rows, len(data.validation)) // 64),
+        max_train_batches=config.search_max_steps,
+        max_length=config.max_length,
+        learning_rate=config.search_learning_rate,
+        temperature=config.temperature,
+        alpha_ce=config.alpha_ce,
+        alpha_kd=config.alpha_kd,
+        seed=config.seed,
+        cost="latency_ms" if latency_budget else "multiply_adds",
+        sequence_length=config.cost_sequence_length,
+        latency_engine=config.latency_engine,
+        max_cost_ratio=config.max_latency_ratio if latency_budget else config.max_cost_ratio,
+        max_multiply_adds_ratio=config.max_cost_ratio if latency_budget else None,
+        max_latency_ms=config.max_latency_ms,
+        layer_selection=config.layer_selection,
+        show_progress=config.show_progress,
+    )
+    stages.set_description("compress: search")
+    if not run.done("search"):
+        start = time.perf_counter()
+        if config.candidate:
+            candidate = Candidate.from_key(config.candidate)
+            record = {"searched": False, "candidate": candidate.to_dict(), "why": "given by `candidate`"}
+        else:
+            result = search.run()
+            chosen = result.choose()  # the search ran only over the candidates within the budget
+            search_dir = out / "search"
+            (search_dir / "front.md").write_text(result.to_markdown())
+            plot = None
+            try:
+                plot = str(result.plot(search_dir / "front.png"))
+            except ImportError:
+                logger.warning("matplotlib is not installed: no front.png (pip install 'hf-bort[plots]').")
+            picks = {}
+            for ratio in (0.10, 0.25, 0.5):
+                try:
+                    pick = result.choose(max_cost_ratio=ratio) if result.cost == "multiply_adds" else None
+                except ValueError:
+                    pick = None
+                if pick is not None:
+                    picks[f"{ratio:.2f}"] = {"candidate": pick.candidate.key, "error": pick.error, **pick.metrics}
+            front = [
+                {
+                    "candidate": r.candidate.key,
+                    "params": r.params,
+                    "multiply_adds": r.multiply_adds,
+                    "multiply_adds_ratio": r.multiply_adds / result.source_multiply_adds,
+                    "latency_ms": r.latency_ms,
+                    "error": r.error,
+                    **r.metrics,
+                }
+                for r in result.pareto_front()
+            ]
+            candidate = chosen.candidate
+            record = {
+                "searched": True,
+                "candidate": candidate.to_dict(),
+                "error": chosen.error,
+                "metrics": chosen.metrics,
+                "objective": result.objective_name,
+                "run_id": search.run_id,
+                "rungs": result.rungs,
+                "survivors_per_rung": result.survivors_per_rung,
+                "candidates_searched": result.num_candidates,
+                "fully_trained": len(result.final),
+                "training_steps": _training_steps(result),
+                "front": front,
+                "picks_within_ratio": picks,
+                "plot": plot,
+            }
+            (search_dir / "choice.json").write_text(json.dumps(record, indent=1))
+        run.finish("search", record, time.perf_counter() - start)
+    candidate = Candidate.from_dict(run.record("search")["candidate"])
+    stages.update(1)
+
+    # ------------------------------------------------------------------------- 4. extraction + hidden distillation
+    distilled_dir = out / "student-distilled"
+    stages.set_description("compress: distill")
+    if not run.done("distill"):
+        start = time.perf_counter()
+        calibration = recipe._batches(
+            tokenised["train"]
+            .shuffle(seed=config.seed)
+            .select(range(min(512, len(data.train))))
+            .remove_columns(["labels"]),
+            tokenizer,
+            32,
+        )
+        importance = compute_importance(teacher, calibration[:16], seed=config.seed)
+        torch.manual_seed(config.seed)
+        student = extract_subnetwork(teacher, candidate, importance, layer_selection=config.layer_selection)
+        plan = student.ose_plan
+        record = {
+            "layers_kept": plan.layers,
+            "heads_kept_per_layer": [len(h) for h in plan.heads],
+            "neurons_kept_per_layer": [len(n) for n in plan.neurons],
+            "hidden_dims_kept": len(plan.dims),
+            "calibration_texts": sum(len(b["input_ids"]) for b in calibration[:16]),
+        }
+        if config.distill_epochs > 0:
+            record["distillation"] = recipe.distil_hidden_states(
+                student,
+                teacher,
+                tokenised["train"],
+                tokenised["validation"],
+                tokenizer,
+                epochs=config.distill_epochs,
+                learning_rate=config.distill_learning_rate,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                work_dir=out / "tmp-trainer",
+                show_progress=config.show_progress,
+            )
+        save_extracted(student, distilled_dir, tokenizer)
+        run.finish("distill", record, time.perf_counter() - start)
+    stages.update(1)
+
+    # ---------------------------------------------------------------------------------------- 5. task distillation
+    student_dir = out / "student"
+    stages.set_description("compress: task")
+    if not run.done("task"):
+        start = time.perf_counter()
+        student = AutoModelForSequenceClassification.from_pretrained(distilled_dir)
+        training = recipe.finetune(
+            student,
+            tokenised["train"],
+            tokenizer,
+            epochs=config.task_epochs,
+            learning_rate=config.task_learning_rate,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            work_dir=out / "tmp-trainer",
+            show_progress=config.show_progress,
+            teacher=teacher,
+            alpha_ce=config.alpha_ce,
+            alpha_kd=config.alpha_kd,
+            temperature=config.temperature,
+        )
+        save_extracted(student, student_dir, tokenizer)
+        record = {"training": training, "dev": recipe.evaluate(student, tokenised["validation"], tokenizer)}
+        run.finish("task", record, time.perf_counter() - start)
+    student = AutoModelForSequenceClassification.from_pretrained(student_dir).eval()
+    shutil.rmtree(out / "tmp-trainer", ignore_errors=True)
+    stages.update(1)
+
+    # ------------------------------------------------------------------------------------------------ 6. reload
+    stages.set_description("compress: reload")
+    if not run.done("reload"):
+        start = time.perf_counter()
+        if config.reload_check:
+            texts = list(data.validation["text"])[:16]
+            record = recipe.reload_check(student_dir, student, tokenizer, texts, config.max_length)
+            if not record["ok"]:
+                raise RuntimeError(f"The saved student does not reload with the same logits: {record}")
+        else:
+            record = {"skipped": "reload_check=False"}
+        run.finish("reload", record, time.perf_counter() - start)
+    stages.update(1)
+
+    # ----------------------------------------------------------------------------------------------- 7. latency
+    stages.set_description("compress: latency")
+    if not run.done("latency"):
+        start = time.perf_counter()
+        record = recipe.measure_latency(
+            {"source": teacher_model, "student": student},
+            tokenizer,
+            sequence_length=config.max_length,
+            batch_size=1,
+            runs=config.latency_runs,
+            onnx_dir=out / "onnx" if config.measure_onnx else None,
+            seed=config.seed,
+        )
+        run.finish("latency", record, time.perf_counter() - start)
+    stages.update(1)
+
+    # ------------------------------------------------------------------------------- 8. test, read once at the end
+    stages.set_description("compress: test")
+    if not run.done("test"):
+        start = time.perf_counter()
+        if config.evaluate_test and "test" in tokenised:
+            record = {
+                "source": recipe.evaluate(teacher_model, tokenised["test"], tokenizer),
+                "student": recipe.evaluate(student, tokenised["test"], tokenizer),
+            }
+        else:
+            record = {"skipped": "no test split" if "test" not in tokenised else "evaluate_test=False"}
+        run.finish("test", record, time.perf_counter() - start)
+    stages.update(1)
+    stages.close()
+
+    # ------------------------------------------------------------------------------------------------- report
+    source_bort_config = teacher.config
+    student_config = candidate_config(candidate, source_bort_config)
+    source_macs = encoder_multiply_adds(source_bort_config, config.cost_sequence_length)
+    student_macs = encoder_multiply_adds(student.config, config.cost_sequence_length)
+    records = run.progress["stages"]
+    test = records["test"]
+    report = {
+        "settings": config.to_dict(),
+        "data": records["data"],
+        "source": {
+            "path": source_path,
+            "finetuned_here": records["source"]["finetuned"],
+            "training": records["source"].get("training"),
+            "parameters": count_parameters(source_bort_config, task="text-classification").total,
+            "encoder_multiply_adds": source_macs,
+            "dev": records["source"]["dev"],
+            "test": test.get("source"),
+        },
+        "search": records["search"],
+        "student": {
+            "path": str(student_dir),
+            "shape": candidate.key,
+            "config": {
+                "num_hidden_layers": student.config.num_hidden_layers,
+                "num_attention_heads": student.config.num_attention_heads,
+                "hidden_size": student.config.hidden_size,
+                "intermediate_size": student.config.intermediate_size,
+                "attention_head_size": student.config.attention_head_size,
+            },
+            "parameters": count_parameters(student_config, task="text-classification").total,
+            "encoder_multiply_adds": student_macs,
+            "multiply_adds_ratio": student_macs / source_macs,
+            "multiply_adds_sequence_length": config.cost_sequence_length,
+            "extraction": records["distill"],
+            "task_distillation": records["task"]["training"],
+            "dev": records["task"]["dev"],
+            "test": test.get("student"),
+        },
+        "reload": records["reload"],
+        "latency": records["latency"],
+        "test_split_read": "once, after every choice was made" if "skipped" not in test else test["skipped"],
+        "wall_s": {**run.progress["wall_s"], "this_call_s": time.perf_counter() - total_start},
+        "machine": _machine(),
+    }
+    (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    return CompressionResult(report=report, output_dir=out)
+
+
+def _training_steps(result) -> dict[str, int]:
+    """Training steps the search spent (warm intervals: each evaluation adds its steps beyond the previous rung)."""
+    previous = {}
+    total = 0
+    for r in sorted(result.evaluations, key=lambda r: r.steps):
+        total += r.steps - previous.get(r.candidate.key, 0)
+        previous[r.candidate.key] = r.steps
+    return {"search_total": total, "exhaustive_equivalent": result.num_candidates * result.max_steps}
+
+
+def _machine() -> dict[str, Any]:
+    import platform
+
+    import transformers
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }

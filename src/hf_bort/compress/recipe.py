@@ -1,0 +1,352 @@
+"""
+The training and checking steps of `compress`, each usable alone: fine-tune a source, distil hidden states, task
+distillation, evaluation, the plain-transformers reload check and the latency comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
+
+
+def tokenise(dataset, tokenizer, max_length: int, *, keep_labels: bool = True):
+    """`text` -> input ids (truncated to `max_length`), `label` -> `labels`; other columns dropped."""
+    columns = [c for c in dataset.column_names if c != "label" or not keep_labels]
+    out = dataset.map(
+        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        batched=True,
+        remove_columns=columns,
+    )
+    return out.rename_column("label", "labels") if keep_labels else out
+
+
+def _trainer_settings(seed: int, output_dir: Path, show_progress: bool) -> dict[str, Any]:
+    """The Trainer settings every run of the recipe shares (CPU or GPU as available, seeds, no checkpoints)."""
+    return dict(
+        output_dir=str(output_dir),
+        seed=seed,
+        data_seed=seed,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=50,
+        disable_tqdm=not show_progress,
+        dataloader_num_workers=0,
+        group_by_length=True,
+        per_device_eval_batch_size=128,
+        weight_decay=0.0,
+        warmup_ratio=0.0,
+        lr_scheduler_type="linear",
+    )
+
+
+def finetune(
+    model: nn.Module,
+    train_dataset,
+    tokenizer,
+    *,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    work_dir: Path,
+    show_progress: bool = True,
+    teacher: nn.Module | None = None,
+    alpha_ce: float = 0.5,
+    alpha_kd: float = 0.5,
+    temperature: float = 2.0,
+) -> dict[str, Any]:
+    """
+    Fine-tunes `model` on tokenised `train_dataset` (AdamW, linear decay, no warm-up, dynamic padding). With a
+    `teacher` the loss is task distillation (`alpha_ce`·CE + `alpha_kd`·T²·KL to the teacher's logits).
+    Returns steps, training loss and wall time.
+    """
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    set_seed(seed)
+    settings = _trainer_settings(seed, work_dir, show_progress)
+    if teacher is None:
+        args = TrainingArguments(
+            num_train_epochs=epochs, learning_rate=learning_rate, per_device_train_batch_size=batch_size, **settings
+        )
+        trainer = Trainer(
+            model=model, args=args, train_dataset=train_dataset, data_collator=DataCollatorWithPadding(tokenizer)
+        )
+    else:
+        args = DistillationConfig(
+            distillation_objective="logits",
+            alpha_ce=alpha_ce,
+            alpha_kd=alpha_kd,
+            temperature=temperature,
+            remove_unused_columns=True,
+            num_train_epochs=epochs,
+            learning_rate=learning_rate,
+            per_device_train_batch_size=batch_size,
+            **settings,
+        )
+        trainer = DistillationTrainer(
+            model=model,
+            teacher=teacher,
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+    start = time.perf_counter()
+    output = trainer.train()
+    model.eval()
+    return {
+        "steps": output.global_step,
+        "train_loss": output.training_loss,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "loss": "cross-entropy" if teacher is None else f"{alpha_ce}·CE + {alpha_kd}·T²·KL (T={temperature})",
+        "wall_s": time.perf_counter() - start,
+    }
+
+
+def distil_hidden_states(
+    student: nn.Module,
+    teacher: nn.Module,
+    texts_dataset,
+    heldout_dataset,
+    tokenizer,
+    *,
+    epochs: float,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    work_dir: Path,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """
+    Hidden-state distillation of an extracted `student` from `teacher` on tokenised texts (labels unused), with
+    [`DistillationTrainer`]'s projected relative error; the held-out loss before and after is reported.
+    """
+    from transformers import DataCollatorWithPadding, set_seed
+
+    set_seed(seed)
+    columns = [c for c in texts_dataset.column_names if c != "labels"]
+    args = DistillationConfig(
+        distillation_objective="hidden",
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        **{**_trainer_settings(seed, work_dir, show_progress), "warmup_ratio": 0.01},
+    )
+    trainer = DistillationTrainer(
+        model=student,
+        teacher=teacher,
+        args=args,
+        train_dataset=texts_dataset.select_columns(columns),
+        data_collator=DataCollatorWithPadding(tokenizer),
+    )
+    heldout = _batches(
+        heldout_dataset.select_columns([c for c in heldout_dataset.column_names if c != "labels"]), tokenizer, 64
+    )
+    before = _heldout_hidden_loss(trainer, heldout)
+    start = time.perf_counter()
+    output = trainer.train()
+    wall = time.perf_counter() - start
+    after = _heldout_hidden_loss(trainer, heldout)
+    student.eval()
+    return {
+        "steps": output.global_step,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "heldout_loss_before": before,
+        "heldout_loss_after": after,
+        "wall_s": wall,
+    }
+
+
+def _batches(dataset, tokenizer, batch_size: int) -> list[dict[str, torch.Tensor]]:
+    from transformers import DataCollatorWithPadding
+
+    collator = DataCollatorWithPadding(tokenizer)
+    rows = [dataset[i] for i in range(len(dataset))]
+    return [collator(rows[start : start + batch_size]) for start in range(0, len(rows), batch_size)]
+
+
+def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, torch.Tensor]]) -> float:
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for batch in batches:
+            teacher = trainer.teacher(**batch, output_hidden_states=True).hidden_states[-1]
+            student = model(**batch, output_hidden_states=True).hidden_states[-1]
+            total += float(hidden_state_loss(student, teacher, batch["attention_mask"], trainer.projection))
+    model.train(was_training)
+    return total / max(1, len(batches))
+
+
+def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dict[str, float]:
+    """Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column)."""
+    model.eval()
+    predictions, labels = [], []
+    with torch.no_grad():
+        for batch in _batches(dataset, tokenizer, batch_size):
+            gold = batch.pop("labels")
+            predictions.append(model(**batch).logits.argmax(-1))
+            labels.append(gold)
+    predicted = torch.cat(predictions).numpy()
+    gold = torch.cat(labels).numpy()
+    f1s = []
+    for label in np.unique(np.concatenate([gold, predicted])):
+        tp = float(((predicted == label) & (gold == label)).sum())
+        fp = float(((predicted == label) & (gold != label)).sum())
+        fn = float(((predicted != label) & (gold == label)).sum())
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": float((predicted == gold).mean()), "macro_f1": float(np.mean(f1s)), "rows": int(len(gold))}
+
+
+RELOAD_SNIPPET = """
+import json, sys, torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+path, texts, max_length = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True).eval()
+tok = AutoTokenizer.from_pretrained(path)
+with torch.no_grad():
+    logits = model(**tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")).logits
+imported = "hf_bort" in sys.modules
+print(json.dumps({"class": type(model).__name__, "logits": logits.tolist(), "hf_bort_imported": imported}))
+"""
+
+
+def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: list[str], max_length: int) -> dict:
+    """
+    Loads the saved student at `path` in a fresh interpreter with plain transformers (`trust_remote_code=True`, which
+    runs the modeling code saved in the checkpoint; hf_bort is not imported there) and compares its logits with
+    `model`'s.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", RELOAD_SNIPPET, str(Path(path).resolve()), json.dumps(texts), str(max_length)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"Reloading {path} with plain transformers failed:\n{proc.stderr.strip()[-2000:]}")
+    reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    with torch.no_grad():
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        logits = model.eval()(**batch).logits
+    difference = float((torch.tensor(reloaded["logits"]) - logits).abs().max())
+    return {
+        "ok": difference < 1e-4,
+        "loaded_class": reloaded["class"],
+        "hf_bort_imported_in_reload_process": reloaded["hf_bort_imported"],
+        "max_abs_logit_difference": difference,
+        "texts": len(texts),
+    }
+
+
+def _latency_inputs(config, batch_size: int, length: int, seed: int) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(min(1000, config.vocab_size - 1), config.vocab_size, (batch_size, length), generator=generator)
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    if getattr(config, "type_vocab_size", 0):
+        inputs["token_type_ids"] = torch.zeros_like(ids)
+    return inputs
+
+
+def _time(runners: dict[str, Any], runs: int, rounds: int = 5, warmup: int = 5) -> dict[str, dict[str, float]]:
+    """Interleaved rounds (A runs/rounds times, then B, …) so drift on a shared CPU hits every model alike."""
+    for run in runners.values():
+        for _ in range(warmup):
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for name, run in runners.items():
+            for _ in range(per_round):
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "p50_ms": 1000 * statistics.median(values),
+            "p90_ms": 1000 * float(np.percentile(values, 90)),
+            "runs": len(values),
+        }
+        for name, values in times.items()
+    }
+
+
+def measure_latency(
+    models: dict[str, nn.Module],
+    tokenizer,
+    *,
+    sequence_length: int,
+    batch_size: int = 1,
+    runs: int = 100,
+    onnx_dir: Path | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """
+    p50/p90 latency of each model's forward pass in PyTorch eager and, with `onnx_dir`, ONNX Runtime fp32 (exported
+    and validated with `hf_bort.exporters.export_onnx`), at `batch_size` × `sequence_length`, the models timed in
+    interleaved rounds; `ratio_to_<first model>` is measured in the same run.
+    """
+    first = next(iter(models))
+    out: dict[str, Any] = {
+        "batch_size": batch_size,
+        "sequence_length": sequence_length,
+        "threads": torch.get_num_threads(),
+    }
+    inputs = {name: _latency_inputs(m.config, batch_size, sequence_length, seed) for name, m in models.items()}
+
+    def torch_runner(model, feed):
+        def run():
+            with torch.inference_mode():
+                model(**feed)
+
+        return run
+
+    out["pytorch"] = _time({n: torch_runner(m.eval(), inputs[n]) for n, m in models.items()}, runs)
+    if onnx_dir is not None:
+        import onnxruntime
+
+        from ..exporters import export_onnx
+
+        runners, differences = {}, {}
+        for name, model in models.items():
+            result = export_onnx(
+                model, onnx_dir / name, task="text-classification", tokenizer=tokenizer, overwrite=True
+            )
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = torch.get_num_threads()
+            options.inter_op_num_threads = 1
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+            session = onnxruntime.InferenceSession(result.onnx_path, options, providers=["CPUExecutionProvider"])
+            names = {i.name for i in session.get_inputs()}
+            feed = {k: v.numpy() for k, v in inputs[name].items() if k in names}
+            runners[name] = (lambda s, f: lambda: s.run(None, f))(session, feed)
+            differences[name] = result.max_abs_diff
+        out["onnxruntime_fp32"] = _time(runners, runs)
+        out["onnx_max_abs_diff_vs_pytorch"] = differences
+    for engine in ("pytorch", "onnxruntime_fp32"):
+        if engine in out:
+            for entry in out[engine].values():
+                entry[f"ratio_to_{first}"] = entry["p50_ms"] / out[engine][first]["p50_ms"]
+    return out
