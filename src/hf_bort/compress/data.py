@@ -109,7 +109,12 @@ def _load_files(files: dict[str, Any]) -> dict[str, Any]:
         kind = DATA_EXTENSIONS.get(file.suffix)
         if kind is None:
             raise ValueError(f"`dataset` split {split!r}: {file.name} is not .csv, .json or .jsonl.")
-        out[split] = datasets.load_dataset(kind, data_files=str(file), split="train")
+        try:
+            out[split] = datasets.load_dataset(kind, data_files=str(file), split="train")
+        except Exception as error:  # noqa: BLE001 - an empty or malformed file: name it
+            raise ValueError(
+                f"`dataset` split {split!r}: {file} could not be read as {kind} ({type(error).__name__}: {error})."
+            ) from error
     return out
 
 
