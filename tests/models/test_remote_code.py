@@ -103,3 +103,21 @@ def test_trust_remote_code_masked_lm_keeps_a_nonzero_bias(tmp_path, batch):
     with torch.no_grad():
         expected = model(**batch).logits
     torch.testing.assert_close(torch.load(tmp_path / "remote_logits.pt"), expected)
+
+
+def test_with_hf_bort_imported_the_shipped_code_is_not_run(tmp_path):
+    """README: `import hf_bort` first loads a checkpoint with the installed code, without trust_remote_code."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = BortConfig(vocab_size=99, hidden_size=24, num_hidden_layers=1, num_attention_heads=3, num_labels=2)
+    BortForSequenceClassification(config).save_pretrained(tmp_path / "ckpt")
+    assert "AutoModelForSequenceClassification" in model_config_auto_map(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "modeling_bort.py").write_text("raise RuntimeError('shipped code was run')\n")
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ckpt")
+    assert type(model) is BortForSequenceClassification
+
+
+def model_config_auto_map(folder) -> dict:
+    import json
+
+    return json.loads((folder / "config.json").read_text()).get("auto_map", {})
