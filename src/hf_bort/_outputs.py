@@ -21,6 +21,7 @@ import re
 import shutil
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,10 @@ def _prefix(output_dir: Path, kind: str) -> str:
 
 
 _OWN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[^/]+$")
+# Earlier versions named the temporary folder `.NAME.tmp-` + tempfile's 8 random characters, with no owner: such a
+# folder is treated as stale once it is older than a day (no export runs that long).
+_LEGACY = re.compile(r"^\.(?P<name>.+)\.tmp-[a-z0-9_]{8}$")
+LEGACY_STALE_SECONDS = 24 * 3600
 
 
 def _process_alive(pid: int) -> bool:
@@ -94,6 +99,12 @@ def clean_stale(output_dir: str | os.PathLike) -> list[Path]:
     removed: list[Path] = []
     olds: list[Path] = []
     for entry in parent.iterdir():
+        legacy = _LEGACY.match(entry.name)
+        if legacy and legacy["name"] == output_dir.name and entry.is_dir():
+            if time.time() - entry.stat().st_mtime > LEGACY_STALE_SECONDS:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+            continue
         match = _OWN.match(entry.name)
         if not match or match["name"] != output_dir.name or match["host"] != _HOST or not entry.is_dir():
             continue

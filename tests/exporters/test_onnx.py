@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -292,10 +293,15 @@ def test_stale_temporary_folders_of_killed_exports_are_cleaned(tmp_path):
     (stale / "model.onnx").write_bytes(b"partial")
     live = tmp_path / f".out.tmp-{_HOST}-{os.getppid()}-def456"  # a running process: maybe an export in progress
     live.mkdir()
-    foreign = tmp_path / ".out.tmp-notours"  # not a name we create
+    foreign = tmp_path / ".out.tmp-not-ours"  # not a name we create
     foreign.mkdir()
+    legacy_old, legacy_new = tmp_path / ".out.tmp-ab12cd_3", tmp_path / ".out.tmp-ef34gh_5"  # before owner names
+    legacy_old.mkdir()
+    legacy_new.mkdir()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(legacy_old, (two_days_ago, two_days_ago))
     export_onnx(_model(BortModel), tmp_path / "out")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, foreign.name, "out"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, foreign.name, legacy_new.name, "out"])
 
 
 def test_folder_set_aside_by_a_killed_replacement_is_restored(tmp_path):
