@@ -39,3 +39,63 @@ def test_convert_command_rejects_unsupported_type(tmp_path, capsys):
 def test_count_command(capsys):
     assert main(["count", "bort-paper"]) == 0
     assert json.loads(capsys.readouterr().out)["total"] == 55_350_016
+
+
+def _bert_source(folder: Path) -> Path:
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+    )
+    BertForMaskedLM(config).save_pretrained(folder)
+    bert_tokenizer(folder).save_pretrained(folder)
+    return folder
+
+
+def test_convert_to_a_file_fails_before_work(tmp_path, capsys):
+    source = _bert_source(tmp_path / "src")
+    target = tmp_path / "out.bin"
+    target.write_text("not a folder")
+    assert main(["convert", str(source), str(target)]) == 2
+    assert "output_dir" in capsys.readouterr().err and target.read_text() == "not a folder"
+
+
+def test_convert_into_its_own_source_is_refused(tmp_path, capsys):
+    source = _bert_source(tmp_path / "src")
+    before = (source / "config.json").read_text()
+    assert main(["convert", str(source), str(source)]) == 2
+    assert "the source folder" in capsys.readouterr().err
+    assert (source / "config.json").read_text() == before
+
+
+def test_convert_out_of_tolerance_says_so_and_saves_nothing(tmp_path, capsys, monkeypatch):
+    import hf_bort.models.bort
+
+    source = _bert_source(tmp_path / "src")
+    monkeypatch.setattr(hf_bort.models.bort, "max_output_difference", lambda *args: 0.5)
+    assert main(["convert", str(source), str(tmp_path / "dst"), "--tolerance", "1e-3"]) == 1
+    captured = capsys.readouterr()
+    assert "0.5" in captured.err and "--tolerance" in captured.err and "nothing was saved" in captured.err
+    assert json.loads(captured.out)["saved"] is False
+    assert not (tmp_path / "dst").exists()
+    assert main(["convert", str(source), str(tmp_path / "dst"), "--tolerance", "nan"]) == 2
+    assert "--tolerance" in capsys.readouterr().err
+
+
+def test_extract_to_a_file_fails_before_work(tmp_path, capsys):
+    from transformers import BertModel
+
+    from tiny_shapes import TINY_SHAPE
+
+    source = tmp_path / "src"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
+    bert_tokenizer(source).save_pretrained(source)
+    (tmp_path / "texts.txt").write_text("\n".join(["the movie was good", "a bad plot and dull acting"] * 30))
+    target = tmp_path / "student.bin"
+    target.write_text("not a folder")
+    argv = ["extract", str(source), "--texts", str(tmp_path / "texts.txt"), "--output-dir", str(tmp_path / "run")]
+    argv += ["--layers", "1", "--heads", "2", "--hidden", "32", "--intermediate", "8"]
+    argv += ["--candidate", "D1-A2-H32-I8-d8"]
+    assert main([*argv, str(target)]) == 2
+    assert "save_directory" in capsys.readouterr().err and target.read_text() == "not a folder"
+    assert main([*argv, str(source)]) == 2  # nor into the source folder it reads
+    assert "the source folder" in capsys.readouterr().err

@@ -9,30 +9,42 @@ from collections.abc import Sequence
 
 
 def _convert(args: argparse.Namespace) -> int:
+    import math
+
     import torch
 
+    from ._outputs import check_not_overlapping
     from .models.bort import convert_to_bort, max_output_difference
-    from .models.bort.convert import _load_source, _load_tokenizer
+    from .models.bort.convert import _load_source, _load_tokenizer, save_converted
 
+    if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise ValueError(f"--tolerance must be a finite number >= 0; got {args.tolerance!r}.")
+    check_not_overlapping(args.source, args.output_dir, "source")
     source = _load_source(args.source).eval()
-    bort = convert_to_bort(source, args.output_dir, tokenizer=_load_tokenizer(args.source))
+    bort = convert_to_bort(source)  # validated below before anything is written
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, source.config.vocab_size, (2, 16), generator=generator)
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     if type(bort).__name__ == "BortForMultipleChoice":
         inputs = {key: value.unsqueeze(1) for key, value in inputs.items()}
     difference = max_output_difference(source, bort, inputs)
-    print(
-        json.dumps(
-            {
-                "source": str(args.source),
-                "output_dir": str(args.output_dir),
-                "class": type(bort).__name__,
-                "max_abs_difference": difference,
-            }
+    report = {
+        "source": str(args.source),
+        "output_dir": str(args.output_dir),
+        "class": type(bort).__name__,
+        "max_abs_difference": difference,
+    }
+    if not difference <= args.tolerance:
+        print(json.dumps({**report, "saved": False}))
+        print(
+            f"hf-bort convert: error: the converted model's outputs differ from the source's by {difference:.3g}, "
+            f"more than --tolerance {args.tolerance:g}; nothing was saved to {args.output_dir}.",
+            file=sys.stderr,
         )
-    )
-    return 0 if difference <= args.tolerance else 1
+        return 1
+    save_converted(bort, args.output_dir, _load_tokenizer(args.source))
+    print(json.dumps({**report, "saved": True}))
+    return 0
 
 
 def _count(args: argparse.Namespace) -> int:
@@ -88,9 +100,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Arguments that name a folder the command writes: checked before any work (a file there made transformers'
+# `save_pretrained` log an error and return, so commands reported success while saving nothing).
+OUTPUT_FOLDER_ARGUMENTS = ("output_dir", "save_directory")
+
+
+def _check_output_folders(args: argparse.Namespace) -> None:
+    from ._outputs import check_output_dir
+
+    for name in OUTPUT_FOLDER_ARGUMENTS:
+        value = getattr(args, name, None)
+        if isinstance(value, str):
+            check_output_dir(value, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        _check_output_folders(args)
+        if args.command == "extract":  # the extracted checkpoint must not land in (and replace) its source
+            from ._outputs import check_not_overlapping
+
+            check_not_overlapping(args.source, args.save_directory, "source", "save_directory")
         return args.func(args)
     except (ValueError, TypeError, ImportError, FileNotFoundError) as error:
         print(f"hf-bort {args.command}: error: {error}", file=sys.stderr)

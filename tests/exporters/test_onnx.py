@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,105 @@ def test_cli_export(tmp_path, capsys):
     assert "not empty" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _parser().parse_args(["export", "x", "y", "--task", "summarization"])
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "contains", "symlink"])
+def test_output_dir_overlapping_the_source_is_refused(tmp_path, where):
+    source = tmp_path / "m"
+    _model(BortModel).save_pretrained(source)
+    before = _files(source)
+    if where == "symlink":
+        (tmp_path / "link").symlink_to(source, target_is_directory=True)
+    output = {"same": source, "inside": source / "onnx", "contains": tmp_path, "symlink": tmp_path / "link"}[where]
+    with pytest.raises(ValueError, match="output_dir .* the source folder model_or_path="):
+        export_onnx(str(source), output, overwrite=True)
+    assert _files(source) == before
+    loaded = BortModel.from_pretrained(source)  # an in-memory model remembers its folder
+    with pytest.raises(ValueError, match="the source folder model_or_path="):
+        export_onnx(loaded, output, overwrite=True)
+    assert _files(source) == before
+
+
+def test_cli_export_into_its_own_source_keeps_the_source(tmp_path, capsys):
+    source = tmp_path / "m"
+    _model(BortModel).save_pretrained(source)
+    args = _parser().parse_args(["export", str(source), str(source), "--overwrite"])
+    assert args.func(args) == 2
+    assert "the source folder" in capsys.readouterr().err
+    assert (source / "model.safetensors").is_file() and not (source / "model.onnx").exists()
+
+
+def test_overwrite_keeps_the_old_output_when_moving_the_new_one_in_fails(tmp_path, monkeypatch):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("old export")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(src).name.startswith(".out.tmp-"):  # the new export moving in: a kill / full disk here
+            raise OSError("simulated failure while moving the new export in")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="simulated"):
+        export_onnx(_model(BortModel), tmp_path / "out", overwrite=True)
+    monkeypatch.undo()
+    assert _files(tmp_path / "out") == {"keep.txt": b"old export"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folder left behind
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_stale_temporary_folders_of_killed_exports_are_cleaned(tmp_path):
+    from hf_bort._outputs import _HOST
+
+    pid = _dead_pid()
+    stale = tmp_path / f".out.tmp-{_HOST}-{pid}-abc123"
+    stale.mkdir()
+    (stale / "model.onnx").write_bytes(b"partial")
+    live = tmp_path / f".out.tmp-{_HOST}-{os.getppid()}-def456"  # a running process: maybe an export in progress
+    live.mkdir()
+    foreign = tmp_path / ".out.tmp-not-ours"  # not a name we create
+    foreign.mkdir()
+    legacy_old, legacy_new = tmp_path / ".out.tmp-ab12cd_3", tmp_path / ".out.tmp-ef34gh_5"  # before owner names
+    legacy_old.mkdir()
+    legacy_new.mkdir()
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(legacy_old, (two_days_ago, two_days_ago))
+    export_onnx(_model(BortModel), tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, foreign.name, legacy_new.name, "out"])
+
+
+def test_folder_set_aside_by_a_killed_replacement_is_restored(tmp_path):
+    from hf_bort._outputs import _HOST
+
+    # Killed between "rename the old aside" and "move the new in": only the aside copy holds the old export.
+    aside = tmp_path / f".out.old-{_HOST}-{_dead_pid()}-abc123"
+    aside.mkdir()
+    (aside / "keep.txt").write_text("old export")
+    with pytest.raises(ValueError, match="not empty"):
+        export_onnx(_model(BortModel), tmp_path / "out")
+    assert _files(tmp_path / "out") == {"keep.txt": b"old export"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_task_head_missing_from_the_checkpoint_is_refused(tmp_path, capsys):
+    _model(BortModel).save_pretrained(tmp_path / "encoder")
+    with pytest.raises(ValueError, match="task 'text-classification'.*classifier.weight"):
+        export_onnx(str(tmp_path / "encoder"), tmp_path / "out", task="text-classification")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encoder"]
+    args = _parser().parse_args(["export", str(tmp_path / "encoder"), str(tmp_path / "out"), "--task", "fill-mask"])
+    assert args.func(args) == 2
+    assert "cls.predictions" in capsys.readouterr().err
+    # A masked-LM checkpoint has no pooler: fine for feature-extraction, whose output does not use it.
+    _model(BortForMaskedLM).save_pretrained(tmp_path / "mlm")
+    assert export_onnx(str(tmp_path / "mlm"), tmp_path / "out").max_abs_diff < 1e-4

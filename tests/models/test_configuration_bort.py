@@ -67,3 +67,60 @@ def test_presets_and_overrides():
     assert (paper.hidden_size, paper.intermediate_size, paper.num_labels) == (768, 1024, 3)
     with pytest.raises(ValueError, match="Unknown preset 'bert'"):
         BortConfig.from_preset("bert")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"layer_norm_eps": float("inf")}, "layer_norm_eps"),
+        ({"layer_norm_eps": float("nan")}, "layer_norm_eps"),
+        ({"layer_norm_eps": 5.0}, "layer_norm_eps"),
+        ({"layer_norm_eps": None}, "layer_norm_eps"),
+        ({"layer_norm_eps": "1e-12"}, "layer_norm_eps"),
+        ({"initializer_range": float("inf")}, "initializer_range"),
+        ({"initializer_range": float("nan")}, "initializer_range"),
+        ({"initializer_range": -0.02}, "initializer_range"),
+        ({"initializer_range": None}, "initializer_range"),
+        ({"initializer_range": "0.02"}, "initializer_range"),
+        ({"hidden_dropout_prob": "0.1"}, "hidden_dropout_prob"),
+        ({"hidden_dropout_prob": None}, "hidden_dropout_prob"),
+        ({"attention_probs_dropout_prob": float("nan")}, "attention_probs_dropout_prob"),
+        ({"classifier_dropout": "0.1"}, "classifier_dropout"),
+        ({"hidden_dropout_prob": True}, "hidden_dropout_prob"),
+        ({"pad_token_id": -1}, "pad_token_id"),
+        ({"pad_token_id": 99, "vocab_size": 99}, "pad_token_id"),
+        ({"pad_token_id": "1"}, "pad_token_id"),
+        ({"hidden_act": "not-an-activation"}, "hidden_act"),
+        ({"hidden_act": None}, "hidden_act"),
+        ({"pooler_hidden_act": "tanhh"}, "pooler_hidden_act"),
+        ({"vocab_size": 10**12}, "vocab_size"),
+        ({"hidden_size": 2**25}, "hidden_size"),
+        ({"intermediate_size": 2**25}, "intermediate_size"),
+        ({"max_position_embeddings": 2**25}, "max_position_embeddings"),
+        ({"type_vocab_size": 2**25}, "type_vocab_size"),
+        ({"embedding_size": 2**25}, "embedding_size"),
+        ({"attention_head_size": 2**25}, "attention_head_size"),
+        ({"num_hidden_layers": 10**6}, "num_hidden_layers"),
+    ],
+)
+def test_values_that_would_break_the_model_raise_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        BortConfig(**kwargs)
+
+
+def test_valid_edge_values_are_accepted():
+    from hf_bort.models.bort.configuration_bort import MAX_NUM_HIDDEN_LAYERS, MAX_SIZE
+
+    config = BortConfig(
+        pad_token_id=None,
+        initializer_range=0,
+        hidden_dropout_prob=0,
+        layer_norm_eps=1,
+        hidden_act="gelu_new",
+        vocab_size=MAX_SIZE,
+        hidden_size=64,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+    )
+    assert config.pad_token_id is None and config.vocab_size == MAX_SIZE
+    assert BortConfig(num_hidden_layers=MAX_NUM_HIDDEN_LAYERS, intermediate_size=8).num_hidden_layers == 1024

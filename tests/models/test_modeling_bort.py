@@ -236,3 +236,19 @@ def test_resize_token_embeddings_keeps_decoder_tied():
     assert model(torch.tensor([[0, 110, 3]])).logits.shape == (1, 3, 120)
     assert predictions.decoder.weight.data_ptr() == model.bort.embeddings.word_embeddings.weight.data_ptr()
     assert predictions.bias.shape == (120,) and predictions.decoder.bias is predictions.bias
+
+
+@pytest.mark.parametrize("loader", [BortForMaskedLM, AutoModelForMaskedLM])
+def test_masked_lm_nonzero_bias_survives_reload(tmp_path, batch, loader):
+    # A zero bias cannot tell a reloaded bias from a freshly initialised one: give every token its own bias.
+    torch.manual_seed(0)
+    model = BortForMaskedLM(_heterogeneous_config()).eval()
+    with torch.no_grad():
+        model.cls.predictions.bias.copy_(torch.linspace(-3.0, 3.0, model.config.vocab_size))
+    model.save_pretrained(tmp_path)
+    reloaded = loader.from_pretrained(tmp_path).eval()
+    predictions = reloaded.cls.predictions
+    assert predictions.decoder.bias is predictions.bias
+    torch.testing.assert_close(predictions.decoder.bias, model.cls.predictions.bias)
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)

@@ -18,16 +18,20 @@ optimum, optimum-onnx and onnxruntime are imported lazily: `import hf_bort.expor
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._outputs import check_not_overlapping, clean_stale, make_workdir, replace_dir
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
+
+logger = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "hf-bort[onnx]"'
 
@@ -200,17 +204,23 @@ def _check_quantize(quantize: str | None) -> None:
 
 
 def _prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
-    """Check `output_dir` before any work; return a fresh temporary directory next to it (same filesystem)."""
+    """Check `output_dir` before any work; return a fresh temporary directory next to it (same filesystem).
+
+    Our own stale temporary folders beside it (from killed exports) are removed first, and a folder set aside by an
+    export killed mid-replacement is put back (see `hf_bort._outputs`).
+    """
     if output_dir.exists() and not output_dir.is_dir():
         raise ValueError(f"output_dir {str(output_dir)!r} exists and is not a directory.")
+    try:
+        clean_stale(output_dir)
+    except OSError as error:
+        logger.warning("Could not clean stale temporary folders beside %s: %s", output_dir, error)
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
         raise ValueError(
             f"output_dir {str(output_dir)!r} is not empty; pass overwrite=True (--overwrite) to replace it."
         )
-    parent = output_dir.absolute().parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=parent))
+        return make_workdir(output_dir)
     except OSError as error:
         raise PermissionError(f"output_dir {str(output_dir)!r} is not writable: {error}") from error
 
@@ -241,12 +251,28 @@ def _load_model(model_or_path: Any, task: str | None) -> tuple[PreTrainedModel, 
     _check_model_type(config.model_type, task or "feature-extraction")
     task = task or "feature-extraction"
     auto_class = getattr(transformers, _AUTO_CLASS[task])
-    model = auto_class.from_pretrained(model_or_path)
+    model, loading_info = auto_class.from_pretrained(model_or_path, output_loading_info=True)
+    _check_head_loaded(model, task, loading_info.get("missing_keys", []), model_or_path)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_or_path)
     except (OSError, ValueError, KeyError, TypeError):
         tokenizer = None
     return model.eval(), task, tokenizer
+
+
+def _check_head_loaded(model: PreTrainedModel, task: str, missing_keys: list[str], path: Any) -> None:
+    """Refuse to export weights the checkpoint does not hold (a task head transformers initialised at random).
+
+    For `feature-extraction` only the pooler may be missing (its output is not exported).
+    """
+    missing = [key for key in missing_keys if not (task == "feature-extraction" and "pooler." in key)]
+    if missing:
+        shown = ", ".join(sorted(missing)[:6]) + (", ..." if len(missing) > 6 else "")
+        raise ValueError(
+            f"task {task!r}: the checkpoint model_or_path={str(path)!r} has no trained weights for {shown} "
+            f"({type(model).__name__} would export them randomly initialised). Export a checkpoint fine-tuned for "
+            f"{task!r}, or choose the task its head was trained for (--task feature-extraction for a bare encoder)."
+        )
 
 
 def supported_model_types(task: str = "feature-extraction") -> list[str]:
@@ -460,12 +486,12 @@ def export_onnx(
         raise ValueError(f"atol must be > 0; got {atol}.")
     require_onnx()
     output_dir = Path(output_dir)
-    if (
-        isinstance(model_or_path, (str, os.PathLike))
-        and not Path(model_or_path).exists()
-        and Path(model_or_path).absolute() == output_dir.absolute()
-    ):
-        raise ValueError("output_dir must differ from model_or_path.")
+    if isinstance(model_or_path, (str, os.PathLike)):
+        check_not_overlapping(model_or_path, output_dir, "model_or_path")
+        if Path(model_or_path).absolute() == output_dir.absolute():
+            raise ValueError("output_dir must differ from model_or_path.")
+    elif getattr(model_or_path, "name_or_path", None):  # a model loaded from a local folder: that folder too
+        check_not_overlapping(model_or_path.name_or_path, output_dir, "model_or_path")
     model, task, loaded_tokenizer = _load_model(model_or_path, task)
     tokenizer = tokenizer if tokenizer is not None else loaded_tokenizer
     _check_model_type(model.config.model_type, task)
@@ -476,9 +502,7 @@ def export_onnx(
         result = _export_into(
             model, task, tokenizer, inputs, workdir, quantize, opset, atol, min_argmax_agreement, int8_per_channel
         )
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(workdir, output_dir)
+        replace_dir(workdir, output_dir)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 try:  # transformers >= 5 renamed the class and keeps the old name as an alias
@@ -33,9 +34,42 @@ BORT_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _check_positive_int(name: str, value: Any) -> None:
+# Upper bounds of the size fields, so that a typo fails here instead of allocating (or overflowing) when the model is
+# built. Every size (vocabulary, widths, heads, positions, token types) is at most 2**24 = 16,777,216; real encoders
+# stay far below (the largest vocabularies hold about 256k tokens, the widest layers about 16k units). Depth is at most
+# 1,024 layers (BERT-large has 24).
+MAX_SIZE = 2**24
+MAX_NUM_HIDDEN_LAYERS = 1024
+
+
+def _check_positive_int(name: str, value: Any, maximum: int = MAX_SIZE) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if value > maximum:
+        raise ValueError(f"`{name}` must be at most {maximum:,}, got {value!r}.")
+
+
+def _check_float(name: str, value: Any, low: float, high: float | None = None, *, low_inclusive: bool = True) -> None:
+    """A finite real number (int or float, not bool or str) in [low, high] (or (low, high] without low_inclusive)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"`{name}` must be a finite number, got {value!r}.")
+    above = value >= low if low_inclusive else value > low
+    if not above or (high is not None and value > high):
+        opening = "[" if low_inclusive else "("
+        bounds = f"{opening}{low:g}, {high:g}]" if high is not None else f"{opening}{low:g}, inf)"
+        raise ValueError(f"`{name}` must be in {bounds}, got {value!r}.")
+
+
+def _check_activation(name: str, value: Any) -> None:
+    """An activation name transformers knows (`transformers.activations.ACT2FN`), the only kind the model builds."""
+    try:
+        from transformers.activations import ACT2FN
+    except ImportError:  # pragma: no cover - transformers without torch: nothing to build, nothing to check
+        return
+    if not isinstance(value, str) or value not in ACT2FN:
+        raise ValueError(
+            f"`{name}` must be one of transformers' activations ({', '.join(sorted(ACT2FN))}), got {value!r}."
+        )
 
 
 def _per_layer(name: str, value: Any, num_layers: int) -> list[int]:
@@ -70,7 +104,8 @@ class BortConfig(_BaseConfig):
         hidden_dropout_prob (`float`, defaults to 0.1), attention_probs_dropout_prob (`float`, defaults to 0.1).
         max_position_embeddings (`int`, defaults to 514): rows of the position table.
         type_vocab_size (`int`, defaults to 1): token types; `0` means no token-type embedding at all.
-        initializer_range (`float`, defaults to 0.02), layer_norm_eps (`float`, defaults to 1e-12).
+        initializer_range (`float`, defaults to 0.02), layer_norm_eps (`float`, defaults to 1e-12): finite numbers,
+            `initializer_range >= 0` and `0 < layer_norm_eps <= 1`.
         position_embedding_type (`str`, defaults to `"absolute"`): `"absolute"` counts positions from 0 (BERT,
             amazon/bort); `"roberta"` counts non-padding tokens from `pad_token_id + 1` (RoBERTa, XLM-R, CamemBERT).
         embedding_size (`int`, *optional*): width of the embeddings when it differs from `hidden_size` (ELECTRA); a
@@ -79,6 +114,11 @@ class BortConfig(_BaseConfig):
         pooler_hidden_act (`str`, defaults to `"tanh"`): the pooler's activation (`"gelu"` for converted ELECTRA
             classifiers).
         classifier_dropout (`float`, *optional*): dropout before task heads; defaults to `hidden_dropout_prob`.
+        pad_token_id (`int`, *optional*, defaults to 1): `None` or a token id in `[0, vocab_size)`.
+
+    Every field is checked here and a bad value raises a `ValueError` naming it: sizes are positive integers of at
+    most `MAX_SIZE` (2**24) and depth at most `MAX_NUM_HIDDEN_LAYERS` (1024); probabilities are numbers in [0, 1];
+    `hidden_act` and `pooler_hidden_act` are names in `transformers.activations.ACT2FN`.
 
     Example:
 
@@ -124,13 +164,22 @@ class BortConfig(_BaseConfig):
         for name, value in (
             ("vocab_size", vocab_size),
             ("hidden_size", hidden_size),
-            ("num_hidden_layers", num_hidden_layers),
             ("max_position_embeddings", max_position_embeddings),
         ):
             _check_positive_int(name, value)
+        _check_positive_int("num_hidden_layers", num_hidden_layers, MAX_NUM_HIDDEN_LAYERS)
         if isinstance(type_vocab_size, bool) or not isinstance(type_vocab_size, int) or type_vocab_size < 0:
             raise ValueError(
                 f"`type_vocab_size` must be an integer >= 0 (0 = no token types), got {type_vocab_size!r}."
+            )
+        if type_vocab_size > MAX_SIZE:
+            raise ValueError(f"`type_vocab_size` must be at most {MAX_SIZE:,}, got {type_vocab_size!r}.")
+        if pad_token_id is not None and (
+            isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or not 0 <= pad_token_id < vocab_size
+        ):
+            raise ValueError(
+                f"`pad_token_id` must be None or a token id in [0, vocab_size={vocab_size}), got {pad_token_id!r} "
+                "(a negative id would silently pick a row from the end of the embedding table)."
             )
         heads = _per_layer("num_attention_heads", num_attention_heads, num_hidden_layers)
         _per_layer("intermediate_size", intermediate_size, num_hidden_layers)
@@ -166,10 +215,14 @@ class BortConfig(_BaseConfig):
             ("attention_probs_dropout_prob", attention_probs_dropout_prob),
             ("classifier_dropout", classifier_dropout),
         ):
-            if value is not None and not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"`{name}` must be a probability in [0, 1], got {value!r}.")
-        if not float(layer_norm_eps) > 0:
-            raise ValueError(f"`layer_norm_eps` must be > 0, got {layer_norm_eps!r}.")
+            if value is not None or name != "classifier_dropout":
+                _check_float(name, value, 0.0, 1.0)
+        # LayerNorm's epsilon is a small stabiliser: inf turns every output to zero, values above 1 swamp the variance.
+        _check_float("layer_norm_eps", layer_norm_eps, 0.0, 1.0, low_inclusive=False)
+        # Standard deviation of the initial weights: inf or NaN gives NaN outputs.
+        _check_float("initializer_range", initializer_range, 0.0)
+        _check_activation("hidden_act", hidden_act)
+        _check_activation("pooler_hidden_act", pooler_hidden_act)
 
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
+from ..._outputs import check_not_overlapping, check_output_dir
 from .configuration_bort import BortConfig
 from .modeling_bort import (
     BortForMaskedLM,
@@ -212,6 +213,10 @@ def convert_to_bort(
     True
     ```
     """
+    if save_directory is not None:  # a file where the folder goes: fail before loading anything
+        check_output_dir(save_directory, "save_directory")
+        if isinstance(model_or_path, (str, os.PathLike)):
+            check_not_overlapping(model_or_path, save_directory, "model_or_path", "save_directory")
     source_path = None
     if isinstance(model_or_path, (str, os.PathLike)):
         source_path = model_or_path
@@ -256,15 +261,27 @@ def convert_to_bort(
     bort.train(model.training)
 
     if save_directory is not None:
-        save_directory = Path(save_directory)
-        bort.save_pretrained(save_directory)
-        if tokenizer is None and source_path is not None:
-            tokenizer = _load_tokenizer(source_path, **from_pretrained_kwargs)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(save_directory)
-        else:
-            logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", save_directory)
+        save_converted(bort, save_directory, tokenizer, source_path, **from_pretrained_kwargs)
     return bort
+
+
+def save_converted(
+    bort: BortPreTrainedModel,
+    save_directory: str | os.PathLike,
+    tokenizer=None,
+    source_path: str | os.PathLike | None = None,
+    **from_pretrained_kwargs,
+) -> Path:
+    """Save a converted model with its tokenizer (`tokenizer`, or the one beside `source_path`); return the folder."""
+    save_directory = check_output_dir(save_directory, "save_directory")
+    bort.save_pretrained(save_directory)
+    if tokenizer is None and source_path is not None:
+        tokenizer = _load_tokenizer(source_path, **from_pretrained_kwargs)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(save_directory)
+    else:
+        logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", save_directory)
+    return save_directory
 
 
 def _load_tokenizer(path, **kwargs):

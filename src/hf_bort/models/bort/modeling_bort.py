@@ -249,6 +249,13 @@ class BortLMPredictionHead(nn.Module):
         self.transform = BortPredictionHeadTransform(config)
         self.decoder = nn.Linear(config.embedding_width, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        # One parameter under two names (as in BERT): `resize_token_embeddings` resizes both.
+        self.decoder.bias = self.bias
+
+    def _tie_weights(self) -> None:
+        # transformers 4.x calls this from `tie_weights()` after loading: a checkpoint stores the shared tensor once
+        # (as `cls.predictions.bias`), and loading replaces `self.bias`, so the link must be made again or
+        # `decoder.bias` keeps a freshly initialised copy. transformers 5.x ties through `_tied_weights_keys`.
         self.decoder.bias = self.bias
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:

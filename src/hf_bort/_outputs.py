@@ -1,0 +1,153 @@
+"""Output folders: checked before any work, never overlapping their source, replaced atomically.
+
+Every command that writes a folder goes through these helpers so that no input is lost:
+
+- [`check_output_dir`]: the path (and its nearest existing ancestor) must be a folder or not exist yet; a file
+  where a folder goes is an error *before* work (transformers' `save_pretrained` only logs an error and returns).
+- [`check_not_overlapping`]: an output that is, contains or lies inside its source folder is refused (replacing it
+  would delete the source).
+- [`make_workdir`] / [`replace_dir`]: the new content is written to `.NAME.tmp-HOST-PID-*` beside the output and
+  moved in with two renames (old aside to `.NAME.old-HOST-PID-*`, new in), the old one deleted only then. A kill at
+  any point leaves either the old or the new folder complete under one of these names.
+- [`clean_stale`]: before a new write, our own leftovers whose process is gone (same host) are removed, and an old
+  folder set aside by a run killed between the two renames is put back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
+
+
+def check_output_dir(path: str | os.PathLike, field: str = "output_dir") -> Path:
+    """Raise a ValueError naming `field` when `path` (or its nearest existing ancestor) is not a folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{field} {str(path)!r} is a file, not a folder: give a folder path (existing or new).")
+    for ancestor in path.absolute().parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise ValueError(f"{field} {str(path)!r} lies under {str(ancestor)!r}, which is a file, not a folder.")
+            break
+    return path
+
+
+def check_not_overlapping(
+    source: str | os.PathLike, output: str | os.PathLike, source_field: str, output_field: str = "output_dir"
+) -> None:
+    """Refuse an `output` folder that is, contains or lies inside the existing local folder `source`."""
+    source_path = Path(source)
+    if not source_path.is_dir():
+        return  # a Hub id or a file: nothing on disk that the output could replace
+    src, out = source_path.resolve(), Path(output).resolve()
+    if out == src:
+        relation = "is"
+    elif src in out.parents:
+        relation = "lies inside"
+    elif out in src.parents:
+        relation = "contains"
+    else:
+        return
+    raise ValueError(
+        f"{output_field} {str(output)!r} {relation} the source folder {source_field}={str(source)!r}; writing there "
+        "would replace the source. Choose an output folder outside the source."
+    )
+
+
+def _prefix(output_dir: Path, kind: str) -> str:
+    return f".{output_dir.name}.{kind}-{_HOST}-{os.getpid()}-"
+
+
+_OWN = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)-[^/]+$")
+# Earlier versions named the temporary folder `.NAME.tmp-` + tempfile's 8 random characters, with no owner: such a
+# folder is treated as stale once it is older than a day (no export runs that long).
+_LEGACY = re.compile(r"^\.(?P<name>.+)\.tmp-[a-z0-9_]{8}$")
+LEGACY_STALE_SECONDS = 24 * 3600
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale(output_dir: str | os.PathLike) -> list[Path]:
+    """Remove our own leftovers beside `output_dir` from processes that are gone; return what was removed.
+
+    Only folders named by [`make_workdir`] / [`replace_dir`] on this host, whose process no longer runs, are
+    touched: `.NAME.tmp-*` (an unfinished write) is deleted; `.NAME.old-*` (a replaced folder) is deleted when
+    `output_dir` exists and moved back to `output_dir` when it does not (the run was killed between its renames).
+    """
+    output_dir = Path(output_dir)
+    parent = output_dir.absolute().parent
+    if not parent.is_dir():
+        return []
+    removed: list[Path] = []
+    olds: list[Path] = []
+    for entry in parent.iterdir():
+        legacy = _LEGACY.match(entry.name)
+        if legacy and legacy["name"] == output_dir.name and entry.is_dir():
+            if time.time() - entry.stat().st_mtime > LEGACY_STALE_SECONDS:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+            continue
+        match = _OWN.match(entry.name)
+        if not match or match["name"] != output_dir.name or match["host"] != _HOST or not entry.is_dir():
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        if match["kind"] == "old":
+            olds.append(entry)
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    if olds and not output_dir.exists():
+        restore = max(olds, key=lambda path: path.stat().st_mtime)
+        os.replace(restore, output_dir)
+        logger.warning("Restored %s from %s (a replacement was interrupted).", output_dir, restore.name)
+        olds.remove(restore)
+    for entry in olds:
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def make_workdir(output_dir: str | os.PathLike) -> Path:
+    """A fresh `.NAME.tmp-HOST-PID-*` folder beside `output_dir` (same filesystem, so the final move is a rename)."""
+    output_dir = Path(output_dir)
+    parent = output_dir.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=_prefix(output_dir, "tmp"), dir=parent))
+
+
+def replace_dir(workdir: str | os.PathLike, output_dir: str | os.PathLike) -> None:
+    """Move `workdir` to `output_dir`, replacing an existing folder: rename the old aside, move the new in, then
+    delete the old. If moving the new one in fails, the old one is put back."""
+    workdir, output_dir = Path(workdir), Path(output_dir)
+    if not output_dir.exists():
+        os.replace(workdir, output_dir)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=_prefix(output_dir, "old"), dir=output_dir.absolute().parent))
+    os.rmdir(aside)  # only the unique name is wanted
+    os.replace(output_dir, aside)
+    try:
+        os.replace(workdir, output_dir)
+    except BaseException:
+        os.replace(aside, output_dir)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
