@@ -36,7 +36,7 @@ def test_compress_end_to_end(tmp_path, tiny_source, data_dir):
     for name in (
         "student/config.json",
         "student/model.safetensors",
-        "student/vocab.txt",
+        "student/tokenizer_config.json",
         "search/front.md",
         "search/front.png",
         "search/choice.json",

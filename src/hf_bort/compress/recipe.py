@@ -33,7 +33,26 @@ def tokenise(dataset, tokenizer, max_length: int, *, keep_labels: bool = True):
     return out.rename_column("label", "labels") if keep_labels else out
 
 
-def _trainer_settings(seed: int, output_dir: Path, show_progress: bool) -> dict[str, Any]:
+def _version_settings(warmup: float) -> dict[str, Any]:
+    """Length-grouped batches and a warm-up fraction under the names of the installed transformers (4.57 or 5.x)."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in fields(TrainingArguments)}
+    out: dict[str, Any] = {}
+    if "group_by_length" in names:
+        out["group_by_length"] = True
+    else:
+        out["train_sampling_strategy"] = "group_by_length"
+    if "warmup_ratio" in names:
+        out["warmup_ratio"] = warmup
+    else:  # 5.x: a float warmup_steps in [0, 1) is a fraction of the steps
+        out["warmup_steps"] = warmup
+    return out
+
+
+def _trainer_settings(seed: int, output_dir: Path, show_progress: bool, warmup: float = 0.0) -> dict[str, Any]:
     """The Trainer settings every run of the recipe shares (CPU or GPU as available, seeds, no checkpoints)."""
     return dict(
         output_dir=str(output_dir),
@@ -44,11 +63,10 @@ def _trainer_settings(seed: int, output_dir: Path, show_progress: bool) -> dict[
         logging_steps=50,
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
-        group_by_length=True,
         per_device_eval_batch_size=128,
         weight_decay=0.0,
-        warmup_ratio=0.0,
         lr_scheduler_type="linear",
+        **_version_settings(warmup),
     )
 
 
@@ -144,7 +162,7 @@ def distil_hidden_states(
         num_train_epochs=epochs,
         learning_rate=learning_rate,
         per_device_train_batch_size=batch_size,
-        **{**_trainer_settings(seed, work_dir, show_progress), "warmup_ratio": 0.01},
+        **_trainer_settings(seed, work_dir, show_progress, warmup=0.01),
     )
     trainer = DistillationTrainer(
         model=student,
@@ -220,11 +238,12 @@ import json, sys, torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 path, texts, max_length = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True).eval()
-tok = AutoTokenizer.from_pretrained(path)
+tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)  # the tokenizer is a standard one
 with torch.no_grad():
     logits = model(**tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")).logits
 imported = "hf_bort" in sys.modules
-print(json.dumps({"class": type(model).__name__, "logits": logits.tolist(), "hf_bort_imported": imported}))
+record = {"class": type(model).__name__, "logits": logits.tolist(), "hf_bort_imported": imported}
+print("HF_BORT_RELOAD " + json.dumps(record))
 """
 
 
@@ -243,10 +262,12 @@ def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: li
         env=env,
         cwd=tempfile.gettempdir(),
         timeout=600,
+        stdin=subprocess.DEVNULL,
     )
-    if proc.returncode != 0:
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("HF_BORT_RELOAD ")]
+    if proc.returncode != 0 or not lines:
         raise RuntimeError(f"Reloading {path} with plain transformers failed:\n{proc.stderr.strip()[-2000:]}")
-    reloaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    reloaded = json.loads(lines[-1][len("HF_BORT_RELOAD ") :])
     with torch.no_grad():
         batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         logits = model.eval()(**batch).logits

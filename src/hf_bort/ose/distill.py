@@ -151,6 +151,9 @@ class DistillationConfig(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        if not hasattr(TrainingArguments, "warmup_ratio") and self.warmup_ratio and not self.warmup_steps:
+            # transformers 5.x has no warmup_ratio: its float warmup_steps in [0, 1) is the fraction
+            self.warmup_steps = self.warmup_ratio
         if self.temperature <= 0:
             raise ValueError(f"`temperature` must be > 0, got {self.temperature!r}.")
         if self.distillation_objective not in OBJECTIVES:
