@@ -2,8 +2,8 @@
 Issue 3, benchmark 3, the pruning-tool baseline: TextPruner (`textpruner==1.1.post2`, `pip install -e ".[baselines]"`)
 prunes attention heads and FFN neurons of the RT-fine-tuned all-MiniLM-L6-v2 to at most --max-cost-ratio of its
 encoder multiply-adds (the same cost model and reference length as the OSE student), then the pruned model is
-fine-tuned again and measured exactly like `ose_student_rt.py` measures its models (same splits, accuracy, latency,
-reload check).
+fine-tuned again and measured exactly like the former `ose_student_rt.py` measured its models (same splits,
+accuracy, latency, reload check; the helpers are in `rt_common.py`).
 
 Recipe (TextPruner's own "iterative" pruning, the one the issue's reference 83.1 used):
 1. Source: the packaged MiniLM-L6 fine-tuned 3 epochs on RT (`--source-finetuned`, the `source-finetuned` directory
@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import ose_student_rt as shared  # noqa: E402  (also sets HF_HUB_OFFLINE and TOKENIZERS_PARALLELISM)
+import rt_common as shared  # noqa: E402  (also sets HF_HUB_OFFLINE and TOKENIZERS_PARALLELISM)
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from transformers import (  # noqa: E402

@@ -236,7 +236,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
     from ..models.bort.convert import convert_to_bort
     from ..models.bort.parameters import count_parameters
     from ..ose.costs import candidate_config, encoder_multiply_adds
-    from ..ose.extract import compute_importance, extract_subnetwork, save_extracted
+    from ..ose.extract import save_extracted
     from ..ose.search import OSESearch
     from ..ose.space import Candidate
     from . import recipe
@@ -417,39 +417,20 @@ def compress(config: CompressionConfig) -> CompressionResult:
     stages.set_description("compress: distill")
     if not run.done("distill"):
         start = time.perf_counter()
-        calibration = recipe._batches(
-            tokenised["train"]
-            .shuffle(seed=config.seed)
-            .select(range(min(512, len(data.train))))
-            .remove_columns(["labels"]),
+        student, record = recipe.extract_and_distil(
+            teacher,
+            candidate,
+            tokenised["train"],
+            tokenised["validation"],
             tokenizer,
-            32,
+            seed=config.seed,
+            layer_selection=config.layer_selection,
+            distill_epochs=config.distill_epochs,
+            distill_learning_rate=config.distill_learning_rate,
+            batch_size=config.batch_size,
+            work_dir=out / "tmp-trainer",
+            show_progress=config.show_progress,
         )
-        importance = compute_importance(teacher, calibration[:16], seed=config.seed)
-        torch.manual_seed(config.seed)
-        student = extract_subnetwork(teacher, candidate, importance, layer_selection=config.layer_selection)
-        plan = student.ose_plan
-        record = {
-            "layers_kept": plan.layers,
-            "heads_kept_per_layer": [len(h) for h in plan.heads],
-            "neurons_kept_per_layer": [len(n) for n in plan.neurons],
-            "hidden_dims_kept": len(plan.dims),
-            "calibration_texts": sum(len(b["input_ids"]) for b in calibration[:16]),
-        }
-        if config.distill_epochs > 0:
-            record["distillation"] = recipe.distil_hidden_states(
-                student,
-                teacher,
-                tokenised["train"],
-                tokenised["validation"],
-                tokenizer,
-                epochs=config.distill_epochs,
-                learning_rate=config.distill_learning_rate,
-                batch_size=config.batch_size,
-                seed=config.seed,
-                work_dir=out / "tmp-trainer",
-                show_progress=config.show_progress,
-            )
         save_extracted(student, distilled_dir, tokenizer)
         run.finish("distill", record, time.perf_counter() - start)
     stages.update(1)

@@ -191,6 +191,59 @@ def distil_hidden_states(
     }
 
 
+def extract_and_distil(
+    teacher: nn.Module,
+    candidate,
+    train_dataset,
+    heldout_dataset,
+    tokenizer,
+    *,
+    seed: int,
+    layer_selection: str = "importance",
+    distill_epochs: float = 2.0,
+    distill_learning_rate: float = 1e-4,
+    batch_size: int = 32,
+    calibration_texts: int = 512,
+    work_dir: Path,
+    show_progress: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """
+    Extracts `candidate` from the Bort `teacher` (activation importance on `calibration_texts` shuffled training
+    texts, the teacher's classifier sliced with it) and, when `distill_epochs` > 0, distils its hidden states from
+    the teacher on the training texts. Returns the student and a record of what was kept and how training went.
+    """
+    from ..ose.extract import compute_importance, extract_subnetwork
+
+    texts = train_dataset.shuffle(seed=seed).select(range(min(calibration_texts, len(train_dataset))))
+    calibration = _batches(texts.remove_columns([c for c in ("labels",) if c in texts.column_names]), tokenizer, 32)
+    importance = compute_importance(teacher, calibration, seed=seed)
+    torch.manual_seed(seed)
+    student = extract_subnetwork(teacher, candidate, importance, layer_selection=layer_selection)
+    plan = student.ose_plan
+    record: dict[str, Any] = {
+        "layers_kept": plan.layers,
+        "heads_kept_per_layer": [len(h) for h in plan.heads],
+        "neurons_kept_per_layer": [len(n) for n in plan.neurons],
+        "hidden_dims_kept": len(plan.dims),
+        "calibration_texts": len(texts),
+    }
+    if distill_epochs > 0:
+        record["distillation"] = distil_hidden_states(
+            student,
+            teacher,
+            train_dataset,
+            heldout_dataset,
+            tokenizer,
+            epochs=distill_epochs,
+            learning_rate=distill_learning_rate,
+            batch_size=batch_size,
+            seed=seed,
+            work_dir=work_dir,
+            show_progress=show_progress,
+        )
+    return student, record
+
+
 def _batches(dataset, tokenizer, batch_size: int) -> list[dict[str, torch.Tensor]]:
     from transformers import DataCollatorWithPadding
 
