@@ -12,7 +12,7 @@ S1 (the labeller learns from train ∪ dev only), per n and seed:
 - agora: train on train, find dev errors, draw pool neighbours, label them with the train ∪ dev model, add, repeat.
 
 S2 (a teacher exists), per n and seed. Labeller: MiniLM fine-tuned on all 10,252 labelled RT train reviews
-(--labeller-path, e.g. the fine-tuned source of benchmarks/ose_student_rt.py, same recipe: 3 epochs, lr 5e-5,
+(--labeller-path, e.g. OUT/source-finetuned of benchmarks/compress_rt.py, same recipe: 3 epochs, lr 5e-5,
 batch 32, max length 64; trained here when not given):
 - pseudo-label: label the whole pool with the labeller (pool-size calls), fine-tune on train ∪ labelled pool;
 - agora: as in S1 but with this labeller, at most --s2-budget-share × pool-size labeller calls;

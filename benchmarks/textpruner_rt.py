@@ -6,12 +6,12 @@ fine-tuned again and measured exactly like the former `ose_student_rt.py` measur
 accuracy, latency, reload check; the helpers are in `rt_common.py`).
 
 Recipe (TextPruner's own "iterative" pruning, the one the issue's reference 83.1 used):
-1. Source: the packaged MiniLM-L6 fine-tuned 3 epochs on RT (`--source-finetuned`, the `source-finetuned` directory
-   `ose_student_rt.py` writes; fine-tuned here with the same recipe when not given).
+1. Source: the packaged MiniLM-L6 fine-tuned 3 epochs on RT (`--source-finetuned`, e.g. the `source-finetuned`
+   folder `hf-bort compress` writes; fine-tuned here with the same recipe when not given).
 2. `TransformerPruner(pruning_method="iterative")`: --n-iters rounds of gradient x weight importance of the CE loss on
    --calibration-batches batches of RT train, heads to --target-heads per layer on average (uneven across layers,
    --even-heads for the same count everywhere), FFN to --target-ffn per layer (TextPruner only saves even FFN sizes).
-3. Fine-tuning: --epochs epochs, the recipe of `ose_student_rt.py` (AdamW, lr, batch, linear decay, no warm-up,
+3. Fine-tuning: --epochs epochs, the former `ose_student_rt.py` recipe (AdamW, lr, batch, linear decay, no warm-up,
    dynamic padding). `--losses ce kd` runs it twice from the same pruned weights: plain CE (the reference recipe) and
    the OSE student's task distillation from the fine-tuned source (same loss, same budget as the student).
 4. Latency (PyTorch eager and ONNX Runtime fp32, batch 1 and 32, length 64) interleaved with the source; reload of
