@@ -34,7 +34,9 @@ from .extract import (
     load_source_as_bort,
     save_extracted,
 )
+from .inputs import labelled_rows, texts_of
 from .pareto import covers, dominates, pareto_front
+from .pruning import prune
 from .results import CandidateResult, SearchResult
 from .space import Candidate, SearchSpace
 from .store import STORE_NAME, CandidateStore, load_results
@@ -182,15 +184,15 @@ class OSESearch:
         if task_dataset is not None:
             if eval_dataset is None:
                 raise ValueError("`task_dataset` needs an `eval_dataset` (labelled dev rows) to measure ê on.")
-            self.task_rows = _labelled(task_dataset, text_column, label_column, "task_dataset")
-            self.eval_rows = _labelled(eval_dataset, text_column, label_column, "eval_dataset")
+            self.task_rows = labelled_rows(task_dataset, text_column, label_column, "task_dataset")
+            self.eval_rows = labelled_rows(eval_dataset, text_column, label_column, "eval_dataset")
             self.texts = [text for text, _ in self.task_rows]
             needed_train = batch_size
             if len(self.task_rows) < needed_train:
                 raise ValueError(f"`task_dataset` has {len(self.task_rows)} rows; at least {needed_train} needed.")
         else:
             self.task_rows = self.eval_rows = None
-            self.texts = _texts(text_dataset, text_column)
+            self.texts = texts_of(text_dataset, text_column)
             needed = (num_eval_batches + 1) * batch_size
             if len(self.texts) < needed:
                 raise ValueError(
@@ -516,38 +518,8 @@ class OSESearch:
 
     # ----------------------------------------------------------------------------------------------------- search
     def _prune(self, survivors: list[Candidate], results: dict[str, CandidateResult]) -> list[Candidate]:
-        """
-        Keeps the candidates no other survivor dominates at this interval, where ξ' dominates ξ when its (1+ε)-boxes
-        of parameters and cost are both no larger than ξ's (box = ⌊log_{1+ε} value⌋) and its error is lower (ties
-        broken by parameters, cost, then key). This is a strict partial order, so every dropped candidate is
-        dominated by a survivor: costs within a factor 1+ε, error no higher (at this interval).
-        """
-        base = math.log1p(self.epsilon)
-
-        def box(result: CandidateResult) -> tuple[int, int]:
-            return (
-                math.floor(math.log(result.params) / base),
-                math.floor(math.log(max(result.objective(self.cost), 1e-12)) / base),
-            )
-
-        def rank(candidate: Candidate) -> tuple:
-            result = results[candidate.key]
-            return (result.error, result.params, result.objective(self.cost), candidate.key)
-
-        boxes = {c.key: box(results[c.key]) for c in survivors}
-        ranks = {c.key: rank(c) for c in survivors}
-        kept = []
-        for candidate in survivors:
-            mine = boxes[candidate.key]
-            dominated = any(
-                boxes[other.key][0] <= mine[0]
-                and boxes[other.key][1] <= mine[1]
-                and ranks[other.key] < ranks[candidate.key]
-                for other in survivors
-            )
-            if not dominated:
-                kept.append(candidate)
-        return kept
+        """See [`hf_bort.ose.pruning.prune`]: the survivors no other survivor (1+ε)-box-dominates at this interval."""
+        return prune(survivors, results, self.epsilon, self.cost)
 
     def candidates_within_budget(self) -> tuple[list[Candidate], dict[str, Any]]:
         """
@@ -725,44 +697,6 @@ class OSESearch:
         if save_directory is not None:
             save_extracted(student, save_directory, self.tokenizer)
         return student
-
-
-def _texts(dataset: Any, column: str) -> list[str]:
-    if dataset is None:
-        raise ValueError("`text_dataset` is required: a datasets.Dataset with a text column or a list of strings.")
-    if isinstance(dataset, (list, tuple)):
-        texts = list(dataset)
-    else:
-        names = getattr(dataset, "column_names", None)
-        if names is None:
-            raise TypeError(f"`text_dataset` must be a datasets.Dataset or a list of strings, got {type(dataset)}.")
-        if isinstance(names, dict):
-            raise TypeError("`text_dataset` is a DatasetDict: pass one split, e.g. dataset['train'].")
-        if column not in names:
-            raise ValueError(f"`text_column` {column!r} is not a column of `text_dataset` (columns: {names}).")
-        texts = list(dataset[column])
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if bad:
-        raise ValueError(f"`text_dataset` must hold non-empty strings; entry {bad[0]} is {texts[bad[0]]!r}.")
-    return texts
-
-
-def _labelled(dataset: Any, text_column: str, label_column: str, name: str) -> list[tuple[str, int]]:
-    """(text, integer label) rows of a datasets.Dataset; errors name the dataset and the column."""
-    names = getattr(dataset, "column_names", None)
-    if names is None or isinstance(names, dict):
-        raise TypeError(f"`{name}` must be one datasets.Dataset split with text and label columns.")
-    for column in (text_column, label_column):
-        if column not in names:
-            raise ValueError(f"`{name}` has no column {column!r} (columns: {names}).")
-    texts = _texts(dataset, text_column)
-    labels = list(dataset[label_column])
-    bad = [i for i, label in enumerate(labels) if isinstance(label, bool) or not isinstance(label, int)]
-    if bad:
-        raise ValueError(f"`{name}` labels must be integer class ids; row {bad[0]} has {labels[bad[0]]!r}.")
-    if not texts:
-        raise ValueError(f"`{name}` is empty.")
-    return list(zip(texts, labels, strict=True))
 
 
 def _config_of(source: Any):
