@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +21,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import transformers  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import (  # noqa: E402
     DataCollatorWithPadding,
@@ -32,6 +29,8 @@ from transformers import (  # noqa: E402
 )
 
 from hf_bort.assets import load_rotten_tomatoes  # noqa: E402
+from hf_bort.compress.recipe import machine_info  # noqa: E402,F401  (used by textpruner_rt)
+from hf_bort.compress.recipe import time_interleaved as measure_latency  # noqa: E402,F401
 from hf_bort.ose import (  # noqa: E402
     DistillationConfig,
     DistillationTrainer,
@@ -39,25 +38,6 @@ from hf_bort.ose import (  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 REFERENCE_LENGTH = 128  # the length OSE's î uses
-
-
-def machine_info() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads_training": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "platform": platform.platform(),
-    }
 
 
 def run_settings(args: argparse.Namespace) -> dict:
@@ -142,29 +122,6 @@ def latency_inputs(config, batch_size: int, length: int, seed: int) -> dict[str,
     if getattr(config, "type_vocab_size", 0):
         inputs["token_type_ids"] = torch.zeros_like(ids)
     return inputs
-
-
-def measure_latency(runners: dict, runs: int, rounds: int, warmup: int = 5) -> dict[str, dict]:
-    """Interleaved rounds (model A runs/rounds times, then B, ...) so drift on the shared CPU hits all models alike."""
-    for run in runners.values():
-        for _ in range(warmup):
-            run()
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    per_round = max(1, runs // rounds)
-    for _ in range(rounds):
-        for name, run in runners.items():
-            for _ in range(per_round):
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    return {
-        name: {
-            "p50_ms": 1000 * statistics.median(values),
-            "p90_ms": 1000 * float(np.percentile(values, 90)),
-            "runs": len(values),
-        }
-        for name, values in times.items()
-    }
 
 
 def torch_runner(model: nn.Module, inputs: dict):

@@ -551,7 +551,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
         "latency": records["latency"],
         "test_split_read": "once, after every choice was made" if "skipped" not in test else test["skipped"],
         "wall_s": {**run.progress["wall_s"], "this_call_s": time.perf_counter() - total_start},
-        "machine": _machine(),
+        "machine": recipe.machine_info(),
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
     return CompressionResult(report=report, output_dir=out)
@@ -565,25 +565,3 @@ def _training_steps(result) -> dict[str, int]:
         total += r.steps - previous.get(r.candidate.key, 0)
         previous[r.candidate.key] = r.steps
     return {"search_total": total, "exhaustive_equivalent": result.num_candidates * result.max_steps}
-
-
-def _machine() -> dict[str, Any]:
-    import platform
-
-    import transformers
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }

@@ -343,7 +343,9 @@ def _latency_inputs(config, batch_size: int, length: int, seed: int) -> dict[str
     return inputs
 
 
-def _time(runners: dict[str, Any], runs: int, rounds: int = 5, warmup: int = 5) -> dict[str, dict[str, float]]:
+def time_interleaved(
+    runners: dict[str, Any], runs: int, rounds: int = 5, warmup: int = 5
+) -> dict[str, dict[str, float]]:
     """Interleaved rounds (A runs/rounds times, then B, …) so drift on a shared CPU hits every model alike."""
     for run in runners.values():
         for _ in range(warmup):
@@ -396,7 +398,7 @@ def measure_latency(
 
         return run
 
-    out["pytorch"] = _time({n: torch_runner(m.eval(), inputs[n]) for n, m in models.items()}, runs)
+    out["pytorch"] = time_interleaved({n: torch_runner(m.eval(), inputs[n]) for n, m in models.items()}, runs)
     if onnx_dir is not None:
         import onnxruntime
 
@@ -417,10 +419,34 @@ def measure_latency(
             feed = {k: v.numpy() for k, v in inputs[name].items() if k in names}
             runners[name] = (lambda s, f: lambda: s.run(None, f))(session, feed)
             differences[name] = result.max_abs_diff
-        out["onnxruntime_fp32"] = _time(runners, runs)
+        out["onnxruntime_fp32"] = time_interleaved(runners, runs)
         out["onnx_max_abs_diff_vs_pytorch"] = differences
     for engine in ("pytorch", "onnxruntime_fp32"):
         if engine in out:
             for entry in out[engine].values():
                 entry[f"ratio_to_{first}"] = entry["p50_ms"] / out[engine][first]["p50_ms"]
     return out
+
+
+def machine_info() -> dict[str, Any]:
+    """The CPU, core count, torch threads and library versions a measurement was taken with."""
+    import platform
+
+    import transformers
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+    }
