@@ -64,6 +64,7 @@ def test_export_each_task_validates(tmp_path, task):
     assert result.task == task and result.model_type == "bort"
     assert output in result.outputs
     assert result.max_abs_diff < 1e-4
+    assert result.attention_fused and result.fused_operators["Attention"] == 2  # every task head keeps the fusion
     assert (tmp_path / "out" / "model.onnx").is_file() and (tmp_path / "out" / "config.json").is_file()
     # heterogeneous per-layer shapes survive the round trip through config.json
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
@@ -130,6 +131,110 @@ def test_ortmodel_and_pipeline_load_export(tmp_path):
     export_onnx(_model(BortForQuestionAnswering, pad_token_id=0), tmp_path / "qa", tokenizer=tokenizer)
     qa = ORTModelForQuestionAnswering.from_pretrained(tmp_path / "qa")
     assert qa(**inputs).start_logits.shape == inputs["input_ids"].shape
+
+
+FUSION_SHAPES = {
+    "uniform": dict(num_attention_heads=4, attention_head_size=None, intermediate_size=37, type_vocab_size=2),
+    "per-layer-heads": dict(type_vocab_size=2),  # HETERO: heads [4, 2] x 8 (inner width 32, then 16), FFN [37, 16]
+    "no-token-types": dict(type_vocab_size=0),
+    "wide-heads-3-layers": dict(
+        num_hidden_layers=3, num_attention_heads=[4, 6, 1], attention_head_size=16, intermediate_size=[37, 16, 8]
+    ),
+    "roberta-positions": dict(num_attention_heads=4, type_vocab_size=1, position_embedding_type="roberta"),
+    "factorized-embeddings": dict(embedding_size=16),
+}
+
+
+def _onnx_op_counts(path) -> dict[str, int]:
+    import collections
+
+    import onnx
+
+    return dict(collections.Counter(node.op_type for node in onnx.load(str(path)).graph.node))
+
+
+@pytest.mark.parametrize("shape", list(FUSION_SHAPES))
+def test_optimized_export_fuses_every_layer(tmp_path, shape):
+    """ONNX Runtime's optimizer fuses one Attention per layer (uniform and per-layer heads, with or without token
+    types), plus SkipLayerNormalization x2, BiasGelu and the embeddings; the fused model.onnx matches PyTorch."""
+    model = _model(BortModel, **FUSION_SHAPES[shape])
+    layers = model.config.num_hidden_layers
+    result = export_onnx(model, tmp_path / "out")
+    assert result.optimized and result.num_layers == layers and result.attention_fused
+    fused = result.fused_operators
+    assert fused["Attention"] == layers and fused["MultiHeadAttention"] == 0
+    assert fused["SkipLayerNormalization"] == 2 * layers and fused["BiasGelu"] == layers
+    assert fused["EmbedLayerNormalization"] == 1
+    # the counts are those of the written graph, which ORTModel loads
+    written = _onnx_op_counts(tmp_path / "out" / "model.onnx")
+    assert written.get("Attention", 0) == layers
+    assert "Softmax" not in written and "LayerNormalization" not in written
+    assert result.max_abs_diff < 1e-4 and result.unoptimized_max_abs_diff < 1e-4
+    assert sorted((tmp_path / "out").glob("*.onnx")) == [tmp_path / "out" / "model.onnx"]
+    # and it matches PyTorch on inputs the validation did not use: left padding and a hole in the mask
+    import onnxruntime
+
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(5, 99, (3, 12), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, :5] = 0
+    attention_mask[1, 4:6] = 0
+    attention_mask[2, 9:] = 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"), providers=["CPUExecutionProvider"])
+    feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": torch.zeros_like(input_ids)}
+    feed = {item.name: feed[item.name].numpy() for item in session.get_inputs()}
+    (got,) = session.run(["last_hidden_state"], feed)
+    with torch.inference_mode():
+        expected = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    keep = attention_mask.bool()
+    assert torch.allclose(torch.from_numpy(got)[keep], expected[keep], atol=1e-4)
+
+
+def test_optimize_false_writes_the_plain_graph(tmp_path):
+    result = export_onnx(_model(BortModel), tmp_path / "out", optimize=False)
+    assert not result.optimized and result.fused_operators == {} and result.attention_fused is None
+    assert result.unoptimized_max_abs_diff is None and result.num_layers == 2
+    written = _onnx_op_counts(tmp_path / "out" / "model.onnx")
+    assert "Attention" not in written and written["Softmax"] == 2
+    assert result.fusion_summary() == "not optimized (optimize=False)"
+    with pytest.raises(TypeError, match="optimize"):
+        export_onnx(_model(BortModel), tmp_path / "out2", optimize="O2")
+
+
+def test_optimized_export_of_each_task_and_int8(tmp_path):
+    """Task heads keep full fusion; int8 quantizes the fused graph and still agrees with PyTorch."""
+    result = export_onnx(_model(BortForSequenceClassification), tmp_path / "cls", quantize="dynamic-int8")
+    assert result.attention_fused and result.fused_operators["Attention"] == 2
+    assert result.argmax_agreement >= 0.9
+    assert "fused: Attention 2/2 layers" in result.fusion_summary()
+    result = export_onnx(_model(BortForMultipleChoice), tmp_path / "mc")
+    assert result.fused_operators["Attention"] == 2 and result.max_abs_diff < 1e-4
+
+
+def test_optimizer_failure_keeps_the_plain_graph(tmp_path, monkeypatch):
+    import hf_bort.exporters.onnx as onnx_module
+
+    def broken(source, target):
+        raise RuntimeError("no pattern matched")
+
+    monkeypatch.setattr(onnx_module, "_optimize_graph", broken)
+    result = export_onnx(_model(BortModel), tmp_path / "out")
+    assert not result.optimized and result.fused_operators == {}
+    assert "no pattern matched" in result.extra["optimize_error"] and result.max_abs_diff < 1e-4
+    assert "no pattern matched" in result.fusion_summary()
+
+
+def test_bert_and_bort_of_the_same_shape_fuse_alike(tmp_path):
+    torch.manual_seed(0)
+    shape = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+    bert = BertModel(BertConfig(**shape)).eval()
+    bort = BortModel(
+        BortConfig(**shape, type_vocab_size=2, position_embedding_type="absolute", max_position_embeddings=512)
+    )
+    bort.load_state_dict(bert.state_dict(), strict=False)
+    fused_bert = export_onnx(bert, tmp_path / "bert").fused_operators
+    fused_bort = export_onnx(bort.eval(), tmp_path / "bort").fused_operators
+    assert fused_bort == fused_bert and fused_bort["Attention"] == 2
 
 
 def test_source_encoders_use_the_same_exporter(tmp_path):
@@ -217,9 +322,15 @@ def test_cli_export(tmp_path, capsys):
         ]
     )
     assert args.func(args) == 0
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
     assert report["max_abs_diff"] < 1e-4 and report["argmax_agreement"] is not None
+    assert report["optimized"] and report["fused_operators"]["Attention"] == 2
+    assert "fused: Attention 2/2 layers" in captured.err
     assert (tmp_path / "onnx" / "model_quantized.onnx").is_file()
+    args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "plain"), "--no-optimize"])
+    assert args.func(args) == 0
+    assert not json.loads(capsys.readouterr().out)["optimized"]
 
     args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx")])
     assert args.func(args) == 2

@@ -391,6 +391,7 @@ def run_benchmark(
                     max_abs_diff=export.max_abs_diff,
                     int8_max_abs_diff=export.int8_max_abs_diff,
                     argmax_agreement=export.argmax_agreement,
+                    fused_operators={op: count for op, count in export.fused_operators.items() if count},
                     **export.extra,
                     validation_examples=export.num_validation_examples,
                     validation_inputs="tokenized sentences" if tokenizers.get(name) is not None else "random ids",
@@ -400,7 +401,7 @@ def run_benchmark(
                     onnx_paths["ort-int8"] = export.quantized_path
                 log(
                     f"{name}: exported, max abs diff {export.max_abs_diff:.2e}, "
-                    f"int8 agreement {export.argmax_agreement}"
+                    f"int8 agreement {export.argmax_agreement}, {export.fusion_summary()}"
                 )
             model_info[name] = info
             for batch_size in config.batch_sizes:

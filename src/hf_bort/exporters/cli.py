@@ -23,6 +23,7 @@ def _export(args: argparse.Namespace) -> int:
             atol=args.atol,
             min_argmax_agreement=args.min_argmax_agreement,
             overwrite=args.overwrite,
+            optimize=args.optimize,
         )
     except OnnxValidationError as error:
         print(f"hf-bort export: validation failed: {error}", file=sys.stderr)
@@ -30,6 +31,7 @@ def _export(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, ImportError, OSError) as error:
         print(f"hf-bort export: error: {error}", file=sys.stderr)
         return 2
+    print(f"hf-bort export: {result.fusion_summary()}", file=sys.stderr)
     print(json.dumps(result.to_dict()))
     return 0
 
@@ -87,6 +89,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--min-argmax-agreement", type=float, default=None, help="With --quantize: fail below this int8 agreement."
     )
     export.add_argument("--overwrite", action="store_true", help="Replace a non-empty output directory.")
+    export.add_argument(
+        "--no-optimize",
+        dest="optimize",
+        action="store_false",
+        help="Write the plain exported graph, without ONNX Runtime's fusions (Attention, SkipLayerNormalization...).",
+    )
     export.set_defaults(func=_export)
 
     bench = subparsers.add_parser(

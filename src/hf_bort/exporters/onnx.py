@@ -13,11 +13,20 @@ optimum-onnx knows nothing about `model_type="bort"`. Three things make the expo
 Every export is validated here with ONNX Runtime against PyTorch on tokenized real sentences; int8 exports report
 the agreement of argmax predictions instead of a max difference.
 
+By default (`optimize=True`) the exported graph then goes through ONNX Runtime's transformer optimizer
+(`onnxruntime.transformers.optimizer.optimize_model`, model type `bert`, heads detected per layer, raw 2-D attention
+mask), which fuses each layer's attention into one `Attention` node, residual + LayerNorm into
+`SkipLayerNormalization`, bias + GELU into `BiasGelu` and the embeddings into `EmbedLayerNormalization`. The fused
+graph is validated against PyTorch like the plain one and is what `model.onnx` holds; the fused operator counts
+are reported in [`OnnxExportResult`] (`fused_operators`), never assumed.
+
 optimum, optimum-onnx and onnxruntime are imported lazily: `import hf_bort.exporters` works without them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import shutil
@@ -101,6 +110,12 @@ class OnnxExportResult:
     For an int8 export, `int8_max_abs_diff` is reported for information and `argmax_agreement` is the fraction of
     argmax predictions (per example / per token for logits; the nearest neighbour among the validation sentences for
     `last_hidden_state`) on which the int8 model agrees with PyTorch.
+
+    With `optimize=True`, `model.onnx` is the fused graph and `max_abs_diff` is measured on it;
+    `unoptimized_max_abs_diff` is the plain export's. `fused_operators` counts the nodes of each fused operator type
+    in the written graph (ONNX Runtime's `get_fused_operator_statistics`), `num_layers` is the encoder depth and
+    `attention_fused` is True when every layer got an `Attention` / `MultiHeadAttention` node. Without optimization
+    (or when the optimizer could not run, see `extra["optimize_error"]`) `fused_operators` is empty.
     """
 
     output_dir: str
@@ -116,7 +131,25 @@ class OnnxExportResult:
     int8_max_abs_diff: float | None = None
     argmax_agreement: float | None = None
     int8_argmax_agreement_vs_fp32: float | None = None
+    optimized: bool = False
+    fused_operators: dict[str, int] = field(default_factory=dict)
+    num_layers: int | None = None
+    attention_fused: bool | None = None
+    unoptimized_max_abs_diff: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def fusion_summary(self) -> str:
+        """One line on what the optimizer fused, e.g. `fused: Attention 2/2 layers, SkipLayerNormalization 4, ...`."""
+        if not self.optimized:
+            reason = self.extra.get("optimize_error")
+            return f"not optimized ({reason})" if reason else "not optimized (optimize=False)"
+        attention = self.fused_operators.get("Attention", 0) + self.fused_operators.get("MultiHeadAttention", 0)
+        others = [
+            f"{name} {count}"
+            for name, count in self.fused_operators.items()
+            if count and name not in ("Attention", "MultiHeadAttention")
+        ]
+        return ", ".join([f"fused: Attention {attention}/{self.num_layers} layers", *others])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -419,14 +452,76 @@ def _pooled_cosine(reference: Any, candidate: Any, mask: Any) -> tuple[float, fl
     return float(cosine.min()), float(cosine.mean())
 
 
-def _quantize_dynamic_int8(directory: Path, per_channel: bool = True) -> Path:
+_ATTENTION_OPS = ("Attention", "MultiHeadAttention")
+
+
+def _num_layers(config: Any) -> int | None:
+    for name in ("num_hidden_layers", "n_layers", "num_layers"):
+        value = getattr(config, name, None)
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _optimize_graph(source: Path, target: Path) -> dict[str, int]:
+    """Run ONNX Runtime's transformer optimizer on `source`, write the fused graph to `target`; return the counts.
+
+    `num_heads=0, hidden_size=0`: heads and widths are read per layer from the graph (Bort's per-layer head counts,
+    inner widths other than the hidden size). The raw 2-D attention mask is kept (`use_raw_attention_mask`): the
+    `bert` default turns it into sequence lengths, which is wrong for left padding or masks with holes.
+    `opt_level=0`: only the Python fusions, so the written graph does not depend on this machine's CPU.
+    """
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    options = FusionOptions("bert")
+    options.use_raw_attention_mask(True)
+    # The fusions log a warning per layer whose attention width differs from the hidden size (supported: the node
+    # gets qkv_hidden_sizes); keep that noise out of the user's log while the optimizer runs.
+    # Some fusions also print() their reasons for not matching: send that to the debug log, not to stdout (where
+    # `hf-bort export` writes its JSON).
+    noisy = logging.getLogger("fusion_attention")
+    level = noisy.level
+    noisy.setLevel(logging.ERROR)
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            optimized = optimize_model(
+                str(source), model_type="bert", num_heads=0, hidden_size=0, optimization_options=options, opt_level=0
+            )
+    finally:
+        noisy.setLevel(level)
+        if printed.getvalue().strip():
+            logger.debug("ONNX Runtime's transformer optimizer printed: %s", printed.getvalue().strip())
+    counts = {name: int(count) for name, count in optimized.get_fused_operator_statistics().items()}
+    optimized.save_model_to_file(str(target))
+    return counts
+
+
+def _add_shape_info(onnx_path: Path) -> None:
+    """Annotate a fused graph with the types / shapes of its tensors, in place (ORT's symbolic shape inference knows
+    the com.microsoft fused operators; ONNX's does not, and the quantizer needs the type of every MatMul input)."""
+    import onnx
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    inferred = SymbolicShapeInference.infer_shapes(onnx.load(str(onnx_path)), auto_merge=True)
+    onnx.save(inferred, str(onnx_path))
+
+
+def _quantize_dynamic_int8(directory: Path, per_channel: bool = True, fused: bool = False) -> Path:
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
+    if fused:
+        _add_shape_info(directory / "model.onnx")
     quantizer = ORTQuantizer.from_pretrained(directory, file_name="model.onnx")
     # Symmetric int8 weights (per output channel by default: on all-MiniLM-L6-v2 per-tensor weights drop the mean
     # cosine of sentence embeddings to 0.958, per-channel keeps 0.991), dynamic uint8 activations (VNNI/AVX2 path).
-    config = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=per_channel)
+    # A fused graph quantizes its MatMuls and Attention nodes (QAttention), not the embeddings: the plain graph's
+    # int8 never quantized those either.
+    config = AutoQuantizationConfig.avx512_vnni(
+        is_static=False, per_channel=per_channel, operators_to_quantize=["MatMul", "Attention"] if fused else None
+    )
     quantizer.quantize(quantization_config=config, save_dir=directory, file_suffix="quantized")
     return directory / "model_quantized.onnx"
 
@@ -444,6 +539,7 @@ def export_onnx(
     min_argmax_agreement: float | None = None,
     int8_per_channel: bool = True,
     overwrite: bool = False,
+    optimize: bool = True,
 ) -> OnnxExportResult:
     """Export a Bort model (or a BERT / RoBERTa / ... encoder) to ONNX with optimum, validate it, optionally quantize.
 
@@ -464,6 +560,9 @@ def export_onnx(
         min_argmax_agreement: with `quantize`, fail when int8 agrees with PyTorch on fewer argmax predictions.
         int8_per_channel: quantize weights per output channel (more accurate) rather than per tensor.
         overwrite: replace a non-empty `output_dir`.
+        optimize: run ONNX Runtime's transformer optimizer (fused `Attention`, `SkipLayerNormalization`, `BiasGelu`,
+            `EmbedLayerNormalization`) and write the fused graph, validated against PyTorch, as `model.onnx`
+            (quantized from it with `quantize`); `False` writes the plain exported graph.
 
     Returns:
         [`OnnxExportResult`].
@@ -482,6 +581,8 @@ def export_onnx(
     """
     _check_task(task)
     _check_quantize(quantize)
+    if not isinstance(optimize, bool):
+        raise TypeError(f"optimize must be True or False; got {optimize!r}.")
     if not atol > 0:
         raise ValueError(f"atol must be > 0; got {atol}.")
     require_onnx()
@@ -500,7 +601,17 @@ def export_onnx(
     workdir = _prepare_output_dir(output_dir, overwrite)
     try:
         result = _export_into(
-            model, task, tokenizer, inputs, workdir, quantize, opset, atol, min_argmax_agreement, int8_per_channel
+            model,
+            task,
+            tokenizer,
+            inputs,
+            workdir,
+            quantize,
+            opset,
+            atol,
+            min_argmax_agreement,
+            int8_per_channel,
+            optimize,
         )
         replace_dir(workdir, output_dir)
     except BaseException:
@@ -524,6 +635,7 @@ def _export_into(
     atol: float,
     min_argmax_agreement: float | None,
     int8_per_channel: bool = True,
+    optimize: bool = True,
 ) -> OnnxExportResult:
     import warnings
 
@@ -558,9 +670,12 @@ def _export_into(
         max_abs_diff=max_diff,
         atol=atol,
         num_validation_examples=int(inputs["input_ids"].shape[0]),
+        num_layers=_num_layers(model.config),
     )
+    if optimize:
+        fp32 = _optimize_into(result, model, task, inputs, reference, fp32, mask, onnx_path, atol)
     if quantize == "dynamic-int8":
-        quantized_path = _quantize_dynamic_int8(workdir, per_channel=int8_per_channel)
+        quantized_path = _quantize_dynamic_int8(workdir, per_channel=int8_per_channel, fused=result.optimized)
         int8 = _ort_outputs(quantized_path, inputs, output_names)
         result.quantized_path = str(quantized_path)
         result.int8_max_abs_diff = _max_abs_diff(reference, int8, mask)
@@ -577,3 +692,55 @@ def _export_into(
                 result.int8_max_abs_diff,
             )
     return result
+
+
+def _optimize_into(
+    result: OnnxExportResult,
+    model: PreTrainedModel,
+    task: str,
+    inputs: dict[str, torch.Tensor],
+    reference: dict[str, Any],
+    fp32: dict[str, Any],
+    mask: Any,
+    onnx_path: Path,
+    atol: float,
+) -> dict[str, Any]:
+    """Fuse `onnx_path` in place when the fused graph validates; update `result`; return the ORT outputs kept.
+
+    An optimizer that cannot handle the graph (an exception) leaves the plain graph, with the reason in
+    `result.extra["optimize_error"]`; a fused graph that does not match PyTorch within `atol` is an error.
+    """
+    fused_path = onnx_path.with_name("model_fused.onnx")
+    try:
+        counts = _optimize_graph(onnx_path, fused_path)
+    except Exception as error:  # noqa: BLE001 - the optimizer's pattern matching fails in many ways; keep the plain graph
+        fused_path.unlink(missing_ok=True)
+        result.extra["optimize_error"] = f"{type(error).__name__}: {error}"
+        logger.warning("ONNX Runtime's transformer optimizer failed (%s); model.onnx is the plain graph.", error)
+        return fp32
+    fused = _ort_outputs(fused_path, inputs, result.outputs)
+    fused_diff = _max_abs_diff(reference, fused, mask)
+    if not fused_diff <= atol:
+        fused_path.unlink(missing_ok=True)
+        raise OnnxValidationError(
+            f"The optimized (fused) ONNX graph of {model.config.model_type} ({task}) failed validation: max abs "
+            f"difference {fused_diff:.3g} between ONNX Runtime and PyTorch exceeds atol={atol:g} (the plain export "
+            f"differs by {result.max_abs_diff:.3g}). Pass optimize=False (--no-optimize) to write the plain graph.",
+            fused_diff,
+        )
+    os.replace(fused_path, onnx_path)
+    attention = sum(counts.get(name, 0) for name in _ATTENTION_OPS)
+    result.optimized = True
+    result.fused_operators = counts
+    result.unoptimized_max_abs_diff = result.max_abs_diff
+    result.max_abs_diff = fused_diff
+    result.attention_fused = result.num_layers is not None and attention == result.num_layers
+    if not result.attention_fused:
+        logger.warning(
+            "ONNX Runtime fused attention in %d of %s layers of this %s graph (fused operators: %s).",
+            attention,
+            result.num_layers,
+            model.config.model_type,
+            {name: count for name, count in counts.items() if count},
+        )
+    return fused

@@ -135,9 +135,10 @@ class BortSelfAttention(nn.Module):
             context = torch.matmul(F.dropout(probs, p=dropout, training=self.training), value)
         else:
             probs = None
-            context = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=self.scaling
-            )
+            # No explicit `scale=`: SDPA's default, 1/sqrt(query.size(-1)), is `self.scaling` already, and an explicit
+            # one exports as `Mul(q, Constant)` where ONNX Runtime's transformer optimizer only fuses the default
+            # `Mul(q, Sqrt(...))` into `Attention` (docs/exporters.md, "Fused graphs").
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
         context = context.transpose(1, 2).reshape(batch_size, seq_length, self.all_head_size)
         return context, probs
 
