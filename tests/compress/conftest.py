@@ -48,3 +48,8 @@ def data_dir(tmp_path) -> Path:
             writer.writeheader()
             writer.writerows(make_rows(n, seed))
     return path
+
+
+@pytest.fixture
+def bert_tok(tmp_path):
+    return bert_tokenizer(tmp_path / "bert_tok")

@@ -404,7 +404,7 @@ def measure_latency(
 
         from ..exporters import export_onnx
 
-        runners, differences = {}, {}
+        runners, differences, fused = {}, {}, {}
         for name, model in models.items():
             result = export_onnx(
                 model, onnx_dir / name, task="text-classification", tokenizer=tokenizer, overwrite=True
@@ -419,8 +419,10 @@ def measure_latency(
             feed = {k: v.numpy() for k, v in inputs[name].items() if k in names}
             runners[name] = (lambda s, f: lambda: s.run(None, f))(session, feed)
             differences[name] = result.max_abs_diff
+            fused[name] = dict(result.fused_operators or {})
         out["onnxruntime_fp32"] = time_interleaved(runners, runs)
         out["onnx_max_abs_diff_vs_pytorch"] = differences
+        out["onnx_fused_operators"] = fused
     for engine in ("pytorch", "onnxruntime_fp32"):
         if engine in out:
             for entry in out[engine].values():

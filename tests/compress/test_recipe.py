@@ -1,0 +1,30 @@
+"""The recipe's latency step: PyTorch and fused ONNX Runtime timings of source and student in one run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from hf_bort import BortConfig, BortForSequenceClassification
+from hf_bort.compress import recipe
+from tiny_shapes import TINY_SHAPE
+
+
+def test_latency_of_source_and_student_with_fused_onnx(tmp_path, bert_tok):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("optimum.exporters.onnx")
+    torch.manual_seed(0)
+    source = BertForSequenceClassification(BertConfig(**TINY_SHAPE)).eval()
+    student = BortForSequenceClassification(
+        BortConfig(**{**TINY_SHAPE, "num_hidden_layers": 2, "num_attention_heads": [4, 2], "attention_head_size": 8})
+    ).eval()
+    record = recipe.measure_latency(
+        {"source": source, "student": student}, bert_tok, sequence_length=16, runs=5, onnx_dir=tmp_path / "onnx"
+    )
+    for engine in ("pytorch", "onnxruntime_fp32"):
+        assert record[engine]["source"]["ratio_to_source"] == 1.0
+        assert record[engine]["student"]["p50_ms"] > 0 and record[engine]["student"]["runs"] == 5
+    assert record["onnx_fused_operators"]["student"]["Attention"] == 2  # per-layer heads fused too
+    assert record["onnx_fused_operators"]["source"]["Attention"] == 2
+    assert max(record["onnx_max_abs_diff_vs_pytorch"].values()) < 1e-4
