@@ -157,3 +157,42 @@ def test_head_size_mismatch_is_reported(tmp_path, tiny_bert, bert_tok, texts):
     space = SearchSpace(num_layers=(1,), num_heads=(2,), hidden_sizes=(32,), intermediate_sizes=(8,))  # d = 16
     with pytest.raises(ValueError, match="`space` has 1 candidates .*head width 8"):
         _search(tiny_bert, bert_tok, texts, tmp_path, space=space).run()
+
+
+@pytest.mark.parametrize(
+    "bad_line",
+    [
+        '["a", "list"]',
+        '{"run_id": "RUN", "key": "x"}',
+        '{"run_id": "RUN", "candidate": {"num_layers": 1}, "params": 1}',
+        "FIELD_NAN",
+        "FIELD_ZERO_PARAMS",
+    ],
+)
+def test_a_bad_line_in_the_store_is_skipped_with_its_file_and_line(
+    tmp_path, tiny_bert, bert_tok, texts, bad_line, caplog
+):
+    first = _search(tiny_bert, bert_tok, texts, tmp_path / "run").run()
+    store = tmp_path / "run" / "candidates.jsonl"
+    lines = store.read_text().splitlines()
+    record = json.loads(lines[0])
+    if bad_line == "FIELD_NAN":
+        bad_line = json.dumps({**record, "error": float("nan")})
+    elif bad_line == "FIELD_ZERO_PARAMS":
+        bad_line = json.dumps({**record, "params": 0})
+    else:
+        bad_line = bad_line.replace("RUN", record["run_id"])
+    store.write_text("\n".join([bad_line, *lines[1:]]) + "\n")  # the first record replaced by a bad one
+    with caplog.at_level("WARNING"):
+        second = _search(tiny_bert, bert_tok, texts, tmp_path / "run").run()
+    assert any("line 1 of" in r.getMessage() and "candidates.jsonl" in r.getMessage() for r in caplog.records)
+    assert [(r.candidate, r.error) for r in second.final] == [(r.candidate, r.error) for r in first.final]
+
+
+def test_cli_search_refuses_a_bad_budget_before_searching(tmp_path, tiny_bert, capsys):
+    from hf_bort.cli import main
+
+    tiny_bert.save_pretrained(tmp_path / "src")
+    code = main(["search", str(tmp_path / "src"), "--output-dir", str(tmp_path / "out"), "--max-cost-ratio", "-3"])
+    assert code == 2 and "--max-cost-ratio must be a number in (0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "candidates.jsonl").exists()

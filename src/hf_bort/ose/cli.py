@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -52,6 +53,9 @@ def _search_from_args(args: argparse.Namespace):
 
 
 def _search(args: argparse.Namespace) -> int:
+    ratio = args.max_cost_ratio
+    if ratio is not None and not (math.isfinite(ratio) and 0 < ratio <= 1):  # checked before the search, not after
+        raise ValueError(f"--max-cost-ratio must be a number in (0, 1], got {ratio!r}.")
     search = _search_from_args(args)
     result = search.run()
     out = Path(args.output_dir)

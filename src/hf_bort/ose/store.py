@@ -17,7 +17,12 @@ STORE_NAME = "candidates.jsonl"
 
 
 class CandidateStore:
-    """The JSONL store: one record per evaluation, appended atomically; a torn last line is dropped on open."""
+    """
+    The JSONL store: one record per evaluation, appended atomically. On open a torn last line is dropped, and a line
+    that is not a valid evaluation of this run (bad JSON, a missing field, a wrong type, an impossible value such as a
+    NaN error or zero parameters) is skipped with a warning naming the file and the line, so that candidate is
+    evaluated again instead of a corrupted value winning the comparison.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -37,8 +42,21 @@ class CandidateStore:
             except json.JSONDecodeError:
                 logger.warning("Ignoring unreadable line %d of %s.", number, self.path)
                 continue
+            if not isinstance(record, dict):
+                logger.warning("Ignoring line %d of %s: not a JSON object (%s).", number, self.path, type(record))
+                continue
             if record.get("run_id") == run_id:
-                result = CandidateResult.from_record(record)
+                try:
+                    result = CandidateResult.from_record(record)
+                except (KeyError, TypeError, ValueError) as error:  # a hand-edited or corrupted record
+                    logger.warning(
+                        "Ignoring line %d of %s: not a valid evaluation (%s: %s); the candidate is evaluated again.",
+                        number,
+                        self.path,
+                        type(error).__name__,
+                        error,
+                    )
+                    continue
                 records[result.candidate.key, result.steps] = result
         if good_end < len(raw):
             logger.warning("Ignoring the torn last line of %s (an interrupted write).", self.path)
