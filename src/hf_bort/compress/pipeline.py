@@ -63,8 +63,8 @@ class CompressionResult:
         source, student = report["source"], report["student"]
         for split in ("dev", "test"):
             for metric in ("accuracy", "macro_f1"):
-                a = source.get(split, {}).get(metric)
-                b = student.get(split, {}).get(metric)
+                a = (source.get(split) or {}).get(metric)  # `test` is None when there is no test split
+                b = (student.get(split) or {}).get(metric)
                 if a is not None or b is not None:
                     rows.append((f"{split} {metric}", _fmt(a, 100, "%"), _fmt(b, 100, "%")))
         rows.append(("parameters", f"{source['parameters']:,}", f"{student['parameters']:,}"))
@@ -189,6 +189,7 @@ def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:
         c.key: candidate_costs(c, bort_config, config.cost_sequence_length).multiply_adds / source_macs
         for c in candidates
     }
+    fitting = list(ratios)
     if config.max_cost_ratio is not None:
         fitting = [key for key, ratio in ratios.items() if ratio <= config.max_cost_ratio]
         if not fitting:
@@ -199,7 +200,7 @@ def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:
                 f"{ratios[cheapest]:.3f} of the source's multiply-adds."
             )
     del SearchSpace
-    return {"candidates_in_space": len(space), "candidates_within_multiply_adds_budget": len(ratios)}
+    return {"candidates_in_space": len(space), "candidates_within_multiply_adds_budget": len(fitting)}
 
 
 def _space(config: CompressionConfig, bort_config):
