@@ -57,12 +57,13 @@ def _search(args: argparse.Namespace) -> int:
     if ratio is not None and not (math.isfinite(ratio) and 0 < ratio <= 1):  # checked before the search, not after
         raise ValueError(f"--max-cost-ratio must be a number in (0, 1], got {ratio!r}.")
     search = _search_from_args(args)
-    result = search.run()
-    out = Path(args.output_dir)
-    (out / "front.md").write_text(result.to_markdown())
-    result.plot(out / "front.png")
-    best = result.best(max_cost_ratio=args.max_cost_ratio)
-    (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
+    with search.lock():  # the front and best.json below come from this run, not a concurrent one
+        result = search.run()
+        out = Path(args.output_dir)
+        (out / "front.md").write_text(result.to_markdown())
+        result.plot(out / "front.png")
+        best = result.best(max_cost_ratio=args.max_cost_ratio)
+        (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
     print(result.to_markdown())
     print(f"best: {best.candidate.key} (ê {best.error:.4f}); front.md, front.png and best.json in {out}")
     return 0
