@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -112,13 +111,6 @@ class AgoraCallback(TrainerCallback):
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         if self.agora.round < self.config.agora_rounds:
             self.run_round(model)
-
-    def on_save(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        path = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if os.path.isdir(path):
-            torch.save(self.agora.to_dict(), os.path.join(path, STATE_NAME))
 
     # The round ---------------------------------------------------------------------------------------------------
     @torch.no_grad()
