@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 
@@ -89,6 +90,12 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_ranks() -> bool:
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
 def _distill(args: argparse.Namespace) -> int:
     from datasets import Dataset
     from transformers import AutoModel, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
@@ -112,6 +119,9 @@ def _distill(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         report_to=[],
         save_strategy="no",
+        # Under torchrun without CUDA, Trainer runs DDP only with use_cpu (accelerate's MULTI_CPU, gloo); without it
+        # every rank would train alone on all the data.
+        **({"use_cpu": True, "ddp_backend": "gloo"} if _cpu_ranks() else {}),
     )
     mlm = hasattr(teacher, "cls") and hasattr(student, "cls")
     collator = DataCollatorForLanguageModeling(tokenizer) if mlm else DataCollatorWithPadding(tokenizer)
