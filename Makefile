@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install demo test lint test-pinned test-tf5 test-slow clean
+.PHONY: install demo test lint test-pinned test-tf5 test-slow test-distributed clean
 
 # Pinned, tested stack (constraints.txt): transformers 4.57.6 + optimum-onnx.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -48,6 +48,10 @@ test: lint test-pinned test-tf5
 
 test-slow: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# The multi-process tests alone (two CPU ranks under torch.distributed.run / spawn; slow, about 4-5 min here).
+test-distributed: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -m slow tests/ose/test_distributed.py tests/agora/test_distributed.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VENV_TF5) .pytest_cache .ruff_cache runs

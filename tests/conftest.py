@@ -14,6 +14,7 @@ import torch  # noqa: E402
 import hf_bort  # noqa: E402,F401  (registers the Auto classes)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lock_holder import held_lock  # noqa: E402,F401  (fixture: a lock held by another process)
 from tiny_shapes import TINY_SHAPE  # noqa: E402
 
 

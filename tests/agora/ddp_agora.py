@@ -25,7 +25,15 @@ args = AgoraConfig(
     gradient_accumulation_steps=2, learning_rate=1e-2, use_cpu=True, save_strategy="no", report_to="none",
     disable_tqdm=True, ddp_backend="gloo",
 )  # fmt: skip
-trainer = AgoraTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, labeller=torus_labeller)
+labelled: list[int] = []  # points this process's labeller was asked for
+
+
+def counting_labeller(points):
+    labelled.append(len(points))
+    return torus_labeller(points)
+
+
+trainer = AgoraTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, labeller=counting_labeller)
 trainer.train()
 rank = int(os.environ.get("RANK", 0))
 result = {
@@ -34,5 +42,7 @@ result = {
     "history": [(h.round, h.dev_errors, h.accepted) for h in trainer.agora_history],
     "train_size": len(trainer.train_dataset),
     "weight_sum": float(sum(p.double().sum() for p in model.parameters())),
+    "labelled": labelled,
+    "labeller_calls": trainer.agora_state.labeller_calls,
 }
 Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(result))

@@ -59,3 +59,13 @@ def test_agora_command_trains_and_reports(tmp_path, capsys):
     assert [h["round"] for h in report["history"]] == [1]
     assert 0.0 <= report["test"]["test_accuracy"] <= 1.0
     assert (tmp_path / "out" / "config.json").is_file()
+
+
+def test_a_missing_resume_checkpoint_is_an_error_before_anything_loads(tmp_path):
+    from hf_bort.cli import main
+
+    missing = tmp_path / "nonexistent"
+    argv = ["agora", "--model_name_or_path", str(tmp_path / "no-model"), "--labeller_name_or_path", "x"]
+    argv += ["--train_file", "t.jsonl", "--dev_file", "d.jsonl", "--output_dir", str(tmp_path / "out")]
+    argv += ["--resume_from_checkpoint", str(missing), "--use_cpu", "true", "--report_to", "none"]
+    assert main(argv) == 2  # used to be ignored: trained from scratch and exited 0

@@ -22,3 +22,6 @@ def test_two_cpu_processes_agree(tmp_path):
     assert ranks[0]["weight_sum"] == pytest.approx(ranks[1]["weight_sum"], rel=1e-6)
     # 64 rows / (8 per process * 2 processes) = 4 batches, 2 epochs, accumulation 2 -> 4 steps per round, 3 rounds.
     assert ranks[0]["global_step"] == 12
+    # the budget is per run: rank 0 labels each round's samples and broadcasts; rank 1 only probed one point
+    assert ranks[1]["labelled"] == [1] and ranks[0]["labelled"][0] == 1
+    assert sum(ranks[0]["labelled"][1:]) == ranks[0]["labeller_calls"] == ranks[1]["labeller_calls"] > 0

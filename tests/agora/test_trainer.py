@@ -210,6 +210,60 @@ def test_resume_continues_same_round_with_same_augmented_set(tokenizer, tmp_path
         assert torch.allclose(a, b, atol=1e-5)
 
 
+def test_resume_from_a_missing_checkpoint_raises_before_training(tokenizer, tmp_path):
+    trainer = _trainer(tokenizer, tmp_path / "run", agora_rounds=1)
+    with pytest.raises(FileNotFoundError, match="resume_from_checkpoint .*nonexistent' does not exist"):
+        trainer.train(resume_from_checkpoint=str(tmp_path / "nonexistent"))
+    assert trainer.state.global_step == 0 and not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_the_agora_state_is_in_the_checkpoint_before_trainer_completes_it(tokenizer, tmp_path, monkeypatch):
+    real = AgoraTrainer.save_model
+
+    def killed_after_the_model(self, output_dir=None, _internal_call=False):
+        real(self, output_dir, _internal_call=_internal_call)
+        raise _Killed  # a kill right after the weights: optimizer, scheduler and trainer_state.json never written
+
+    monkeypatch.setattr(AgoraTrainer, "save_model", killed_after_the_model)
+    trainer = _trainer(tokenizer, tmp_path / "run", agora_rounds=3, save_strategy="steps", save_steps=5)
+    with pytest.raises(_Killed):
+        trainer.train()
+    checkpoint = tmp_path / "run" / "checkpoint-5"
+    assert torch.load(checkpoint / "agora_state.pt", weights_only=True)["round"] == 1
+    assert not (checkpoint / "trainer_state.json").exists()
+    with pytest.raises(ValueError, match="checkpoint-5' is not a complete AgoraTrainer checkpoint"):
+        _trainer(tokenizer, tmp_path / "run", agora_rounds=3).train(resume_from_checkpoint=str(checkpoint))
+
+
+def test_resume_true_skips_newer_checkpoints_cut_short_while_saving(tokenizer, tmp_path, caplog):
+    full = _trainer(tokenizer, tmp_path / "full", agora_rounds=3)
+    full.train()
+    first = _trainer(tokenizer, tmp_path / "cut", agora_rounds=3, save_strategy="steps", save_steps=5)
+    first.train()  # checkpoints 5, 10, 15 and the last step's 16
+    (tmp_path / "cut" / "checkpoint-16" / "agora_state.pt").unlink()  # as the old on_save left 4 of 9 kills
+    (tmp_path / "cut" / "checkpoint-15" / "trainer_state.json").unlink()  # killed before Trainer finished it
+    (tmp_path / "cut" / "checkpoint-20").mkdir()  # and one killed before it held anything
+    resumed = _trainer(tokenizer, tmp_path / "cut", agora_rounds=3)
+    with caplog.at_level("WARNING", logger="hf_bort.agora.trainer"):
+        resumed.train(resume_from_checkpoint=True)
+    assert "Resuming from " + str(tmp_path / "cut" / "checkpoint-10") in caplog.text
+    assert all(f"checkpoint-{step}" in caplog.text for step in (15, 16, 20))
+    untimed = [replace(h, seconds=0.0, labeller_seconds=0.0) for h in resumed.agora_history]
+    assert untimed == [replace(h, seconds=0.0, labeller_seconds=0.0) for h in full.agora_history]
+    for a, b in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_resume_true_without_a_complete_checkpoint_raises(tokenizer, tmp_path):
+    (tmp_path / "run" / "checkpoint-3").mkdir(parents=True)
+    with pytest.raises(ValueError, match="holds no complete checkpoint .*checkpoint-3"):
+        _trainer(tokenizer, tmp_path / "run", agora_rounds=1).train(resume_from_checkpoint=True)
+
+
 def test_lora_model(tokenizer, tmp_path):
     peft = pytest.importorskip("peft")
     config = peft.LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])

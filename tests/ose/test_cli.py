@@ -46,3 +46,18 @@ def test_search_then_extract_then_distill(tmp_path, bert_tok, texts):
     )
     assert args.func(args) == 0
     assert (tmp_path / "distilled" / "config.json").is_file()
+
+
+def test_search_in_a_folder_in_use_exits_2_naming_the_other_process(tmp_path, bert_tok, texts, held_lock, capsys):
+    from hf_bort.cli import main
+    from tiny_shapes import TINY_SHAPE
+
+    source = tmp_path / "source"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
+    bert_tok.save_pretrained(source)
+    (tmp_path / "texts.txt").write_text("\n".join(texts))
+    holder = held_lock(tmp_path / "run" / ".hf_bort.lock")
+    argv = ["search", str(source), "--texts", str(tmp_path / "texts.txt"), "--output-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    assert f"in use by another process (pid {holder.pid} " in capsys.readouterr().err
+    assert not (tmp_path / "run" / "front.md").exists()

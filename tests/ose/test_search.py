@@ -196,3 +196,33 @@ def test_cli_search_refuses_a_bad_budget_before_searching(tmp_path, tiny_bert, c
     code = main(["search", str(tmp_path / "src"), "--output-dir", str(tmp_path / "out"), "--max-cost-ratio", "-3"])
     assert code == 2 and "--max-cost-ratio must be a number in (0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "out" / "candidates.jsonl").exists()
+
+
+def test_a_second_search_in_a_held_folder_fails_at_once_naming_the_holder(
+    tmp_path, tiny_bert, bert_tok, texts, held_lock, monkeypatch
+):
+    from hf_bort import InUseError
+
+    holder = held_lock(tmp_path / "run" / search_module.LOCK_NAME)
+    monkeypatch.setattr(OSESearch, "_prepare", lambda self: pytest.fail("no work may start"))
+    with pytest.raises(InUseError, match=rf"output folder .*run' is in use by another process \(pid {holder.pid} "):
+        _search(tiny_bert, bert_tok, texts, tmp_path / "run").run()
+    assert not (tmp_path / "run" / "candidates.jsonl").exists()
+
+
+def test_a_shared_latency_cache_in_use_is_refused_by_the_search_and_by_the_cache(
+    tmp_path, tiny_bert, bert_tok, texts, held_lock
+):
+    from hf_bort import InUseError, LatencyCache
+
+    shared = tmp_path / "shared" / "latency.json"
+    holder = held_lock(tmp_path / "shared" / "latency.json.lock")
+    search = _search(tiny_bert, bert_tok, texts, tmp_path / "run", cost="latency_ms", latency_cache=shared)
+    with pytest.raises(InUseError, match=rf"latency cache .* in use by another process \(pid {holder.pid} "):
+        search.run()
+    config = search.base_config
+    with pytest.raises(InUseError, match="latency cache"):
+        LatencyCache(shared, repeats=1, warmup=0).measure(config, sequence_length=8)
+    holder.release()
+    assert LatencyCache(shared, repeats=1, warmup=0).measure(config, sequence_length=8) > 0
+    assert shared.is_file()

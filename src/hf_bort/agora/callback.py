@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -113,14 +112,31 @@ class AgoraCallback(TrainerCallback):
         if self.agora.round < self.config.agora_rounds:
             self.run_round(model)
 
-    def on_save(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero:
-            return
-        path = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        if os.path.isdir(path):
-            torch.save(self.agora.to_dict(), os.path.join(path, STATE_NAME))
-
     # The round ---------------------------------------------------------------------------------------------------
+    def label_on_main_process(self, samples: list[dict]):
+        """
+        The labeller's result for `samples`. Under torch.distributed every process draws the same samples, so only
+        rank 0 calls the labeller and broadcasts its labels: `agora_budget` and `labeller_calls` count labeller calls
+        of the whole run, not per process. A labeller error on rank 0 is raised on every rank.
+        """
+        dist = torch.distributed
+        if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return self.labeller(samples)
+        box: list = [None]
+        if dist.get_rank() == 0:
+            try:
+                box[0] = ("ok", self.labeller(samples))
+            except Exception as error:  # re-raised below, after the other ranks learn of it
+                box[0] = ("error", f"{type(error).__name__}: {error}")
+                failure = error
+        dist.broadcast_object_list(box, src=0)
+        kind, value = box[0]
+        if kind == "error":
+            if dist.get_rank() == 0:
+                raise failure
+            raise RuntimeError(f"The Agora labeller failed on rank 0: {value}")
+        return value
+
     @torch.no_grad()
     def predict(self, model) -> list[int]:
         was_training = model.training
@@ -170,7 +186,7 @@ class AgoraCallback(TrainerCallback):
         labeller_seconds, accepted, agreement = 0.0, 0, None
         if samples:
             tick = time.perf_counter()
-            result = self.labeller(samples)
+            result = self.label_on_main_process(samples)
             labeller_seconds = time.perf_counter() - tick
             agora.labeller_calls += len(samples)
             matches = 0

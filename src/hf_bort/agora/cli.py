@@ -33,10 +33,11 @@ def run(argv: list[str]) -> int:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 
     from .config import AgoraConfig
-    from .trainer import AgoraTrainer
+    from .trainer import AgoraTrainer, resolve_resume_checkpoint
 
     parser = HfArgumentParser((AgoraCliArguments, AgoraConfig), prog="hf-bort agora")
     cli, config = parser.parse_args_into_dataclasses(argv)
+    resume = resolve_resume_checkpoint(config.resume_from_checkpoint, config.output_dir)  # before any loading
     tokenizer = AutoTokenizer.from_pretrained(cli.model_name_or_path)
     model = AutoModelForSequenceClassification.from_pretrained(cli.model_name_or_path, num_labels=cli.num_labels)
     labeller = AutoModelForSequenceClassification.from_pretrained(cli.labeller_name_or_path)
@@ -69,7 +70,7 @@ def run(argv: list[str]) -> int:
         unlabelled_pool=pool,
         compute_metrics=metrics,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model()
     report = {"history": [asdict(h) for h in trainer.agora_history]}
     if cli.test_file:

@@ -2,21 +2,88 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 
 import torch
 from torch.utils.data import Dataset, Sampler
 from transformers import Trainer
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .callback import STATE_NAME, AgoraCallback, AgoraState, RoundStats
 from .collator import AgoraCollator, model_row
 from .config import AgoraConfig
 from .labellers import as_labeller
 from .samplers import EmbeddingSampler, PoolSampler, TokenSubstitutionSampler
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
+TRAINER_STATE_NAME = "trainer_state.json"  # Trainer's last file in a checkpoint: present only once it is complete
+
+
+def checkpoint_is_complete(path: str | os.PathLike) -> bool:
+    """Whether an AgoraTrainer checkpoint folder was written to the end (Agora state and Trainer state present)."""
+    return os.path.isfile(os.path.join(path, STATE_NAME)) and os.path.isfile(os.path.join(path, TRAINER_STATE_NAME))
+
+
+def newest_complete_checkpoint(output_dir: str | os.PathLike) -> tuple[str | None, list[str]]:
+    """
+    The highest-step `checkpoint-N` folder of `output_dir` that [`checkpoint_is_complete`], and the newer ones skipped
+    because a kill cut them short.
+    """
+    if not os.path.isdir(output_dir):
+        return None, []
+    found = sorted(
+        ((int(match.group(1)), name) for name in os.listdir(output_dir) if (match := _CHECKPOINT.fullmatch(name))),
+        reverse=True,
+    )
+    skipped = []
+    for _, name in found:
+        path = os.path.join(output_dir, name)
+        if not os.path.isdir(path):
+            continue
+        if checkpoint_is_complete(path):
+            return path, skipped
+        skipped.append(path)
+    return None, skipped
+
+
+def resolve_resume_checkpoint(resume_from_checkpoint: str | os.PathLike | bool | None, output_dir: str) -> str | None:
+    """
+    The checkpoint folder `train(resume_from_checkpoint=...)` continues from, or `None` for a fresh run. `True` means
+    the newest complete checkpoint in `output_dir` (newer, incomplete ones are skipped with a warning); a path must
+    be a complete AgoraTrainer checkpoint. Anything else raises before training: a missing path never silently
+    starts from scratch.
+    """
+    if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        return None
+    if resume_from_checkpoint is True:
+        path, skipped = newest_complete_checkpoint(output_dir)
+        if path is None:
+            raise ValueError(
+                f"resume_from_checkpoint=True but {output_dir!r} holds no complete checkpoint"
+                + (f" (incomplete, cut short while saving: {skipped})." if skipped else ".")
+            )
+        if skipped:
+            logger.warning("Resuming from %s: the newer %s were cut short while saving; skipped.", path, skipped)
+        return path
+    path = os.fspath(resume_from_checkpoint)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"resume_from_checkpoint {path!r} does not exist or is not a folder.")
+    if not checkpoint_is_complete(path):
+        newest, _ = newest_complete_checkpoint(os.path.dirname(os.path.abspath(path)))
+        raise ValueError(
+            f"resume_from_checkpoint {path!r} is not a complete AgoraTrainer checkpoint (it needs {STATE_NAME} and "
+            f"{TRAINER_STATE_NAME}: cut short while saving, or written by another trainer)."
+            + (f" The newest complete one beside it is {newest!r}." if newest else "")
+        )
+    return path
+
 
 #: The hyperparameter grid of the original Bort/Agora code (README of amazon-research/bort).
 AGORA_GRID: dict[str, list] = {
@@ -222,16 +289,15 @@ class AgoraTrainer(Trainer):
         return list(self.agora_state.history)
 
     def train(self, resume_from_checkpoint: str | bool | None = None, trial=None, **kwargs):
-        """`Trainer.train`, with the Agora state reset (or restored from the checkpoint) and the labeller probed."""
+        """
+        `Trainer.train`, with the Agora state reset (or restored from the checkpoint) and the labeller probed.
+        `resume_from_checkpoint`: a checkpoint folder, or `True` for the newest complete one in `output_dir` (see
+        [`resolve_resume_checkpoint`]); a missing or incomplete checkpoint raises instead of training from scratch.
+        """
         self.agora_state.reset()
-        if resume_from_checkpoint is not None and resume_from_checkpoint is not False:
-            if resume_from_checkpoint is True:
-                resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-                if resume_from_checkpoint is None:
-                    raise ValueError(f"resume_from_checkpoint=True but no checkpoint in {self.args.output_dir}.")
+        resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        if resume_from_checkpoint is not None:
             path = os.path.join(resume_from_checkpoint, STATE_NAME)
-            if not os.path.isfile(path):
-                raise ValueError(f"resume_from_checkpoint {resume_from_checkpoint} holds no {STATE_NAME}.")
             self.agora_state.load_dict(torch.load(path, weights_only=True))
         self._probe_labeller()
         if isinstance(self.sampler, PoolSampler):  # a fixed pool encoder's index is built once, before step 1
@@ -239,6 +305,21 @@ class AgoraTrainer(Trainer):
             self.sampler.index()
             self.agora_pool_index_seconds = time.perf_counter() - start
         return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """
+        `Trainer.save_model`; into a `checkpoint-N` folder it also writes `agora_state.pt` (main process, atomically).
+        Trainer saves the model first and `trainer_state.json` last, so the Agora state is part of every checkpoint
+        that is complete, never written after it.
+        """
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if output_dir is None or not self.args.should_save:
+            return
+        if _CHECKPOINT.fullmatch(os.path.basename(os.path.normpath(output_dir))):
+            os.makedirs(output_dir, exist_ok=True)
+            tmp = os.path.join(output_dir, f".{STATE_NAME}.tmp")
+            torch.save(self.agora_state.to_dict(), tmp)
+            os.replace(tmp, os.path.join(output_dir, STATE_NAME))
 
     def _probe_labeller(self) -> None:
         """Labels one sample before training, so a labeller with the wrong label space fails early."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 
@@ -56,13 +57,18 @@ def _search(args: argparse.Namespace) -> int:
     ratio = args.max_cost_ratio
     if ratio is not None and not (math.isfinite(ratio) and 0 < ratio <= 1):  # checked before the search, not after
         raise ValueError(f"--max-cost-ratio must be a number in (0, 1], got {ratio!r}.")
+    from .distributed import rank_world
+
     search = _search_from_args(args)
-    result = search.run()
-    out = Path(args.output_dir)
-    (out / "front.md").write_text(result.to_markdown())
-    result.plot(out / "front.png")
-    best = result.best(max_cost_ratio=args.max_cost_ratio)
-    (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
+    with search.lock():  # the front and best.json below come from this run, not a concurrent one
+        result = search.run()
+        best = result.best(max_cost_ratio=args.max_cost_ratio)
+        if rank_world()[0] != 0:  # under torchrun every rank holds the same result; rank 0 writes and reports
+            return 0
+        out = Path(args.output_dir)
+        (out / "front.md").write_text(result.to_markdown())
+        result.plot(out / "front.png")
+        (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
     print(result.to_markdown())
     print(f"best: {best.candidate.key} (ê {best.error:.4f}); front.md, front.png and best.json in {out}")
     return 0
@@ -82,6 +88,12 @@ def _extract(args: argparse.Namespace) -> int:
     search.extract(candidate, args.save_directory)
     print(f"extracted {candidate.key} into {args.save_directory}")
     return 0
+
+
+def _cpu_ranks() -> bool:
+    import torch
+
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -107,6 +119,9 @@ def _distill(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         report_to=[],
         save_strategy="no",
+        # Under torchrun without CUDA, Trainer runs DDP only with use_cpu (accelerate's MULTI_CPU, gloo); without it
+        # every rank would train alone on all the data.
+        **({"use_cpu": True, "ddp_backend": "gloo"} if _cpu_ranks() else {}),
     )
     mlm = hasattr(teacher, "cls") and hasattr(student, "cls")
     collator = DataCollatorForLanguageModeling(tokenizer) if mlm else DataCollatorWithPadding(tokenizer)
@@ -114,9 +129,10 @@ def _distill(args: argparse.Namespace) -> int:
         model=student, teacher=teacher, args=config, train_dataset=dataset, data_collator=collator
     )
     trainer.train()
-    student.save_pretrained(args.save_directory)
-    tokenizer.save_pretrained(args.save_directory)
-    print(f"distilled student saved in {args.save_directory}")
+    if trainer.is_world_process_zero():  # under torchrun the ranks hold the same synchronised weights
+        student.save_pretrained(args.save_directory)
+        tokenizer.save_pretrained(args.save_directory)
+        print(f"distilled student saved in {args.save_directory}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .._lock import exclusive_lock
 from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.parameters import count_parameters
 from .space import Candidate
@@ -151,14 +153,25 @@ class LatencyCache:
         cached = self.get(key)
         if cached is not None:
             return cached
-        value = _measure(config, batch_size, sequence_length, engine, self.repeats, self.warmup)
-        self._data.setdefault(self.device, {})[key] = value
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
-            tmp.replace(self.path)
+        with self.lock():
+            value = _measure(config, batch_size, sequence_length, engine, self.repeats, self.warmup)
+            self._data.setdefault(self.device, {})[key] = value
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self._data, indent=1, sort_keys=True))
+                tmp.replace(self.path)
         return value
+
+    def lock(self):
+        """
+        Context manager holding this cache's lock (`PATH.lock`; none for an in-memory cache): while one process
+        times shapes into the file, another one measuring into it fails at once with `hf_bort.InUseError` naming
+        it, instead of both timing on the same CPU (skewed numbers) and overwriting each other's file.
+        """
+        if self.path is None:
+            return contextlib.nullcontext()
+        return exclusive_lock(self.path.with_name(self.path.name + ".lock"), f"The latency cache {str(self.path)!r}")
 
 
 def _measure(config: BortConfig, batch_size: int, sequence_length: int, engine: str, repeats: int, warmup: int):

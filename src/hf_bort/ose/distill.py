@@ -197,6 +197,16 @@ def resolve_objective(requested: str, student: nn.Module, teacher: nn.Module) ->
     return requested
 
 
+def _average_over_processes(grad: torch.Tensor) -> torch.Tensor:
+    """Gradient hook: the mean over the torch.distributed processes (what DDP does for the wrapped model's)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        grad /= dist.get_world_size()
+    return grad
+
+
 class DistillationTrainer(Trainer):
     """
     A [`Trainer`] that distils `teacher` into the model being trained. Only `compute_loss` (and `create_optimizer`,
@@ -208,7 +218,9 @@ class DistillationTrainer(Trainer):
     - Teacher and student classifiers with the same labels: [`task_distillation_loss`] (CE on the labels + T²·KL to
       the teacher's logits), e.g. to fine-tune an extracted student next to the fine-tuned source.
     - Otherwise: [`hidden_state_loss`] between the last hidden states, through a learned projection (initialised from
-      `student.ose_plan.dims` when the student was extracted) when the widths differ.
+      `student.ose_plan.dims` when the student was extracted) when the widths differ. The projection is not part
+      of the DDP-wrapped model; its gradients are averaged over the processes by a hook, so every rank keeps the
+      same projection.
 
     Example:
 
@@ -239,6 +251,8 @@ class DistillationTrainer(Trainer):
             dims = plan.dims if plan is not None and len(plan.dims) == student_width else None
             if student_width != teacher_width or dims is not None:
                 self.projection = make_projection(student_width, teacher_width, dims).to(self.args.device)
+                for parameter in self.projection.parameters():  # outside the DDP-wrapped model: synchronise here
+                    parameter.register_hook(_average_over_processes)
         self.teacher.to(self.args.device)
 
     def create_optimizer(self):

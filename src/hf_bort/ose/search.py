@@ -23,7 +23,7 @@ from ..models.bort.modeling_bort import (
     BortPreTrainedModel,
 )
 from .costs import ENGINES, LatencyCache, candidate_config, candidate_costs
-from .distributed import maybe_init_distributed, rank_world
+from .distributed import main_process_lock, maybe_init_distributed, rank_world
 from .extract import (
     IMPORTANCE_METHODS,
     LAYER_SELECTIONS,
@@ -43,6 +43,8 @@ from .store import STORE_NAME, CandidateStore, load_results
 from .surrogate import CandidateTrainer
 
 logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".hf_bort.lock"
 
 COSTS = ("multiply_adds", "latency_ms")
 SEARCH_OBJECTIVES = ("auto", "task", "mlm", "hidden")
@@ -505,11 +507,14 @@ class OSESearch:
             latency = self._latency(full)
         return costs.params, costs.multiply_adds, latency
 
-    def _latency(self, candidate: Candidate) -> float:
+    def _latency_cache(self) -> LatencyCache:
         if not hasattr(self, "_latency_store"):
             self._latency_store = LatencyCache(self.latency_cache)
+        return self._latency_store
+
+    def _latency(self, candidate: Candidate) -> float:
         config = candidate_config(candidate, self.base_config)
-        return self._latency_store.measure(
+        return self._latency_cache().measure(
             config,
             batch_size=self.latency_batch_size,
             sequence_length=self.sequence_length,
@@ -536,7 +541,8 @@ class OSESearch:
                 from tqdm.auto import tqdm
 
                 bar = tqdm(candidates, desc="OSE latency", disable=not self.show_progress)
-                latencies = {c.key: self._latency(c) for c in bar}
+                with self._latency_cache().lock():  # no other process times shapes into this cache meanwhile
+                    latencies = {c.key: self._latency(c) for c in bar}
             if world > 1:
                 box = [latencies]
                 torch.distributed.broadcast_object_list(box, src=0)
@@ -573,14 +579,27 @@ class OSESearch:
         }
         return kept, info
 
+    def lock(self):
+        """
+        Context manager holding the output folder's lock (`output_dir/.hf_bort.lock`, rank 0 under torchrun):
+        raises `hf_bort.InUseError` naming the other process when a search already runs there. `run()` takes it
+        itself; hold it around `run()` and the files written from its result so they come from one run.
+        """
+        maybe_init_distributed()
+        return main_process_lock(self.output_dir / LOCK_NAME, f"The output folder {str(self.output_dir)!r}")
+
     def run(self) -> SearchResult:
         """
         Runs (or resumes) the search. Every evaluation is appended to `output_dir/candidates.jsonl` as it finishes
         and each survivor's training state is kept under `output_dir/states/` between intervals; a re-run with the
         same settings skips what is stored and continues survivors where they stopped. Under `torchrun`, process r
-        evaluates candidates r::world of each interval and the processes exchange results between intervals.
+        evaluates candidates r::world of each interval and the processes exchange results between intervals. The
+        folder is locked for the run ([`lock`]): a second search in it fails at once, naming the first one's pid.
         """
-        maybe_init_distributed()
+        with self.lock():
+            return self._run()
+
+    def _run(self) -> SearchResult:
         rank, world = rank_world()
         self._prepare()
         store = CandidateStore(self.output_dir / STORE_NAME)
