@@ -43,8 +43,8 @@ test-tf5: $(VENV_TF5)/.installed
 	$(VENV_TF5)/bin/python -c "import transformers; print('transformers', transformers.__version__)"
 	$(VENV_TF5)/bin/python -m pytest -q $(PYTEST_ARGS)
 
-# The README's test command (and CI's): lint, the pinned stack, then transformers 5.x.
-test: lint test-pinned test-tf5
+# The README's test command (and CI's): lint, the pinned stack, the two-rank CPU tests, then transformers 5.x.
+test: lint test-pinned test-distributed test-tf5
 
 test-slow: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -m slow $(PYTEST_ARGS)
