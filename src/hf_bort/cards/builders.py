@@ -1,0 +1,620 @@
+"""
+Card data for each kind of model hf_bort writes, filled from what the run recorded (`compression_report.json`,
+the model's config, an export result, a trainer's state): numbers are copied, never typed; a missing one is omitted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .data import BortCardData, EvalRecord, hub_id, save_card
+
+ONNX_SUBFOLDER = "onnx"
+_METRIC_TYPES = {"accuracy": ("accuracy", "accuracy"), "macro_f1": ("f1", "macro F1")}
+
+
+# --------------------------------------------------------------------------------------------------- formatting
+def _pct(value: float | None) -> str | None:
+    return None if value is None else f"{100 * value:.2f} %"
+
+
+def _int(value: Any) -> str | None:
+    return None if value is None else f"{int(value):,}"
+
+
+def _num(value: Any, digits: int = 4) -> str | None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _rows(pairs: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    """Setting rows without the missing values."""
+    return [(name, str(value)) for name, value in pairs if value is not None and value != ""]
+
+
+def _cell(value: Any) -> str:
+    return "–" if value is None else str(value)
+
+
+# ------------------------------------------------------------------------------------------------ folder facts
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def complete_from_folder(card: BortCardData, folder: str | os.PathLike) -> BortCardData:
+    """Fills what the saved folder tells: architecture, model type, remote code, weights, ONNX files, and whether
+    it is a sentence-transformers model (`modules.json`)."""
+    folder = Path(folder)
+    config = _read_config(folder)
+    if card.architecture is None and config.get("architectures"):
+        card.architecture = config["architectures"][0]
+    if config.get("model_type"):
+        card.model_type = config["model_type"]
+    auto_map = config.get("auto_map") or {}
+    code_files = {value.split(".")[0] + ".py" for value in auto_map.values() if isinstance(value, str)}
+    card.remote_code = bool(code_files) and all((folder / name).is_file() for name in code_files)
+    card.pytorch_weights = any(folder.glob("*.safetensors")) or any(folder.glob("pytorch_model*.bin"))
+    if not card.onnx_files:
+        for sub in ("", ONNX_SUBFOLDER):
+            found = sorted(p.name for p in (folder / sub).glob("*.onnx")) if (folder / sub).is_dir() else []
+            if found:
+                card.onnx_files = [f"{sub}/{name}" if sub else name for name in found]
+                card.onnx_subfolder = sub or None
+                break
+    card.sentence_transformers = (folder / "modules.json").is_file()
+    return card
+
+
+def write_card(card: BortCardData, folder: str | os.PathLike) -> Path:
+    """Completes `card` from `folder` and writes `folder/README.md`."""
+    return save_card(complete_from_folder(card, folder), folder)
+
+
+def _shape_rows(config: dict[str, Any], layers_kept: list[int] | None = None) -> list[list[Any]]:
+    depth = config.get("num_hidden_layers")
+    if not depth:
+        return []
+
+    def per_layer(value):
+        return list(value) if isinstance(value, (list, tuple)) else [value] * depth
+
+    heads = per_layer(config.get("num_attention_heads"))
+    ffn = per_layer(config.get("intermediate_size"))
+    head_size = config.get("attention_head_size") or (
+        config["hidden_size"] // heads[0] if config.get("hidden_size") and heads and heads[0] else None
+    )
+    header = ["Layer", *(["Source layer"] if layers_kept else []), "Heads", "Head size", "FFN width", "Hidden width"]
+    rows = [header]
+    for i in range(depth):
+        source = [layers_kept[i]] if layers_kept else []
+        rows.append([i, *source, heads[i], _cell(head_size), ffn[i], config.get("hidden_size")])
+    return rows
+
+
+def _model_config(model: Any) -> dict[str, Any]:
+    return model.config.to_dict() if hasattr(model, "config") else {}
+
+
+def _count(model: Any) -> int | None:
+    try:
+        return sum(p.numel() for p in model.parameters())
+    except (AttributeError, TypeError):
+        return None
+
+
+def _source_name(source: Any) -> str | None:
+    if source is None:
+        return None
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "name_or_path", None) or None
+
+
+def _source_family(source: Any) -> str | None:
+    config = getattr(source, "config", None)
+    if config is not None:
+        return getattr(config, "model_type", None)
+    if isinstance(source, (str, os.PathLike)) and Path(source, "config.json").is_file():
+        return _read_config(Path(source)).get("model_type")
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ converted
+def converted_card(model: Any, source: Any, *, max_abs_difference: float | None = None) -> BortCardData:
+    """Card data of `convert_to_bort` / `hf-bort convert`: the source's weights under Bort's names."""
+    name = _source_name(source)
+    family = _source_family(source)
+    config = _model_config(model)
+    params = _count(model)
+    check = (
+        f" Its outputs equal the source's within {max_abs_difference:.1e} (largest absolute difference, measured "
+        "when it was converted)."
+        if max_abs_difference is not None
+        else ""
+    )
+    return BortCardData(
+        kind="converted",
+        source=name,
+        source_family=family,
+        architecture=type(model).__name__,
+        summary=(
+            f"`{name or 'A ' + (family or 'BERT-family') + ' model'}` converted to Bort by hf_bort: the same weights "
+            f"and architecture as the source ({family or 'unknown family'}), under Bort's model type, so OSE "
+            f"extraction, distillation and Agora apply to it.{check}"
+        ),
+        settings=_rows(
+            [
+                ("Source", name and f"`{name}`"),
+                ("Source model type", family),
+                ("Class", type(model).__name__),
+                ("Parameters", _int(params)),
+                ("Max abs output difference vs source", _num(max_abs_difference, 3)),
+            ]
+        ),
+        shape=_shape_rows(config),
+        limitations=["A conversion changes no weight: quality, languages and biases are the source's."],
+    )
+
+
+def write_converted_card(
+    model: Any, source: Any, folder: str | os.PathLike, *, max_abs_difference: float | None = None
+) -> Path:
+    card = converted_card(model, source, max_abs_difference=max_abs_difference)
+    card.model_name = Path(folder).name or card.model_name
+    return write_card(card, folder)
+
+
+# ------------------------------------------------------------------------------------------------ extracted
+def extracted_card(model: Any, source: Any = None) -> BortCardData:
+    """Card data of an OSE extraction (`extract_subnetwork`, `OSESearch.extract`, `hf-bort extract`)."""
+    name = _source_name(source)
+    config = _model_config(model)
+    plan = getattr(model, "ose_plan", None)
+    layers = list(plan.layers) if plan is not None else None
+    params = _count(model)
+    return BortCardData(
+        kind="extracted",
+        source=name,
+        source_family=_source_family(source),
+        architecture=type(model).__name__,
+        summary=(
+            f"A sub-network of {'`' + name + '`' if name else 'its source'} extracted by hf_bort's optimal "
+            "subarchitecture extraction (OSE): the kept layers, attention heads, FFN neurons and residual dimensions "
+            "with their weights sliced from the source. It was not trained after extraction."
+        ),
+        settings=_rows(
+            [
+                ("Source", name and f"`{name}`"),
+                ("Layers kept (source indices)", layers and ", ".join(map(str, layers))),
+                ("Hidden width", config.get("hidden_size")),
+                ("Parameters", _int(params)),
+            ]
+        ),
+        shape=_shape_rows(config, layers),
+        limitations=[
+            "Not trained after extraction: distil it (`hf-bort distill`) or fine-tune it before use; "
+            "its outputs are not the source's."
+        ],
+    )
+
+
+def write_extracted_card(model: Any, folder: str | os.PathLike, source: Any = None) -> Path:
+    card = extracted_card(model, source)
+    card.model_name = Path(folder).name or card.model_name
+    return write_card(card, folder)
+
+
+# ------------------------------------------------------------------------------------------------ distilled
+def distilled_card(
+    model: Any, teacher: Any, *, settings: dict[str, Any] | None = None, log_history: list[dict] | None = None
+) -> BortCardData:
+    """Card data of a [`DistillationTrainer`] run (`hf-bort distill`): `settings` are the training settings."""
+    name = _source_name(teacher)
+    config = _model_config(model)
+    losses = [entry["loss"] for entry in log_history or [] if "loss" in entry]
+    final = (log_history or [{}])[-1] if log_history else {}
+    rows = [("Teacher", name and f"`{name}`"), ("Parameters", _int(_count(model)))]
+    rows += [(key, value) for key, value in (settings or {}).items()]
+    rows += [
+        ("First logged loss", _num(losses[0]) if losses else None),
+        ("Last logged loss", _num(losses[-1]) if losses else None),
+        ("Mean training loss", _num(final.get("train_loss"))),
+        ("Training steps", final.get("step")),
+    ]
+    return BortCardData(
+        kind="distilled",
+        source=name,
+        source_family=_source_family(teacher),
+        architecture=type(model).__name__,
+        summary=(
+            f"A Bort student distilled from {'`' + name + '`' if name else 'its teacher'} with hf_bort's "
+            "`DistillationTrainer` (the Bort recipe: MLM cross-entropy plus KL to the teacher when both have an MLM "
+            "head, hidden-state distillation otherwise)."
+        ),
+        settings=_rows(rows),
+        shape=_shape_rows(config),
+        limitations=["Distilled on the texts listed above only; evaluate it on your task before use."],
+    )
+
+
+def write_distilled_card(model: Any, teacher: Any, folder: str | os.PathLike, **kwargs) -> Path:
+    card = distilled_card(model, teacher, **kwargs)
+    card.model_name = Path(folder).name or card.model_name
+    return write_card(card, folder)
+
+
+# ------------------------------------------------------------------------------------------------ Agora
+def agora_card(trainer: Any, model_name: str | None = None) -> BortCardData:
+    """Card data of an [`AgoraTrainer`] run: its settings, rounds and the dev metrics it logged."""
+    args = trainer.args
+    model = trainer.model
+    source = getattr(model.config, "_name_or_path", None) or None
+    history = list(getattr(trainer, "agora_history", []) or [])
+    rounds = [["Round", "Dev accuracy", "Dev errors", "Drawn", "Accepted", "Train size"]]
+    for stats in history:
+        rounds.append(
+            [
+                stats.round,
+                _pct(stats.dev_accuracy),
+                stats.dev_errors,
+                stats.samples_drawn,
+                stats.accepted,
+                stats.train_size,
+            ]
+        )
+    evals = [entry for entry in trainer.state.log_history if any(k.startswith("eval_") for k in entry)]
+    last_eval = evals[-1] if evals else {}
+    eval_results = []
+    for key, (metric, label) in _METRIC_TYPES.items():
+        value = last_eval.get(f"eval_{key}")
+        if value is not None:
+            eval_results.append(EvalRecord(metric, "validation", float(value), name=f"dev {label}"))
+    settings = [
+        ("Starting checkpoint", source and f"`{source}`"),
+        ("Agora rounds", args.agora_rounds),
+        ("Sampler", args.agora_sampler),
+        ("Samples per error", args.agora_samples_per_error),
+        ("Radius", args.agora_radius),
+        ("Labeller confidence threshold", args.agora_confidence_threshold),
+        ("Replay", args.agora_replay),
+        ("Learning rate", args.learning_rate),
+        ("Weight decay", args.weight_decay),
+        ("Warm-up ratio", args.warmup_ratio),
+        ("Batch size", args.per_device_train_batch_size),
+        ("Epochs per round", args.num_train_epochs if args.max_steps <= 0 else None),
+        ("Max steps", args.max_steps if args.max_steps > 0 else None),
+        ("Seed", args.seed),
+        ("Training steps", trainer.state.global_step or None),
+        ("Parameters", _int(_count(model))),
+    ]
+    return BortCardData(
+        kind="agora",
+        model_name=model_name or Path(args.output_dir).name or "model",
+        source=source,
+        source_family=getattr(model.config, "model_type", None),
+        architecture=type(model).__name__,
+        model_type=getattr(model.config, "model_type", None),
+        summary=(
+            f"Fine-tuned with Agora (hf_bort's `AgoraTrainer`){' from `' + str(source) + '`' if source else ''}: "
+            "train, find the dev points the model gets wrong, sample new points near them, label them with a "
+            "second model, add the confident ones to the training set, and repeat."
+        ),
+        settings=_rows(settings),
+        tables=[("Agora rounds", rounds)] if len(rounds) > 1 else [],
+        eval_results=eval_results,
+        results=[["Metric", "Dev (seen by Agora)"]] + [[r.name, _pct(r.value)] for r in eval_results]
+        if eval_results
+        else [],
+        agora=True,
+        limitations=[
+            "Agora samples near the dev set's errors, so dev metrics are not held-out: judge the model on a test "
+            "split it never saw.",
+        ],
+    )
+
+
+# ------------------------------------------------------------------------------------------------ ONNX
+def onnx_card(result: Any, source: Any = None) -> BortCardData:
+    """Card data of an `export_onnx` folder (`hf-bort export`), from its [`OnnxExportResult`]."""
+    name = _source_name(source)
+    quantized = getattr(result, "quantized_path", None)
+    return BortCardData(
+        kind="onnx",
+        source=name,
+        summary=(
+            f"{'`' + name + '`' if name else 'A hf_bort model'} exported to ONNX by hf_bort "
+            f"({result.task}), validated against PyTorch on real sentences"
+            f"{'; with a dynamic int8 copy' if quantized else ''}."
+        ),
+        settings=_rows(
+            [
+                ("Source", name and f"`{name}`"),
+                ("Task", result.task),
+                ("Model type", result.model_type),
+                ("Inputs", ", ".join(result.inputs)),
+                ("Outputs", ", ".join(result.outputs)),
+                ("Graph", result.fusion_summary() if hasattr(result, "fusion_summary") else None),
+                ("Max abs difference ONNX Runtime fp32 vs PyTorch", _num(result.max_abs_diff, 3)),
+                ("Validation examples", result.num_validation_examples),
+                ("int8 max abs difference vs PyTorch", _num(getattr(result, "int8_max_abs_diff", None), 3)),
+                ("int8 argmax agreement with PyTorch", _pct(getattr(result, "argmax_agreement", None))),
+            ]
+        ),
+        limitations=["ONNX only: no PyTorch weights in this folder."],
+    )
+
+
+# --------------------------------------------------------------------------------------------- compressed
+def _dataset(settings: dict[str, Any]) -> tuple[list[str], str]:
+    dataset = str(settings.get("dataset") or "")
+    if not dataset or dataset.startswith("<"):
+        return [], "an in-memory dataset"
+    if os.path.exists(dataset):
+        return [], Path(dataset.rstrip("/")).name
+    return ([dataset] if hub_id(dataset) or "/" not in dataset else []), dataset
+
+
+def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCardData:
+    """Card data of a `compress` run from its `compression_report.json` (see `hf_bort.compress.pipeline`)."""
+    settings = report.get("settings", {})
+    source, student, search = report.get("source", {}), report.get("student", {}), report.get("search", {})
+    data, latency, machine = report.get("data", {}), report.get("latency") or {}, report.get("machine") or {}
+    datasets, dataset_name = _dataset(settings)
+    source_name = settings.get("model")
+    ratio = student.get("multiply_adds_ratio")
+    length = student.get("multiply_adds_sequence_length") or settings.get("cost_sequence_length")
+    budget = []
+    if settings.get("max_cost_ratio") is not None:
+        budget.append(f"≤ {settings['max_cost_ratio']:g} × the source's encoder multiply-adds")
+    if settings.get("max_latency_ratio") is not None:
+        budget.append(f"≤ {settings['max_latency_ratio']:g} × the source's {settings.get('latency_engine')} latency")
+    if settings.get("max_latency_ms") is not None:
+        budget.append(f"≤ {settings['max_latency_ms']:g} ms ({settings.get('latency_engine')})")
+    labels = data.get("label_names")
+    summary = (
+        f"A {student.get('shape', '')} Bort student of `{display(source_name)}` for text classification on "
+        f"{dataset_name}{' (' + ', '.join(map(str, labels)) + ')' if labels else ''}, made by `hf_bort.compress`"
+    )
+    if ratio is not None:
+        summary += f": {100 * ratio:.1f} % of the source's encoder multiply-adds (at {length} tokens)"
+    if student.get("parameters") and source.get("parameters"):
+        summary += f", {student['parameters']:,} parameters vs {source['parameters']:,}"
+    summary += (
+        ". The student's shape was chosen by the OSE search within the budget, its weights extracted from the "
+        "fine-tuned source, then distilled on hidden states and on the task."
+        if search.get("searched")
+        else f". The shape was given ({search.get('why', 'no search')}); weights extracted and distilled."
+    )
+    full_steps = (
+        math.ceil(settings["search_base_steps"] / settings["epsilon"])
+        if settings.get("search_base_steps") and settings.get("epsilon")
+        else None
+    )
+    steps = search.get("training_steps") or {}
+    sizes = data.get("sizes") or {}
+    rows = [
+        ("Source", f"`{display(source_name)}`" if source_name else None),
+        ("Data", dataset_name),
+        (
+            "Rows (train / dev / test)",
+            " / ".join(f"{sizes[k]:,}" for k in ("train", "validation", "test") if k in sizes),
+        ),
+        ("Budget", "; ".join(budget) or None),
+        ("Candidates in the search space", data.get("candidates_in_space")),
+        ("Candidates searched", search.get("candidates_searched")),
+        ("Search objective (ê)", search.get("objective")),
+        (
+            "ε / first interval / full budget",
+            f"{settings.get('epsilon')} / {settings.get('search_interval')} / {full_steps} steps"
+            if full_steps
+            else None,
+        ),
+        ("Rungs (steps)", ", ".join(map(str, search["rungs"])) if search.get("rungs") else None),
+        (
+            "Survivors per rung",
+            ", ".join(map(str, search["survivors_per_rung"])) if search.get("survivors_per_rung") else None,
+        ),
+        (
+            "Search training steps (exhaustive equivalent)",
+            f"{steps['search_total']:,} ({steps['exhaustive_equivalent']:,})" if "search_total" in steps else None,
+        ),
+        ("Layer selection", settings.get("layer_selection")),
+        ("Max tokens per text", settings.get("max_length")),
+        ("Seed", settings.get("seed")),
+    ]
+    config = student.get("config") or {}
+    extraction = student.get("extraction") or {}
+    front_rows = []
+    if search.get("front"):
+        has_latency = any(row.get("latency_ms") is not None for row in search["front"])
+        header = [
+            "Candidate",
+            "Encoder parameters",
+            "Multiply-adds × source",
+            *(["Latency ms"] if has_latency else []),
+            "ê",
+            "Dev accuracy (search)",
+        ]
+        front_rows.append(header)
+        for row in search["front"]:
+            key = row["candidate"]
+            chosen = key.startswith(student.get("shape", "\0")) or key == student.get("shape")
+            front_rows.append(
+                [
+                    f"**{key}** (chosen)" if chosen else key,
+                    _int(row.get("params")),
+                    _num(row.get("multiply_adds_ratio"), 3),
+                    *([_num(row.get("latency_ms"), 3)] if has_latency else []),
+                    _num(row.get("error"), 4),
+                    _cell(_pct(row.get("dev_accuracy"))),
+                ]
+            )
+    recipe = []
+    training = source.get("training")
+    if source.get("finetuned_here") and training:
+        recipe.append(
+            f"Source fine-tuned on the train split: {training.get('epochs')} epochs, "
+            f"lr {training.get('learning_rate')}, batch {training.get('batch_size')}, "
+            f"{training.get('steps')} steps ({training.get('loss')})."
+        )
+    elif source:
+        recipe.append("Source: a fine-tuned classifier, used as the teacher as it is.")
+    if search.get("searched"):
+        recipe.append(
+            f"OSE search: each candidate extracted from the teacher and trained with task distillation "
+            f"(lr {settings.get('search_learning_rate')}, batch {settings.get('search_batch_size')}) in successive "
+            f"intervals; ê = {search.get('objective')} on {settings.get('search_eval_rows')} dev rows; the "
+            "lowest-ê front point within the budget is chosen."
+        )
+    distillation = extraction.get("distillation") or {}
+    if extraction:
+        text = (
+            f"Extraction of {student.get('shape')} (importance from {extraction.get('calibration_texts')} "
+            "calibration texts)"
+        )
+        if distillation:
+            text += (
+                f", then hidden-state distillation: {distillation.get('epochs')} epochs, lr "
+                f"{distillation.get('learning_rate')}, batch {distillation.get('batch_size')}, "
+                f"{distillation.get('steps')} steps; held-out loss {_num(distillation.get('heldout_loss_before'))} → "
+                f"{_num(distillation.get('heldout_loss_after'))}"
+            )
+        recipe.append(text + ".")
+    task = student.get("task_distillation") or {}
+    if task:
+        recipe.append(
+            f"Task distillation: {task.get('loss')}, {task.get('epochs')} epochs, lr {task.get('learning_rate')}, "
+            f"batch {task.get('batch_size')}, {task.get('steps')} steps."
+        )
+    results = [["", f"source (`{display(source_name)}`)", "this model"]]
+    eval_results = []
+    for split, split_name in (("dev", "validation"), ("test", "test")):
+        for key, (metric, label) in _METRIC_TYPES.items():
+            a = (source.get(split) or {}).get(key)
+            b = (student.get(split) or {}).get(key)
+            if a is None and b is None:
+                continue
+            rows_read = (student.get(split) or {}).get("rows")
+            results.append(
+                [f"{split} {label}" + (f" ({rows_read:,} rows)" if rows_read else ""), _cell(_pct(a)), _cell(_pct(b))]
+            )
+            if b is not None:
+                eval_results.append(
+                    EvalRecord(
+                        metric,
+                        split_name,
+                        float(b),
+                        dataset=datasets[0] if datasets else "custom",
+                        dataset_name=dataset_name,
+                        name=f"{split} {label}",
+                    )
+                )
+    if source.get("parameters") or student.get("parameters"):
+        results.append(["parameters", _cell(_int(source.get("parameters"))), _cell(_int(student.get("parameters")))])
+    if source.get("encoder_multiply_adds"):
+        results.append(
+            [
+                f"encoder multiply-adds ({length} tokens)",
+                _int(source["encoder_multiply_adds"]),
+                f"{_int(student.get('encoder_multiply_adds'))}" + (f" (× {ratio:.3f})" if ratio is not None else ""),
+            ]
+        )
+    engines = (("pytorch", "PyTorch"), ("onnxruntime_fp32", "ONNX Runtime fp32"))
+    for engine, label in engines:
+        cell = latency.get(engine)
+        if not cell:
+            continue
+        src, stu = cell.get("source", {}), cell.get("student", {})
+        results.append(
+            [
+                f"latency p50, {label}",
+                f"{src['p50_ms']:.2f} ms" if "p50_ms" in src else "–",
+                (f"{stu['p50_ms']:.2f} ms" if "p50_ms" in stu else "–")
+                + (f" (× {stu['ratio_to_source']:.2f})" if "ratio_to_source" in stu else ""),
+            ]
+        )
+    note = []
+    if latency:
+        cpu = machine.get("cpu")
+        note.append(
+            f"Latency: p50 of {(latency.get('pytorch') or {}).get('student', {}).get('runs', '')} batch-"
+            f"{latency.get('batch_size')} forward passes at {latency.get('sequence_length')} tokens, "
+            f"{latency.get('threads')} thread(s), source and student timed in the same run"
+            + (f" on {cpu}" if cpu else "")
+            + (f" ({machine['cpu_count']} cores)" if machine.get("cpu_count") else "")
+            + (f", torch {machine['torch']}, transformers {machine['transformers']}" if machine.get("torch") else "")
+            + "."
+        )
+    if report.get("test_split_read"):
+        note.append(f"Test split read {report['test_split_read']}.")
+    reload = report.get("reload") or {}
+    if reload.get("ok"):
+        note.append(
+            "Reload check: plain transformers (`trust_remote_code=True`, hf_bort not imported) gives the same logits "
+            f"(max difference {reload.get('max_abs_logit_difference')})."
+        )
+    limitations = [
+        f"Distilled for one task ({dataset_name}); not a general-purpose encoder.",
+        "Latency was measured on one CPU; other CPUs, thread counts and sequence lengths give other ratios.",
+    ]
+    if (student.get("test") or {}).get("rows"):
+        limitations.insert(0, f"Evaluated on {student['test']['rows']:,} test rows of {dataset_name} only.")
+    return BortCardData(
+        kind="compressed",
+        model_name=model_name,
+        source=source_name,
+        source_family=source.get("model_type") or _source_family(source_name),
+        architecture=reload.get("loaded_class") or "BortForSequenceClassification",
+        summary=summary,
+        datasets=datasets,
+        dataset_name=dataset_name,
+        settings=_rows(rows),
+        shape=_shape_rows(config, extraction.get("layers_kept")),
+        front=front_rows,
+        recipe=recipe,
+        results=results if len(results) > 1 else [],
+        results_note=" ".join(note) or None,
+        eval_results=eval_results,
+        limitations=limitations,
+    )
+
+
+def display(source: Any) -> str:
+    from .data import display_name
+
+    return display_name(source) or "the source"
+
+
+def write_compressed_card(run_dir: str | os.PathLike, report: dict[str, Any], model_name: str | None = None) -> Path:
+    """
+    Makes `run_dir/student` the folder to publish: copies the report (`compression_report.json`), the search's
+    `front.png` and the student's validated ONNX export (`onnx/`) beside its weights, code and tokenizer, and writes
+    its `README.md` card from `report`. Returns the card's path.
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    student_dir = run_dir / "student"
+    if not student_dir.is_dir():
+        raise FileNotFoundError(f"No student folder in {run_dir}: nothing to write a card for.")
+    (student_dir / "compression_report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    files = [("compression_report.json", "every setting and number of the run (`hf_bort.compress`)")]
+    plot = (report.get("search") or {}).get("plot")
+    card = compressed_card(report, model_name or student_dir.resolve().parent.name)
+    if plot and Path(plot).is_file():
+        shutil.copyfile(plot, student_dir / "front.png")
+        card.front_plot = "front.png"
+        files.append(("front.png", "the search's Pareto front"))
+    onnx_source = run_dir / ONNX_SUBFOLDER / "student"
+    if (onnx_source / "model.onnx").is_file():
+        shutil.rmtree(student_dir / ONNX_SUBFOLDER, ignore_errors=True)
+        shutil.copytree(onnx_source, student_dir / ONNX_SUBFOLDER)
+        files.append((f"{ONNX_SUBFOLDER}/", "the student exported to ONNX (fused fp32 graph, validated vs PyTorch)"))
+    card.files = files
+    return write_card(card, student_dir)
