@@ -10,6 +10,9 @@ from .builders import (
     onnx_card,
     write_card,
     write_compressed_card,
+    write_converted_card,
+    write_distilled_card,
+    write_extracted_card,
 )
 from .data import CARD_NAME, KINDS, TEMPLATE_PATH, BortCardData, EvalRecord, render_card, save_card
 
@@ -29,4 +32,7 @@ __all__ = [
     "save_card",
     "write_card",
     "write_compressed_card",
+    "write_converted_card",
+    "write_distilled_card",
+    "write_extracted_card",
 ]

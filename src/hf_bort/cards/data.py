@@ -126,6 +126,7 @@ class BortCardData:
         default_factory=list, metadata={"help": "Further (title, rows) tables under 'How it was made'."}
     )
     shape: list[list[Any]] = field(default_factory=list, metadata={"help": "Per-layer shape table rows."})
+    shape_title: str = field(default="Shape, per layer", metadata={"help": "Title of the shape table."})
     front: list[list[Any]] = field(default_factory=list, metadata={"help": "Pareto front table rows."})
     front_plot: str | None = field(default=None, metadata={"help": "Front PNG, relative to the model folder."})
     recipe: list[str] = field(default_factory=list, metadata={"help": "Training recipe, one step a line."})

@@ -632,6 +632,7 @@ def _write_card(result: OnnxExportResult, model_or_path: Any, model: PreTrainedM
     source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else model.name_or_path or None
     card = onnx_card(result, source)
     card.model_name = output_dir.name or card.model_name
+    card.architecture = type(model).__name__
     write_card(card, workdir)
 
 
