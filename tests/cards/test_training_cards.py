@@ -99,7 +99,7 @@ def test_agora_trainer_writes_its_card_on_save(tmp_path):
     trainer.save_model()
     card = ModelCard.load(tmp_path / "agora-out" / "README.md")
     assert {"hf_bort", "agora", "bert"} <= set(card.data.tags) and "bort" not in card.data.tags  # a BERT student
-    assert card.data.model_name == "agora-tiny"
+    assert card.data.model_name == "agora-tiny" and 'from_pretrained("me/agora-tiny")' in card.text
     last = [e for e in trainer.state.log_history if "eval_accuracy" in e][-1]["eval_accuracy"]
     (result,) = card.data.eval_results
     assert result.metric_type == "accuracy" and result.metric_value == pytest.approx(last)

@@ -198,6 +198,7 @@ class AgoraTrainer(Trainer):
 
         hub_name = self.args.hub_model_id.split("/")[-1] if self.args.hub_model_id else None
         card = agora_card(self, model_name=model_name or hub_name)
+        card.repo_id = self.args.hub_model_id
         card.tags += [tags] if isinstance(tags, str) else list(tags or [])
         card.datasets += [dataset_tags] if isinstance(dataset_tags, str) else list(dataset_tags or [])
         if finetuned_from:

