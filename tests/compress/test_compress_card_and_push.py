@@ -81,3 +81,19 @@ def test_compress_writes_the_card_and_pushes_the_student_folder(tmp_path, tiny_s
     assert report["hub"]["repo_id"] == "me/tiny-student"
     readme = next(op for op in operations if op.path_in_repo == "README.md").path_or_fileobj.decode()
     assert 'from_pretrained("me/tiny-student", trust_remote_code=True)' in readme
+
+
+def test_cli_flags_for_the_hub():
+    from hf_bort.compress.cli import parse
+
+    config = parse(
+        ["m", "--dataset", "d", "--push-to-hub", "--hub-model-id", "me/x", "--hub-private-repo", "true"]
+        + ["--hub-revision", "v1", "--measure-onnx", "false"]
+    )
+    assert (config.push_to_hub, config.hub_model_id, config.hub_private_repo, config.hub_revision) == (
+        True,
+        "me/x",
+        True,
+        "v1",
+    )
+    assert "hub_model_id" not in config.differences({**config.to_dict(), "hub_model_id": "other/y"})  # resumable
