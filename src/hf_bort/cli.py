@@ -42,7 +42,9 @@ def _convert(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    save_converted(bort, args.output_dir, _load_tokenizer(args.source))
+    save_converted(
+        bort, args.output_dir, _load_tokenizer(args.source), source=args.source, max_abs_difference=difference
+    )
     print(json.dumps({**report, "saved": True}))
     return 0
 
@@ -100,12 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     from .agora.cli import add_commands as add_agora_commands
     from .compress.cli import add_commands as add_compress_commands
     from .exporters.cli import add_commands as add_export_commands
+    from .hub import add_commands as add_hub_commands
     from .ose.cli import add_commands as add_ose_commands
 
     add_compress_commands(sub)
     add_ose_commands(sub)
     add_agora_commands(sub)
     add_export_commands(sub)
+    add_hub_commands(sub)
     return parser
 
 

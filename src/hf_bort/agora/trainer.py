@@ -239,6 +239,47 @@ class AgoraTrainer(Trainer):
         )
         self.add_callback(self.agora_callback)
 
+    # Model card ---------------------------------------------------------------------------------------------------
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        output_dir: str | os.PathLike | None = None,
+    ) -> None:
+        """
+        Writes `README.md` (hf_bort's card: Agora settings, rounds, dev metrics) into `output_dir` (default
+        `args.output_dir`); called by `save_model` and by `Trainer.push_to_hub`, which uploads it. Takes
+        `Trainer.create_model_card`'s arguments: `tags`, `dataset_tags` (Hub dataset ids) and `finetuned_from` are
+        used; the others belong to transformers' own card.
+        """
+        if not self.is_world_process_zero():
+            return
+        from ..cards import agora_card, write_card
+
+        hub_name = self.args.hub_model_id.split("/")[-1] if self.args.hub_model_id else None
+        card = agora_card(self, model_name=model_name or hub_name)
+        card.repo_id = self.args.hub_model_id
+        card.tags += [tags] if isinstance(tags, str) else list(tags or [])
+        card.datasets += [dataset_tags] if isinstance(dataset_tags, str) else list(dataset_tags or [])
+        if finetuned_from:
+            card.source = finetuned_from
+        folder = output_dir or self.args.output_dir
+        os.makedirs(folder, exist_ok=True)
+        write_card(card, folder)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """`Trainer.save_model`, then the model card beside the weights."""
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            self.create_model_card(output_dir=output_dir or self.args.output_dir)
+
     # Construction helpers -----------------------------------------------------------------------------------------
     def _dev_points(self, dev, text_column: str) -> list[dict]:
         columns = getattr(dev, "column_names", None)

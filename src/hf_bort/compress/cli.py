@@ -32,6 +32,9 @@ def run(argv: list[str]) -> int:
     result = compress(parse(argv))
     print(result.summary())
     print(f"student in {result.student_path}; report in {result.output_dir / 'compression_report.json'}")
+    print(f"model card in {result.student_path / 'README.md'}")
+    if "hub" in result.report:
+        print(f"pushed to https://huggingface.co/{result.report['hub']['repo_id']}")
     return 0
 
 

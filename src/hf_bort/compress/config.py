@@ -11,7 +11,16 @@ from typing import Any
 
 DEFAULT_MAX_COST_RATIO = 0.25
 # Settings that change no result: a resumed run may differ in these from the run it continues.
-RESUME_NEUTRAL = ("show_progress", "threads", "overwrite_output_dir", "dataset")
+RESUME_NEUTRAL = (
+    "show_progress",
+    "threads",
+    "overwrite_output_dir",
+    "dataset",
+    "push_to_hub",
+    "hub_model_id",
+    "hub_private_repo",
+    "hub_revision",
+)
 
 
 @dataclass
@@ -149,6 +158,24 @@ class CompressionConfig:
     )
     threads: int = field(default=None, metadata={"help": "torch threads (default: torch's choice)."})
     show_progress: bool = field(default=True, metadata={"help": "Progress bars per stage."})
+    # --------------------------------------------------------------------------------------------------------- Hub
+    push_to_hub: bool = field(
+        default=False,
+        metadata={
+            "help": "Push OUTPUT/student (weights, code, tokenizer, ONNX, card, front plot, report) to the Hub at the "
+            "end, in one commit; the token and the Hub are checked before any training."
+        },
+    )
+    hub_model_id: str = field(
+        default=None, metadata={"help": "Hub repository to push to, e.g. 'user/bort-minilm-rt' (needs push_to_hub)."}
+    )
+    hub_private_repo: bool = field(
+        default=None,
+        metadata={"help": "Create the Hub repository private (default: public; an existing one keeps its setting)."},
+    )
+    hub_revision: str = field(
+        default=None, metadata={"help": "Branch of the Hub repository to commit to (default: main)."}
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, (str, os.PathLike)) or not str(self.model).strip():
@@ -225,6 +252,22 @@ class CompressionConfig:
             from ..ose.space import Candidate
 
             Candidate.from_key(self.candidate)
+        if not isinstance(self.push_to_hub, bool):
+            raise ValueError(f"`push_to_hub` must be True or False, got {self.push_to_hub!r}.")
+        if self.push_to_hub:
+            from ..hub import check_repo_id
+
+            if self.hub_model_id is None:
+                raise ValueError("`push_to_hub` needs `hub_model_id` (the Hub repository, e.g. 'user/model').")
+            check_repo_id(self.hub_model_id, "hub_model_id")
+        else:
+            given = [n for n in ("hub_model_id", "hub_private_repo", "hub_revision") if getattr(self, n) is not None]
+            if given:
+                raise ValueError(f"{', '.join(f'`{n}`' for n in given)} given without `push_to_hub=True`.")
+        if self.hub_private_repo is not None and not isinstance(self.hub_private_repo, bool):
+            raise ValueError(f"`hub_private_repo` must be True, False or None, got {self.hub_private_repo!r}.")
+        if self.hub_revision is not None and (not isinstance(self.hub_revision, str) or not self.hub_revision.strip()):
+            raise ValueError(f"`hub_revision` must be a non-empty branch name, got {self.hub_revision!r}.")
         needs_ort = self.measure_onnx or (
             self.latency_engine == "onnxruntime"
             and (self.max_latency_ratio is not None or self.max_latency_ms is not None)

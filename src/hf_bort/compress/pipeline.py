@@ -14,7 +14,9 @@ resumes at the candidate it was in):
 6. `reload` — the student reloads with plain transformers in a fresh process, same logits.
 7. `latency` — batch-1 latency of source and student, PyTorch and ONNX Runtime, measured in one run.
 8. `test` — source and student on the test split: the only time it is read.
-Then `compression_report.json` holds every setting, every number and the wall time of each stage.
+Then `compression_report.json` holds every setting, every number and the wall time of each stage, and
+`OUTPUT/student/` becomes the folder to publish: its `README.md` model card (from the report), the report, the
+front plot and the student's ONNX export beside the weights; with `push_to_hub` it is pushed in one commit.
 """
 
 from __future__ import annotations
@@ -244,6 +246,10 @@ def compress(config: CompressionConfig) -> CompressionResult:
 
     if not isinstance(config, CompressionConfig):
         raise TypeError(f"`config` must be a CompressionConfig, got {type(config).__name__}.")
+    if config.push_to_hub:  # token and Hub checked before any work
+        from ..hub import check_push_ready
+
+        check_push_ready(config.hub_model_id, field="hub_model_id")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     total_start = time.perf_counter()
@@ -432,7 +438,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
             work_dir=out / "tmp-trainer",
             show_progress=config.show_progress,
         )
-        save_extracted(student, distilled_dir, tokenizer)
+        save_extracted(student, distilled_dir, tokenizer, card=False)  # intermediate: no card
         run.finish("distill", record, time.perf_counter() - start)
     stages.update(1)
 
@@ -457,7 +463,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
             alpha_kd=config.alpha_kd,
             temperature=config.temperature,
         )
-        save_extracted(student, student_dir, tokenizer)
+        save_extracted(student, student_dir, tokenizer, card=False)  # its card is written from the report
         record = {"training": training, "dev": recipe.evaluate(student, tokenised["validation"], tokenizer)}
         run.finish("task", record, time.perf_counter() - start)
     student = AutoModelForSequenceClassification.from_pretrained(student_dir).eval()
@@ -521,6 +527,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
         "data": records["data"],
         "source": {
             "path": source_path,
+            "model_type": source_config.model_type,
             "finetuned_here": records["source"]["finetuned"],
             "training": records["source"].get("training"),
             "parameters": count_parameters(source_bort_config, task="text-classification").total,
@@ -555,6 +562,19 @@ def compress(config: CompressionConfig) -> CompressionResult:
         "machine": recipe.machine_info(),
     }
     (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    from ..cards import write_compressed_card
+
+    model_name = config.hub_model_id.split("/")[-1] if config.hub_model_id else None
+    write_compressed_card(
+        out, json.loads((out / REPORT_NAME).read_text()), model_name=model_name, repo_id=config.hub_model_id
+    )
+    if config.push_to_hub:
+        from ..hub import push_to_hub
+
+        report["hub"] = push_to_hub(
+            student_dir, config.hub_model_id, private=config.hub_private_repo, revision=config.hub_revision
+        )
+        (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
     return CompressionResult(report=report, output_dir=out)
 
 

@@ -613,6 +613,7 @@ def export_onnx(
             int8_per_channel,
             optimize,
         )
+        _write_card(result, model_or_path, model, workdir, output_dir)
         replace_dir(workdir, output_dir)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -622,6 +623,17 @@ def export_onnx(
     if result.quantized_path is not None:
         result.quantized_path = str(output_dir / "model_quantized.onnx")
     return result
+
+
+def _write_card(result: OnnxExportResult, model_or_path: Any, model: PreTrainedModel, workdir: Path, output_dir: Path):
+    """The export folder's `README.md` model card (hf_bort.cards), written before the folder is moved into place."""
+    from ..cards import onnx_card, write_card
+
+    source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else model.name_or_path or None
+    card = onnx_card(result, source)
+    card.model_name = output_dir.name or card.model_name
+    card.architecture = type(model).__name__
+    write_card(card, workdir)
 
 
 def _export_into(

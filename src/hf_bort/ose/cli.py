@@ -132,6 +132,23 @@ def _distill(args: argparse.Namespace) -> int:
     if trainer.is_world_process_zero():  # under torchrun the ranks hold the same synchronised weights
         student.save_pretrained(args.save_directory)
         tokenizer.save_pretrained(args.save_directory)
+        from ..cards import write_distilled_card
+
+        write_distilled_card(
+            student,
+            args.teacher,
+            args.save_directory,
+            settings={
+                "Objective": getattr(trainer, "objective", None),
+                "Texts": args.texts,
+                "Epochs": args.epochs if not args.max_steps or args.max_steps <= 0 else None,
+                "Max steps": args.max_steps if args.max_steps and args.max_steps > 0 else None,
+                "Learning rate": args.learning_rate,
+                "Batch size": args.batch_size,
+                "Max tokens per text": args.max_length,
+            },
+            log_history=trainer.state.log_history,
+        )
         print(f"distilled student saved in {args.save_directory}")
     return 0
 

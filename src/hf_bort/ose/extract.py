@@ -495,14 +495,29 @@ def _match_prefixes(state: dict[str, torch.Tensor], source: nn.Module, student: 
     return out
 
 
-def save_extracted(student: BortPreTrainedModel, save_directory: str | os.PathLike, tokenizer=None) -> Path:
-    """Saves an extracted Bort model (code + `auto_map`, loadable with `AutoModel`) with the source's tokenizer."""
+def save_extracted(
+    student: BortPreTrainedModel,
+    save_directory: str | os.PathLike,
+    tokenizer=None,
+    *,
+    source: Any = None,
+    card: bool = True,
+) -> Path:
+    """
+    Saves an extracted Bort model (code + `auto_map`, loadable with `AutoModel`) with the source's tokenizer and,
+    with `card=True`, a `README.md` model card of the extraction from `source` (a path, Hub id or model). Callers
+    that train the model further and write their own card pass `card=False`.
+    """
     save_directory = Path(save_directory)
     student.save_pretrained(save_directory)
     if tokenizer is not None:
         tokenizer.save_pretrained(save_directory)
     else:
         logger.warning("No tokenizer saved beside the extracted model in %s: pass `tokenizer=`.", save_directory)
+    if card:
+        from ..cards import write_extracted_card
+
+        write_extracted_card(student, save_directory, source)
     return save_directory
 
 

@@ -714,7 +714,7 @@ class OSESearch:
         self._prepare()
         student = self.build_student(candidate) if self.bort is None else self._extract(candidate)
         if save_directory is not None:
-            save_extracted(student, save_directory, self.tokenizer)
+            save_extracted(student, save_directory, self.tokenizer, source=self.source)
         return student
 
 

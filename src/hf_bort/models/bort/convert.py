@@ -270,9 +270,18 @@ def save_converted(
     save_directory: str | os.PathLike,
     tokenizer=None,
     source_path: str | os.PathLike | None = None,
+    *,
+    source: str | os.PathLike | None = None,
+    max_abs_difference: float | None = None,
     **from_pretrained_kwargs,
 ) -> Path:
-    """Save a converted model with its tokenizer (`tokenizer`, or the one beside `source_path`); return the folder."""
+    """
+    Save a converted model with its tokenizer (`tokenizer`, or the one beside `source_path`) and a `README.md` model
+    card naming the source (`source`, default `source_path` or the model's `name_or_path`) and, when given, the
+    measured `max_abs_difference` to it; return the folder.
+    """
+    from ...cards import write_converted_card
+
     save_directory = check_output_dir(save_directory, "save_directory")
     bort.save_pretrained(save_directory)
     if tokenizer is None and source_path is not None:
@@ -281,6 +290,8 @@ def save_converted(
         tokenizer.save_pretrained(save_directory)
     else:
         logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", save_directory)
+    source = source or source_path or getattr(bort, "name_or_path", None) or None
+    write_converted_card(bort, source, save_directory, max_abs_difference=max_abs_difference)
     return save_directory
 
 

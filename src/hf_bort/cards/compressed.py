@@ -1,0 +1,300 @@
+"""Card data of a `compress` run, from its `compression_report.json` (see `hf_bort.compress.pipeline`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from .builders import (
+    METRIC_TYPES,
+    ONNX_SUBFOLDER,
+    _cell,
+    _int,
+    _num,
+    _pct,
+    _rows,
+    _shape_rows,
+    _source_family,
+    write_card,
+)
+from .data import BortCardData, EvalRecord, display_name, hub_id
+
+
+def _dataset(settings: dict[str, Any]) -> tuple[list[str], str]:
+    dataset = str(settings.get("dataset") or "")
+    if not dataset or dataset.startswith("<"):
+        return [], "an in-memory dataset"
+    if os.path.exists(dataset):
+        return [], Path(dataset.rstrip("/")).name
+    return ([dataset] if hub_id(dataset) or "/" not in dataset else []), dataset
+
+
+def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCardData:
+    """Card data of a `compress` run from its `compression_report.json` (see `hf_bort.compress.pipeline`)."""
+    settings = report.get("settings", {})
+    source, student, search = report.get("source", {}), report.get("student", {}), report.get("search", {})
+    data, latency, machine = report.get("data", {}), report.get("latency") or {}, report.get("machine") or {}
+    datasets, dataset_name = _dataset(settings)
+    source_name = settings.get("model")
+    ratio = student.get("multiply_adds_ratio")
+    length = student.get("multiply_adds_sequence_length") or settings.get("cost_sequence_length")
+    budget = []
+    if settings.get("max_cost_ratio") is not None:
+        budget.append(f"≤ {settings['max_cost_ratio']:g} × the source's encoder multiply-adds")
+    if settings.get("max_latency_ratio") is not None:
+        budget.append(f"≤ {settings['max_latency_ratio']:g} × the source's {settings.get('latency_engine')} latency")
+    if settings.get("max_latency_ms") is not None:
+        budget.append(f"≤ {settings['max_latency_ms']:g} ms ({settings.get('latency_engine')})")
+    labels = data.get("label_names")
+    summary = (
+        f"A {student.get('shape', '')} Bort student of `{display(source_name)}` for text classification on "
+        f"{dataset_name}{' (' + ', '.join(map(str, labels)) + ')' if labels else ''}, made by `hf_bort.compress`"
+    )
+    if ratio is not None:
+        summary += f": {100 * ratio:.1f} % of the source's encoder multiply-adds (at {length} tokens)"
+    if student.get("parameters") and source.get("parameters"):
+        summary += f", {student['parameters']:,} parameters vs {source['parameters']:,}"
+    summary += (
+        ". The student's shape was chosen by the OSE search within the budget, its weights extracted from the "
+        "fine-tuned source, then distilled on hidden states and on the task."
+        if search.get("searched")
+        else f". The shape was given ({search.get('why', 'no search')}); weights extracted and distilled."
+    )
+    full_steps = (
+        math.ceil(settings["search_base_steps"] / settings["epsilon"])
+        if settings.get("search_base_steps") and settings.get("epsilon")
+        else None
+    )
+    steps = search.get("training_steps") or {}
+    sizes = data.get("sizes") or {}
+    rows = [
+        ("Source", f"`{display(source_name)}`" if source_name else None),
+        ("Data", dataset_name),
+        (
+            "Rows (train / dev / test)",
+            " / ".join(f"{sizes[k]:,}" for k in ("train", "validation", "test") if k in sizes),
+        ),
+        ("Budget", "; ".join(budget) or None),
+        ("Candidates in the search space", data.get("candidates_in_space")),
+        ("Candidates searched", search.get("candidates_searched")),
+        ("Search objective (ê)", search.get("objective")),
+        (
+            "ε / first interval / full budget",
+            f"{settings.get('epsilon')} / {settings.get('search_interval')} / {full_steps} steps"
+            if full_steps
+            else None,
+        ),
+        ("Rungs (steps)", ", ".join(map(str, search["rungs"])) if search.get("rungs") else None),
+        (
+            "Survivors per rung",
+            ", ".join(map(str, search["survivors_per_rung"])) if search.get("survivors_per_rung") else None,
+        ),
+        (
+            "Search training steps (exhaustive equivalent)",
+            f"{steps['search_total']:,} ({steps['exhaustive_equivalent']:,})" if "search_total" in steps else None,
+        ),
+        ("Layer selection", settings.get("layer_selection")),
+        ("Max tokens per text", settings.get("max_length")),
+        ("Seed", settings.get("seed")),
+    ]
+    config = student.get("config") or {}
+    extraction = student.get("extraction") or {}
+    front_rows = []
+    if search.get("front"):
+        has_latency = any(row.get("latency_ms") is not None for row in search["front"])
+        header = [
+            "Candidate",
+            "Encoder parameters",
+            "Multiply-adds × source",
+            *(["Latency ms"] if has_latency else []),
+            "ê",
+            "Dev accuracy (search)",
+        ]
+        front_rows.append(header)
+        for row in search["front"]:
+            key = row["candidate"]
+            chosen = key.startswith(student.get("shape", "\0")) or key == student.get("shape")
+            front_rows.append(
+                [
+                    f"**{key}** (chosen)" if chosen else key,
+                    _int(row.get("params")),
+                    _num(row.get("multiply_adds_ratio"), 3),
+                    *([_num(row.get("latency_ms"), 3)] if has_latency else []),
+                    _num(row.get("error"), 4),
+                    _cell(_pct(row.get("dev_accuracy"))),
+                ]
+            )
+    recipe = []
+    training = source.get("training")
+    if source.get("finetuned_here") and training:
+        recipe.append(
+            f"Source fine-tuned on the train split: {training.get('epochs')} epochs, "
+            f"lr {training.get('learning_rate')}, batch {training.get('batch_size')}, "
+            f"{training.get('steps')} steps ({training.get('loss')})."
+        )
+    elif source:
+        recipe.append("Source: a fine-tuned classifier, used as the teacher as it is.")
+    if search.get("searched"):
+        recipe.append(
+            f"OSE search: each candidate extracted from the teacher and trained with task distillation "
+            f"(lr {settings.get('search_learning_rate')}, batch {settings.get('search_batch_size')}) in successive "
+            f"intervals; ê = {search.get('objective')} on {settings.get('search_eval_rows')} dev rows; the "
+            "lowest-ê front point within the budget is chosen."
+        )
+    distillation = extraction.get("distillation") or {}
+    if extraction:
+        text = (
+            f"Extraction of {student.get('shape')} (importance from {extraction.get('calibration_texts')} "
+            "calibration texts)"
+        )
+        if distillation:
+            text += (
+                f", then hidden-state distillation: {distillation.get('epochs')} epochs, lr "
+                f"{distillation.get('learning_rate')}, batch {distillation.get('batch_size')}, "
+                f"{distillation.get('steps')} steps; held-out loss {_num(distillation.get('heldout_loss_before'))} → "
+                f"{_num(distillation.get('heldout_loss_after'))}"
+            )
+        recipe.append(text + ".")
+    task = student.get("task_distillation") or {}
+    if task:
+        recipe.append(
+            f"Task distillation: {task.get('loss')}, {task.get('epochs')} epochs, lr {task.get('learning_rate')}, "
+            f"batch {task.get('batch_size')}, {task.get('steps')} steps."
+        )
+    results = [["", f"source (`{display(source_name)}`)", "this model"]]
+    eval_results = []
+    for split, split_name in (("dev", "validation"), ("test", "test")):
+        for key, (metric, label) in METRIC_TYPES.items():
+            a = (source.get(split) or {}).get(key)
+            b = (student.get(split) or {}).get(key)
+            if a is None and b is None:
+                continue
+            rows_read = (student.get(split) or {}).get("rows")
+            results.append(
+                [f"{split} {label}" + (f" ({rows_read:,} rows)" if rows_read else ""), _cell(_pct(a)), _cell(_pct(b))]
+            )
+            if b is not None:
+                eval_results.append(
+                    EvalRecord(
+                        metric,
+                        split_name,
+                        float(b),
+                        dataset=datasets[0] if datasets else "custom",
+                        dataset_name=dataset_name,
+                        name=f"{split} {label}",
+                    )
+                )
+    if source.get("parameters") or student.get("parameters"):
+        results.append(["parameters", _cell(_int(source.get("parameters"))), _cell(_int(student.get("parameters")))])
+    if source.get("encoder_multiply_adds"):
+        results.append(
+            [
+                f"encoder multiply-adds ({length} tokens)",
+                _int(source["encoder_multiply_adds"]),
+                f"{_int(student.get('encoder_multiply_adds'))}" + (f" (× {ratio:.3f})" if ratio is not None else ""),
+            ]
+        )
+    engines = (("pytorch", "PyTorch"), ("onnxruntime_fp32", "ONNX Runtime fp32"))
+    for engine, label in engines:
+        cell = latency.get(engine)
+        if not cell:
+            continue
+        src, stu = cell.get("source", {}), cell.get("student", {})
+        results.append(
+            [
+                f"latency p50, {label}",
+                f"{src['p50_ms']:.2f} ms" if "p50_ms" in src else "–",
+                (f"{stu['p50_ms']:.2f} ms" if "p50_ms" in stu else "–")
+                + (f" (× {stu['ratio_to_source']:.2f})" if "ratio_to_source" in stu else ""),
+            ]
+        )
+    note = []
+    if latency:
+        cpu = machine.get("cpu")
+        note.append(
+            f"Latency: p50 of {(latency.get('pytorch') or {}).get('student', {}).get('runs', '')} batch-"
+            f"{latency.get('batch_size')} forward passes at {latency.get('sequence_length')} tokens, "
+            f"{latency.get('threads')} thread(s), source and student timed in the same run"
+            + (f" on {cpu}" if cpu else "")
+            + (f" ({machine['cpu_count']} cores)" if machine.get("cpu_count") else "")
+            + (f", torch {machine['torch']}, transformers {machine['transformers']}" if machine.get("torch") else "")
+            + "."
+        )
+    if report.get("test_split_read"):
+        note.append(f"Test split read {report['test_split_read']}.")
+    reload = report.get("reload") or {}
+    if reload.get("ok"):
+        note.append(
+            "Reload check: plain transformers (`trust_remote_code=True`, hf_bort not imported) gives the same logits "
+            f"(max difference {reload.get('max_abs_logit_difference')})."
+        )
+    limitations = [
+        f"Distilled for one task ({dataset_name}); not a general-purpose encoder.",
+    ]
+    if latency:
+        limitations.append(
+            "Latency was measured on one CPU; other CPUs, thread counts and sequence lengths give other ratios."
+        )
+    if (student.get("test") or {}).get("rows"):
+        limitations.insert(0, f"Evaluated on {student['test']['rows']:,} test rows of {dataset_name} only.")
+    return BortCardData(
+        kind="compressed",
+        model_name=model_name,
+        source=source_name,
+        source_family=source.get("model_type") or _source_family(source_name),
+        architecture=reload.get("loaded_class") or "BortForSequenceClassification",
+        summary=summary,
+        datasets=datasets,
+        dataset_name=dataset_name,
+        settings=_rows(rows),
+        shape=_shape_rows(config, extraction.get("layers_kept")),
+        shape_title="Chosen shape, per layer",
+        front=front_rows,
+        recipe=recipe,
+        results=results if len(results) > 1 else [],
+        results_note=" ".join(note) or None,
+        eval_results=eval_results,
+        limitations=limitations,
+    )
+
+
+def display(source: Any) -> str:
+    return display_name(source) or "the source"
+
+
+def write_compressed_card(
+    run_dir: str | os.PathLike,
+    report: dict[str, Any],
+    model_name: str | None = None,
+    repo_id: str | None = None,
+) -> Path:
+    """
+    Makes `run_dir/student` the folder to publish: copies the report (`compression_report.json`), the search's
+    `front.png` and the student's validated ONNX export (`onnx/`) beside its weights, code and tokenizer, and writes
+    its `README.md` card from `report`. Returns the card's path.
+    """
+    import shutil
+
+    run_dir = Path(run_dir)
+    student_dir = run_dir / "student"
+    if not student_dir.is_dir():
+        raise FileNotFoundError(f"No student folder in {run_dir}: nothing to write a card for.")
+    (student_dir / "compression_report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+    files = [("compression_report.json", "every setting and number of the run (`hf_bort.compress`)")]
+    plot = (report.get("search") or {}).get("plot")
+    card = compressed_card(report, model_name or student_dir.resolve().parent.name)
+    card.repo_id = repo_id
+    if plot and Path(plot).is_file():
+        shutil.copyfile(plot, student_dir / "front.png")
+        card.front_plot = "front.png"
+        files.append(("front.png", "the search's Pareto front"))
+    onnx_source = run_dir / ONNX_SUBFOLDER / "student"
+    if (onnx_source / "model.onnx").is_file():
+        shutil.rmtree(student_dir / ONNX_SUBFOLDER, ignore_errors=True)
+        shutil.copytree(onnx_source, student_dir / ONNX_SUBFOLDER)
+        files.append((f"{ONNX_SUBFOLDER}/", "the student exported to ONNX (fused fp32 graph, validated vs PyTorch)"))
+    card.files = files
+    return write_card(card, student_dir)

@@ -1,0 +1,214 @@
+"""
+`push_to_hub`: one model folder (weights, code for `trust_remote_code`, tokenizer, ONNX files, card, plots, report)
+to a Hub repository in one commit (`HfApi.create_repo` + `HfApi.create_commit`); `hf-bort push DIR REPO_ID`.
+
+Every check runs before anything is uploaded and, in `compress`, before any training: the repo id's form, that the
+Hub is not switched off (`HF_HUB_OFFLINE`), that a token exists (`--token`, `HF_TOKEN`, or `hf auth login`) and
+that the Hub accepts it (`whoami`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CARD_NAME = "README.md"
+# Never uploaded: version control, caches, Trainer checkpoints and logs, temporary files.
+IGNORE_PATTERNS = (".git/*", "*/.git/*", "*__pycache__*", "*.tmp", ".cache/*", "checkpoint-*/*", "runs/*", ".*.lock")
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.onnx")
+_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+_SNIPPET_ID = re.compile(r'((?:\.from_pretrained|SentenceTransformer)\()"[^"]*"')
+
+
+class HubPushError(ValueError):
+    """A push cannot happen: bad repo id or folder, the Hub switched off or unreachable, no or a rejected token."""
+
+
+def check_repo_id(repo_id: Any, field: str = "repo_id") -> str:
+    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id) or ".." in repo_id or repo_id.endswith(".git"):
+        raise HubPushError(f"`{field}` must be a Hub repository id like 'user/model-name', got {repo_id!r}.")
+    return repo_id
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    return bool(constants.HF_HUB_OFFLINE) or value.strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def check_push_ready(repo_id: str, token: str | None = None, field: str = "repo_id") -> str:
+    """
+    Raises [`HubPushError`] unless `repo_id` is well formed, the Hub is on, a token is found and the Hub accepts
+    it; returns the token. Run it before long work.
+    """
+    from huggingface_hub import HfApi, get_token
+
+    check_repo_id(repo_id, field)
+    if _offline():
+        raise HubPushError(
+            "Cannot push to the Hub: HF_HUB_OFFLINE is set. Unset it (and have network access) to push, or push "
+            "later with `hf-bort push DIR REPO_ID`."
+        )
+    token = token or get_token()
+    if not token:
+        raise HubPushError(
+            "Cannot push to the Hub: no token. Log in with `hf auth login` (or `huggingface-cli login`), set "
+            "HF_TOKEN, or pass --token."
+        )
+    try:
+        HfApi(token=token).whoami()
+    except Exception as error:  # network errors, 401: all mean the push would fail later
+        raise HubPushError(f"Cannot push to the Hub: it is unreachable or refused the token ({error}).") from error
+    return token
+
+
+def _ignored(relative: str) -> bool:
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in IGNORE_PATTERNS)
+
+
+def files_to_push(folder: str | os.PathLike) -> list[str]:
+    """Files under `folder` that a push uploads (relative POSIX paths, sorted)."""
+    folder = Path(folder)
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and not _ignored(p.relative_to(folder).as_posix())
+    )
+
+
+def check_folder(folder: str | os.PathLike) -> list[str]:
+    """
+    Raises [`HubPushError`] unless `folder` holds a model card, weights (safetensors, bin or ONNX) and, when its
+    `config.json` maps Auto classes to code (`auto_map`), that code; returns the files to push.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise HubPushError(f"Cannot push {folder}: not a folder.")
+    files = files_to_push(folder)
+    if CARD_NAME not in files:
+        raise HubPushError(
+            f"Cannot push {folder}: no {CARD_NAME} model card. hf_bort writes one beside every model it saves; "
+            "for another folder write one with `hf_bort.cards.save_card`."
+        )
+    if not any(fnmatch.fnmatch(Path(f).name, pattern) for f in files for pattern in WEIGHT_PATTERNS):
+        raise HubPushError(f"Cannot push {folder}: no weights (*.safetensors, pytorch_model*.bin or *.onnx).")
+    config = folder / "config.json"
+    if config.is_file():
+        auto_map = json.loads(config.read_text()).get("auto_map") or {}
+        code = {v.split(".")[0] + ".py" for v in auto_map.values() if isinstance(v, str) and "--" not in v}
+        missing = sorted(code - set(files))
+        if missing:
+            raise HubPushError(
+                f"Cannot push {folder}: config.json's auto_map needs {missing} for trust_remote_code, and they are "
+                "missing (save the model with save_pretrained after `import hf_bort`)."
+            )
+    if not any(name in files for name in ("tokenizer_config.json", "tokenizer.json")):
+        logger.warning("%s holds no tokenizer: users of the pushed model will need their own.", folder)
+    return files
+
+
+def card_for_repo(text: str, repo_id: str) -> str:
+    """An hf_bort card's loading snippets and model-index name pointed at `repo_id` (other cards: unchanged)."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(text)
+    tags = getattr(card.data, "tags", None) or []
+    if "hf_bort" not in tags:
+        return text
+    if getattr(card.data, "eval_results", None):
+        card.data.model_name = repo_id.split("/")[-1]
+    card.text = _SNIPPET_ID.sub(lambda m: f'{m.group(1)}"{repo_id}"', card.text)
+    return str(card)
+
+
+def push_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> dict[str, Any]:
+    """
+    Uploads every file of `folder` (see [`files_to_push`]) to the model repository `repo_id` in one commit, creating
+    the repository (and the branch `revision`) when missing. The uploaded `README.md` has its loading snippets
+    pointed at `repo_id`; the local one is left as it is. Returns the repo id, revision, files and commit URL.
+
+    Example:
+
+    ```python
+    >>> from hf_bort.hub import push_to_hub
+    >>> push_to_hub("compressed/student", "me/bort-minilm-rt", private=True)  # doctest: +SKIP
+    ```
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    if private is not None and not isinstance(private, bool):
+        raise HubPushError(f"`private` must be True, False or None, got {private!r}.")
+    if revision is not None and (not isinstance(revision, str) or not revision.strip()):
+        raise HubPushError(f"`revision` must be a non-empty branch name, got {revision!r}.")
+    folder = Path(folder)
+    files = check_folder(folder)
+    token = check_push_ready(repo_id, token)
+    api = HfApi(token=token)
+    repo = api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
+    repo_id = getattr(repo, "repo_id", None) or repo_id
+    if revision is not None:
+        api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
+    operations = []
+    for name in files:
+        content: Any = str(folder / name)
+        if name == CARD_NAME:
+            content = card_for_repo((folder / name).read_text(encoding="utf-8"), repo_id).encode("utf-8")
+        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
+    info = api.create_commit(
+        repo_id,
+        operations,
+        commit_message=commit_message or f"Upload {folder.name or 'model'} with hf_bort",
+        repo_type="model",
+        revision=revision,
+    )
+    return {
+        "repo_id": repo_id,
+        "revision": revision or "main",
+        "files": files,
+        "commit_url": getattr(info, "commit_url", None),
+    }
+
+
+def _push(args: argparse.Namespace) -> int:
+    result = push_to_hub(
+        args.folder,
+        args.repo_id,
+        private=True if args.private else None,
+        revision=args.revision,
+        token=args.token,
+        commit_message=args.commit_message,
+    )
+    print(json.dumps(result))
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Adds `push` to the `hf-bort` sub-commands."""
+    push = subparsers.add_parser(
+        "push",
+        help="Upload a model folder (weights, code, tokenizer, ONNX, card, plots, report) to the Hub in one commit.",
+    )
+    push.add_argument("folder", help="The model folder, e.g. OUTPUT/student of `hf-bort compress`.")
+    push.add_argument("repo_id", help="Hub repository, e.g. user/bort-minilm-rt (created when missing).")
+    push.add_argument("--private", action="store_true", help="Create the repository private (default: public).")
+    push.add_argument("--revision", default=None, help="Branch to commit to, created when missing (default: main).")
+    push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the one `hf auth login` saved).")
+    push.add_argument("--commit-message", default=None, help="Commit message (default: 'Upload FOLDER with hf_bort').")
+    push.set_defaults(func=_push)
