@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md.j2"
 CARD_NAME = "README.md"
 KINDS = ("compressed", "converted", "extracted", "distilled", "agora", "onnx")
@@ -42,10 +44,12 @@ BORT_CITATION = """@article{dewynter2020bort,
   journal={arXiv preprint arXiv:2010.10499},
   year={2020}
 }"""
-HF_BORT_CITATION = """@software{hf_bort,
-  title={hf\\_bort: Bort, optimal subarchitecture extraction and Agora for Hugging Face transformers},
-  note={Python package hf-bort},
-}"""
+HF_BORT_CITATION = f"""@software{{hf_bort,
+  title={{hf\\_bort: Bort, optimal subarchitecture extraction and Agora for Hugging Face transformers}},
+  version={{{__version__}}},
+  year={{2026}},
+  note={{Python package hf-bort (PyPI name), the version that wrote this card}},
+}}"""
 
 
 def head_of(architecture: str | None) -> tuple[str | None, str]:
