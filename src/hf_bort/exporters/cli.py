@@ -7,13 +7,36 @@ import json
 import sys
 
 from .bench import ENGINES, NAMED_MODELS
-from .onnx import QUANTIZE_CHOICES, SUPPORTED_TASKS
+from .onnx import SUPPORTED_TASKS
+from .quantize import QUANTIZATION_TARGETS, QUANTIZE_CHOICES
+
+
+def _read_texts(path: str | None, option: str) -> list[str] | None:
+    """Non-empty lines of a UTF-8 text file (one text per line)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except OSError as error:
+        raise ValueError(f"{option}: cannot read {path!r}: {error}") from error
 
 
 def _export(args: argparse.Namespace) -> int:
     from .onnx import OnnxValidationError, export_onnx
+    from .quantize import Int8AgreementError, Int8Config, report_summary
 
     try:
+        int8 = None
+        if args.quantize is not None:
+            int8 = Int8Config(
+                target=args.int8_target,
+                best_effort=args.int8_best_effort,
+                min_label_agreement=args.min_label_agreement,
+                min_cosine=args.min_cosine,
+                min_neighbour_agreement=args.min_neighbour_agreement,
+                threads=args.int8_threads,
+            )
         result = export_onnx(
             args.model,
             args.output_dir,
@@ -24,7 +47,13 @@ def _export(args: argparse.Namespace) -> int:
             min_argmax_agreement=args.min_argmax_agreement,
             overwrite=args.overwrite,
             optimize=args.optimize,
+            int8=int8,
+            validation_texts=_read_texts(args.validation_texts, "--validation-texts"),
+            calibration_texts=_read_texts(args.calibration_texts, "--calibration-texts"),
         )
+    except Int8AgreementError as error:
+        print(f"hf-bort export: int8 failed: {error}\n{report_summary(error.report)}", file=sys.stderr)
+        return 1
     except OnnxValidationError as error:
         print(f"hf-bort export: validation failed: {error}", file=sys.stderr)
         return 1
@@ -32,6 +61,8 @@ def _export(args: argparse.Namespace) -> int:
         print(f"hf-bort export: error: {error}", file=sys.stderr)
         return 2
     print(f"hf-bort export: {result.fusion_summary()}", file=sys.stderr)
+    if result.quantization is not None:
+        print(f"hf-bort export: {report_summary(result.quantization)}", file=sys.stderr)
     print(json.dumps(result.to_dict()))
     return 0
 
@@ -82,7 +113,29 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("model", help="Checkpoint path or Hub id (bort, bert, roberta, xlm-roberta, electra, ...).")
     export.add_argument("output_dir", help="Directory for model.onnx, config and tokenizer (ORTModel layout).")
     export.add_argument("--task", choices=SUPPORTED_TASKS, default="feature-extraction")
-    export.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None, help="Also write model_quantized.onnx.")
+    export.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        default=None,
+        help="Also write model_quantized.onnx: one int8 variant, or auto (the fastest variant whose agreement with "
+        "fp32 meets the thresholds; all variants reported in quantization_report.json).",
+    )
+    export.add_argument(
+        "--int8-target", choices=QUANTIZATION_TARGETS, default=None, help="int8 target CPU (default: this one's)."
+    )
+    export.add_argument(
+        "--int8-best-effort",
+        action="store_true",
+        help="With --quantize auto: if no variant meets the thresholds keep fp32 only (reported) instead of failing.",
+    )
+    export.add_argument("--min-label-agreement", type=float, default=0.995, help="auto: task heads' threshold.")
+    export.add_argument("--min-cosine", type=float, default=0.995, help="auto: feature extraction, embedding cosine.")
+    export.add_argument(
+        "--min-neighbour-agreement", type=float, default=0.99, help="auto: feature extraction, nearest neighbours."
+    )
+    export.add_argument("--int8-threads", type=int, default=0, help="auto: ORT threads when timing (0: all cores).")
+    export.add_argument("--validation-texts", default=None, help="File, one text per line: validation / agreement.")
+    export.add_argument("--calibration-texts", default=None, help="File, one text per line: int8 calibration.")
     export.add_argument("--opset", type=int, default=None, help="ONNX opset (default 14).")
     export.add_argument("--atol", type=float, default=1e-4, help="Largest accepted |ORT - PyTorch| (fp32).")
     export.add_argument(
