@@ -74,13 +74,59 @@ def _pair(text: str) -> tuple[str, str]:
     return model, reference
 
 
+def _bench_compressed(args: argparse.Namespace) -> int:
+    from .bench_compressed import CompressedBenchConfig, run_compressed_benchmark
+
+    try:
+        config = CompressedBenchConfig(
+            batch_sizes=args.batch_sizes or [1, 8, 32],
+            seq_lengths=args.seq_lengths or [64, 128],
+            threads=args.threads,
+            warmup=args.warmup,
+            iterations=args.iterations,
+            max_seconds=args.max_seconds,
+            engines=args.engines,
+            atol=args.atol,
+            dataset=args.dataset,
+            rt_seed=args.rt_seed,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            test_split=args.test_split,
+            max_eval_rows=args.max_eval_rows,
+            int8=args.int8,
+            int8_target=args.int8_target,
+        )
+        result = run_compressed_benchmark(
+            args.student,
+            args.source,
+            config,
+            log=(lambda message: print(message, file=sys.stderr)) if args.verbose else None,
+        )
+    except (ValueError, TypeError, ImportError, OSError) as error:
+        print(f"hf-bort bench: error: {error}", file=sys.stderr)
+        return 2
+    paths = result.save(args.output_dir, name=args.name or "bench_compressed")
+    print(result.to_markdown())
+    print(json.dumps(paths))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     from .bench import BenchConfig, run_benchmark
 
+    if bool(args.models) == bool(args.student):
+        print(
+            "hf-bort bench: error: give either model names or --student (with --source), not "
+            f"{'both' if args.models else 'neither'}.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.student:
+        return _bench_compressed(args)
     try:
         config = BenchConfig(
-            batch_sizes=args.batch_sizes,
-            seq_lengths=args.seq_lengths,
+            batch_sizes=args.batch_sizes or [1, 8],
+            seq_lengths=args.seq_lengths or [128],
             threads=args.threads,
             warmup=args.warmup,
             iterations=args.iterations,
@@ -97,7 +143,7 @@ def _bench(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, ImportError, OSError) as error:
         print(f"hf-bort bench: error: {error}", file=sys.stderr)
         return 2
-    paths = result.save(args.output_dir, name=args.name)
+    paths = result.save(args.output_dir, name=args.name or "bench")
     print(result.to_markdown())
     print(json.dumps(paths))
     return 0
@@ -153,11 +199,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
         "bench",
         help="CPU benchmark: PyTorch eager vs ORT fp32 vs ORT int8, with analytic multiply-add ratios.",
-        description=f"Benchmark models (paths or {', '.join(NAMED_MODELS)}) on the CPU.",
+        description=f"Benchmark models (paths or {', '.join(NAMED_MODELS)}) on the CPU; or, with --student, a "
+        "compressed classifier against its source: speed of each engine next to its test accuracy.",
     )
-    bench.add_argument("models", nargs="+", help=f"Paths / Hub ids, or named models: {', '.join(NAMED_MODELS)}.")
-    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    bench.add_argument("--seq-lengths", type=int, nargs="+", default=[128])
+    bench.add_argument(
+        "models", nargs="*", help=f"Paths / Hub ids, or named models: {', '.join(NAMED_MODELS)} (not with --student)."
+    )
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="Default 1 8 (--student: 1 8 32).")
+    bench.add_argument("--seq-lengths", type=int, nargs="+", default=None, help="Default 128 (--student: 64 128).")
     bench.add_argument("--threads", type=int, default=0, help="Threads for PyTorch and ORT (0: all cores).")
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--iterations", type=int, default=20)
@@ -168,6 +217,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--compare", type=_pair, action="append", help="MODEL:REFERENCE pair for speedup vs analytic ratio."
     )
     bench.add_argument("--output-dir", default="bench-results")
-    bench.add_argument("--name", default="bench", help="Base name of the .json / .md / .png files.")
+    bench.add_argument(
+        "--name", default=None, help="Base name of the .json / .md / .png files (bench; --student: bench_compressed)."
+    )
+    compressed = bench.add_argument_group("compressed classifier (--student)")
+    compressed.add_argument(
+        "--student", default=None, help="Student classifier folder, or the output folder of `hf-bort compress`."
+    )
+    compressed.add_argument(
+        "--source", default=None, help="Source classifier folder (default: the one compression_report.json names)."
+    )
+    compressed.add_argument(
+        "--dataset", default=None, help="Labelled data (Hub name, saved DatasetDict, files; default: packaged RT)."
+    )
+    compressed.add_argument("--rt-seed", type=int, default=None, help="Packaged RT split seed (default: the run's).")
+    compressed.add_argument("--text-column", default="text")
+    compressed.add_argument("--label-column", default="label")
+    compressed.add_argument("--test-split", default="test")
+    compressed.add_argument("--max-eval-rows", type=int, default=None, help="Cap on test rows (default: all).")
+    compressed.add_argument("--int8", choices=QUANTIZE_CHOICES, default="auto", help="int8 variant (default auto).")
+    compressed.add_argument("--int8-target", choices=QUANTIZATION_TARGETS, default=None)
     bench.add_argument("--verbose", action="store_true", help="Print progress to stderr.")
     bench.set_defaults(func=_bench)
