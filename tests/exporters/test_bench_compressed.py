@@ -36,6 +36,7 @@ TINY = dict(
     eval_batch_size=8,
     max_length=16,
     int8_target="avx2",
+    peak_size=256,
 )
 
 
@@ -180,7 +181,7 @@ def test_cli_bench_compressed(compressed, tmp_path, capsys):
     add_commands(parser.add_subparsers(dest="command", required=True))
     data = str(_data(tmp_path / "data"))
     common = ["--batch-sizes", "1", "--seq-lengths", "8", "--threads", "1", "--warmup", "1", "--iterations", "2"]
-    common += ["--dataset", data, "--max-eval-rows", "10", "--engines", "pytorch"]
+    common += ["--dataset", data, "--max-eval-rows", "10", "--engines", "pytorch", "--peak-size", "256"]
     args = parser.parse_args(["bench", "--student", str(compressed), "--output-dir", str(tmp_path / "r"), *common])
     assert args.func(args) == 0
     result = json.loads((tmp_path / "r" / "bench_compressed.json").read_text())

@@ -96,6 +96,7 @@ class BenchConfig:
     engines: list[str] = field(default_factory=lambda: list(ENGINES), metadata={"help": "Engines to time."})
     atol: float = field(default=1e-3, metadata={"help": "fp32 export validation tolerance."})
     seed: int = field(default=0, metadata={"help": "Seed for random weights and inputs."})
+    peak_size: int = field(default=2048, metadata={"help": "Matrix size of the fp32 matmul peak measurement."})
 
     def __post_init__(self) -> None:
         for name in ("batch_sizes", "seq_lengths"):
@@ -108,6 +109,8 @@ class BenchConfig:
             self.threads = os.cpu_count() or 1
         if self.warmup < 0 or self.iterations < 1:
             raise ValueError(f"warmup must be >= 0 and iterations >= 1; got {self.warmup}, {self.iterations}.")
+        if self.peak_size < 1:
+            raise ValueError(f"peak_size must be >= 1; got {self.peak_size}.")
         if not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0; got {self.max_seconds}.")
         unknown = [engine for engine in self.engines if engine not in ENGINES]
@@ -386,7 +389,7 @@ def run_benchmark(
     log = log or (lambda message: None)
 
     torch.set_num_threads(config.threads)
-    peak = measure_matmul_peak(config.threads)
+    peak = measure_matmul_peak(config.threads, config.peak_size)
     machine = machine_info(config.threads, peak)
     log(f"threads={config.threads} matmul peak {peak:.1f} GFLOP/s")
 
@@ -447,7 +450,7 @@ def run_benchmark(
     machine["load_average_end"] = os.getloadavg()
     # The peak is measured again at the end (a shared machine may have been busy at the start); the best counts.
     machine["matmul_peak_gflops_start"] = peak
-    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads)
+    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads, config.peak_size)
     machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
     for row in rows:
         row["peak_fraction"] = row["gflops"] / peak

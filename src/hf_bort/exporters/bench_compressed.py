@@ -354,7 +354,7 @@ def run_compressed_benchmark(
     )
 
     torch.set_num_threads(config.threads)
-    peak = measure_matmul_peak(config.threads)
+    peak = measure_matmul_peak(config.threads, config.peak_size)
     machine = machine_info(config.threads, peak)
     log(f"threads={config.threads} matmul peak {peak:.1f} GFLOP/s; test rows {len(test_texts)}")
     rows: list[dict[str, Any]] = []
@@ -448,7 +448,7 @@ def run_compressed_benchmark(
         item.pop("predictions")
     machine["load_average_end"] = os.getloadavg()
     machine["matmul_peak_gflops_start"] = peak
-    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads)
+    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads, config.peak_size)
     machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
     for row in rows:
         row["peak_fraction"] = row["gflops"] / peak

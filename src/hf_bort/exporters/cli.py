@@ -85,6 +85,7 @@ def _bench_compressed(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             iterations=args.iterations,
             max_seconds=args.max_seconds,
+            peak_size=args.peak_size,
             engines=args.engines,
             atol=args.atol,
             dataset=args.dataset,
@@ -131,6 +132,7 @@ def _bench(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             iterations=args.iterations,
             max_seconds=args.max_seconds,
+            peak_size=args.peak_size,
             engines=args.engines,
             atol=args.atol,
         )
@@ -211,6 +213,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--iterations", type=int, default=20)
     bench.add_argument("--max-seconds", type=float, default=10.0, help="Time budget per cell (>= 3 timed runs).")
+    bench.add_argument("--peak-size", type=int, default=2048, help="Matrix size of the matmul peak measurement.")
     bench.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     bench.add_argument("--atol", type=float, default=1e-3, help="Export validation tolerance.")
     bench.add_argument(
