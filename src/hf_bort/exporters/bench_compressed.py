@@ -206,16 +206,22 @@ def resolve_compressed(
 
 
 def _load_classifier(path: Path):
+    """(sequence classifier in eval mode, tokenizer); a head the checkpoint lacks (random init) is refused."""
     import transformers
 
-    from .onnx import _load_model
+    import hf_bort  # noqa: F401  (registers the bort Auto classes)
 
-    model, _, tokenizer = _load_model(str(path), "text-classification")  # refuses a randomly initialised head
-    if tokenizer is None:
-        raise ValueError(f"{str(path)!r} has no tokenizer: the accuracy needs one saved beside the model.")
-    if not isinstance(model, transformers.PreTrainedModel):
-        raise TypeError(f"{str(path)!r} did not load as a transformers model.")
-    return model, tokenizer
+    from .onnx import _check_head_loaded
+
+    model, loading_info = transformers.AutoModelForSequenceClassification.from_pretrained(
+        str(path), output_loading_info=True
+    )
+    _check_head_loaded(model, "text-classification", loading_info.get("missing_keys", []), path)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{str(path)!r} has no usable tokenizer ({error}): the accuracy needs one.") from error
+    return model.eval(), tokenizer
 
 
 def _load_data(config: CompressedBenchConfig, report: dict[str, Any] | None, model) -> tuple[Any, dict[str, Any]]:

@@ -610,7 +610,7 @@ def export_onnx(
         texts = calibration_texts if calibration_texts is not None else validation_texts
         calibration = validation_inputs(model, task, tokenizer, texts)
         calibration_source = "calibration_texts" if calibration_texts is not None else "the validation texts"
-        if calibration_texts is None:
+        if calibration_texts is None and quantize != "dynamic-int8":  # dynamic-int8 calibrates nothing
             logger.warning("No calibration_texts given: int8 calibration uses the validation texts.")
     workdir = _prepare_output_dir(output_dir, overwrite)
     try:
