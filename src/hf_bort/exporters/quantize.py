@@ -39,7 +39,7 @@ import os
 import platform
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -519,7 +519,3 @@ def report_summary(report: dict[str, Any]) -> str:
     if report["chosen"] is None:
         lines.append(f"  kept fp32 only: {report['reason']}")
     return "\n".join(lines)
-
-
-def to_dict(config: Int8Config) -> dict[str, Any]:
-    return asdict(config)
