@@ -30,7 +30,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -458,8 +458,7 @@ def run_compressed_benchmark(
     machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
     for row in rows:
         row["peak_fraction"] = row["gflops"] / peak
-    settings = asdict(config)
-    settings["dataset"] = data_info["source"]
+    settings = asdict(replace(config, dataset=data_info["source"]))  # an in-memory dataset is named, not copied
     return CompressedBenchResult(
         config=settings,
         machine=machine,
