@@ -274,12 +274,6 @@ class AgoraTrainer(Trainer):
         os.makedirs(folder, exist_ok=True)
         write_card(card, folder)
 
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """`Trainer.save_model`, then the model card beside the weights."""
-        super().save_model(output_dir, _internal_call)
-        if self.args.should_save:
-            self.create_model_card(output_dir=output_dir or self.args.output_dir)
-
     # Construction helpers -----------------------------------------------------------------------------------------
     def _dev_points(self, dev, text_column: str) -> list[dict]:
         columns = getattr(dev, "column_names", None)
@@ -349,12 +343,16 @@ class AgoraTrainer(Trainer):
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """
-        `Trainer.save_model`; into a `checkpoint-N` folder it also writes `agora_state.pt` (main process, atomically).
+        `Trainer.save_model`, then the model card beside the weights; into a `checkpoint-N` folder it also writes
+        `agora_state.pt` (main process, atomically).
         Trainer saves the model first and `trainer_state.json` last, so the Agora state is part of every checkpoint
         that is complete, never written after it.
         """
         super().save_model(output_dir, _internal_call=_internal_call)
-        if output_dir is None or not self.args.should_save:
+        if not self.args.should_save:
+            return
+        self.create_model_card(output_dir=output_dir or self.args.output_dir)  # the card beside the weights
+        if output_dir is None:
             return
         if _CHECKPOINT.fullmatch(os.path.basename(os.path.normpath(output_dir))):
             os.makedirs(output_dir, exist_ok=True)

@@ -96,6 +96,7 @@ class BenchConfig:
     engines: list[str] = field(default_factory=lambda: list(ENGINES), metadata={"help": "Engines to time."})
     atol: float = field(default=1e-3, metadata={"help": "fp32 export validation tolerance."})
     seed: int = field(default=0, metadata={"help": "Seed for random weights and inputs."})
+    peak_size: int = field(default=2048, metadata={"help": "Matrix size of the fp32 matmul peak measurement."})
 
     def __post_init__(self) -> None:
         for name in ("batch_sizes", "seq_lengths"):
@@ -108,6 +109,8 @@ class BenchConfig:
             self.threads = os.cpu_count() or 1
         if self.warmup < 0 or self.iterations < 1:
             raise ValueError(f"warmup must be >= 0 and iterations >= 1; got {self.warmup}, {self.iterations}.")
+        if self.peak_size < 1:
+            raise ValueError(f"peak_size must be >= 1; got {self.peak_size}.")
         if not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0; got {self.max_seconds}.")
         unknown = [engine for engine in self.engines if engine not in ENGINES]
@@ -282,6 +285,49 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def machine_info(threads: int, peak: float) -> dict[str, Any]:
+    """CPU, cores, threads, the measured matmul peak, library versions and the load average now."""
+    import torch
+
+    machine: dict[str, Any] = {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "matmul_peak_gflops": peak,
+        "torch": torch.__version__,
+    }
+    try:
+        import onnxruntime
+
+        machine["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    machine["load_average_start"] = os.getloadavg()
+    return machine
+
+
+def timing_row(
+    model: str, engine: str, batch_size: int, seq_len: int, times: list[float], macs: int, peak: float
+) -> dict[str, Any]:
+    """One result row: p50/p90/p99 and mean latency (ms), throughput (sequences/s), multiply-adds, GFLOP/s."""
+    p50 = _percentile(times, 0.5)
+    return {
+        "model": model,
+        "engine": engine,
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "iterations": len(times),
+        "p50_ms": 1e3 * p50,
+        "p90_ms": 1e3 * _percentile(times, 0.9),
+        "p99_ms": 1e3 * _percentile(times, 0.99),
+        "mean_ms": 1e3 * statistics.fmean(times),
+        "throughput": batch_size / statistics.fmean(times),
+        "macs": macs,
+        "gflops": 2 * macs / p50 / 1e9,
+        "peak_fraction": 2 * macs / p50 / 1e9 / peak,
+    }
+
+
 def _ort_session(path: str, threads: int):
     import onnxruntime
 
@@ -343,21 +389,8 @@ def run_benchmark(
     log = log or (lambda message: None)
 
     torch.set_num_threads(config.threads)
-    peak = measure_matmul_peak(config.threads)
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": config.threads,
-        "matmul_peak_gflops": peak,
-        "torch": torch.__version__,
-    }
-    try:
-        import onnxruntime
-
-        machine["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    machine["load_average_start"] = os.getloadavg()
+    peak = measure_matmul_peak(config.threads, config.peak_size)
+    machine = machine_info(config.threads, peak)
     log(f"threads={config.threads} matmul peak {peak:.1f} GFLOP/s")
 
     rows: list[dict[str, Any]] = []
@@ -410,31 +443,14 @@ def run_benchmark(
                     inputs = _inputs(model.config, batch_size, seq_len, config.seed)
                     for engine in config.engines:
                         times = _time_engine(engine, model, inputs, onnx_paths, config)
-                        p50 = _percentile(times, 0.5)
-                        rows.append(
-                            {
-                                "model": name,
-                                "engine": engine,
-                                "batch_size": batch_size,
-                                "seq_len": seq_len,
-                                "iterations": len(times),
-                                "p50_ms": 1e3 * p50,
-                                "p90_ms": 1e3 * _percentile(times, 0.9),
-                                "p99_ms": 1e3 * _percentile(times, 0.99),
-                                "mean_ms": 1e3 * statistics.fmean(times),
-                                "throughput": batch_size / statistics.fmean(times),
-                                "macs": macs,
-                                "gflops": 2 * macs / p50 / 1e9,
-                                "peak_fraction": 2 * macs / p50 / 1e9 / peak,
-                            }
-                        )
-                        log(f"{name} {engine} b={batch_size} L={seq_len}: p50 {1e3 * p50:.2f} ms")
+                        rows.append(timing_row(name, engine, batch_size, seq_len, times, macs, peak))
+                        log(f"{name} {engine} b={batch_size} L={seq_len}: p50 {rows[-1]['p50_ms']:.2f} ms")
             del model
             gc.collect()
     machine["load_average_end"] = os.getloadavg()
     # The peak is measured again at the end (a shared machine may have been busy at the start); the best counts.
     machine["matmul_peak_gflops_start"] = peak
-    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads)
+    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads, config.peak_size)
     machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
     for row in rows:
         row["peak_fraction"] = row["gflops"] / peak

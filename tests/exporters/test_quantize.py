@@ -1,0 +1,264 @@
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_bort import BortConfig, BortForSequenceClassification, BortModel
+from hf_bort.exporters.quantize import Int8Config, detect_quantization_target
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_tokenizers import bert_tokenizer  # noqa: E402
+
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,
+    reason="needs optimum-onnx and onnxruntime (not installed on this stack, e.g. transformers 5.x)",
+)
+
+SHAPE = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=[4, 2],
+    attention_head_size=8,
+    intermediate_size=[37, 16],
+    max_position_embeddings=64,
+    type_vocab_size=0,
+)
+FAST = dict(target="avx2", threads=1, latency_runs=3, latency_seq_len=16, latency_max_seconds=1.0)
+TEXTS = [f"sentence number {i} is about a film that was {'good' if i % 2 else 'bad'}" for i in range(12)]
+
+
+def _model(cls=BortForSequenceClassification):
+    torch.manual_seed(0)
+    return cls(BortConfig(**SHAPE)).eval()
+
+
+@pytest.mark.parametrize(
+    ("flags", "machine", "expected"),
+    [
+        ("fpu sse avx avx2 fma", "x86_64", "avx2"),
+        ("avx avx2 avx512f avx512bw", "x86_64", "avx512"),
+        ("avx2 avx512f avx512_vnni", "x86_64", "avx512_vnni"),
+        ("fp asimd", "aarch64", "arm64"),
+    ],
+)
+def test_detect_quantization_target(tmp_path, flags, machine, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n")
+    assert detect_quantization_target(cpuinfo, machine=machine) == expected
+
+
+def test_undetectable_target_asks_for_one(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t: fpu sse sse2\n")
+    with pytest.raises(ValueError, match="pass the quantization target explicitly"):
+        detect_quantization_target(cpuinfo, machine="x86_64")
+    with pytest.raises(ValueError, match="could not read the CPU flags"):
+        detect_quantization_target(tmp_path / "missing", machine="x86_64")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(target="sse4"), "target must be"),
+        (dict(variants=["dynamic-int8", "int4"]), "variants must be"),
+        (dict(variants=[]), "variants must be"),
+        (dict(min_label_agreement=1.5), "min_label_agreement"),
+        (dict(selective_fraction=1.0), "selective_fraction"),
+        (dict(calibration_method="mse"), "calibration_method"),
+        (dict(latency_runs=0), "latency_runs"),
+        (dict(threads=-1), "threads"),
+    ],
+)
+def test_int8_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Int8Config(**kwargs)
+
+
+def _nodes(path):
+    import onnx
+
+    return {node.name: node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+@needs_onnx
+def test_auto_reports_every_variant_and_keeps_the_fastest_passing(tmp_path):
+    from hf_bort.exporters import export_onnx
+
+    tokenizer = bert_tokenizer(tmp_path / "tok")
+    result = export_onnx(
+        _model(),
+        tmp_path / "out",
+        quantize="auto",
+        tokenizer=tokenizer,
+        calibration_texts=TEXTS,
+        int8=Int8Config(**FAST),
+    )
+    report = result.quantization
+    assert report == json.loads((tmp_path / "out" / "quantization_report.json").read_text())
+    assert report["target"] == "avx2" and report["target_source"] == "argument"
+    assert report["calibration_examples"] == len(TEXTS) and report["calibration_source"] == "calibration_texts"
+    assert [entry["variant"] for entry in report["variants"]] == ["dynamic-int8", "static-int8", "selective-int8"]
+    for entry in report["variants"]:
+        assert 0 <= entry["label_agreement"] <= 1 and entry["p50_ms"] > 0 and entry["speedup_vs_fp32"] > 0
+        assert "cosine_mean" not in entry  # a classifier is judged by its labels
+    passing = [entry for entry in report["variants"] if entry["meets_thresholds"]]
+    assert report["chosen"] == min(passing, key=lambda entry: entry["p50_ms"])["variant"]
+    assert report["fp32"]["p50_ms"] > 0
+    assert result.quantized_path == str(tmp_path / "out" / "model_quantized.onnx")
+    # the chosen variant is model_quantized.onnx, the others are not kept
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.onnx")) == ["model.onnx", "model_quantized.onnx"]
+    chosen_ops = set(_nodes(tmp_path / "out" / "model_quantized.onnx").values())
+    if report["chosen"] == "static-int8":
+        assert "QuantizeLinear" in chosen_ops and "DequantizeLinear" in chosen_ops
+    else:
+        assert "MatMulInteger" in chosen_ops or "QAttention" in chosen_ops
+
+
+@needs_onnx
+def test_each_variant_is_what_it_says(tmp_path):
+    from hf_bort.exporters import export_onnx
+
+    result = export_onnx(
+        _model(), tmp_path / "out", quantize="auto", int8=Int8Config(**FAST, keep_variants=True, best_effort=True)
+    )
+    report = result.quantization
+    assert report["calibration_source"] == "the validation texts"  # said, not silent
+    files = {entry["variant"]: tmp_path / "out" / entry["file"] for entry in report["variants"]}
+    assert all(path.is_file() for path in files.values())
+    dynamic = set(_nodes(files["dynamic-int8"]).values())
+    assert {"QAttention", "MatMulInteger"} <= dynamic and "QuantizeLinear" not in dynamic
+    static = set(_nodes(files["static-int8"]).values())
+    assert {"QuantizeLinear", "DequantizeLinear", "Attention"} <= static  # fused attention stays fp32 in QDQ
+    selective = report["variants"][2]
+    excluded = selective["excluded_nodes"]
+    assert len(excluded) == 2 and selective["quantized_nodes"] == 6  # ceil(0.25 x 8 quantizable nodes)
+    nodes = _nodes(files["selective-int8"])
+    for name in excluded:
+        assert nodes[name] in ("MatMul", "Attention")  # kept fp32 under its own name
+    assert "QAttention" in nodes.values() or "MatMulInteger" in nodes.values()
+
+
+@needs_onnx
+def test_sensitivity_finds_the_node_with_outliers():
+    """A huge FFN activation in layer 1 (whose own contribution is zeroed) sets the int8 scale of the layer's output
+    projection and wipes out the other activations: that node becomes the most sensitive by far."""
+    import tempfile
+
+    from hf_bort.exporters import export_onnx
+    from hf_bort.exporters.quantize import node_sensitivity
+
+    model = _model(BortModel)
+    with torch.no_grad():
+        model.encoder.layer[1].intermediate.dense.bias[3] = 200.0
+        model.encoder.layer[1].output.dense.weight[:, 3] = 0.0
+    with tempfile.TemporaryDirectory() as folder:
+        result = export_onnx(model, Path(folder) / "out")
+        ids = torch.randint(5, 99, (4, 10), generator=torch.Generator().manual_seed(0))
+        batch = {"input_ids": ids.numpy(), "attention_mask": torch.ones_like(ids).numpy()}
+        sensitivity = node_sensitivity(result.onnx_path, [batch])
+    ranked = sorted(sensitivity, key=sensitivity.get, reverse=True)
+    assert len(ranked) == 8 and "layer.1/output/dense" in ranked[0]
+    assert sensitivity[ranked[0]] > 5 * sensitivity[ranked[1]]
+
+
+@needs_onnx
+def test_target_sets_the_weight_type(tmp_path):
+    import onnx
+
+    from hf_bort.exporters import export_onnx
+
+    def weight_types(target):
+        folder = tmp_path / target
+        export_onnx(_model(), folder, quantize="dynamic-int8", int8=Int8Config(target=target))
+        model = onnx.load(str(folder / "model_quantized.onnx"))
+        return {init.data_type for init in model.graph.initializer if init.name.endswith("_quantized")}
+
+    assert weight_types("avx2") == {onnx.TensorProto.UINT8}  # optimum's avx2 preset: u8 weights
+    assert weight_types("avx512_vnni") == {onnx.TensorProto.INT8}
+
+
+@needs_onnx
+def test_feature_extraction_is_judged_by_cosine_and_neighbours(tmp_path):
+    from hf_bort.exporters import export_onnx
+
+    result = export_onnx(
+        _model(BortModel), tmp_path / "out", quantize="auto", int8=Int8Config(**FAST, variants=["dynamic-int8"])
+    )
+    (entry,) = result.quantization["variants"]
+    assert 0.9 < entry["cosine_mean"] <= 1.0 + 1e-6 and 0 <= entry["neighbour_agreement"] <= 1
+    assert "label_agreement" not in entry
+
+
+def _low_agreement(monkeypatch):
+    import hf_bort.exporters.quantize as quantize
+
+    monkeypatch.setattr(quantize, "agreement", lambda reference, candidate, mask: {"label_agreement": 0.5})
+
+
+@needs_onnx
+def test_auto_without_a_passing_variant_fails_or_keeps_fp32(tmp_path, monkeypatch):
+    from hf_bort.exporters import export_onnx
+    from hf_bort.exporters.quantize import Int8AgreementError
+
+    _low_agreement(monkeypatch)
+    with pytest.raises(Int8AgreementError, match="no int8 variant meets the agreement thresholds") as info:
+        export_onnx(_model(), tmp_path / "out", quantize="auto", int8=Int8Config(**FAST))
+    assert [entry["variant"] for entry in info.value.report["variants"]] == [
+        "dynamic-int8",
+        "static-int8",
+        "selective-int8",
+    ]
+    assert "label_agreement 0.5000 < 0.995" in str(info.value)
+    assert not (tmp_path / "out").exists()  # a failed export leaves nothing
+
+    result = export_onnx(_model(), tmp_path / "out", quantize="auto", int8=Int8Config(**FAST, best_effort=True))
+    assert result.quantized_path is None and result.quantization["chosen"] is None
+    assert "no int8 variant meets" in result.quantization["reason"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.onnx")) == ["model.onnx"]
+    assert json.loads((tmp_path / "out" / "quantization_report.json").read_text())["chosen"] is None
+
+
+def _parser():
+    from hf_bort.exporters.cli import add_commands
+
+    parser = argparse.ArgumentParser(prog="hf-bort")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+@needs_onnx
+def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
+    model = _model()
+    model.config.pad_token_id = 0
+    model.save_pretrained(tmp_path / "ckpt")
+    bert_tokenizer(tmp_path / "tok").save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "val.txt").write_text("\n".join(TEXTS[:6]) + "\n\n")
+    (tmp_path / "cal.txt").write_text("\n".join(TEXTS[6:]) + "\n")
+    common = ["--task", "text-classification", "--quantize", "auto", "--int8-target", "avx512_vnni"]
+    common += ["--int8-threads", "1", "--validation-texts", str(tmp_path / "val.txt")]
+    common += ["--calibration-texts", str(tmp_path / "cal.txt")]
+    args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx"), *common])
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)["quantization"]
+    assert report["target"] == "avx512_vnni" and report["validation_examples"] == 6
+    assert report["calibration_examples"] == 6 and len(report["variants"]) == 3
+    assert "chosen: " in captured.err and "static-int8: label_agreement" in captured.err
+
+    _low_agreement(monkeypatch)
+    args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx2"), *common])
+    assert args.func(args) == 1
+    assert "int8 failed" in capsys.readouterr().err and not (tmp_path / "onnx2").exists()
+    args = _parser().parse_args(
+        ["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx2"), *common, "--int8-best-effort"]
+    )
+    assert args.func(args) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["quantized_path"] is None and "kept fp32 only" in captured.err
