@@ -42,7 +42,9 @@ def _convert(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    save_converted(bort, args.output_dir, _load_tokenizer(args.source))
+    from .models.sentence_transformers_folder import transformer_source
+
+    save_converted(bort, args.output_dir, _load_tokenizer(transformer_source(args.source)), args.source)
     print(json.dumps({**report, "saved": True}))
     return 0
 

@@ -22,6 +22,7 @@ from ..models.bort.modeling_bort import (
     BortModel,
     BortPreTrainedModel,
 )
+from ..models.sentence_transformers_folder import transformer_source
 from .costs import ENGINES, LatencyCache, candidate_config, candidate_costs
 from .distributed import maybe_init_distributed, rank_world
 from .extract import (
@@ -241,10 +242,11 @@ class OSESearch:
         if self.tokenizer is None:
             if not isinstance(source, (str, os.PathLike)):
                 raise ValueError("`tokenizer` is required when `source` is a model instance rather than a path.")
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.tokenizer = AutoTokenizer.from_pretrained(transformer_source(source))
         bort = load_source_as_bort(source)
         if bort is None:
-            teacher = AutoModel.from_pretrained(source) if isinstance(source, (str, os.PathLike)) else source
+            is_path = isinstance(source, (str, os.PathLike))
+            teacher = AutoModel.from_pretrained(transformer_source(source)) if is_path else source
             model_type = teacher.config.model_type
             if not self.allow_random_init:
                 raise ValueError(
@@ -686,7 +688,7 @@ class OSESearch:
         """
         The candidate (or a result's candidate) extracted from the source with the source's head (a classifier
         keeps its sliced classifier) and its dropout restored; saved with the source tokenizer when
-        `save_directory` is given.
+        `save_directory` is given (a sentence-transformers source stays one: see [`save_extracted`]).
         """
         if isinstance(candidate, CandidateResult):
             candidate = candidate.candidate
@@ -695,7 +697,7 @@ class OSESearch:
         self._prepare()
         student = self.build_student(candidate) if self.bort is None else self._extract(candidate)
         if save_directory is not None:
-            save_extracted(student, save_directory, self.tokenizer)
+            save_extracted(student, save_directory, self.tokenizer, source=self.source)
         return student
 
 
