@@ -161,7 +161,7 @@ class SentenceTransformerLayout:
                 f"`kept_dims` must be distinct indices in [0, {hidden_size}), at least one, got {kept_dims!r}."
             )
         plan: dict[int, object] = {}
-        pooled_columns = None
+        columns = None
         for index, entry in enumerate(self.modules):
             kind = _kind(entry)
             if index == self.transformer_index:
@@ -181,35 +181,40 @@ class SentenceTransformerLayout:
                         f"The Pooling module's embedding dimension {width} differs from the encoder's hidden size "
                         f"{hidden_size}: cannot adapt it to the extracted width."
                     )
-                n_modes = len(_pooling_modes(config))
-                pooled_columns = [mode * hidden_size + d for mode in range(n_modes) for d in kept_dims]
+                columns = pooled_columns(len(pooling_modes(config)), hidden_size, kept_dims)
                 plan[index] = "pooling"
             elif kind == "Dense":
-                if pooled_columns is None:
+                if columns is None:
                     raise ValueError(
                         f"A Dense module ({entry['path']}) before pooling acts on token embeddings of the hidden "
                         "width: hf_bort cannot adapt it to an extracted width. Keep the hidden width."
                     )
-                if pooled_columns is False:
+                if columns is False:
                     continue  # a later Dense sees the first one's output width, which is unchanged
                 config = json.loads((self.root / entry["path"] / "config.json").read_text())
-                pooled_width = len(pooled_columns) // len(kept_dims) * hidden_size
+                pooled_width = len(columns) // len(kept_dims) * hidden_size
                 if config.get("in_features") != pooled_width:
                     raise ValueError(
                         f"The Dense module in {entry['path']} has in_features {config.get('in_features')}, but "
                         f"pooling outputs {pooled_width} dimensions: cannot slice it consistently."
                     )
-                plan[index] = pooled_columns
-                pooled_columns = False
+                plan[index] = columns
+                columns = False
         return plan
 
 
-def _pooling_modes(config: dict) -> list[str]:
+def pooling_modes(config: dict) -> list[str]:
+    """The pooling modes of a Pooling config (new `pooling_mode` or legacy `pooling_mode_*` keys), in output order."""
     mode = config.get("pooling_mode")
     if mode is not None:
         return [mode] if isinstance(mode, str) else list(mode)
     modes = [name for key, name in _LEGACY_POOLING_KEYS if config.get(key)]
     return modes or ["mean"]
+
+
+def pooled_columns(n_modes: int, hidden_size: int, kept_dims: list[int]) -> list[int]:
+    """Pooled-vector columns that stay when an encoder keeps `kept_dims`: dimension d of each mode's block."""
+    return [mode * hidden_size + d for mode in range(n_modes) for d in kept_dims]
 
 
 def _rewrite_pooling(folder: Path, width: int) -> None:
@@ -256,4 +261,4 @@ def transformer_source(source: object) -> object:
     return layout.transformer_dir if layout is not None and layout.transformer_path else source
 
 
-__all__ = ["SentenceTransformerLayout", "read_layout", "transformer_source"]
+__all__ = ["SentenceTransformerLayout", "pooling_modes", "pooled_columns", "read_layout", "transformer_source"]
