@@ -179,6 +179,7 @@ def save_head(folder: str | os.PathLike, head) -> None:
         else:
             entry = rest.pop(0)
         if type(stage).__name__ == "Dense":
+            (folder / entry["path"]).mkdir(parents=True, exist_ok=True)
             stage.save(str(folder / entry["path"]))
         new_entries.append(entry)
     if rest:
