@@ -132,3 +132,12 @@ def test_embedding_distillation_moves_a_perturbed_student_towards_the_teacher(tm
     )
     after = embedding_loss(encode(student, head, tokenizer, texts, 16), target).item()
     assert record["steps"] == 30 and after < 0.5 * before
+
+
+def test_cli_parses_the_embedding_task():
+    from hf_bort.compress.cli import parse
+
+    config = parse(["st-folder", "--dataset", "texts/", "--task", "feature-extraction", "--measure-onnx", "false"])
+    assert config.task == "feature-extraction" and config.model == "st-folder"
+    with pytest.raises(SystemExit):
+        parse(["st-folder", "--dataset", "texts/", "--task", "embeddings"])
