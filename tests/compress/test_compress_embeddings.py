@@ -141,3 +141,11 @@ def test_cli_parses_the_embedding_task():
     assert config.task == "feature-extraction" and config.model == "st-folder"
     with pytest.raises(SystemExit):
         parse(["st-folder", "--dataset", "texts/", "--task", "embeddings"])
+
+
+def test_search_embedding_objective_needs_the_head(tmp_path):
+    from hf_bort.ose import OSESearch
+
+    source = tiny_sentence_transformer(tmp_path / "st")
+    with pytest.raises(ValueError, match="embedding_head"):
+        OSESearch(source, text_dataset=["a text"] * 64, objective="embedding", output_dir=tmp_path / "run")
