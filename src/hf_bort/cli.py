@@ -42,8 +42,15 @@ def _convert(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    from .models.sentence_transformers_folder import transformer_source
+
     save_converted(
-        bort, args.output_dir, _load_tokenizer(args.source), source=args.source, max_abs_difference=difference
+        bort,
+        args.output_dir,
+        _load_tokenizer(transformer_source(args.source)),
+        args.source,
+        source=args.source,
+        max_abs_difference=difference,
     )
     print(json.dumps({**report, "saved": True}))
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_COST_RATIO = 0.25
+TASKS = ("text-classification", "feature-extraction")
 # Settings that change no result: a resumed run may differ in these from the run it continues.
 RESUME_NEUTRAL = (
     "show_progress",
@@ -36,6 +37,11 @@ class CompressionConfig:
     lowest-error front point within the budget is extracted, distilled on hidden states (2 epochs, lr 1e-4) and then
     with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2); dev metrics, then test metrics once.
 
+    With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
+    text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
+    to the teacher's; the student is distilled on hidden states (`distill_*`) and then on the teacher's sentence
+    embeddings (`task_epochs`, `task_learning_rate`, loss 1 − cos) and saved as a sentence-transformers folder.
+
     Example:
 
     ```python
@@ -59,8 +65,21 @@ class CompressionConfig:
             "DatasetDict), one such file (train only), or a Hub dataset name. In Python also a DatasetDict or Dataset."
         },
     )
+    task: str = field(
+        default="text-classification",
+        metadata={
+            "help": "What the student is for. 'text-classification': a labelled dataset, task distillation, accuracy. "
+            "'feature-extraction': a sentence-transformers source folder and texts only (no labels read): the "
+            "student is distilled on the teacher's sentence embeddings and written as a sentence-transformers folder; "
+            "agreement (mean cosine, nearest-neighbour agreement, Spearman of pairwise similarities) is reported.",
+            "choices": ["text-classification", "feature-extraction"],
+        },
+    )
     text_column: str = field(default="text", metadata={"help": "Column holding the input text."})
-    label_column: str = field(default="label", metadata={"help": "Column holding the class label (ids or names)."})
+    label_column: str = field(
+        default="label",
+        metadata={"help": "Column holding the class label (ids or names); not read when task='feature-extraction'."},
+    )
     train_split: str = field(default="train", metadata={"help": "Name of the training split."})
     validation_split: str = field(
         default="validation",
@@ -188,7 +207,9 @@ class CompressionConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"`{name}` must be a non-empty string, got {value!r}.")
-        if self.text_column == self.label_column:
+        if self.task not in TASKS:
+            raise ValueError(f"`task` must be one of {TASKS}, got {self.task!r}.")
+        if self.task == "text-classification" and self.text_column == self.label_column:
             raise ValueError("`text_column` and `label_column` must differ.")
         if self.max_cost_ratio is None and self.max_latency_ratio is None and self.max_latency_ms is None:
             self.max_cost_ratio = DEFAULT_MAX_COST_RATIO
@@ -214,7 +235,7 @@ class CompressionConfig:
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
         if not (_number(self.task_epochs) and self.task_epochs > 0):
             raise ValueError(f"`task_epochs` must be > 0 (the student's task training), got {self.task_epochs!r}.")
-        if self.alpha_ce + self.alpha_kd <= 0:
+        if self.task == "text-classification" and self.alpha_ce + self.alpha_kd <= 0:
             raise ValueError("`alpha_ce` + `alpha_kd` must be > 0.")
         if not (_number(self.validation_fraction) and 0 < self.validation_fraction < 1):
             raise ValueError(f"`validation_fraction` must be in (0, 1), got {self.validation_fraction!r}.")
@@ -268,6 +289,19 @@ class CompressionConfig:
             raise ValueError(f"`hub_private_repo` must be True, False or None, got {self.hub_private_repo!r}.")
         if self.hub_revision is not None and (not isinstance(self.hub_revision, str) or not self.hub_revision.strip()):
             raise ValueError(f"`hub_revision` must be a non-empty branch name, got {self.hub_revision!r}.")
+        if self.task == "feature-extraction":
+            try:
+                import sentence_transformers  # noqa: F401
+            except ImportError as error:
+                raise ImportError(
+                    "task='feature-extraction' needs sentence-transformers: "
+                    'pip install "hf-bort[sentence-transformers]".'
+                ) from error
+        if self.push_to_hub and self.task == "feature-extraction":
+            raise ValueError(
+                "`push_to_hub` is not available with task='feature-extraction' yet (the embedding student gets no "
+                "model card): push the output's student/ folder after writing its card, or use text-classification."
+            )
         needs_ort = self.measure_onnx or (
             self.latency_engine == "onnxruntime"
             and (self.max_latency_ratio is not None or self.max_latency_ms is not None)

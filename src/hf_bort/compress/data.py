@@ -43,7 +43,8 @@ class TaskData:
         for name in ("train", "validation", "test"):
             split = getattr(self, name)
             if split is not None:
-                digest.update(json.dumps([name, list(split["text"]), list(split["label"])]).encode())
+                labels = list(split["label"]) if "label" in split.column_names else None
+                digest.update(json.dumps([name, list(split["text"]), labels]).encode())
         digest.update(json.dumps(self.label_names).encode())
         return digest.hexdigest()[:16]
 
@@ -270,6 +271,68 @@ def load_task_data(
         label_names=names[: max(num_labels, len(names))],
         validation_carved=carved,
         notes=notes,
+    )
+
+
+def load_text_data(config) -> TaskData:
+    """
+    The train / dev / test splits of `config.dataset` as a `text` column only (labels are not read), for
+    `task="feature-extraction"`: the text column must exist and hold non-empty strings in every split. Without a
+    dev split one is carved from train (seeded shuffle, `validation_fraction`), and a note says so.
+    """
+    import datasets
+
+    raw = _load_raw(config.dataset, config.seed)
+    if config.train_split not in raw:
+        raise ValueError(
+            f"`train_split` {config.train_split!r} is not a split of the dataset (splits: {sorted(raw)})."
+        )
+    texts = {}
+    for name in (config.train_split, config.validation_split, config.test_split):
+        if name not in raw:
+            continue
+        split = raw[name]
+        if config.text_column not in split.column_names:
+            raise ValueError(
+                f"`text_column` {config.text_column!r} is not a column of the {name!r} split "
+                f"(columns: {split.column_names})."
+            )
+        if len(split) == 0:
+            raise ValueError(f"The {name!r} split is empty.")
+        values = list(split[config.text_column])
+        for i, text in enumerate(values):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(
+                    f"The {name!r} split's {config.text_column!r} must hold non-empty strings; row {i} is {text!r}."
+                )
+        texts[name] = values
+    notes: list[str] = []
+
+    def make(values: list[str]):
+        return datasets.Dataset.from_dict({"text": values})
+
+    train = make(texts[config.train_split])
+    carved = False
+    if config.validation_split in texts:
+        validation = make(texts[config.validation_split])
+    else:
+        order = list(range(len(train)))
+        random.Random(config.seed).shuffle(order)
+        take = round(len(order) * config.validation_fraction)
+        if take < 3 or take >= len(order):
+            raise ValueError("No dev split was given and train is too small to carve one of at least 3 texts.")
+        validation, train = train.select(sorted(order[:take])), train.select(sorted(order[take:]))
+        carved = True
+        notes.append(
+            f"no {config.validation_split!r} split: carved {len(validation)} texts ({config.validation_fraction:.0%}, "
+            f"seed {config.seed}) from {config.train_split!r} as the dev split"
+        )
+        logger.warning(notes[-1])
+    test = make(texts[config.test_split]) if config.test_split in texts else None
+    if test is None:
+        notes.append(f"no {config.test_split!r} split: no test agreement")
+    return TaskData(
+        train=train, validation=validation, test=test, label_names=[], validation_carved=carved, notes=notes
     )
 
 

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("data", "source", "search", "distill", "task", "reload", "latency", "test")
 REPORT_NAME = "compression_report.json"
+# Student vs teacher embeddings (task="feature-extraction", hf_bort.compress.embedding).
+AGREEMENT_METRICS = ("mean_cosine", "nearest_neighbour_agreement", "spearman_pairwise")
 
 
 @dataclass
@@ -53,8 +55,13 @@ class CompressionResult:
         return self.output_dir / "student"
 
     def load_student(self):
-        """The student as a `BortForSequenceClassification`."""
+        """The student as a `BortForSequenceClassification` (`SentenceTransformer` for task="feature-extraction")."""
         from transformers import AutoModelForSequenceClassification
+
+        if self.report.get("task") == "feature-extraction":
+            from ..ose.embedding import load_sentence_transformer
+
+            return load_sentence_transformer(self.student_path)
 
         return AutoModelForSequenceClassification.from_pretrained(self.student_path)
 
@@ -64,11 +71,12 @@ class CompressionResult:
         rows = [("", "source", "student")]
         source, student = report["source"], report["student"]
         for split in ("dev", "test"):
-            for metric in ("accuracy", "macro_f1"):
+            for metric in ("accuracy", "macro_f1", *AGREEMENT_METRICS):
                 a = (source.get(split) or {}).get(metric)  # `test` is None when there is no test split
                 b = (student.get(split) or {}).get(metric)
                 if a is not None or b is not None:
-                    rows.append((f"{split} {metric}", _fmt(a, 100, "%"), _fmt(b, 100, "%")))
+                    scale, suffix = (100, "%") if metric in ("accuracy", "macro_f1") else (1, "")
+                    rows.append((f"{split} {metric}", _fmt(a, scale, suffix), _fmt(b, scale, suffix)))
         rows.append(("parameters", f"{source['parameters']:,}", f"{student['parameters']:,}"))
         rows.append(
             (
@@ -156,9 +164,10 @@ def _source_kind(model: str) -> tuple[Any, bool]:
     from transformers import AutoConfig
 
     from ..models.bort.convert import SUPPORTED_MODEL_TYPES
+    from ..models.sentence_transformers_folder import transformer_source
 
     try:
-        config = AutoConfig.from_pretrained(model)
+        config = AutoConfig.from_pretrained(transformer_source(model))
     except OSError as error:
         raise ValueError(f"`model` {model!r} cannot be loaded: {error}") from error
     if config.model_type not in SUPPORTED_MODEL_TYPES:
@@ -220,9 +229,11 @@ def _space(config: CompressionConfig, bort_config):
 def compress(config: CompressionConfig) -> CompressionResult:
     """
     Compresses `config.model` for the labelled `config.dataset` within the budget: see the module docstring for the
-    stages and [`CompressionConfig`] for every setting. Returns a [`CompressionResult`]; the student is in
-    `OUTPUT/student/` and loads with `AutoModelForSequenceClassification.from_pretrained` (after `import hf_bort`, or
-    with `trust_remote_code=True`, which runs the modeling code saved beside the weights).
+    stages and [`CompressionConfig`] for every setting (`task="feature-extraction"`: the embedding-model path of
+    `hf_bort.compress.embedding`, whose student is a sentence-transformers folder). Returns a
+    [`CompressionResult`]; the student is in `OUTPUT/student/` and loads with
+    `AutoModelForSequenceClassification.from_pretrained` (after `import hf_bort`, or with `trust_remote_code=True`,
+    which runs the modeling code saved beside the weights).
 
     Example:
 
@@ -250,6 +261,10 @@ def compress(config: CompressionConfig) -> CompressionResult:
         from ..hub import check_push_ready
 
         check_push_ready(config.hub_model_id, field="hub_model_id")
+    if config.task == "feature-extraction":  # embedding models: hf_bort.compress.embedding
+        from .embedding import compress_embeddings
+
+        return compress_embeddings(config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     total_start = time.perf_counter()

@@ -377,11 +377,13 @@ def measure_latency(
     runs: int = 100,
     onnx_dir: Path | None = None,
     seed: int = 0,
+    task: str = "text-classification",
 ) -> dict[str, Any]:
     """
     p50/p90 latency of each model's forward pass in PyTorch eager and, with `onnx_dir`, ONNX Runtime fp32 (exported
     and validated with `hf_bort.exporters.export_onnx`), at `batch_size` × `sequence_length`, the models timed in
-    interleaved rounds; `ratio_to_<first model>` is measured in the same run.
+    interleaved rounds; `ratio_to_<first model>` is measured in the same run. `task` is the ONNX export task
+    (`"feature-extraction"` for bare encoders).
     """
     first = next(iter(models))
     out: dict[str, Any] = {
@@ -406,9 +408,7 @@ def measure_latency(
 
         runners, differences, fused = {}, {}, {}
         for name, model in models.items():
-            result = export_onnx(
-                model, onnx_dir / name, task="text-classification", tokenizer=tokenizer, overwrite=True
-            )
+            result = export_onnx(model, onnx_dir / name, task=task, tokenizer=tokenizer, overwrite=True)
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
             options.inter_op_num_threads = 1

@@ -19,6 +19,7 @@ from torch import nn
 from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.convert import SUPPORTED_MODEL_TYPES, TASK_TO_BORT_CLASS, convert_to_bort
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
+from ..models.sentence_transformers_folder import read_layout, transformer_source
 from .costs import candidate_config
 from .space import Candidate
 
@@ -73,6 +74,7 @@ def load_source_as_bort(source: Any, **kwargs) -> BortPreTrainedModel | None:
             return convert_to_bort(source)
         return None
     if isinstance(source, (str, os.PathLike)):
+        source = transformer_source(source)  # a sentence-transformers folder may keep its encoder in a sub-folder
         config = AutoConfig.from_pretrained(source, **kwargs)
         if config.model_type == "bort":
             return AutoModel.from_pretrained(source, **kwargs)
@@ -507,11 +509,41 @@ def save_extracted(
     Saves an extracted Bort model (code + `auto_map`, loadable with `AutoModel`) with the source's tokenizer and,
     with `card=True`, a `README.md` model card of the extraction from `source` (a path, Hub id or model). Callers
     that train the model further and write their own card pass `card=False`.
+
+    When `source` is a local sentence-transformers folder, the output stays one: its `modules.json`,
+    `sentence_bert_config.json`, pooling (with the extracted width as `word_embedding_dimension`), `Dense` (the
+    first one after pooling sliced to the kept dimensions) and `Normalize` modules are written around the student,
+    which goes where `modules.json` puts the transformer. Modules that cannot follow a narrower width are refused
+    with a `ValueError` before anything is written. The student must carry its `ose_plan` (from
+    [`extract_subnetwork`]) when its width differs from the source's.
     """
     save_directory = Path(save_directory)
-    student.save_pretrained(save_directory)
+    layout = read_layout(source)
+    model_directory = save_directory
+    if layout is not None:
+        pooling = layout.pooling_config() or {}
+        source_width = next(
+            (pooling[key] for key in ("word_embedding_dimension", "embedding_dimension") if key in pooling),
+            None,
+        )
+        plan = getattr(student, "ose_plan", None)
+        if source_width is None:
+            source_width = student.config.hidden_size if plan is None else len(plan.dims)
+        if plan is not None:
+            kept = list(plan.dims)
+        elif student.config.hidden_size == source_width:
+            kept = None
+        else:
+            raise ValueError(
+                f"The student's hidden size {student.config.hidden_size} differs from the sentence-transformers "
+                f"source's {source_width}, and it carries no `ose_plan` telling which dimensions it kept: save it "
+                "from extract_subnetwork's output."
+            )
+        layout.write(save_directory, hidden_size=source_width, kept_dims=kept)
+        model_directory = layout.transformer_output_dir(save_directory)
+    student.save_pretrained(model_directory)
     if tokenizer is not None:
-        tokenizer.save_pretrained(save_directory)
+        tokenizer.save_pretrained(model_directory)
     else:
         logger.warning("No tokenizer saved beside the extracted model in %s: pass `tokenizer=`.", save_directory)
     if card:

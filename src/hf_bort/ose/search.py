@@ -22,6 +22,7 @@ from ..models.bort.modeling_bort import (
     BortModel,
     BortPreTrainedModel,
 )
+from ..models.sentence_transformers_folder import transformer_source
 from .costs import ENGINES, LatencyCache, candidate_config, candidate_costs
 from .distributed import main_process_lock, maybe_init_distributed, rank_world
 from .extract import (
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = ".hf_bort.lock"
 
 COSTS = ("multiply_adds", "latency_ms")
-SEARCH_OBJECTIVES = ("auto", "task", "mlm", "hidden")
+SEARCH_OBJECTIVES = ("auto", "task", "mlm", "hidden", "embedding")
 
 
 class OSESearch:
@@ -62,6 +63,9 @@ class OSESearch:
       classifier): task distillation on the labelled rows, ê = dev KL(teacher ‖ student), dev accuracy recorded.
     - `"mlm"` (sources with an MLM head): Bort's MLM distillation, ê = held-out KL on masked tokens.
     - `"hidden"`: the relative error of the projected last hidden state on held-out texts.
+    - `"embedding"` (sentence-transformers sources, no labels; needs `embedding_head`, a
+      [`~hf_bort.ose.embedding.SentenceEmbeddingHead`] of the source): sentence-embedding distillation with the
+      cosine distance, ê = its mean on the `eval_dataset` texts (or held-out `text_dataset` texts).
 
     The algorithm (see docs/ose.md): the full budget is `max_steps = ceil(base_steps / epsilon)`; intervals ("rungs")
     train the survivors to s, 2s, 4s, … steps (s = `interval_size`), each survivor **continuing** where the previous
@@ -129,6 +133,7 @@ class OSESearch:
         tokenizer: Any = None,
         text_column: str = "text",
         show_progress: bool = True,
+        embedding_head: Any = None,
     ):
         if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 1:
             raise ValueError(f"`epsilon` must be a number in (0, 1], got {epsilon!r}.")
@@ -181,6 +186,8 @@ class OSESearch:
             raise ValueError("`max_latency_ms` needs cost='latency_ms' (latencies are only measured then).")
         if space is not None and not isinstance(space, SearchSpace):
             raise TypeError(f"`space` must be a SearchSpace, got {type(space).__name__}.")
+        if objective == "embedding" and embedding_head is None:
+            raise ValueError("objective='embedding' needs `embedding_head` (SentenceEmbeddingHead of the source).")
         if objective == "task" and task_dataset is None:
             raise ValueError("objective='task' needs `task_dataset` (labelled rows) and `eval_dataset`.")
         if task_dataset is not None:
@@ -196,11 +203,17 @@ class OSESearch:
             self.task_rows = self.eval_rows = None
             self.texts = texts_of(text_dataset, text_column)
             needed = (num_eval_batches + 1) * batch_size
+            if eval_dataset is not None:  # held-out texts given (dev texts): all of text_dataset trains
+                self.eval_texts = texts_of(eval_dataset, text_column)
+                needed = batch_size
             if len(self.texts) < needed:
                 raise ValueError(
                     f"`text_dataset` has {len(self.texts)} texts; at least {needed} are needed "
                     f"({num_eval_batches} held-out batches of {batch_size} plus one training batch)."
                 )
+        if task_dataset is not None or eval_dataset is None:
+            self.eval_texts = None
+        self.embedding_head = embedding_head
         self.source = source
         self.space = space if space is not None else SearchSpace.from_source(_config_of(source))
         self.epsilon = float(epsilon)
@@ -243,10 +256,11 @@ class OSESearch:
         if self.tokenizer is None:
             if not isinstance(source, (str, os.PathLike)):
                 raise ValueError("`tokenizer` is required when `source` is a model instance rather than a path.")
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
+            self.tokenizer = AutoTokenizer.from_pretrained(transformer_source(source))
         bort = load_source_as_bort(source)
         if bort is None:
-            teacher = AutoModel.from_pretrained(source) if isinstance(source, (str, os.PathLike)) else source
+            is_path = isinstance(source, (str, os.PathLike))
+            teacher = AutoModel.from_pretrained(transformer_source(source)) if is_path else source
             model_type = teacher.config.model_type
             if not self.allow_random_init:
                 raise ValueError(
@@ -304,6 +318,7 @@ class OSESearch:
             temperature=self.temperature,
             alpha_ce=self.alpha_ce,
             alpha_kd=self.alpha_kd,
+            embedding_head=self.embedding_head,
         )
         self.run_id = self._run_id()
         self._prepared = True
@@ -332,6 +347,8 @@ class OSESearch:
                     f"Labels {bad[:5]} do not fit the source classifier's {num_labels} labels "
                     f"(ids 0..{num_labels - 1})."
                 )
+        if wanted == "embedding" and self.bort is None:
+            raise ValueError("objective='embedding' needs a source with a weight mapping to Bort.")
         if wanted == "mlm" and not has_mlm:
             raise ValueError("objective='mlm' needs a source with an MLM head (e.g. *ForMaskedLM).")
         return wanted
@@ -374,21 +391,28 @@ class OSESearch:
         else:
             order = torch.randperm(len(self.texts), generator=generator).tolist()
             texts = [self.texts[i] for i in order]
-            n_eval = self.num_eval_batches * self.batch_size
+            n_eval = 0 if self.eval_texts is not None else self.num_eval_batches * self.batch_size
             n_train = min(self.max_train_batches, self.max_steps, (len(texts) - n_eval) // self.batch_size)
 
-            def batches(chunk: list[str]) -> list[dict[str, torch.Tensor]]:
+            def batches(chunk: list[str], size: int) -> list[dict[str, torch.Tensor]]:
                 out = []
-                for start in range(0, len(chunk), self.batch_size):
-                    batch = self._tokenise(chunk[start : start + self.batch_size])
+                for start in range(0, len(chunk), size):
+                    batch = self._tokenise(chunk[start : start + size])
                     if self.objective == "mlm":
                         batch.update(self._mask(batch, generator))
                     out.append(batch)
                 return out
 
-            self.eval_batches = batches(texts[:n_eval])
-            self.train_batches = batches(texts[n_eval : n_eval + n_train * self.batch_size])
+            if self.eval_texts is not None:
+                eval_texts = self.eval_texts[: self.num_eval_batches * self.eval_batch_size]
+                self.eval_batches = batches(eval_texts, self.eval_batch_size)
+            else:
+                eval_texts = texts[:n_eval]
+                self.eval_batches = batches(eval_texts, self.batch_size)
+            self.train_batches = batches(texts[n_eval : n_eval + n_train * self.batch_size], self.batch_size)
             fingerprint = "\x00".join(texts[: n_eval + n_train * self.batch_size])
+            if self.eval_texts is not None:
+                fingerprint += "\x01" + "\x00".join(eval_texts)
         self.text_fingerprint = hashlib.sha256(fingerprint.encode())
 
     def _mask(self, batch, generator) -> dict[str, torch.Tensor]:
@@ -705,7 +729,7 @@ class OSESearch:
         """
         The candidate (or a result's candidate) extracted from the source with the source's head (a classifier
         keeps its sliced classifier) and its dropout restored; saved with the source tokenizer when
-        `save_directory` is given.
+        `save_directory` is given (a sentence-transformers source stays one: see [`save_extracted`]).
         """
         if isinstance(candidate, CandidateResult):
             candidate = candidate.candidate

@@ -231,5 +231,7 @@ def _source_config(source: Any):
     if isinstance(source, PreTrainedModel):
         return source.config
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
-        return AutoConfig.from_pretrained(source)
+        from ..models.sentence_transformers_folder import transformer_source
+
+        return AutoConfig.from_pretrained(transformer_source(source))
     raise TypeError(f"`source` must be a config, a model or a path, got {type(source).__name__}.")

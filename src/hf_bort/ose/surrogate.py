@@ -9,6 +9,10 @@ Objectives:
   logits), and ê is the dev-set KL(teacher ‖ student) at T = 1; dev accuracy is recorded beside it.
 - `"mlm"`: the source has an MLM head: Bort's 0.1·MLM + 0.5·T²·KL on masked tokens; ê is the held-out KL.
 - `"hidden"`: otherwise: the relative error of the projected last hidden state; ê is its held-out value.
+- `"embedding"`: the source is a sentence-transformers model (no labels): the candidate's sentence embeddings (its
+  last hidden state through the source's pooling / `Dense` / `Normalize`, the `Dense` sliced to the candidate's
+  kept dims: [`SentenceEmbeddingHead`]) are trained towards the teacher's with the cosine distance
+  1 − cos(student, teacher); ê is its mean on the dev texts (`dev_mean_cosine` = 1 − ê is recorded beside it).
 
 Training is deterministic (no dropout, a fixed batch order, a constant learning rate), so a candidate trained for
 s steps, saved with its optimizer state and continued for s more gives exactly what 2s steps from the extracted
@@ -25,8 +29,9 @@ import torch
 
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from .distill import bort_distillation_loss, hidden_state_loss, kd_loss, make_projection, task_distillation_loss
+from .embedding import embedding_loss
 
-OBJECTIVES = ("task", "mlm", "hidden")
+OBJECTIVES = ("task", "mlm", "hidden", "embedding")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -59,6 +64,7 @@ class CandidateTrainer:
         temperature: float = 2.0,
         alpha_ce: float = 0.5,
         alpha_kd: float = 0.5,
+        embedding_head: torch.nn.Module | None = None,
     ):
         if objective not in OBJECTIVES:
             raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}.")
@@ -69,10 +75,16 @@ class CandidateTrainer:
         self.train_batches, self.eval_batches = train_batches, eval_batches
         self.learning_rate, self.freeze_embeddings = learning_rate, freeze_embeddings
         self.temperature, self.alpha_ce, self.alpha_kd = temperature, alpha_ce, alpha_kd
+        if objective == "embedding" and embedding_head is None:
+            raise ValueError("objective='embedding' needs `embedding_head` (a SentenceEmbeddingHead of the source).")
+        self.embedding_head = embedding_head
         with torch.no_grad():
             for batch in (*eval_batches, *train_batches):
                 if objective == "hidden" and "target" not in batch:
                     batch["target"] = _base(self.teacher)(**_inputs(batch)).last_hidden_state
+                elif objective == "embedding" and "target_embedding" not in batch:
+                    hidden = _base(self.teacher)(**_inputs(batch)).last_hidden_state
+                    batch["target_embedding"] = embedding_head(hidden, batch["attention_mask"])
                 elif objective == "task" and "teacher_logits" not in batch:
                     batch["teacher_logits"] = self.teacher(**_inputs(batch)).logits
 
@@ -82,6 +94,7 @@ class CandidateTrainer:
             "task": "dev KL(teacher ‖ student) of the classifier logits",
             "mlm": "held-out KL of the masked-LM distributions",
             "hidden": "held-out relative error of the projected last hidden state",
+            "embedding": "dev cosine distance 1 - cos of the sentence embeddings to the teacher's",
         }[self.objective]
 
     # --------------------------------------------------------------------------------------------- set-up / state
@@ -99,9 +112,13 @@ class CandidateTrainer:
             teacher_width = self.eval_batches[0]["target"].shape[-1]
             plan = getattr(student, "ose_plan", None)
             projection = make_projection(student.config.hidden_size, teacher_width, plan.dims if plan else None)
+        elif self.objective == "embedding":  # the frozen head, its Dense sliced to the candidate's dims
+            plan = getattr(student, "ose_plan", None)
+            teacher_width = _base(self.teacher).config.hidden_size
+            projection = self.embedding_head.sliced(plan.dims if plan else None, teacher_width)
         parameters = [p for p in student.parameters() if p.requires_grad]
         if projection is not None:
-            parameters += list(projection.parameters())
+            parameters += [p for p in projection.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=self.learning_rate, weight_decay=0.0)
         return projection, optimizer
 
@@ -157,6 +174,8 @@ class CandidateTrainer:
             positions = batch["labels"] != -100
             return kd_loss(logits[positions], teacher_logits[positions], temperature=1.0)
         hidden = _base(student)(**_inputs(batch)).last_hidden_state
+        if self.objective == "embedding":
+            return embedding_loss(projection(hidden, batch["attention_mask"]), batch["target_embedding"])
         return hidden_state_loss(hidden, batch["target"], batch["attention_mask"], projection)
 
     def train(self, student, projection, optimizer, start: int, stop: int) -> None:
@@ -186,4 +205,6 @@ class CandidateTrainer:
         metrics: dict[str, Any] = {}
         if self.objective == "task":
             metrics["dev_accuracy"] = correct / rows
+        if self.objective == "embedding":
+            metrics["dev_mean_cosine"] = 1 - total / rows
         return total / rows, metrics

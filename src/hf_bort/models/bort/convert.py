@@ -10,6 +10,7 @@ import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from ..._outputs import check_not_overlapping, check_output_dir
+from ..sentence_transformers_folder import read_layout, transformer_source
 from .configuration_bort import BortConfig
 from .modeling_bort import (
     BortForMaskedLM,
@@ -174,6 +175,7 @@ def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Te
 def _load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
     import transformers
 
+    path = transformer_source(path)  # a sentence-transformers folder may keep its encoder in a sub-folder
     config = AutoConfig.from_pretrained(path, **kwargs)
     _check_model_type(config.model_type)  # before any weight is read
     architecture = (getattr(config, "architectures", None) or [None])[0]
@@ -197,7 +199,10 @@ def convert_to_bort(
     `*ForPreTraining` keeps the MLM head (BERT) or only the encoder (ELECTRA discriminator).
 
     When `save_directory` is given, the Bort checkpoint is saved there with the tokenizer (`tokenizer`, or the one
-    found beside the source path).
+    found beside the source path). A local sentence-transformers folder stays one: `modules.json`, the pooling,
+    `Dense` and `Normalize` modules and `sentence_bert_config.json` are written around the Bort encoder, which goes
+    where `modules.json` puts the transformer module; load it with `import hf_bort` then
+    `SentenceTransformer(save_directory)`, or with `SentenceTransformer(save_directory, trust_remote_code=True)`.
 
     Example:
 
@@ -278,16 +283,22 @@ def save_converted(
     """
     Save a converted model with its tokenizer (`tokenizer`, or the one beside `source_path`) and a `README.md` model
     card naming the source (`source`, default `source_path` or the model's `name_or_path`) and, when given, the
-    measured `max_abs_difference` to it; return the folder.
+    measured `max_abs_difference` to it; return the folder. When `source_path` is a local sentence-transformers
+    folder, its module layout is written around the model.
     """
     from ...cards import write_converted_card
 
     save_directory = check_output_dir(save_directory, "save_directory")
-    bort.save_pretrained(save_directory)
+    layout = read_layout(source_path)
+    model_directory = save_directory
+    if layout is not None:
+        layout.write(save_directory, hidden_size=bort.config.hidden_size)
+        model_directory = layout.transformer_output_dir(save_directory)
+    bort.save_pretrained(model_directory)
     if tokenizer is None and source_path is not None:
-        tokenizer = _load_tokenizer(source_path, **from_pretrained_kwargs)
+        tokenizer = _load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
     if tokenizer is not None:
-        tokenizer.save_pretrained(save_directory)
+        tokenizer.save_pretrained(model_directory)
     else:
         logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", save_directory)
     source = source or source_path or getattr(bort, "name_or_path", None) or None
