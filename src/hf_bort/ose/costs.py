@@ -37,6 +37,7 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
         hidden_size=candidate.hidden_size,
         intermediate_size=candidate.intermediate_size,
         embedding_size=embedding_size,
+        relative_attention_head_index=None,  # which bias columns the kept heads read is the extraction's business
     )
     data.update(overrides)
     return BortConfig(**data)

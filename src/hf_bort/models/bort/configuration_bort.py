@@ -87,6 +87,55 @@ def _per_layer(name: str, value: Any, num_layers: int) -> list[int]:
     return [int(value)] * num_layers
 
 
+def _check_relative_attention(
+    num_buckets: Any, max_distance: Any, head_index: Any, heads: list[int]
+) -> list[list[int]] | None:
+    """Validates MPNet's relative-bias fields; returns the head index as plain lists (or None)."""
+    if isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or num_buckets < 0:
+        raise ValueError(
+            f"`relative_attention_num_buckets` must be an integer >= 0 (0 = no relative bias), got {num_buckets!r}."
+        )
+    if num_buckets > MAX_SIZE:
+        raise ValueError(f"`relative_attention_num_buckets` must be at most {MAX_SIZE:,}, got {num_buckets!r}.")
+    if num_buckets and num_buckets < 4:
+        raise ValueError(
+            f"`relative_attention_num_buckets` must be 0 or at least 4 (two directions, exact and logarithmic "
+            f"buckets), got {num_buckets!r}."
+        )
+    _check_positive_int("relative_attention_max_distance", max_distance)
+    if num_buckets and max_distance <= num_buckets // 4:
+        raise ValueError(
+            f"`relative_attention_max_distance` ({max_distance}) must exceed the exact-bucket range "
+            f"`relative_attention_num_buckets // 4` ({num_buckets // 4})."
+        )
+    if head_index is None:
+        return None
+    if not num_buckets:
+        raise ValueError(
+            "`relative_attention_head_index` is only meaningful with a relative bias "
+            "(`relative_attention_num_buckets` > 0)."
+        )
+    if not isinstance(head_index, (list, tuple)) or len(head_index) != len(heads):
+        raise ValueError(
+            f"`relative_attention_head_index` must hold one list per layer ({len(heads)}), got {head_index!r}."
+        )
+    out = []
+    for layer, (index, count) in enumerate(zip(head_index, heads, strict=True)):
+        if not isinstance(index, (list, tuple)) or len(index) != count:
+            raise ValueError(
+                f"`relative_attention_head_index[{layer}]` must list one table column per head ({count}), "
+                f"got {index!r}."
+            )
+        for position, column in enumerate(index):
+            if isinstance(column, bool) or not isinstance(column, int) or not 0 <= column < MAX_SIZE:
+                raise ValueError(
+                    f"`relative_attention_head_index[{layer}][{position}]` must be a column index >= 0, "
+                    f"got {column!r}."
+                )
+        out.append([int(column) for column in index])
+    return out
+
+
 class BortConfig(_BaseConfig):
     r"""
     Configuration of a Bort encoder: BERT's architecture with per-layer shapes, so that sub-networks extracted from
@@ -114,6 +163,14 @@ class BortConfig(_BaseConfig):
         pooler_hidden_act (`str`, defaults to `"tanh"`): the pooler's activation (`"gelu"` for converted ELECTRA
             classifiers).
         classifier_dropout (`float`, *optional*): dropout before task heads; defaults to `hidden_dropout_prob`.
+        relative_attention_num_buckets (`int`, defaults to 0): `0` means no relative position bias (BERT). A positive
+            value adds MPNet's bucketed relative position bias to every layer's attention scores: one table
+            `encoder.relative_attention_bias` of `relative_attention_num_buckets` rows, shared by all layers.
+        relative_attention_max_distance (`int`, defaults to 128): distance beyond which relative positions share the
+            last (logarithmic) bucket.
+        relative_attention_head_index (`list[list[int]]`, *optional*): for each layer, the column of the shared
+            bias table that each of its heads reads. Unset, layer `l` reads columns `0 … heads(l) - 1`; extraction
+            sets it when layers keep different heads, so that the kept heads still share one table exactly.
         pad_token_id (`int`, *optional*, defaults to 1): `None` or a token id in `[0, vocab_size)`.
 
     Every field is checked here and a bad value raises a `ValueError` naming it: sizes are positive integers of at
@@ -153,6 +210,9 @@ class BortConfig(_BaseConfig):
         add_pooling_layer: bool = True,
         pooler_hidden_act: str = "tanh",
         classifier_dropout: float | None = None,
+        relative_attention_num_buckets: int = 0,
+        relative_attention_max_distance: int = 128,
+        relative_attention_head_index: list[list[int]] | None = None,
         pad_token_id: int | None = 1,
         bos_token_id: int | None = 0,
         eos_token_id: int | None = 2,
@@ -223,6 +283,9 @@ class BortConfig(_BaseConfig):
         _check_float("initializer_range", initializer_range, 0.0)
         _check_activation("hidden_act", hidden_act)
         _check_activation("pooler_hidden_act", pooler_hidden_act)
+        relative_attention_head_index = _check_relative_attention(
+            relative_attention_num_buckets, relative_attention_max_distance, relative_attention_head_index, heads
+        )
 
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -244,6 +307,9 @@ class BortConfig(_BaseConfig):
         self.add_pooling_layer = add_pooling_layer
         self.pooler_hidden_act = pooler_hidden_act
         self.classifier_dropout = classifier_dropout
+        self.relative_attention_num_buckets = relative_attention_num_buckets
+        self.relative_attention_max_distance = relative_attention_max_distance
+        self.relative_attention_head_index = relative_attention_head_index
 
     @property
     def layer_num_attention_heads(self) -> list[int]:
@@ -254,6 +320,20 @@ class BortConfig(_BaseConfig):
     def layer_intermediate_sizes(self) -> list[int]:
         """FFN width of each layer, as a list of `num_hidden_layers` ints."""
         return _per_layer("intermediate_size", self.intermediate_size, self.num_hidden_layers)
+
+    @property
+    def layer_relative_attention_head_index(self) -> list[list[int]]:
+        """For each layer, the column of the shared relative-bias table each head reads (see the class docstring)."""
+        if self.relative_attention_head_index is not None:
+            return [list(index) for index in self.relative_attention_head_index]
+        return [list(range(heads)) for heads in self.layer_num_attention_heads]
+
+    @property
+    def relative_attention_bias_heads(self) -> int:
+        """Columns of the shared relative-bias table (0 without a relative bias)."""
+        if not self.relative_attention_num_buckets:
+            return 0
+        return 1 + max(max(index) for index in self.layer_relative_attention_head_index)
 
     @property
     def embedding_width(self) -> int:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -117,11 +119,26 @@ class BortSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, self.all_head_size)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.scaling = self.attention_head_size**-0.5
+        # Columns of the shared relative-bias table read by this layer's heads (MPNet); None without a bias.
+        self.relative_head_index = (
+            config.layer_relative_attention_head_index[layer_idx] if config.relative_attention_num_buckets else None
+        )
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        position_bias: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch_size, seq_length, _ = hidden_states.shape
+        if position_bias is not None:  # [1, table heads, L, L] -> this layer's heads, added to the additive mask
+            index = self.relative_head_index
+            if index == list(range(len(index))):
+                position_bias = position_bias[:, : len(index)]
+            else:
+                position_bias = position_bias[:, index]
+            attention_mask = position_bias if attention_mask is None else attention_mask + position_bias
         shape = (batch_size, seq_length, self.num_attention_heads, self.attention_head_size)
         query = self.query(hidden_states).view(shape).transpose(1, 2)
         key = self.key(hidden_states).view(shape).transpose(1, 2)
@@ -161,8 +178,8 @@ class BortAttention(nn.Module):
         self.self = BortSelfAttention(config, layer_idx)
         self.output = BortSelfOutput(config, layer_idx)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        context, probs = self.self(hidden_states, attention_mask, output_attentions)
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None):
+        context, probs = self.self(hidden_states, attention_mask, output_attentions, position_bias)
         return self.output(context, hidden_states), probs
 
 
@@ -194,10 +211,27 @@ class BortLayer(GradientCheckpointingLayer):
         self.intermediate = BortIntermediate(config, layer_idx)
         self.output = BortOutput(config, layer_idx)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        attention_output, probs = self.attention(hidden_states, attention_mask, output_attentions)
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None):
+        attention_output, probs = self.attention(hidden_states, attention_mask, output_attentions, position_bias)
         layer_output = self.output(self.intermediate(attention_output), attention_output)
         return layer_output, probs
+
+
+def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """MPNet's (T5-style, bidirectional) bucket of each relative position `key - query`: half of the buckets per
+    direction, exact for distances below `num_buckets // 4`, logarithmic up to `max_distance`, then the last."""
+    buckets = 0
+    n = -relative_position
+    num_buckets //= 2
+    buckets += (n < 0).to(torch.long) * num_buckets
+    n = torch.abs(n)
+    max_exact = num_buckets // 2
+    is_small = n < max_exact
+    val_if_large = max_exact + (
+        torch.log(n.float() / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+    ).to(torch.long)
+    val_if_large = torch.min(val_if_large, torch.full_like(val_if_large, num_buckets - 1))
+    return buckets + torch.where(is_small, n, val_if_large)
 
 
 class BortEncoder(nn.Module):
@@ -205,13 +239,33 @@ class BortEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.layer = nn.ModuleList([BortLayer(config, index) for index in range(config.num_hidden_layers)])
+        if config.relative_attention_num_buckets:  # MPNet: one bias table shared by all layers
+            self.relative_attention_bias = nn.Embedding(
+                config.relative_attention_num_buckets, config.relative_attention_bias_heads
+            )
         self.gradient_checkpointing = False
+
+    def position_bias(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
+        """The relative position bias [1, table heads, L, L] (MPNet), or None when the model has none."""
+        if not self.config.relative_attention_num_buckets:
+            return None
+        length = hidden_states.shape[1]
+        positions = torch.arange(length, dtype=torch.long, device=hidden_states.device)
+        bucket = relative_position_bucket(
+            positions[None, :] - positions[:, None],
+            self.config.relative_attention_num_buckets,
+            self.config.relative_attention_max_distance,
+        )
+        return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0).to(hidden_states.dtype)
 
     def forward(self, hidden_states, attention_mask=None, output_attentions=False, output_hidden_states=False):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
+        position_bias = self.position_bias(hidden_states)
         for layer in self.layer:
-            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions=output_attentions)
+            hidden_states, probs = layer(
+                hidden_states, attention_mask, output_attentions=output_attentions, position_bias=position_bias
+            )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:

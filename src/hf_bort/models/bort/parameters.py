@@ -45,7 +45,7 @@ def count_parameters(config: PretrainedConfig, task: str = "feature-extraction")
     Counts the parameters of the Bort model that `config` describes for `task`, exactly, without building it.
 
     `config` is a [`BortConfig`] or the configuration of any encoder [`convert_to_bort`] supports (BERT, RoBERTa,
-    XLM-R, CamemBERT, ELECTRA), which is first translated into the equivalent Bort configuration.
+    XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet), which is first translated into the equivalent Bort configuration.
 
     Example:
 
@@ -69,7 +69,7 @@ def count_parameters(config: PretrainedConfig, task: str = "feature-extraction")
     if width != hidden:
         embeddings += _linear(width, hidden)  # embeddings_project
 
-    encoder = 0
+    encoder = config.relative_attention_num_buckets * config.relative_attention_bias_heads  # MPNet's shared bias
     for heads, intermediate in zip(config.layer_num_attention_heads, config.layer_intermediate_sizes, strict=True):
         inner = heads * config.attention_head_size
         encoder += 3 * _linear(hidden, inner) + _linear(inner, hidden) + 2 * hidden  # Q, K, V, output, LayerNorm
