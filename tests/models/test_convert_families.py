@@ -96,6 +96,14 @@ def test_mpnet_relative_bias_is_compared_not_ignored():
     assert max_difference(source, bort, padded_batch()) > 1e-3
 
 
+def test_distilbert_comparison_is_not_vacuous():
+    source = make_source("distilbert-sinusoidal", "Model")
+    bort = convert_to_bort(source).eval()
+    with torch.no_grad():
+        bort.embeddings.position_embeddings.weight[3, 5] += 0.5
+    assert max_difference(source, bort, padded_batch()) > 1e-3
+
+
 def test_mpnet_table_rows_past_the_computed_buckets_are_dropped():
     """MPNet computes 32 buckets whatever `relative_attention_num_buckets` says: extra rows are never read."""
     torch.manual_seed(0)
