@@ -1,4 +1,4 @@
-"""Tiny DistilBERT and MPNet sources (every head), shared by the conversion, extraction and export tests."""
+"""Tiny DistilBERT, MPNet and DeBERTa-v2/v3 sources (every head) for the conversion, extraction and export tests."""
 
 from __future__ import annotations
 
@@ -30,6 +30,32 @@ MPNET = dict(
     initializer_range=0.2,
     num_labels=3,
 )
+DEBERTA = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+    max_position_embeddings=64,
+    initializer_range=0.2,
+    num_labels=3,
+    pad_token_id=0,
+    relative_attention=True,
+    share_att_key=True,
+)
+# DeBERTa-v3's layout: no absolute positions, no token types, both position terms, log buckets, normalised table.
+DEBERTA_V3 = dict(
+    pos_att_type=["p2c", "c2p"],
+    position_biased_input=False,
+    position_buckets=8,
+    max_relative_positions=64,
+    norm_rel_ebd="layer_norm",
+    type_vocab_size=0,
+)
+# DeBERTa-v2's base layout: absolute positions, token types, one position term, no buckets.
+DEBERTA_V2 = dict(pos_att_type=["c2p"], position_biased_input=True, max_relative_positions=16, type_vocab_size=2)
 FAMILIES = {
     "distilbert": ("DistilBert", lambda: transformers.DistilBertConfig(**DISTILBERT)),
     "distilbert-sinusoidal": (
@@ -37,6 +63,8 @@ FAMILIES = {
         lambda: transformers.DistilBertConfig(**DISTILBERT, sinusoidal_pos_embds=True),
     ),
     "mpnet": ("MPNet", lambda: transformers.MPNetConfig(**MPNET)),
+    "deberta-v3": ("DebertaV2", lambda: transformers.DebertaV2Config(**DEBERTA, **DEBERTA_V3)),
+    "deberta-v2": ("DebertaV2", lambda: transformers.DebertaV2Config(**DEBERTA, **DEBERTA_V2)),
 }
 HEADS = (
     "Model",

@@ -1,4 +1,4 @@
-"""Bort models converted from DistilBERT and MPNet export to ONNX and validate against PyTorch."""
+"""Bort models converted from DistilBERT, MPNet and DeBERTa-v3 export to ONNX and validate against PyTorch."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ pytest.importorskip("onnxruntime")
 from hf_bort.exporters import export_onnx  # noqa: E402
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3"])
 @pytest.mark.parametrize(
     ("head", "task"), [("Model", "feature-extraction"), ("ForSequenceClassification", "text-classification")]
 )

@@ -1,4 +1,4 @@
-"""DistilBERT and MPNet convert to Bort exactly: every head, padding in the batch, hidden states and logits."""
+"""DistilBERT, MPNet and DeBERTa-v2/v3 convert to Bort exactly: every head, padding in the batch, every output."""
 
 from __future__ import annotations
 
@@ -18,13 +18,23 @@ from hf_bort import (
     BortForMaskedLM,
     BortForSequenceClassification,
     BortModel,
+    bort_config_from,
     convert_to_bort,
     count_parameters,
 )
 from hf_bort.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_families import DISTILBERT, FAMILIES, HEADS, MPNET, make_source, padded_batch  # noqa: E402
+from tiny_families import (  # noqa: E402
+    DEBERTA,
+    DEBERTA_V3,
+    DISTILBERT,
+    FAMILIES,
+    HEADS,
+    MPNET,
+    make_source,
+    padded_batch,
+)
 from tiny_tokenizers import bert_tokenizer  # noqa: E402
 
 
@@ -62,7 +72,7 @@ def test_every_head_converts_exactly(family, head):
     source = make_source(family, head)
     bort = convert_to_bort(source)
     assert bort.config.model_type == "bort" and type(bort).__name__ == "Bort" + head
-    assert bort.config.type_vocab_size == 0
+    assert bort.config.type_vocab_size == getattr(source.config, "type_vocab_size", 0)
     assert max_difference(source, bort.eval(), _inputs(head, padded_batch())) < 1e-5
     # the Bort model counts exactly what it holds
     assert sum(p.numel() for p in bort.parameters()) == count_parameters(bort.config, _task(head)).total
@@ -133,7 +143,7 @@ def test_mpnet_mlm_head_with_another_activation_is_refused():
     assert isinstance(convert_to_bort(transformers.MPNetModel(config)), BortModel)  # the encoder itself is fine
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3", "deberta-v2"])
 def test_parameter_counter_matches_the_source(family):
     """The counter reads the source config directly and equals what transformers' own classes hold."""
     for head, task in (("Model", "feature-extraction"), ("ForMaskedLM", "fill-mask")):
@@ -142,7 +152,7 @@ def test_parameter_counter_matches_the_source(family):
         assert count_parameters(source.config, task).total == total
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3"])
 def test_cli_convert_saves_tokenizer_and_reloads(tmp_path, capsys, family):
     import json
 
@@ -225,3 +235,49 @@ def test_relative_bias_config_is_validated():
     )
     assert config.relative_attention_bias_heads == 5
     assert BortConfig.from_dict(config.to_dict()).layer_relative_attention_head_index == [[0, 4, 1], [2, 3, 0]]
+
+
+def test_deberta_long_input_and_the_legacy_free_mlm_head():
+    """60 tokens reach DeBERTa's logarithmic buckets; `legacy=False` MLM heads (`lm_predictions`) convert too (5.x)."""
+    source = make_source("deberta-v3", "Model")
+    assert max_difference(source, convert_to_bort(source).eval(), padded_batch(60)) < 1e-5
+    if int(transformers.__version__.split(".")[0]) < 5:
+        return  # transformers 4.x ties `lm_predictions.lm_head.dense` to the word embeddings: the source cannot run
+    config = transformers.DebertaV2Config(**DEBERTA, **DEBERTA_V3, legacy=False)
+    torch.manual_seed(0)
+    source = transformers.DebertaV2ForMaskedLM(config).eval()
+    assert max_difference(source, convert_to_bort(source).eval(), padded_batch()) < 1e-5
+
+
+def test_deberta_relative_embeddings_are_compared_not_ignored():
+    source = make_source("deberta-v3", "Model")
+    bort = convert_to_bort(source).eval()
+    config = bort.config
+    assert config.pos_att_type == ["c2p", "p2c"] and config.position_embedding_type == "none"
+    assert config.mask_padded_tokens and config.relative_embeddings_layer_norm and config.relative_span == 8
+    with torch.no_grad():
+        bort.encoder.rel_embeddings.weight[9, 5] += 0.5  # one entry: a constant row would vanish in the LayerNorm
+    assert max_difference(source, bort, padded_batch()) > 1e-3
+
+
+def test_deberta_layouts_bort_cannot_represent_are_refused_before_any_work():
+    for overrides, message in (
+        ({"share_att_key": False}, "share_att_key=False"),
+        ({"conv_kernel_size": 3}, "conv_kernel_size"),
+        ({"embedding_size": 16}, "embedding_size"),
+        ({"relative_attention": False}, "pos_att_type` without `relative_attention"),
+    ):
+        config = transformers.DebertaV2Config(**{**DEBERTA, **DEBERTA_V3, **overrides})
+        with pytest.raises(ValueError, match=message):
+            bort_config_from(config)
+
+
+def test_deberta_multiply_adds_match_the_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hf_bort.ose.costs import encoder_multiply_adds
+
+    bort = convert_to_bort(make_source("deberta-v3", "Model")).eval()
+    with FlopCounterMode(display=False) as counter:  # explicit attention so that the counter sees its matmuls
+        bort(torch.randint(3, 99, (1, 12)), output_attentions=True)
+    assert encoder_multiply_adds(bort.config, 12) == counter.get_total_flops() // 2

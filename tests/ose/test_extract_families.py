@@ -1,4 +1,4 @@
-"""Extraction from DistilBERT and MPNet: the full candidate equals the source, sub-networks are exact and reload."""
+"""Extraction from DistilBERT, MPNet and DeBERTa-v3: full candidate equal to the source, exact sub-networks, reload."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _source(family: str, head: str):
     return convert_to_bort(make_source(family, head)).eval()
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3"])
 @pytest.mark.parametrize("method", ["activation", "gradient"])
 def test_full_candidate_equals_the_source(family, method, calibration):
     source = _source(family, "ForMaskedLM")
@@ -38,7 +38,7 @@ def test_full_candidate_equals_the_source(family, method, calibration):
     assert all(torch.equal(a, b) for a, b in zip(expected.hidden_states, actual.hidden_states, strict=True))
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3"])
 def test_removing_heads_equals_the_source_with_those_heads_silenced(family, calibration):
     """Dropping heads per layer keeps the shared MPNet bias columns of the kept heads, exactly."""
     source = _source(family, "ForSequenceClassification")
@@ -63,7 +63,7 @@ def test_removing_heads_equals_the_source_with_those_heads_silenced(family, cali
     torch.testing.assert_close(actual.logits, expected.logits, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3"])
 @pytest.mark.parametrize("head", list(HEADS_TO_TASK))
 @pytest.mark.parametrize("heterogeneous", [False, True])
 def test_smaller_candidates_count_train_and_reload(tmp_path, family, head, heterogeneous, calibration, bert_tok):
@@ -91,7 +91,7 @@ def test_smaller_candidates_count_train_and_reload(tmp_path, family, head, heter
         assert smaller(**batch).logits.isfinite().all()
 
 
-@pytest.mark.parametrize("family", ["distilbert", "mpnet"])
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3"])
 def test_search_inherits_the_source_weights(tmp_path, family, bert_tok, texts):
     """OSESearch extracts from these families (no random initialisation): the full candidate has zero error."""
     source = make_source(family, "Model")

@@ -422,7 +422,11 @@ def slice_state_dict(
                 raise KeyError(f"Do not know how to slice {key!r}.")
             out[f"{match['prefix']}{new_index}.{rest}"] = value
             continue
-        if "embeddings." in key and "embeddings_project" not in key:
+        if key.endswith("encoder.rel_embeddings.weight"):  # DeBERTa's relative embeddings live in the residual width
+            value = _slice(tensor, None, dims)
+        elif ".encoder.LayerNorm." in f".{key}":  # ... and so does their LayerNorm
+            value = _slice(tensor, dims)
+        elif "embeddings." in key and "embeddings_project" not in key:
             value = _slice(tensor, None, emb) if tensor.dim() == 2 else _slice(tensor, emb)
         elif "embeddings_project." in key:
             value = _slice(tensor, dims)

@@ -12,7 +12,8 @@ try:  # transformers >= 5 renamed the class and keeps the old name as an alias
 except ImportError:  # pragma: no cover - transformers 4.x
     from transformers import PretrainedConfig as _BaseConfig
 
-POSITION_EMBEDDING_TYPES = ("absolute", "roberta")
+POSITION_EMBEDDING_TYPES = ("absolute", "roberta", "none")
+DISENTANGLED_TERMS = ("c2p", "p2c")
 
 # Two readings of "Bort". See ``BortConfig.from_preset`` for why they differ. Both follow the released checkpoint as
 # transformers' conversion script wrote it: 512 positions counted from 0, one (all-zero) token type, eps 1e-5, pad 1.
@@ -136,6 +137,22 @@ def _check_relative_attention(
     return out
 
 
+def _check_disentangled(pos_att_type: Any, position_buckets: Any, max_relative_positions: Any) -> list[str] | None:
+    """Validates DeBERTa's disentangled-attention fields; returns the terms as a list (or None)."""
+    for name, value in (("position_buckets", position_buckets), ("max_relative_positions", max_relative_positions)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIZE:
+            raise ValueError(f"`{name}` must be an integer in [0, {MAX_SIZE:,}] (0 = unset), got {value!r}.")
+    if not pos_att_type:
+        return None
+    if not isinstance(pos_att_type, (list, tuple)) or not set(pos_att_type) <= set(DISENTANGLED_TERMS):
+        raise ValueError(f"`pos_att_type` must be a list of terms from {DISENTANGLED_TERMS}, got {pos_att_type!r}.")
+    if max_relative_positions < 1:
+        raise ValueError("`max_relative_positions` must be > 0 with `pos_att_type` (DeBERTa's relative attention).")
+    if position_buckets == 1:
+        raise ValueError("`position_buckets` must be 0 (no buckets) or at least 2.")
+    return [term for term in DISENTANGLED_TERMS if term in pos_att_type]
+
+
 class BortConfig(_BaseConfig):
     r"""
     Configuration of a Bort encoder: BERT's architecture with per-layer shapes, so that sub-networks extracted from
@@ -171,6 +188,18 @@ class BortConfig(_BaseConfig):
         relative_attention_head_index (`list[list[int]]`, *optional*): for each layer, the column of the shared
             bias table that each of its heads reads. Unset, layer `l` reads columns `0 … heads(l) - 1`; extraction
             sets it when layers keep different heads, so that the kept heads still share one table exactly.
+        pos_att_type (`list[str]`, *optional*): DeBERTa's disentangled attention terms, a subset of `["c2p", "p2c"]`
+            (content-to-position, position-to-content). Each layer projects the shared relative embeddings
+            `encoder.rel_embeddings` with its own query / key weights (DeBERTa's `share_att_key`), and the scores are
+            scaled by `1 / sqrt(attention_head_size * (1 + len(pos_att_type)))`.
+        position_buckets (`int`, defaults to 0): DeBERTa's log-bucketed relative positions (`0` = unbucketed); the
+            relative table has `2 * position_buckets` rows (or `2 * max_relative_positions` without buckets).
+        max_relative_positions (`int`, defaults to 0): DeBERTa's largest relative distance (required, > 0, with
+            `pos_att_type`).
+        relative_embeddings_layer_norm (`bool`, defaults to `False`): LayerNorm `encoder.LayerNorm` on the relative
+            embeddings (DeBERTa's `norm_rel_ebd="layer_norm"`).
+        mask_padded_tokens (`bool`, defaults to `False`): DeBERTa's masking: padded tokens' embeddings are zeroed
+            and padded query rows are masked as well as padded keys.
         pad_token_id (`int`, *optional*, defaults to 1): `None` or a token id in `[0, vocab_size)`.
 
     Every field is checked here and a bad value raises a `ValueError` naming it: sizes are positive integers of at
@@ -213,6 +242,11 @@ class BortConfig(_BaseConfig):
         relative_attention_num_buckets: int = 0,
         relative_attention_max_distance: int = 128,
         relative_attention_head_index: list[list[int]] | None = None,
+        pos_att_type: list[str] | None = None,
+        position_buckets: int = 0,
+        max_relative_positions: int = 0,
+        relative_embeddings_layer_norm: bool = False,
+        mask_padded_tokens: bool = False,
         pad_token_id: int | None = 1,
         bos_token_id: int | None = 0,
         eos_token_id: int | None = 2,
@@ -286,6 +320,18 @@ class BortConfig(_BaseConfig):
         relative_attention_head_index = _check_relative_attention(
             relative_attention_num_buckets, relative_attention_max_distance, relative_attention_head_index, heads
         )
+        pos_att_type = _check_disentangled(pos_att_type, position_buckets, max_relative_positions)
+        for name, value in (
+            ("relative_embeddings_layer_norm", relative_embeddings_layer_norm),
+            ("mask_padded_tokens", mask_padded_tokens),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be a bool, got {value!r}.")
+        if pos_att_type and relative_attention_num_buckets:
+            raise ValueError(
+                "`pos_att_type` (DeBERTa) and `relative_attention_num_buckets` (MPNet) are two kinds of relative "
+                "position; a model has at most one."
+            )
 
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -310,6 +356,11 @@ class BortConfig(_BaseConfig):
         self.relative_attention_num_buckets = relative_attention_num_buckets
         self.relative_attention_max_distance = relative_attention_max_distance
         self.relative_attention_head_index = relative_attention_head_index
+        self.pos_att_type = pos_att_type
+        self.position_buckets = position_buckets
+        self.max_relative_positions = max_relative_positions
+        self.relative_embeddings_layer_norm = relative_embeddings_layer_norm
+        self.mask_padded_tokens = mask_padded_tokens
 
     @property
     def layer_num_attention_heads(self) -> list[int]:
@@ -334,6 +385,13 @@ class BortConfig(_BaseConfig):
         if not self.relative_attention_num_buckets:
             return 0
         return 1 + max(max(index) for index in self.layer_relative_attention_head_index)
+
+    @property
+    def relative_span(self) -> int:
+        """DeBERTa's attention span: half the rows of `encoder.rel_embeddings` (0 without disentangled attention)."""
+        if not self.pos_att_type:
+            return 0
+        return self.position_buckets or self.max_relative_positions
 
     @property
     def embedding_width(self) -> int:

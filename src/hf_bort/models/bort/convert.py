@@ -27,7 +27,7 @@ from .modeling_bort import (
 logger = logging.getLogger(__name__)
 
 ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
-SUPPORTED_MODEL_TYPES = ("bert", *ROBERTA_FAMILY, "electra", "distilbert", "mpnet", "bort")
+SUPPORTED_MODEL_TYPES = ("bert", *ROBERTA_FAMILY, "electra", "distilbert", "mpnet", "deberta-v2", "bort")
 # Families whose MLM head (`lm_head`) applies GELU whatever `hidden_act` says; Bort's MLM transform uses `hidden_act`.
 _LM_HEAD_GELU = (*ROBERTA_FAMILY, "mpnet")
 # MPNet computes its relative-position buckets with these constants, whatever the size of its bias table.
@@ -110,6 +110,21 @@ _BODY_RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
         (".attention.LayerNorm.", ".attention.output.LayerNorm."),
     ),
 }
+_BODY_RENAMES["deberta-v2"] = (
+    (".attention.self.query_proj.", ".attention.self.query."),
+    (".attention.self.key_proj.", ".attention.self.key."),
+    (".attention.self.value_proj.", ".attention.self.value."),
+)
+_DEBERTA_POOLER = {"pooler.dense.": "bort.pooler.dense."}  # ContextPooler: dense + `pooler_hidden_act`
+_HEAD_RENAMES["deberta-v2"] = {
+    "fill-mask": {  # the non-legacy head (config.legacy=False); the legacy one already has BERT's names
+        "lm_predictions.lm_head.dense.": "cls.predictions.transform.dense.",
+        "lm_predictions.lm_head.LayerNorm.": "cls.predictions.transform.LayerNorm.",
+        "lm_predictions.lm_head.bias": "cls.predictions.bias",
+    },
+    "text-classification": _DEBERTA_POOLER,
+    "multiple-choice": _DEBERTA_POOLER,
+}
 _UNSUPPORTED_HEADS = {("electra", "multiple-choice"): "ELECTRA's multiple-choice head (SequenceSummary)"}
 
 
@@ -145,7 +160,7 @@ def bort_config_from(source: PretrainedConfig, add_pooling_layer: bool | None = 
         )
     fields = _family_fields(source, model_type)
     if add_pooling_layer is None:
-        add_pooling_layer = model_type not in ("electra", "distilbert")  # their base models have no pooler
+        add_pooling_layer = model_type not in ("electra", "distilbert", "deberta-v2")  # base models without pooler
     return BortConfig(
         **fields,
         vocab_size=source.vocab_size,
@@ -178,6 +193,8 @@ def _family_fields(source: PretrainedConfig, model_type: str) -> dict:
             "classifier_dropout": source.seq_classif_dropout,
             "pad_token_id": source.pad_token_id,
         }
+    if model_type == "deberta-v2":
+        return _deberta_fields(source)
     fields = {
         "hidden_size": source.hidden_size,
         "num_hidden_layers": source.num_hidden_layers,
@@ -219,6 +236,55 @@ def _family_fields(source: PretrainedConfig, model_type: str) -> dict:
         "embedding_size": embedding_size if embedding_size != source.hidden_size else None,
         "pooler_hidden_act": "gelu" if is_electra else "tanh",
     }
+
+
+def _deberta_fields(source: PretrainedConfig) -> dict:
+    """DeBERTa-v2/v3: disentangled relative attention, optional absolute positions, padding masked as DeBERTa does."""
+    relative = bool(getattr(source, "relative_attention", False))
+    pos_att_type = list(getattr(source, "pos_att_type", None) or [])
+    problems = []
+    if pos_att_type and not relative:
+        problems.append("`pos_att_type` without `relative_attention` (scales the scores but adds no position term)")
+    if relative and pos_att_type and not getattr(source, "share_att_key", False):
+        problems.append("`share_att_key=False` (separate position projections)")
+    if getattr(source, "conv_kernel_size", 0) > 0:
+        problems.append("`conv_kernel_size` > 0 (the convolution of DeBERTa-v2-xlarge/xxlarge)")
+    if getattr(source, "embedding_size", source.hidden_size) != source.hidden_size:
+        problems.append("`embedding_size` != `hidden_size` (DeBERTa projects before its embedding LayerNorm)")
+    if getattr(source, "pooler_hidden_size", source.hidden_size) != source.hidden_size:
+        problems.append("`pooler_hidden_size` != `hidden_size`")
+    if problems:
+        raise ValueError(f"Cannot convert this DeBERTa-v2 configuration to Bort: {'; '.join(problems)}.")
+    max_relative = getattr(source, "max_relative_positions", -1)
+    if max_relative < 1:
+        max_relative = source.max_position_embeddings
+    norm_rel_ebd = [part.strip() for part in str(getattr(source, "norm_rel_ebd", "none")).lower().split("|")]
+    fields = {
+        "hidden_size": source.hidden_size,
+        "num_hidden_layers": source.num_hidden_layers,
+        "num_attention_heads": source.num_attention_heads,
+        "intermediate_size": source.intermediate_size,
+        "hidden_act": source.hidden_act,
+        "hidden_dropout_prob": source.hidden_dropout_prob,
+        "attention_probs_dropout_prob": source.attention_probs_dropout_prob,
+        "layer_norm_eps": source.layer_norm_eps,
+        "type_vocab_size": source.type_vocab_size,
+        "position_embedding_type": "absolute" if getattr(source, "position_biased_input", True) else "none",
+        "mask_padded_tokens": True,
+        "pooler_hidden_act": source.pooler_hidden_act,
+        "classifier_dropout": getattr(source, "cls_dropout", None),
+        "pad_token_id": getattr(source, "pad_token_id", None),
+    }
+    if getattr(source, "attention_head_size", None):
+        fields["attention_head_size"] = source.attention_head_size
+    if relative and pos_att_type:
+        fields.update(
+            pos_att_type=pos_att_type,
+            position_buckets=max(0, getattr(source, "position_buckets", -1)),
+            max_relative_positions=max_relative,
+            relative_embeddings_layer_norm="layer_norm" in norm_rel_ebd,
+        )
+    return fields
 
 
 def _source_task(model: PreTrainedModel) -> str:
