@@ -1,14 +1,16 @@
 """
 Largest output difference between each converted family and its Bort conversion, for README's "Converting" section.
 
-For every family (DistilBERT with learned and with sinusoidal positions, MPNet) and every head transformers offers
+For every family (DistilBERT with learned and with sinusoidal positions, MPNet, DeBERTa-v3 and DeBERTa-v2 layouts)
+and every head transformers offers
 (base model, MLM, sequence / token classification, QA, multiple choice): a tiny random source (2 layers, width 32,
 4 heads, FFN 37, initializer range 0.2, MPNet's relative bias drawn from N(0, 1)) built exactly as in
 `tests/tiny_families.py`, converted with `convert_to_bort`, and compared in fp32 on a batch of two sequences, the
-second padded (9 tokens; 200 tokens for MPNet's base model, which reaches its logarithmic and saturated buckets).
+second padded (9 tokens; 200 tokens for the base models of MPNet and DeBERTa, through their logarithmic buckets).
 The difference is the maximum over every layer's hidden states (non-padding tokens) and every output tensor.
 With `--base-size`, the base models are also built at the published shapes (distilbert-base-uncased: 6 × 768,
-12 heads, FFN 3072; all-mpnet-base-v2 / mpnet-base: 12 × 768) with random weights and compared on 2 × 128 tokens.
+12 heads, FFN 3072; all-mpnet-base-v2 / mpnet-base: 12 × 768; deberta-v3-base: 12 × 768, 256 buckets) with random
+weights and compared on 2 × 128 tokens.
 
     PYTHONPATH=src python benchmarks/convert_families.py --base-size
 """
@@ -34,6 +36,22 @@ BASE_SIZE = {
     "distilbert": lambda: transformers.DistilBertConfig(vocab_size=30522),
     "distilbert-sinusoidal": lambda: transformers.DistilBertConfig(vocab_size=30522, sinusoidal_pos_embds=True),
     "mpnet": lambda: transformers.MPNetConfig(vocab_size=30527, max_position_embeddings=514),
+    "deberta-v3": lambda: transformers.DebertaV2Config(  # microsoft/deberta-v3-base's config
+        vocab_size=128100,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        layer_norm_eps=1e-7,
+        relative_attention=True,
+        pos_att_type=["p2c", "c2p"],
+        position_biased_input=False,
+        position_buckets=256,
+        max_relative_positions=-1,
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        type_vocab_size=0,
+    ),
 }
 
 
@@ -70,7 +88,7 @@ def main() -> None:
         for head in HEADS:
             source = make_source(family, head)
             bort = convert_to_bort(source).eval()
-            length = 200 if (family == "mpnet" and head == "Model") else 9
+            length = 200 if (family in ("mpnet", "deberta-v3") and head == "Model") else 9
             results[family][head] = max_difference(source, bort, _inputs(head, padded_batch(length)))
             print(f"{family:22s} {head:26s} {results[family][head]:.2e}", flush=True)
     base_size: dict[str, float] = {}

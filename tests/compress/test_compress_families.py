@@ -1,4 +1,4 @@
-"""`compress` on DistilBERT and MPNet sources: the search and the student inherit the source's weights."""
+"""`compress` on DistilBERT, MPNet and DeBERTa-v3 sources: the search and the student inherit the source's weights."""
 
 from __future__ import annotations
 
@@ -23,6 +23,23 @@ SOURCES = {
     "mpnet": lambda: transformers.MPNetModel(
         transformers.MPNetConfig(
             vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+        )
+    ),
+    "deberta-v3": lambda: transformers.DebertaV2Model(
+        transformers.DebertaV2Config(
+            vocab_size=99,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            relative_attention=True,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=False,
+            position_buckets=8,
+            max_relative_positions=64,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            type_vocab_size=0,
         )
     ),
 }
@@ -50,6 +67,7 @@ def test_compress_extracts_from_the_family(tmp_path, family, data_dir):
     assert type(student).__name__ == "BortForSequenceClassification"
     assert student.config.type_vocab_size == 0
     assert (student.config.relative_attention_num_buckets == 32) is (family == "mpnet")
-    assert student.config.pooler_hidden_act == ("relu" if family == "distilbert" else "tanh")
+    assert student.config.pooler_hidden_act == {"distilbert": "relu", "mpnet": "tanh", "deberta-v3": "gelu"}[family]
+    assert (student.config.pos_att_type == ["c2p", "p2c"]) is (family == "deberta-v3")
     saved = json.loads((tmp_path / "out" / "compression_report.json").read_text())
     assert saved["student"]["multiply_adds_ratio"] <= 0.6

@@ -175,7 +175,8 @@ REMOTE = textwrap.dedent(
     path = sys.argv[1]
     model = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=True).eval()
     assert "hf_bort" not in sys.modules, "hf_bort was imported"
-    assert model.config.relative_attention_head_index == [[2, 0], [1]]
+    expected = sys.argv[2]
+    assert str(model.config.relative_attention_head_index or model.config.pos_att_type) == expected, expected
     inputs = torch.load(path + "/inputs.pt")
     with torch.no_grad():
         torch.save(model(**inputs).logits, path + "/remote_logits.pt")
@@ -206,9 +207,13 @@ def test_relative_bias_with_per_layer_heads_reloads_as_remote_code(tmp_path):
     model.save_pretrained(tmp_path)
     batch = padded_batch()
     torch.save(batch, tmp_path / "inputs.pt")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    _check_remote_logits(model, tmp_path, batch, "[[2, 0], [1]]")
+
+
+def _check_remote_logits(model, folder, batch, expected_config: str) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(folder / "modules")}
     result = subprocess.run(
-        [sys.executable, "-c", REMOTE, str(tmp_path)],
+        [sys.executable, "-c", REMOTE, str(folder), expected_config],
         env=env,
         capture_output=True,
         text=True,
@@ -217,7 +222,16 @@ def test_relative_bias_with_per_layer_heads_reloads_as_remote_code(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     with torch.no_grad():
         expected = model(**batch).logits
-    torch.testing.assert_close(torch.load(tmp_path / "remote_logits.pt"), expected)
+    torch.testing.assert_close(torch.load(folder / "remote_logits.pt"), expected)
+
+
+def test_converted_deberta_reloads_as_remote_code(tmp_path):
+    """Disentangled attention travels in the shipped modeling file: plain transformers reproduces the logits."""
+    model = convert_to_bort(make_source("deberta-v3", "ForMaskedLM")).eval()
+    model.save_pretrained(tmp_path)
+    batch = padded_batch()
+    torch.save(batch, tmp_path / "inputs.pt")
+    _check_remote_logits(model, tmp_path, batch, "['c2p', 'p2c']")
 
 
 def test_relative_bias_config_is_validated():
