@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertModel
+from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, ConvBertConfig, ConvBertModel
 
 from hf_bort.cli import main
 
@@ -28,10 +28,10 @@ def test_convert_command(tmp_path, capsys):
 
 
 def test_convert_command_rejects_unsupported_type(tmp_path, capsys):
-    DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37)).save_pretrained(
-        tmp_path / "distil"
-    )
-    assert main(["convert", str(tmp_path / "distil"), str(tmp_path / "dst")]) == 2
+    ConvBertModel(
+        ConvBertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37)
+    ).save_pretrained(tmp_path / "convbert")
+    assert main(["convert", str(tmp_path / "convbert"), str(tmp_path / "dst")]) == 2
     assert "Supported model types" in capsys.readouterr().err
     assert not (tmp_path / "dst").exists()
 

@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-bort", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    convert = sub.add_parser("convert", help="Convert a BERT-family checkpoint (path or Hub id) to Bort.")
-    convert.add_argument("source", help="Path or Hub id of a BERT / RoBERTa / XLM-R / CamemBERT / ELECTRA model.")
+    convert = sub.add_parser("convert", help="Convert an encoder checkpoint (path or Hub id) to Bort.")
+    convert.add_argument(
+        "source", help="Path or Hub id of a BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT or MPNet model."
+    )
     convert.add_argument("output_dir", help="Where to save the Bort checkpoint and tokenizer.")
     convert.add_argument("--tolerance", type=float, default=1e-5, help="Largest output difference accepted.")
     convert.set_defaults(func=_convert)

@@ -205,13 +205,15 @@ def test_bad_input_fails_before_any_training(tmp_path, tiny_source, case, messag
         _csv(data / "train.csv", rows)
         overrides["max_cost_ratio"] = 0.001
     elif case == "unsupported":
-        from transformers import DistilBertConfig, DistilBertModel
+        from transformers import ConvBertConfig, ConvBertModel
 
         _csv(data / "train.csv", rows)
-        DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37)).save_pretrained(
-            tmp_path / "distil"
-        )
-        model = str(tmp_path / "distil")
+        ConvBertModel(
+            ConvBertConfig(
+                vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37
+            )
+        ).save_pretrained(tmp_path / "convbert")
+        model = str(tmp_path / "convbert")
     elif case == "not_a_dataset":
         data = tmp_path / "missing.csv"
     config = CompressionConfig(

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from transformers import AutoTokenizer, BertConfig, DistilBertConfig, DistilBertModel, ElectraConfig, RobertaConfig
+from transformers import AutoTokenizer, BertConfig, ConvBertConfig, ConvBertModel, ElectraConfig, RobertaConfig
 
 from hf_bort import (
     BortForMaskedLM,
@@ -139,12 +139,17 @@ def test_amazon_bort_layout(tmp_path):
 
 
 def test_unsupported_model_type_lists_supported(tmp_path):
-    tiny = DistilBertConfig(vocab_size=99, dim=32, n_layers=1, n_heads=4, hidden_dim=37)
-    with pytest.raises(ValueError, match="Supported model types: bert, roberta, xlm-roberta, camembert, electra"):
-        convert_to_bort(DistilBertModel(tiny))
-    DistilBertModel(tiny).save_pretrained(tmp_path / "distil")
-    with pytest.raises(ValueError, match="'distilbert'"):
-        convert_to_bort(tmp_path / "distil")
+    tiny = ConvBertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37
+    )
+    supported = (
+        "Supported model types: bert, roberta, xlm-roberta, camembert, electra, distilbert, mpnet, deberta-v2, bort"
+    )
+    with pytest.raises(ValueError, match=supported):
+        convert_to_bort(ConvBertModel(tiny))
+    ConvBertModel(tiny).save_pretrained(tmp_path / "convbert")
+    with pytest.raises(ValueError, match="'convbert'"):
+        convert_to_bort(tmp_path / "convbert")
 
 
 def test_unsupported_inputs():

@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertModel
+from transformers import BertConfig, BertForMaskedLM, ConvBertConfig, ConvBertModel
 
 from hf_bort.ose import Candidate, OSESearch, SearchSpace, covers, dominates, pareto_front
 from hf_bort.ose import search as search_module
@@ -107,16 +107,25 @@ def test_mlm_teacher_uses_kl_and_unsupported_source_is_refused_unless_asked(tmp_
     search = _search(mlm, bert_tok, texts, tmp_path / "mlm", prune=False, max_steps=2)
     result = search.run()
     assert search.objective == "mlm" and all(r.error > 0 for r in result.final)
-    distil = DistilBertModel(DistilBertConfig(vocab_size=99, dim=32, n_layers=2, n_heads=4, hidden_dim=37)).eval()
+    convbert = ConvBertModel(
+        ConvBertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+    ).eval()
     space = SearchSpace.from_source(
-        distil, num_layers=(1,), num_heads=(2,), hidden_sizes=(32,), intermediate_sizes=(8,)
+        convbert, num_layers=(1,), num_heads=(2,), hidden_sizes=(32,), intermediate_sizes=(8,)
     )
-    with pytest.raises(ValueError, match="No weight mapping from 'distilbert'.*allow_random_init=True"):
-        _search(distil, bert_tok, texts, tmp_path / "refused", space=space, prune=False, max_steps=2).run()
+    with pytest.raises(ValueError, match="No weight mapping from 'convbert'.*allow_random_init=True"):
+        _search(convbert, bert_tok, texts, tmp_path / "refused", space=space, prune=False, max_steps=2).run()
     assert not (tmp_path / "refused" / "candidates.jsonl").exists()
     with caplog.at_level("WARNING"):
         result = _search(
-            distil, bert_tok, texts, tmp_path / "distil", space=space, prune=False, max_steps=2, allow_random_init=True
+            convbert,
+            bert_tok,
+            texts,
+            tmp_path / "convbert",
+            space=space,
+            prune=False,
+            max_steps=2,
+            allow_random_init=True,
         ).run()
     assert len(result.final) == 1
     assert sum("starts from random weights" in r.getMessage() for r in caplog.records) == 1

@@ -39,6 +39,7 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
         hidden_size=candidate.hidden_size,
         intermediate_size=candidate.intermediate_size,
         embedding_size=embedding_size,
+        relative_attention_head_index=None,  # which bias columns the kept heads read is the extraction's business
     )
     data.update(overrides)
     return BortConfig(**data)
@@ -47,8 +48,9 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
 def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, include_pooler: bool = False) -> int:
     """
     Multiply-adds of one forward pass of one sequence of `sequence_length` tokens through the encoder: Q, K, V and
-    output projections, attention scores and context (L² per head dimension), the two FFN matrices, and ELECTRA's
-    embedding projection. Embedding look-ups, LayerNorms, softmax and activations are not multiply-adds and are not
+    output projections, attention scores and context (L² per head dimension), the two FFN matrices, ELECTRA's
+    embedding projection, and DeBERTa's position terms (projecting the 2S relative embeddings and L·2S scores, per
+    term). Embedding look-ups, LayerNorms, softmax and activations are not multiply-adds and are not
     counted; task heads are excluded (the pooler only with `include_pooler`). Equals half of what
     `torch.utils.flop_counter.FlopCounterMode` reports for the same ops (tested).
     """
@@ -64,6 +66,8 @@ def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, inc
         total += 2 * length * length * attention  # scores and context
         total += length * attention * hidden  # output projection
         total += 2 * length * hidden * inner  # FFN in and out
+        for _ in config.pos_att_type or ():  # DeBERTa: project the 2S relative embeddings, then L x 2S scores
+            total += 2 * config.relative_span * hidden * attention + length * 2 * config.relative_span * attention
     if include_pooler and config.add_pooling_layer:
         total += hidden * hidden
     return total

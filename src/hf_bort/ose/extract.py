@@ -58,6 +58,7 @@ class ExtractionPlan:
     neurons: list[list[int]]
     dims: list[int]
     config: BortConfig = field(repr=False)
+    bias_columns: list[int] | None = None  # columns of MPNet's shared relative-bias table that the kept heads read
 
 
 def load_source_as_bort(source: Any, **kwargs) -> BortPreTrainedModel | None:
@@ -344,8 +345,35 @@ def plan_extraction(
     overrides = {}
     if heterogeneous:
         overrides = {"num_attention_heads": [len(h) for h in heads], "intermediate_size": [len(n) for n in neurons]}
+    bias_columns = _relative_bias_columns(source_config, layers, heads)
+    if bias_columns is not None:
+        overrides["relative_attention_head_index"] = bias_columns[1]
     config = candidate_config(candidate, source_config, **overrides)
-    return ExtractionPlan(layers=layers, heads=heads, neurons=neurons, dims=dims, config=config)
+    return ExtractionPlan(
+        layers=layers,
+        heads=heads,
+        neurons=neurons,
+        dims=dims,
+        config=config,
+        bias_columns=None if bias_columns is None else bias_columns[0],
+    )
+
+
+def _relative_bias_columns(
+    source_config: BortConfig, layers: list[int], heads: list[list[int]]
+) -> tuple[list[int], list[list[int]] | None] | None:
+    """
+    For a source with MPNet's shared relative bias: the table columns the kept heads read (sorted), and each kept
+    layer's index into them (None when every layer reads columns 0 … heads - 1, as an unextracted model does).
+    """
+    if not source_config.relative_attention_num_buckets:
+        return None
+    source_index = source_config.layer_relative_attention_head_index
+    reads = [[source_index[layer][head] for head in kept] for layer, kept in zip(layers, heads, strict=True)]
+    columns = sorted({column for read in reads for column in read})
+    index = [[columns.index(column) for column in read] for read in reads]
+    identity = all(read == list(range(len(read))) for read in index)
+    return columns, None if identity else index
 
 
 _LAYER_KEY = re.compile(r"^(?P<prefix>.*encoder\.layer\.)(?P<index>\d+)\.(?P<rest>.+)$")
@@ -396,10 +424,16 @@ def slice_state_dict(
                 raise KeyError(f"Do not know how to slice {key!r}.")
             out[f"{match['prefix']}{new_index}.{rest}"] = value
             continue
-        if "embeddings." in key and "embeddings_project" not in key:
+        if key.endswith("encoder.rel_embeddings.weight"):  # DeBERTa's relative embeddings live in the residual width
+            value = _slice(tensor, None, dims)
+        elif ".encoder.LayerNorm." in f".{key}":  # ... and so does their LayerNorm
+            value = _slice(tensor, dims)
+        elif "embeddings." in key and "embeddings_project" not in key:
             value = _slice(tensor, None, emb) if tensor.dim() == 2 else _slice(tensor, emb)
         elif "embeddings_project." in key:
             value = _slice(tensor, dims)
+        elif key.endswith("encoder.relative_attention_bias.weight"):
+            value = _slice(tensor, None, plan.bias_columns)
         elif "pooler.dense." in key:
             value = _slice(tensor, dims, dims if tensor.dim() == 2 else None)
         elif "predictions.transform.dense." in key:

@@ -12,7 +12,8 @@ try:  # transformers >= 5 renamed the class and keeps the old name as an alias
 except ImportError:  # pragma: no cover - transformers 4.x
     from transformers import PretrainedConfig as _BaseConfig
 
-POSITION_EMBEDDING_TYPES = ("absolute", "roberta")
+POSITION_EMBEDDING_TYPES = ("absolute", "roberta", "none")
+DISENTANGLED_TERMS = ("c2p", "p2c")
 
 # Two readings of "Bort". See ``BortConfig.from_preset`` for why they differ. Both follow the released checkpoint as
 # transformers' conversion script wrote it: 512 positions counted from 0, one (all-zero) token type, eps 1e-5, pad 1.
@@ -87,6 +88,71 @@ def _per_layer(name: str, value: Any, num_layers: int) -> list[int]:
     return [int(value)] * num_layers
 
 
+def _check_relative_attention(
+    num_buckets: Any, max_distance: Any, head_index: Any, heads: list[int]
+) -> list[list[int]] | None:
+    """Validates MPNet's relative-bias fields; returns the head index as plain lists (or None)."""
+    if isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or num_buckets < 0:
+        raise ValueError(
+            f"`relative_attention_num_buckets` must be an integer >= 0 (0 = no relative bias), got {num_buckets!r}."
+        )
+    if num_buckets > MAX_SIZE:
+        raise ValueError(f"`relative_attention_num_buckets` must be at most {MAX_SIZE:,}, got {num_buckets!r}.")
+    if num_buckets and num_buckets < 4:
+        raise ValueError(
+            f"`relative_attention_num_buckets` must be 0 or at least 4 (two directions, exact and logarithmic "
+            f"buckets), got {num_buckets!r}."
+        )
+    _check_positive_int("relative_attention_max_distance", max_distance)
+    if num_buckets and max_distance <= num_buckets // 4:
+        raise ValueError(
+            f"`relative_attention_max_distance` ({max_distance}) must exceed the exact-bucket range "
+            f"`relative_attention_num_buckets // 4` ({num_buckets // 4})."
+        )
+    if head_index is None:
+        return None
+    if not num_buckets:
+        raise ValueError(
+            "`relative_attention_head_index` is only meaningful with a relative bias "
+            "(`relative_attention_num_buckets` > 0)."
+        )
+    if not isinstance(head_index, (list, tuple)) or len(head_index) != len(heads):
+        raise ValueError(
+            f"`relative_attention_head_index` must hold one list per layer ({len(heads)}), got {head_index!r}."
+        )
+    out = []
+    for layer, (index, count) in enumerate(zip(head_index, heads, strict=True)):
+        if not isinstance(index, (list, tuple)) or len(index) != count:
+            raise ValueError(
+                f"`relative_attention_head_index[{layer}]` must list one table column per head ({count}), "
+                f"got {index!r}."
+            )
+        for position, column in enumerate(index):
+            if isinstance(column, bool) or not isinstance(column, int) or not 0 <= column < MAX_SIZE:
+                raise ValueError(
+                    f"`relative_attention_head_index[{layer}][{position}]` must be a column index >= 0, "
+                    f"got {column!r}."
+                )
+        out.append([int(column) for column in index])
+    return out
+
+
+def _check_disentangled(pos_att_type: Any, position_buckets: Any, max_relative_positions: Any) -> list[str] | None:
+    """Validates DeBERTa's disentangled-attention fields; returns the terms as a list (or None)."""
+    for name, value in (("position_buckets", position_buckets), ("max_relative_positions", max_relative_positions)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIZE:
+            raise ValueError(f"`{name}` must be an integer in [0, {MAX_SIZE:,}] (0 = unset), got {value!r}.")
+    if not pos_att_type:
+        return None
+    if not isinstance(pos_att_type, (list, tuple)) or not set(pos_att_type) <= set(DISENTANGLED_TERMS):
+        raise ValueError(f"`pos_att_type` must be a list of terms from {DISENTANGLED_TERMS}, got {pos_att_type!r}.")
+    if max_relative_positions < 1:
+        raise ValueError("`max_relative_positions` must be > 0 with `pos_att_type` (DeBERTa's relative attention).")
+    if position_buckets == 1:
+        raise ValueError("`position_buckets` must be 0 (no buckets) or at least 2.")
+    return [term for term in DISENTANGLED_TERMS if term in pos_att_type]
+
+
 class BortConfig(_BaseConfig):
     r"""
     Configuration of a Bort encoder: BERT's architecture with per-layer shapes, so that sub-networks extracted from
@@ -114,6 +180,26 @@ class BortConfig(_BaseConfig):
         pooler_hidden_act (`str`, defaults to `"tanh"`): the pooler's activation (`"gelu"` for converted ELECTRA
             classifiers).
         classifier_dropout (`float`, *optional*): dropout before task heads; defaults to `hidden_dropout_prob`.
+        relative_attention_num_buckets (`int`, defaults to 0): `0` means no relative position bias (BERT). A positive
+            value adds MPNet's bucketed relative position bias to every layer's attention scores: one table
+            `encoder.relative_attention_bias` of `relative_attention_num_buckets` rows, shared by all layers.
+        relative_attention_max_distance (`int`, defaults to 128): distance beyond which relative positions share the
+            last (logarithmic) bucket.
+        relative_attention_head_index (`list[list[int]]`, *optional*): for each layer, the column of the shared
+            bias table that each of its heads reads. Unset, layer `l` reads columns `0 … heads(l) - 1`; extraction
+            sets it when layers keep different heads, so that the kept heads still share one table exactly.
+        pos_att_type (`list[str]`, *optional*): DeBERTa's disentangled attention terms, a subset of `["c2p", "p2c"]`
+            (content-to-position, position-to-content). Each layer projects the shared relative embeddings
+            `encoder.rel_embeddings` with its own query / key weights (DeBERTa's `share_att_key`), and the scores are
+            scaled by `1 / sqrt(attention_head_size * (1 + len(pos_att_type)))`.
+        position_buckets (`int`, defaults to 0): DeBERTa's log-bucketed relative positions (`0` = unbucketed); the
+            relative table has `2 * position_buckets` rows (or `2 * max_relative_positions` without buckets).
+        max_relative_positions (`int`, defaults to 0): DeBERTa's largest relative distance (required, > 0, with
+            `pos_att_type`).
+        relative_embeddings_layer_norm (`bool`, defaults to `False`): LayerNorm `encoder.LayerNorm` on the relative
+            embeddings (DeBERTa's `norm_rel_ebd="layer_norm"`).
+        mask_padded_tokens (`bool`, defaults to `False`): DeBERTa's masking: padded tokens' embeddings are zeroed
+            and padded query rows are masked as well as padded keys.
         pad_token_id (`int`, *optional*, defaults to 1): `None` or a token id in `[0, vocab_size)`.
 
     Every field is checked here and a bad value raises a `ValueError` naming it: sizes are positive integers of at
@@ -153,6 +239,14 @@ class BortConfig(_BaseConfig):
         add_pooling_layer: bool = True,
         pooler_hidden_act: str = "tanh",
         classifier_dropout: float | None = None,
+        relative_attention_num_buckets: int = 0,
+        relative_attention_max_distance: int = 128,
+        relative_attention_head_index: list[list[int]] | None = None,
+        pos_att_type: list[str] | None = None,
+        position_buckets: int = 0,
+        max_relative_positions: int = 0,
+        relative_embeddings_layer_norm: bool = False,
+        mask_padded_tokens: bool = False,
         pad_token_id: int | None = 1,
         bos_token_id: int | None = 0,
         eos_token_id: int | None = 2,
@@ -223,6 +317,21 @@ class BortConfig(_BaseConfig):
         _check_float("initializer_range", initializer_range, 0.0)
         _check_activation("hidden_act", hidden_act)
         _check_activation("pooler_hidden_act", pooler_hidden_act)
+        relative_attention_head_index = _check_relative_attention(
+            relative_attention_num_buckets, relative_attention_max_distance, relative_attention_head_index, heads
+        )
+        pos_att_type = _check_disentangled(pos_att_type, position_buckets, max_relative_positions)
+        for name, value in (
+            ("relative_embeddings_layer_norm", relative_embeddings_layer_norm),
+            ("mask_padded_tokens", mask_padded_tokens),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be a bool, got {value!r}.")
+        if pos_att_type and relative_attention_num_buckets:
+            raise ValueError(
+                "`pos_att_type` (DeBERTa) and `relative_attention_num_buckets` (MPNet) are two kinds of relative "
+                "position; a model has at most one."
+            )
 
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -244,6 +353,14 @@ class BortConfig(_BaseConfig):
         self.add_pooling_layer = add_pooling_layer
         self.pooler_hidden_act = pooler_hidden_act
         self.classifier_dropout = classifier_dropout
+        self.relative_attention_num_buckets = relative_attention_num_buckets
+        self.relative_attention_max_distance = relative_attention_max_distance
+        self.relative_attention_head_index = relative_attention_head_index
+        self.pos_att_type = pos_att_type
+        self.position_buckets = position_buckets
+        self.max_relative_positions = max_relative_positions
+        self.relative_embeddings_layer_norm = relative_embeddings_layer_norm
+        self.mask_padded_tokens = mask_padded_tokens
 
     @property
     def layer_num_attention_heads(self) -> list[int]:
@@ -254,6 +371,27 @@ class BortConfig(_BaseConfig):
     def layer_intermediate_sizes(self) -> list[int]:
         """FFN width of each layer, as a list of `num_hidden_layers` ints."""
         return _per_layer("intermediate_size", self.intermediate_size, self.num_hidden_layers)
+
+    @property
+    def layer_relative_attention_head_index(self) -> list[list[int]]:
+        """For each layer, the column of the shared relative-bias table each head reads (see the class docstring)."""
+        if self.relative_attention_head_index is not None:
+            return [list(index) for index in self.relative_attention_head_index]
+        return [list(range(heads)) for heads in self.layer_num_attention_heads]
+
+    @property
+    def relative_attention_bias_heads(self) -> int:
+        """Columns of the shared relative-bias table (0 without a relative bias)."""
+        if not self.relative_attention_num_buckets:
+            return 0
+        return 1 + max(max(index) for index in self.layer_relative_attention_head_index)
+
+    @property
+    def relative_span(self) -> int:
+        """DeBERTa's attention span: half the rows of `encoder.rel_embeddings` (0 without disentangled attention)."""
+        if not self.pos_att_type:
+            return 0
+        return self.position_buckets or self.max_relative_positions
 
     @property
     def embedding_width(self) -> int:

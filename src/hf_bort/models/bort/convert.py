@@ -1,4 +1,7 @@
-"""Conversion of BERT-family checkpoints (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, amazon/bort) into Bort models."""
+"""
+Conversion of encoder checkpoints (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet, amazon/bort) into
+Bort models with equal outputs.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +28,11 @@ from .modeling_bort import (
 logger = logging.getLogger(__name__)
 
 ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
-SUPPORTED_MODEL_TYPES = ("bert", *ROBERTA_FAMILY, "electra", "bort")
+SUPPORTED_MODEL_TYPES = ("bert", *ROBERTA_FAMILY, "electra", "distilbert", "mpnet", "deberta-v2", "bort")
+# Families whose MLM head (`lm_head`) applies GELU whatever `hidden_act` says; Bort's MLM transform uses `hidden_act`.
+_LM_HEAD_GELU = (*ROBERTA_FAMILY, "mpnet")
+# MPNet computes its relative-position buckets with these constants, whatever the size of its bias table.
+MPNET_NUM_BUCKETS, MPNET_MAX_DISTANCE = 32, 128
 
 TASK_TO_BORT_CLASS: dict[str, type[BortPreTrainedModel]] = {
     "feature-extraction": BortModel,
@@ -71,6 +78,54 @@ _HEAD_RENAMES = {
         "text-classification": {"classifier.dense.": "bort.pooler.dense.", "classifier.out_proj.": "classifier."},
     },
 }
+_HEAD_RENAMES["mpnet"] = _ROBERTA_HEADS
+_DISTILBERT_CLASSIFIER = {"pre_classifier.": "bort.pooler.dense."}  # + ReLU: `pooler_hidden_act="relu"`
+_HEAD_RENAMES["distilbert"] = {
+    "fill-mask": {
+        "vocab_transform.": "cls.predictions.transform.dense.",
+        "vocab_layer_norm.": "cls.predictions.transform.LayerNorm.",
+        "vocab_projector.weight": "cls.predictions.decoder.weight",
+        "vocab_projector.bias": "cls.predictions.bias",
+    },
+    "text-classification": _DISTILBERT_CLASSIFIER,
+    "multiple-choice": _DISTILBERT_CLASSIFIER,
+}
+# Encoder parameters whose names differ from BERT's (substring -> replacement, in the key without the base prefix).
+_BODY_RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    "distilbert": (
+        ("transformer.layer.", "encoder.layer."),
+        (".attention.q_lin.", ".attention.self.query."),
+        (".attention.k_lin.", ".attention.self.key."),
+        (".attention.v_lin.", ".attention.self.value."),
+        (".attention.out_lin.", ".attention.output.dense."),
+        (".sa_layer_norm.", ".attention.output.LayerNorm."),
+        (".ffn.lin1.", ".intermediate.dense."),
+        (".ffn.lin2.", ".output.dense."),
+        (".output_layer_norm.", ".output.LayerNorm."),
+    ),
+    "mpnet": (
+        (".attention.attn.q.", ".attention.self.query."),
+        (".attention.attn.k.", ".attention.self.key."),
+        (".attention.attn.v.", ".attention.self.value."),
+        (".attention.attn.o.", ".attention.output.dense."),
+        (".attention.LayerNorm.", ".attention.output.LayerNorm."),
+    ),
+}
+_BODY_RENAMES["deberta-v2"] = (
+    (".attention.self.query_proj.", ".attention.self.query."),
+    (".attention.self.key_proj.", ".attention.self.key."),
+    (".attention.self.value_proj.", ".attention.self.value."),
+)
+_DEBERTA_POOLER = {"pooler.dense.": "bort.pooler.dense."}  # ContextPooler: dense + `pooler_hidden_act`
+_HEAD_RENAMES["deberta-v2"] = {
+    "fill-mask": {  # the non-legacy head (config.legacy=False); the legacy one already has BERT's names
+        "lm_predictions.lm_head.dense.": "cls.predictions.transform.dense.",
+        "lm_predictions.lm_head.LayerNorm.": "cls.predictions.transform.LayerNorm.",
+        "lm_predictions.lm_head.bias": "cls.predictions.bias",
+    },
+    "text-classification": _DEBERTA_POOLER,
+    "multiple-choice": _DEBERTA_POOLER,
+}
 _UNSUPPORTED_HEADS = {("electra", "multiple-choice"): "ELECTRA's multiple-choice head (SequenceSummary)"}
 
 
@@ -104,35 +159,133 @@ def bort_config_from(source: PretrainedConfig, add_pooling_layer: bool | None = 
         raise ValueError(
             f"`position_embedding_type` {position_type!r} of the source is not supported: Bort has absolute positions."
         )
-    is_electra = model_type == "electra"
-    embedding_size = getattr(source, "embedding_size", None) if is_electra else None
+    fields = _family_fields(source, model_type)
     if add_pooling_layer is None:
-        add_pooling_layer = not is_electra  # ElectraModel has no pooler
+        add_pooling_layer = model_type not in ("electra", "distilbert", "deberta-v2")  # base models without pooler
     return BortConfig(
+        **fields,
         vocab_size=source.vocab_size,
-        hidden_size=source.hidden_size,
-        num_hidden_layers=source.num_hidden_layers,
-        num_attention_heads=source.num_attention_heads,
-        intermediate_size=source.intermediate_size,
-        hidden_act=source.hidden_act,
-        hidden_dropout_prob=source.hidden_dropout_prob,
-        attention_probs_dropout_prob=source.attention_probs_dropout_prob,
         max_position_embeddings=source.max_position_embeddings,
-        type_vocab_size=source.type_vocab_size,
         initializer_range=source.initializer_range,
-        layer_norm_eps=source.layer_norm_eps,
-        position_embedding_type="roberta" if model_type in ROBERTA_FAMILY else "absolute",
-        embedding_size=embedding_size if embedding_size != source.hidden_size else None,
         add_pooling_layer=add_pooling_layer,
-        pooler_hidden_act="gelu" if is_electra else "tanh",
-        classifier_dropout=getattr(source, "classifier_dropout", None),
-        pad_token_id=getattr(source, "pad_token_id", None),
         bos_token_id=getattr(source, "bos_token_id", None),
         eos_token_id=getattr(source, "eos_token_id", None),
         id2label=dict(source.id2label),
         label2id=dict(source.label2id),
         problem_type=getattr(source, "problem_type", None),
     )
+
+
+def _family_fields(source: PretrainedConfig, model_type: str) -> dict:
+    """The Bort fields that differ between source families (names, token types, positions, pooler, dropout)."""
+    if model_type == "distilbert":
+        return {
+            "hidden_size": source.dim,
+            "num_hidden_layers": source.n_layers,
+            "num_attention_heads": source.n_heads,
+            "intermediate_size": source.hidden_dim,
+            "hidden_act": source.activation,
+            "hidden_dropout_prob": source.dropout,
+            "attention_probs_dropout_prob": source.attention_dropout,
+            "type_vocab_size": 0,
+            "layer_norm_eps": 1e-12,  # fixed in DistilBERT's code
+            "position_embedding_type": "absolute",  # sinusoidal tables are stored as weights: copied like learned ones
+            "pooler_hidden_act": "relu",  # the classifiers' pre_classifier + ReLU
+            "classifier_dropout": source.seq_classif_dropout,
+            "pad_token_id": source.pad_token_id,
+        }
+    if model_type == "deberta-v2":
+        return _deberta_fields(source)
+    fields = {
+        "hidden_size": source.hidden_size,
+        "num_hidden_layers": source.num_hidden_layers,
+        "num_attention_heads": source.num_attention_heads,
+        "intermediate_size": source.intermediate_size,
+        "hidden_act": source.hidden_act,
+        "hidden_dropout_prob": source.hidden_dropout_prob,
+        "attention_probs_dropout_prob": source.attention_probs_dropout_prob,
+        "layer_norm_eps": source.layer_norm_eps,
+        "classifier_dropout": getattr(source, "classifier_dropout", None),
+        "pad_token_id": getattr(source, "pad_token_id", None),
+    }
+    if model_type == "mpnet":
+        if source.relative_attention_num_buckets < MPNET_NUM_BUCKETS:
+            raise ValueError(
+                f"MPNet computes {MPNET_NUM_BUCKETS} relative-position buckets, but this config's table has only "
+                f"`relative_attention_num_buckets`={source.relative_attention_num_buckets} rows (MPNet itself cannot "
+                "run it)."
+            )
+        if source.pad_token_id != 1:
+            logger.warning(
+                "MPNet pads with id 1 whatever `pad_token_id` (%s) says; the Bort model uses 1 as MPNet does.",
+                source.pad_token_id,
+            )
+        return {
+            **fields,
+            "type_vocab_size": 0,
+            "position_embedding_type": "roberta",  # positions count from padding_idx + 1, as RoBERTa's
+            "relative_attention_num_buckets": MPNET_NUM_BUCKETS,
+            "relative_attention_max_distance": MPNET_MAX_DISTANCE,
+            "pad_token_id": 1,
+        }
+    is_electra = model_type == "electra"
+    embedding_size = getattr(source, "embedding_size", None) if is_electra else None
+    return {
+        **fields,
+        "type_vocab_size": source.type_vocab_size,
+        "position_embedding_type": "roberta" if model_type in ROBERTA_FAMILY else "absolute",
+        "embedding_size": embedding_size if embedding_size != source.hidden_size else None,
+        "pooler_hidden_act": "gelu" if is_electra else "tanh",
+    }
+
+
+def _deberta_fields(source: PretrainedConfig) -> dict:
+    """DeBERTa-v2/v3: disentangled relative attention, optional absolute positions, padding masked as DeBERTa does."""
+    relative = bool(getattr(source, "relative_attention", False))
+    pos_att_type = list(getattr(source, "pos_att_type", None) or [])
+    problems = []
+    if pos_att_type and not relative:
+        problems.append("`pos_att_type` without `relative_attention` (scales the scores but adds no position term)")
+    if relative and pos_att_type and not getattr(source, "share_att_key", False):
+        problems.append("`share_att_key=False` (separate position projections)")
+    if getattr(source, "conv_kernel_size", 0) > 0:
+        problems.append("`conv_kernel_size` > 0 (the convolution of DeBERTa-v2-xlarge/xxlarge)")
+    if getattr(source, "embedding_size", source.hidden_size) != source.hidden_size:
+        problems.append("`embedding_size` != `hidden_size` (DeBERTa projects before its embedding LayerNorm)")
+    if getattr(source, "pooler_hidden_size", source.hidden_size) != source.hidden_size:
+        problems.append("`pooler_hidden_size` != `hidden_size`")
+    if problems:
+        raise ValueError(f"Cannot convert this DeBERTa-v2 configuration to Bort: {'; '.join(problems)}.")
+    max_relative = getattr(source, "max_relative_positions", -1)
+    if max_relative < 1:
+        max_relative = source.max_position_embeddings
+    norm_rel_ebd = [part.strip() for part in str(getattr(source, "norm_rel_ebd", "none")).lower().split("|")]
+    fields = {
+        "hidden_size": source.hidden_size,
+        "num_hidden_layers": source.num_hidden_layers,
+        "num_attention_heads": source.num_attention_heads,
+        "intermediate_size": source.intermediate_size,
+        "hidden_act": source.hidden_act,
+        "hidden_dropout_prob": source.hidden_dropout_prob,
+        "attention_probs_dropout_prob": source.attention_probs_dropout_prob,
+        "layer_norm_eps": source.layer_norm_eps,
+        "type_vocab_size": source.type_vocab_size,
+        "position_embedding_type": "absolute" if getattr(source, "position_biased_input", True) else "none",
+        "mask_padded_tokens": True,
+        "pooler_hidden_act": source.pooler_hidden_act,
+        "classifier_dropout": getattr(source, "cls_dropout", None),
+        "pad_token_id": getattr(source, "pad_token_id", None),
+    }
+    if getattr(source, "attention_head_size", None):
+        fields["attention_head_size"] = source.attention_head_size
+    if relative and pos_att_type:
+        fields.update(
+            pos_att_type=pos_att_type,
+            position_buckets=max(0, getattr(source, "position_buckets", -1)),
+            max_relative_positions=max_relative,
+            relative_embeddings_layer_norm="layer_norm" in norm_rel_ebd,
+        )
+    return fields
 
 
 def _source_task(model: PreTrainedModel) -> str:
@@ -152,15 +305,18 @@ def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Te
     model_type = model.config.model_type
     prefix = model.base_model_prefix
     renames = {} if model_type == "bort" else _HEAD_RENAMES[model_type].get(task, {})
+    body_renames = _BODY_RENAMES.get(model_type, ())
     is_base = model is model.base_model
     out: dict[str, torch.Tensor] = {}
     for key, tensor in model.state_dict().items():
         if key.endswith(("embeddings.position_ids", "embeddings.token_type_ids")):
             continue  # buffers, not weights
-        if is_base:
-            new_key = key if task == "feature-extraction" else f"bort.{key}"
-        elif key.startswith(prefix + "."):
-            rest = key[len(prefix) + 1 :]
+        if is_base or key.startswith(prefix + "."):
+            rest = key if is_base else key[len(prefix) + 1 :]
+            for old, new in body_renames:
+                rest = rest.replace(old, new)
+            if model_type == "mpnet" and rest == "encoder.relative_attention_bias.weight":
+                tensor = tensor[:MPNET_NUM_BUCKETS]  # rows past the 32 buckets MPNet computes are never read
             new_key = rest if task == "feature-extraction" else f"bort.{rest}"
         else:
             new_key = key
@@ -193,8 +349,8 @@ def convert_to_bort(
     **from_pretrained_kwargs,
 ) -> BortPreTrainedModel:
     """
-    Converts a BERT-family model (an instance, a local path or a Hub id) into the matching Bort model, with outputs
-    equal to the source's (float rounding aside). The task head is kept: `BertForMaskedLM` becomes
+    Converts an encoder of a supported family (an instance, a local path or a Hub id) into the matching Bort model,
+    with outputs equal to the source's (float rounding aside). The task head is kept: `BertForMaskedLM` becomes
     [`BortForMaskedLM`], `RobertaForSequenceClassification` becomes [`BortForSequenceClassification`], and so on;
     `*ForPreTraining` keeps the MLM head (BERT) or only the encoder (ELECTRA discriminator).
 
@@ -237,6 +393,11 @@ def convert_to_bort(
     task = _source_task(model)
     if (model_type, task) in _UNSUPPORTED_HEADS:
         raise ValueError(f"Cannot convert {_UNSUPPORTED_HEADS[model_type, task]} to Bort.")
+    if task == "fill-mask" and model_type in _LM_HEAD_GELU and model.config.hidden_act != "gelu":
+        raise ValueError(
+            f"Cannot convert this {model_type} MLM head: its `lm_head` applies GELU while `hidden_act` is "
+            f"{model.config.hidden_act!r}, and Bort's MLM transform uses `hidden_act`."
+        )
 
     base = model.base_model
     has_pooler = getattr(base, "pooler", None) is not None
@@ -244,6 +405,8 @@ def convert_to_bort(
         config = BortConfig.from_dict(model.config.to_dict())
     else:
         config = bort_config_from(model.config, add_pooling_layer=has_pooler)
+        if model_type == "distilbert" and task != "text-classification" and task != "multiple-choice":
+            config.classifier_dropout = None  # DistilBERT's token classifier drops out with `dropout`
     bort_class = TASK_TO_BORT_CLASS[task]
     bort = bort_class(config)
     state_dict = _renamed_state_dict(model, task)

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,7 +58,12 @@ class BortEmbeddings(nn.Module):
         self.padding_idx = config.pad_token_id
         self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
         position_padding = self.padding_idx if self.position_embedding_type == "roberta" else None
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, width, padding_idx=position_padding)
+        self.position_embeddings = (  # "none": DeBERTa-v3, positions only enter through relative attention
+            nn.Embedding(config.max_position_embeddings, width, padding_idx=position_padding)
+            if self.position_embedding_type != "none"
+            else None
+        )
+        self.mask_padded_tokens = config.mask_padded_tokens
         self.token_type_embeddings = (
             nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size > 0 else None
         )
@@ -87,12 +94,15 @@ class BortEmbeddings(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
-        if position_ids is None:
-            position_ids = self._position_ids(input_ids, inputs_embeds)
-        embeddings = inputs_embeds + self.position_embeddings(position_ids)
+        embeddings = inputs_embeds
+        if self.position_embeddings is not None:
+            if position_ids is None:
+                position_ids = self._position_ids(input_ids, inputs_embeds)
+            embeddings = embeddings + self.position_embeddings(position_ids)
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
@@ -101,7 +111,10 @@ class BortEmbeddings(nn.Module):
             raise ValueError(
                 "This Bort model has no token-type embedding (`type_vocab_size=0`) but got non-zero `token_type_ids`."
             )
-        return self.dropout(self.LayerNorm(embeddings))
+        embeddings = self.LayerNorm(embeddings)
+        if self.mask_padded_tokens and attention_mask is not None and attention_mask.dim() == 2:
+            embeddings = embeddings * attention_mask.unsqueeze(-1).to(embeddings.dtype)  # DeBERTa zeroes padding
+        return self.dropout(embeddings)
 
 
 class BortSelfAttention(nn.Module):
@@ -117,15 +130,40 @@ class BortSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, self.all_head_size)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.scaling = self.attention_head_size**-0.5
+        # Columns of the shared relative-bias table read by this layer's heads (MPNet); None without a bias.
+        self.relative_head_index = (
+            config.layer_relative_attention_head_index[layer_idx] if config.relative_attention_num_buckets else None
+        )
+        # DeBERTa's disentangled attention: every term (content and each position term) is scaled alike.
+        self.pos_att_type = config.pos_att_type or []
+        if self.pos_att_type:
+            self.scaling = (self.attention_head_size * (1 + len(self.pos_att_type))) ** -0.5
 
     def forward(
-        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        position_bias: torch.Tensor | None = None,
+        relative: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch_size, seq_length, _ = hidden_states.shape
+        if position_bias is not None:  # [1, table heads, L, L] -> this layer's heads, added to the additive mask
+            index = self.relative_head_index
+            if index == list(range(len(index))):
+                position_bias = position_bias[:, : len(index)]
+            else:
+                position_bias = position_bias[:, index]
+            attention_mask = position_bias if attention_mask is None else attention_mask + position_bias
         shape = (batch_size, seq_length, self.num_attention_heads, self.attention_head_size)
         query = self.query(hidden_states).view(shape).transpose(1, 2)
         key = self.key(hidden_states).view(shape).transpose(1, 2)
         value = self.value(hidden_states).view(shape).transpose(1, 2)
+        scale = None
+        if relative is not None:  # DeBERTa: add the scaled position terms to the additive mask
+            bias = self._disentangled_bias(query, key, *relative)
+            attention_mask = bias if attention_mask is None else attention_mask + bias
+            scale = self.scaling
         dropout = self.dropout_prob if self.training else 0.0
         if output_attentions:  # SDPA does not return the weights: compute them explicitly
             scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling
@@ -138,9 +176,32 @@ class BortSelfAttention(nn.Module):
             # No explicit `scale=`: SDPA's default, 1/sqrt(query.size(-1)), is `self.scaling` already, and an explicit
             # one exports as `Mul(q, Constant)` where ONNX Runtime's transformer optimizer only fuses the default
             # `Mul(q, Sqrt(...))` into `Attention` (docs/exporters.md, "Fused graphs").
-            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=dropout)
+            context = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=dropout, **({"scale": scale} if scale else {})
+            )
         context = context.transpose(1, 2).reshape(batch_size, seq_length, self.all_head_size)
         return context, probs
+
+    def _disentangled_bias(
+        self, query: torch.Tensor, key: torch.Tensor, rel_embeddings: torch.Tensor, relative_pos: torch.Tensor
+    ) -> torch.Tensor:
+        """DeBERTa's content-to-position and position-to-content scores [B, A, L, L], already scaled."""
+        span = rel_embeddings.shape[0] // 2
+        heads, head_size = self.num_attention_heads, self.attention_head_size
+        score = 0
+        if "c2p" in self.pos_att_type:
+            pos_key = self.key(rel_embeddings).view(2 * span, heads, head_size).transpose(0, 1)  # [A, 2S, d]
+            c2p = torch.matmul(query, pos_key.transpose(-1, -2))  # [B, A, L, 2S]
+            index = torch.clamp(relative_pos + span, 0, 2 * span - 1)
+            c2p = torch.gather(c2p, -1, index.expand(c2p.shape[0], heads, *relative_pos.shape))
+            score = score + c2p * self.scaling
+        if "p2c" in self.pos_att_type:
+            pos_query = self.query(rel_embeddings).view(2 * span, heads, head_size).transpose(0, 1)
+            p2c = torch.matmul(key, pos_query.transpose(-1, -2))  # [B, A, L, 2S]
+            index = torch.clamp(-relative_pos + span, 0, 2 * span - 1)
+            p2c = torch.gather(p2c, -1, index.expand(p2c.shape[0], heads, *relative_pos.shape)).transpose(-1, -2)
+            score = score + p2c * self.scaling
+        return score
 
 
 class BortSelfOutput(nn.Module):
@@ -161,8 +222,8 @@ class BortAttention(nn.Module):
         self.self = BortSelfAttention(config, layer_idx)
         self.output = BortSelfOutput(config, layer_idx)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        context, probs = self.self(hidden_states, attention_mask, output_attentions)
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None, relative=None):
+        context, probs = self.self(hidden_states, attention_mask, output_attentions, position_bias, relative)
         return self.output(context, hidden_states), probs
 
 
@@ -194,10 +255,44 @@ class BortLayer(GradientCheckpointingLayer):
         self.intermediate = BortIntermediate(config, layer_idx)
         self.output = BortOutput(config, layer_idx)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False):
-        attention_output, probs = self.attention(hidden_states, attention_mask, output_attentions)
+    def forward(self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None, relative=None):
+        attention_output, probs = self.attention(
+            hidden_states, attention_mask, output_attentions, position_bias, relative
+        )
         layer_output = self.output(self.intermediate(attention_output), attention_output)
         return layer_output, probs
+
+
+def relative_position_bucket(relative_position: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """MPNet's (T5-style, bidirectional) bucket of each relative position `key - query`: half of the buckets per
+    direction, exact for distances below `num_buckets // 4`, logarithmic up to `max_distance`, then the last."""
+    buckets = 0
+    n = -relative_position
+    num_buckets //= 2
+    buckets += (n < 0).to(torch.long) * num_buckets
+    n = torch.abs(n)
+    max_exact = num_buckets // 2
+    is_small = n < max_exact
+    val_if_large = max_exact + (
+        torch.log(n.float() / max_exact) / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+    ).to(torch.long)
+    val_if_large = torch.min(val_if_large, torch.full_like(val_if_large, num_buckets - 1))
+    return buckets + torch.where(is_small, n, val_if_large)
+
+
+def log_bucket_position(relative_position: torch.Tensor, bucket_size: int, max_position: int) -> torch.Tensor:
+    """DeBERTa's bucket of a relative position `query - key`: exact within `bucket_size // 2`, logarithmic beyond."""
+    sign = torch.sign(relative_position)
+    mid = bucket_size // 2
+    abs_pos = torch.where(
+        (relative_position < mid) & (relative_position > -mid),
+        torch.tensor(mid - 1).type_as(relative_position),
+        torch.abs(relative_position),
+    )
+    log_pos = (
+        torch.ceil(torch.log(abs_pos / mid) / torch.log(torch.tensor((max_position - 1) / mid)) * (mid - 1)) + mid
+    )
+    return torch.where(abs_pos <= mid, relative_position.type_as(log_pos), log_pos * sign).to(torch.long)
 
 
 class BortEncoder(nn.Module):
@@ -205,13 +300,56 @@ class BortEncoder(nn.Module):
         super().__init__()
         self.config = config
         self.layer = nn.ModuleList([BortLayer(config, index) for index in range(config.num_hidden_layers)])
+        if config.relative_attention_num_buckets:  # MPNet: one bias table shared by all layers
+            self.relative_attention_bias = nn.Embedding(
+                config.relative_attention_num_buckets, config.relative_attention_bias_heads
+            )
+        if config.pos_att_type:  # DeBERTa: relative embeddings shared by all layers, projected by each layer
+            self.rel_embeddings = nn.Embedding(2 * config.relative_span, config.hidden_size)
+            if config.relative_embeddings_layer_norm:
+                self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.gradient_checkpointing = False
+
+    def relative(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """DeBERTa's (normalised) relative embeddings and relative positions [L, L], or None without them."""
+        if not self.config.pos_att_type:
+            return None
+        rel_embeddings = self.rel_embeddings.weight
+        if self.config.relative_embeddings_layer_norm:
+            rel_embeddings = self.LayerNorm(rel_embeddings)
+        positions = torch.arange(hidden_states.shape[1], dtype=torch.long, device=hidden_states.device)
+        relative_pos = positions[:, None] - positions[None, :]
+        if self.config.position_buckets > 0:
+            relative_pos = log_bucket_position(
+                relative_pos, self.config.position_buckets, self.config.max_relative_positions
+            )
+        return rel_embeddings, relative_pos
+
+    def position_bias(self, hidden_states: torch.Tensor) -> torch.Tensor | None:
+        """The relative position bias [1, table heads, L, L] (MPNet), or None when the model has none."""
+        if not self.config.relative_attention_num_buckets:
+            return None
+        length = hidden_states.shape[1]
+        positions = torch.arange(length, dtype=torch.long, device=hidden_states.device)
+        bucket = relative_position_bucket(
+            positions[None, :] - positions[:, None],
+            self.config.relative_attention_num_buckets,
+            self.config.relative_attention_max_distance,
+        )
+        return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0).to(hidden_states.dtype)
 
     def forward(self, hidden_states, attention_mask=None, output_attentions=False, output_hidden_states=False):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
+        position_bias, relative = self.position_bias(hidden_states), self.relative(hidden_states)
         for layer in self.layer:
-            hidden_states, probs = layer(hidden_states, attention_mask, output_attentions=output_attentions)
+            hidden_states, probs = layer(
+                hidden_states,
+                attention_mask,
+                output_attentions=output_attentions,
+                position_bias=position_bias,
+                relative=relative,
+            )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
@@ -301,11 +439,16 @@ class BortPreTrainedModel(PreTrainedModel):
         return self.config.return_dict if return_dict is None else return_dict
 
 
-def _extended_attention_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """(batch, seq) 1/0 mask -> additive (batch, 1, 1, seq) mask; None when there is nothing to mask."""
+def _extended_attention_mask(
+    attention_mask: torch.Tensor | None, dtype: torch.dtype, mask_queries: bool = False
+) -> torch.Tensor | None:
+    """(batch, seq) 1/0 mask -> additive (batch, 1, 1, seq) mask (keys), or (batch, 1, seq, seq) with `mask_queries`
+    (DeBERTa: padded query rows are masked too); None when there is nothing to mask."""
     if attention_mask is None:
         return None
-    if attention_mask.dim() == 2:
+    if attention_mask.dim() == 2 and mask_queries:
+        attention_mask = attention_mask[:, None, None, :] * attention_mask[:, None, :, None]
+    elif attention_mask.dim() == 2:
         attention_mask = attention_mask[:, None, None, :]
     elif attention_mask.dim() == 3:
         attention_mask = attention_mask[:, None, :, :]
@@ -362,12 +505,12 @@ class BortModel(BortPreTrainedModel):
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
-        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, attention_mask)
         if hasattr(self, "embeddings_project"):
             embedding_output = self.embeddings_project(embedding_output)
         encoder_outputs = self.encoder(
             embedding_output,
-            _extended_attention_mask(attention_mask, embedding_output.dtype),
+            _extended_attention_mask(attention_mask, embedding_output.dtype, self.config.mask_padded_tokens),
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )

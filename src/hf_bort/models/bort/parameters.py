@@ -45,7 +45,8 @@ def count_parameters(config: PretrainedConfig, task: str = "feature-extraction")
     Counts the parameters of the Bort model that `config` describes for `task`, exactly, without building it.
 
     `config` is a [`BortConfig`] or the configuration of any encoder [`convert_to_bort`] supports (BERT, RoBERTa,
-    XLM-R, CamemBERT, ELECTRA), which is first translated into the equivalent Bort configuration.
+    XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet, DeBERTa-v2/v3), which is first translated into the equivalent Bort
+    configuration.
 
     Example:
 
@@ -65,11 +66,15 @@ def count_parameters(config: PretrainedConfig, task: str = "feature-extraction")
         config = bort_config_from(config)
 
     hidden, width = config.hidden_size, config.embedding_width
-    embeddings = (config.vocab_size + config.max_position_embeddings + config.type_vocab_size) * width + 2 * width
+    positions = config.max_position_embeddings if config.position_embedding_type != "none" else 0
+    embeddings = (config.vocab_size + positions + config.type_vocab_size) * width + 2 * width
     if width != hidden:
         embeddings += _linear(width, hidden)  # embeddings_project
 
-    encoder = 0
+    encoder = config.relative_attention_num_buckets * config.relative_attention_bias_heads  # MPNet's shared bias
+    encoder += 2 * config.relative_span * hidden  # DeBERTa's relative embeddings
+    if config.relative_span and config.relative_embeddings_layer_norm:
+        encoder += 2 * hidden
     for heads, intermediate in zip(config.layer_num_attention_heads, config.layer_intermediate_sizes, strict=True):
         inner = heads * config.attention_head_size
         encoder += 3 * _linear(hidden, inner) + _linear(inner, hidden) + 2 * hidden  # Q, K, V, output, LayerNorm

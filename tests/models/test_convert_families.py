@@ -1,0 +1,297 @@
+"""DistilBERT, MPNet and DeBERTa-v2/v3 convert to Bort exactly: every head, padding in the batch, every output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from hf_bort import (
+    BortConfig,
+    BortForMaskedLM,
+    BortForSequenceClassification,
+    BortModel,
+    bort_config_from,
+    convert_to_bort,
+    count_parameters,
+)
+from hf_bort.cli import main
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_families import (  # noqa: E402
+    DEBERTA,
+    DEBERTA_V3,
+    DISTILBERT,
+    FAMILIES,
+    HEADS,
+    MPNET,
+    make_source,
+    padded_batch,
+)
+from tiny_tokenizers import bert_tokenizer  # noqa: E402
+
+
+def _inputs(head: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if head == "ForMultipleChoice":
+        return {key: value.unsqueeze(1).expand(-1, 3, -1).contiguous() for key, value in batch.items()}
+    return batch
+
+
+@torch.no_grad()
+def max_difference(source, bort, inputs) -> float:
+    """Largest difference over every layer's hidden states (valid tokens) and every output tensor of the head."""
+    expected = source(**inputs, output_hidden_states=True)
+    actual = bort(**inputs, output_hidden_states=True)
+    mask = inputs["attention_mask"].reshape(-1, inputs["attention_mask"].shape[-1]).bool()
+    assert len(expected.hidden_states) == len(actual.hidden_states)
+    worst = max(
+        (a[mask] - e[mask]).abs().max().item()
+        for a, e in zip(actual.hidden_states, expected.hidden_states, strict=True)
+    )
+    compared = 0
+    for key, value in expected.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and key != "loss":
+            worst = max(worst, (actual[key] - value).abs().max().item())
+            compared += 1
+    assert compared >= 1
+    return worst
+
+
+CASES = [(family, head) for family in FAMILIES for head in HEADS]
+
+
+@pytest.mark.parametrize(("family", "head"), CASES)
+def test_every_head_converts_exactly(family, head):
+    source = make_source(family, head)
+    bort = convert_to_bort(source)
+    assert bort.config.model_type == "bort" and type(bort).__name__ == "Bort" + head
+    assert bort.config.type_vocab_size == getattr(source.config, "type_vocab_size", 0)
+    assert max_difference(source, bort.eval(), _inputs(head, padded_batch())) < 1e-5
+    # the Bort model counts exactly what it holds
+    assert sum(p.numel() for p in bort.parameters()) == count_parameters(bort.config, _task(head)).total
+
+
+def _task(head: str) -> str:
+    return {
+        "Model": "feature-extraction",
+        "ForMaskedLM": "fill-mask",
+        "ForSequenceClassification": "text-classification",
+        "ForTokenClassification": "token-classification",
+        "ForQuestionAnswering": "question-answering",
+        "ForMultipleChoice": "multiple-choice",
+    }[head]
+
+
+def test_mpnet_long_input_uses_the_logarithmic_buckets():
+    """Past 8 tokens MPNet's buckets grow logarithmically, past 128 they saturate: 200 tokens cover all three."""
+    source = make_source("mpnet", "Model")
+    bort = convert_to_bort(source).eval()
+    assert max_difference(source, bort, padded_batch(200)) < 1e-5
+
+
+def test_mpnet_relative_bias_is_compared_not_ignored():
+    """A wrong bias entry shows: the comparison is not vacuous."""
+    source = make_source("mpnet", "Model")
+    bort = convert_to_bort(source).eval()
+    assert bort.config.relative_attention_num_buckets == 32 and bort.config.position_embedding_type == "roberta"
+    with torch.no_grad():
+        bort.encoder.relative_attention_bias.weight[17].add_(1.0)  # the bucket of distance -1
+    assert max_difference(source, bort, padded_batch()) > 1e-3
+
+
+def test_distilbert_comparison_is_not_vacuous():
+    source = make_source("distilbert-sinusoidal", "Model")
+    bort = convert_to_bort(source).eval()
+    with torch.no_grad():
+        bort.embeddings.position_embeddings.weight[3, 5] += 0.5
+    assert max_difference(source, bort, padded_batch()) > 1e-3
+
+
+def test_mpnet_table_rows_past_the_computed_buckets_are_dropped():
+    """MPNet computes 32 buckets whatever `relative_attention_num_buckets` says: extra rows are never read."""
+    torch.manual_seed(0)
+    source = transformers.MPNetModel(transformers.MPNetConfig(**{**MPNET, "relative_attention_num_buckets": 40}))
+    bort = convert_to_bort(source.eval()).eval()
+    assert bort.encoder.relative_attention_bias.weight.shape == (32, 4)
+    assert max_difference(source, bort, padded_batch()) < 1e-5
+    with pytest.raises(ValueError, match="32 relative-position buckets"):
+        convert_to_bort(
+            transformers.MPNetModel(transformers.MPNetConfig(**{**MPNET, "relative_attention_num_buckets": 16}))
+        )
+
+
+def test_distilbert_classifier_is_the_relu_pooler_and_dropouts_follow_the_task():
+    bort = convert_to_bort(make_source("distilbert", "ForSequenceClassification"))
+    assert bort.config.pooler_hidden_act == "relu" and bort.bort.pooler is not None
+    config = transformers.DistilBertConfig(**{**DISTILBERT, "dropout": 0.1, "seq_classif_dropout": 0.3})
+    assert convert_to_bort(transformers.DistilBertForSequenceClassification(config)).dropout.p == 0.3
+    assert convert_to_bort(transformers.DistilBertForTokenClassification(config)).dropout.p == 0.1
+    assert not convert_to_bort(make_source("distilbert", "Model")).config.add_pooling_layer
+
+
+def test_mpnet_mlm_head_with_another_activation_is_refused():
+    config = transformers.MPNetConfig(**{**MPNET, "hidden_act": "relu"})
+    with pytest.raises(ValueError, match="applies GELU while `hidden_act` is 'relu'"):
+        convert_to_bort(transformers.MPNetForMaskedLM(config))
+    assert isinstance(convert_to_bort(transformers.MPNetModel(config)), BortModel)  # the encoder itself is fine
+
+
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3", "deberta-v2"])
+def test_parameter_counter_matches_the_source(family):
+    """The counter reads the source config directly and equals what transformers' own classes hold."""
+    for head, task in (("Model", "feature-extraction"), ("ForMaskedLM", "fill-mask")):
+        source = make_source(family, head)
+        total = sum(p.numel() for p in source.parameters())  # the tied MLM decoder is counted once
+        assert count_parameters(source.config, task).total == total
+
+
+@pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3"])
+def test_cli_convert_saves_tokenizer_and_reloads(tmp_path, capsys, family):
+    import json
+
+    source = make_source(family, "ForSequenceClassification")
+    source.save_pretrained(tmp_path / "src")
+    bert_tokenizer(tmp_path / "src").save_pretrained(tmp_path / "src")
+    assert main(["convert", str(tmp_path / "src"), str(tmp_path / "dst")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["class"] == "BortForSequenceClassification" and report["max_abs_difference"] < 1e-5
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "dst").eval()
+    assert isinstance(reloaded, BortForSequenceClassification)
+    assert max_difference(source, reloaded, padded_batch()) < 1e-5
+    assert AutoTokenizer.from_pretrained(tmp_path / "dst")("the movie").input_ids == [2, 5, 7, 3]
+
+
+REMOTE = textwrap.dedent(
+    """
+    import sys, torch
+    from transformers import AutoModelForMaskedLM
+    path = sys.argv[1]
+    model = AutoModelForMaskedLM.from_pretrained(path, trust_remote_code=True).eval()
+    assert "hf_bort" not in sys.modules, "hf_bort was imported"
+    expected = sys.argv[2]
+    assert str(model.config.relative_attention_head_index or model.config.pos_att_type) == expected, expected
+    inputs = torch.load(path + "/inputs.pt")
+    with torch.no_grad():
+        torch.save(model(**inputs).logits, path + "/remote_logits.pt")
+    """
+)
+
+
+def test_relative_bias_with_per_layer_heads_reloads_as_remote_code(tmp_path):
+    """Per-layer heads reading shared bias columns travel in config.json and the shipped modeling file."""
+    torch.manual_seed(0)
+    config = BortConfig(
+        vocab_size=99,
+        hidden_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=[2, 1],
+        attention_head_size=8,
+        intermediate_size=[16, 4],
+        max_position_embeddings=40,
+        type_vocab_size=0,
+        position_embedding_type="roberta",
+        relative_attention_num_buckets=32,
+        relative_attention_head_index=[[2, 0], [1]],
+    )
+    model = BortForMaskedLM(config).eval()
+    assert model.bort.encoder.relative_attention_bias.weight.shape == (32, 3)
+    with torch.no_grad():
+        model.bort.encoder.relative_attention_bias.weight.normal_(0.0, 1.0)
+    model.save_pretrained(tmp_path)
+    batch = padded_batch()
+    torch.save(batch, tmp_path / "inputs.pt")
+    _check_remote_logits(model, tmp_path, batch, "[[2, 0], [1]]")
+
+
+def _check_remote_logits(model, folder, batch, expected_config: str) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(folder / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE, str(folder), expected_config],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with torch.no_grad():
+        expected = model(**batch).logits
+    torch.testing.assert_close(torch.load(folder / "remote_logits.pt"), expected)
+
+
+def test_converted_deberta_reloads_as_remote_code(tmp_path):
+    """Disentangled attention travels in the shipped modeling file: plain transformers reproduces the logits."""
+    model = convert_to_bort(make_source("deberta-v3", "ForMaskedLM")).eval()
+    model.save_pretrained(tmp_path)
+    batch = padded_batch()
+    torch.save(batch, tmp_path / "inputs.pt")
+    _check_remote_logits(model, tmp_path, batch, "['c2p', 'p2c']")
+
+
+def test_relative_bias_config_is_validated():
+    base = dict(vocab_size=99, hidden_size=24, num_hidden_layers=2, num_attention_heads=3)
+    with pytest.raises(ValueError, match="`relative_attention_num_buckets` must be 0 or at least 4"):
+        BortConfig(**base, relative_attention_num_buckets=2)
+    with pytest.raises(ValueError, match="only meaningful with a relative bias"):
+        BortConfig(**base, relative_attention_head_index=[[0, 1, 2], [0, 1, 2]])
+    with pytest.raises(ValueError, match=r"`relative_attention_head_index\[1\]` must list one table column per head"):
+        BortConfig(**base, relative_attention_num_buckets=32, relative_attention_head_index=[[0, 1, 2], [0]])
+    with pytest.raises(ValueError, match="`relative_attention_max_distance`"):
+        BortConfig(**base, relative_attention_num_buckets=32, relative_attention_max_distance=8)
+    config = BortConfig(
+        **base, relative_attention_num_buckets=32, relative_attention_head_index=[[0, 4, 1], [2, 3, 0]]
+    )
+    assert config.relative_attention_bias_heads == 5
+    assert BortConfig.from_dict(config.to_dict()).layer_relative_attention_head_index == [[0, 4, 1], [2, 3, 0]]
+
+
+def test_deberta_long_input_and_the_legacy_free_mlm_head():
+    """60 tokens reach DeBERTa's logarithmic buckets; `legacy=False` MLM heads (`lm_predictions`) convert too (5.x)."""
+    source = make_source("deberta-v3", "Model")
+    assert max_difference(source, convert_to_bort(source).eval(), padded_batch(60)) < 1e-5
+    if int(transformers.__version__.split(".")[0]) < 5:
+        return  # transformers 4.x ties `lm_predictions.lm_head.dense` to the word embeddings: the source cannot run
+    config = transformers.DebertaV2Config(**DEBERTA, **DEBERTA_V3, legacy=False)
+    torch.manual_seed(0)
+    source = transformers.DebertaV2ForMaskedLM(config).eval()
+    assert max_difference(source, convert_to_bort(source).eval(), padded_batch()) < 1e-5
+
+
+def test_deberta_relative_embeddings_are_compared_not_ignored():
+    source = make_source("deberta-v3", "Model")
+    bort = convert_to_bort(source).eval()
+    config = bort.config
+    assert config.pos_att_type == ["c2p", "p2c"] and config.position_embedding_type == "none"
+    assert config.mask_padded_tokens and config.relative_embeddings_layer_norm and config.relative_span == 8
+    with torch.no_grad():
+        bort.encoder.rel_embeddings.weight[9, 5] += 0.5  # one entry: a constant row would vanish in the LayerNorm
+    assert max_difference(source, bort, padded_batch()) > 1e-3
+
+
+def test_deberta_layouts_bort_cannot_represent_are_refused_before_any_work():
+    for overrides, message in (
+        ({"share_att_key": False}, "share_att_key=False"),
+        ({"conv_kernel_size": 3}, "conv_kernel_size"),
+        ({"embedding_size": 16}, "embedding_size"),
+        ({"relative_attention": False}, "pos_att_type` without `relative_attention"),
+    ):
+        config = transformers.DebertaV2Config(**{**DEBERTA, **DEBERTA_V3, **overrides})
+        with pytest.raises(ValueError, match=message):
+            bort_config_from(config)
+
+
+def test_deberta_multiply_adds_match_the_flop_counter():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from hf_bort.ose.costs import encoder_multiply_adds
+
+    bort = convert_to_bort(make_source("deberta-v3", "Model")).eval()
+    with FlopCounterMode(display=False) as counter:  # explicit attention so that the counter sees its matmuls
+        bort(torch.randint(3, 99, (1, 12)), output_attentions=True)
+    assert encoder_multiply_adds(bort.config, 12) == counter.get_total_flops() // 2
