@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ._outputs import check_output_dir
 from .assets import packaged_minilm_path
 from .models.bort import BortConfig, BortModel, convert_to_bort, count_parameters, max_output_difference
 
@@ -43,6 +44,7 @@ def run_demo(output_dir: str | Path = "bort-minilm") -> DemoReport:
     """Converts the packaged MiniLM to Bort in `output_dir`, reloads it, and reports sizes and output agreement."""
     from transformers import AutoModel, AutoTokenizer
 
+    check_output_dir(output_dir, "output_dir")  # before the model is loaded
     start = time.perf_counter()
     source_path = packaged_minilm_path()
     source = AutoModel.from_pretrained(source_path).eval()
