@@ -8,10 +8,10 @@ import math
 import pytest
 from transformers import BertConfig
 
+from hf_bort.models.bort import bort_config_from
 from hf_bort.ose import Candidate
 from hf_bort.ose import costs as costs_module
 from hf_bort.ose.costs import LatencyCache, candidate_config, device_fingerprint
-from hf_bort.models.bort import bort_config_from
 
 BASE = bort_config_from(
     BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
