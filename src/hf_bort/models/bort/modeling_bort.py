@@ -306,13 +306,13 @@ def _check_inputs(
 ) -> None:
     """Refuse inputs that would fail deep inside (an empty sequence) or give silently wrong outputs (a mask that is
     not 0/1, e.g. token counts or an additive mask, which the 1/0 -> additive conversion would misread)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        return  # shape- and data-dependent checks cannot be traced (an export validates against the eager model)
     length = input_ids.shape[-1] if input_ids is not None else inputs_embeds.shape[-2]
     if length == 0:
         raise ValueError("The input has sequence length 0: give at least one token per sequence.")
     if attention_mask is None or attention_mask.dtype == torch.bool:
         return
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
-        return  # a data-dependent check cannot be traced; the eager model has checked the same inputs
     if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
         values = torch.unique(attention_mask[(attention_mask != 0) & (attention_mask != 1)])[:5].tolist()
         raise ValueError(f"`attention_mask` must hold only 0 (padding) and 1 (token), or booleans; it holds {values}.")
