@@ -285,8 +285,8 @@ def _load_model(model_or_path: Any, task: str | None) -> tuple[PreTrainedModel, 
 
     check_source(model_or_path, "model_or_path")
     config = transformers.AutoConfig.from_pretrained(model_or_path)
-    check_encoder_config(config, "The ONNX export")  # GPT-2, T5…: refused before loading, with convert's message
     _check_model_type(config.model_type, task or "feature-extraction")
+    check_encoder_config(config, "The ONNX export")  # GPT-2, T5…: refused before loading, with convert's message
     task = task or "feature-extraction"
     auto_class = getattr(transformers, _AUTO_CLASS[task])
     model, loading_info = auto_class.from_pretrained(model_or_path, output_loading_info=True)
@@ -602,8 +602,8 @@ def export_onnx(
     tokenizer = tokenizer if tokenizer is not None else loaded_tokenizer
     from ..models.bort.convert import check_encoder_config
 
-    check_encoder_config(model.config, "The ONNX export")
     _check_model_type(model.config.model_type, task)
+    check_encoder_config(model.config, "The ONNX export")
     # Fail on bad inputs before the (long) export.
     inputs = validation_inputs(model, task, tokenizer, validation_texts)
     workdir = _prepare_output_dir(output_dir, overwrite)
