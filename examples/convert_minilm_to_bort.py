@@ -5,7 +5,7 @@ Run: .venv/bin/python examples/convert_minilm_to_bort.py [OUTPUT_DIR]
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import torch
 from transformers import AutoModel, AutoTokenizer
@@ -32,4 +32,6 @@ def main(output_dir: str = "runs/minilm-bort") -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir", nargs="?", default="runs/minilm-bort", help="Where the Bort checkpoint goes.")
+    main(parser.parse_args().output_dir)

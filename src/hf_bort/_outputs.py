@@ -2,8 +2,10 @@
 
 Every command that writes a folder goes through these helpers so that no input is lost:
 
-- [`check_output_dir`]: the path (and its nearest existing ancestor) must be a folder or not exist yet; a file
-  where a folder goes is an error *before* work (transformers' `save_pretrained` only logs an error and returns).
+- [`check_output_dir`]: the path (and its nearest existing ancestor) must be a folder or not exist yet, and
+  writable (probed by creating and removing an empty folder); a file where a folder goes or an unwritable place is
+  an error *before* work (transformers' `save_pretrained` only logs an error and returns; a permission error used
+  to come only after the models were loaded and trained).
 - [`check_not_overlapping`]: an output that is, contains or lies inside its source folder is refused (replacing it
   would delete the source).
 - [`make_workdir`] / [`replace_dir`]: the new content is written to `.NAME.tmp-HOST-PID-*` beside the output and
@@ -30,16 +32,34 @@ _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
 
 
 def check_output_dir(path: str | os.PathLike, field: str = "output_dir") -> Path:
-    """Raise a ValueError naming `field` when `path` (or its nearest existing ancestor) is not a folder."""
+    """Raise a ValueError naming `field` when `path` (or its nearest existing ancestor) is not a writable folder."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"{field} {str(path)!r} is a file, not a folder: give a folder path (existing or new).")
+    existing = path if path.is_dir() else None
     for ancestor in path.absolute().parents:
+        if existing is not None:
+            break
         if ancestor.exists():
             if not ancestor.is_dir():
                 raise ValueError(f"{field} {str(path)!r} lies under {str(ancestor)!r}, which is a file, not a folder.")
-            break
+            existing = ancestor
+    if existing is not None:
+        _check_writable(existing, path, field)
     return path
+
+
+def _check_writable(folder: Path, path: Path, field: str) -> None:
+    """Create and remove an empty folder in `folder`: the only test that holds for root, read-only mounts and ACLs."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".hf_bort-write-probe-", dir=folder)
+    except OSError as error:
+        where = "" if folder == path else f" (its nearest existing folder {str(folder)!r})"
+        raise ValueError(
+            f"{field} {str(path)!r} is not writable{where}: {error.strerror or error}. "
+            "Choose a folder you can write to."
+        ) from None
+    os.rmdir(probe)
 
 
 def check_not_overlapping(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -59,10 +60,11 @@ def _convert(args: argparse.Namespace) -> int:
 def _count(args: argparse.Namespace) -> int:
     from transformers import AutoConfig
 
-    from .models.bort import BortConfig, count_parameters
+    from .models.bort import BORT_PRESETS, BortConfig, count_parameters
 
-    config = BortConfig.from_preset(args.source) if args.source.startswith("bort") else None
-    if config is None:
+    if args.source in BORT_PRESETS and not os.path.exists(args.source):  # an existing folder is a path, never a preset
+        config = BortConfig.from_preset(args.source)
+    else:
         config = AutoConfig.from_pretrained(args.source)
     print(json.dumps(count_parameters(config, task=args.task).to_dict()))
     return 0
@@ -136,18 +138,42 @@ def _check_output_folders(args: argparse.Namespace) -> None:
             check_output_dir(value, name)
 
 
+# Arguments that name a source model (a folder or a Hub id), per command: checked before any work, so a missing path
+# or a file says so instead of transformers' "check your internet connection".
+SOURCE_ARGUMENTS = {
+    "convert": ("source",),
+    "count": ("source",),
+    "search": ("source",),
+    "extract": ("source",),
+    "distill": ("student", "teacher"),
+    "export": ("model",),
+}
+
+
+def _check_sources(args: argparse.Namespace) -> None:
+    from ._sources import check_source
+    from .models.bort import BORT_PRESETS
+
+    for name in SOURCE_ARGUMENTS.get(args.command, ()):
+        value = getattr(args, name)
+        if args.command == "count" and value in BORT_PRESETS and not os.path.exists(value):
+            continue
+        check_source(value, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from ._lock import InUseError
 
     args = build_parser().parse_args(argv)
     try:
         _check_output_folders(args)
+        _check_sources(args)
         if args.command == "extract":  # the extracted checkpoint must not land in (and replace) its source
             from ._outputs import check_not_overlapping
 
             check_not_overlapping(args.source, args.save_directory, "source", "save_directory")
         return args.func(args)
-    except (ValueError, TypeError, ImportError, FileNotFoundError, InUseError) as error:
+    except (ValueError, TypeError, ImportError, OSError, InUseError) as error:
         print(f"hf-bort {args.command}: error: {error}", file=sys.stderr)
         return 2
 

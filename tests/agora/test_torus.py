@@ -68,32 +68,59 @@ def test_agora_beats_plain_training_on_the_torus(tmp_path):
     assert agora_accuracy >= 0.85
 
 
-def test_hyperparameter_search_defaults_to_the_grid_with_a_pruner(tmp_path):
-    pytest.importorskip("optuna")
+def test_hyperparameter_search_defaults_to_the_grid_with_a_pruner(tmp_path, monkeypatch):
+    optuna = pytest.importorskip("optuna")
     from hf_bort.agora import AGORA_GRID
 
     train, dev, _ = _data()
+    studies = []
+    real_create_study = optuna.create_study
+
+    def recording_create_study(*args, **kwargs):
+        studies.append(real_create_study(*args, **kwargs))
+        return studies[-1]
+
+    monkeypatch.setattr(optuna, "create_study", recording_create_study)
 
     def metrics(prediction):
         return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
 
-    args = AgoraConfig(
-        str(tmp_path),
-        agora_rounds=1,
-        eval_strategy="epoch",
-        **{**COMMON, "num_train_epochs": 1},
-    )
-    trainer = AgoraTrainer(
-        model_init=lambda: ToyMLP(ToyConfig()),
-        args=args,
-        train_dataset=train,
-        eval_dataset=dev,
-        labeller=torus_labeller,
-        compute_metrics=metrics,
-    )
+    def trainer():
+        args = AgoraConfig(
+            str(tmp_path),
+            agora_rounds=1,
+            eval_strategy="epoch",
+            **{**COMMON, "num_train_epochs": 1},
+        )
+        return AgoraTrainer(
+            model_init=lambda: ToyMLP(ToyConfig()),
+            args=args,
+            train_dataset=train,
+            eval_dataset=dev,
+            labeller=torus_labeller,
+            compute_metrics=metrics,
+        )
+
+    # A given grid: a grid sampler visits each point once, the objective is maximised, and a median pruner watches.
     grid = {"learning_rate": [1e-2, 1e-4], "per_device_train_batch_size": [16]}
-    best = trainer.hyperparameter_search(n_trials=2, grid=grid)
-    assert best.hyperparameters["learning_rate"] in grid["learning_rate"]
-    assert 0.0 <= best.objective <= 1.0
-    assert set(AGORA_GRID) == {"learning_rate", "weight_decay", "warmup_ratio", "per_device_train_batch_size"}
-    assert AGORA_GRID["weight_decay"] == [0.0, 10.0, 100.0, 350.0]
+    best = trainer().hyperparameter_search(n_trials=2, grid=grid)
+    study = studies[-1]
+    visited = sorted(trial.params["learning_rate"] for trial in study.trials)
+    assert visited == [1e-4, 1e-2]  # both points, no repeat (a random sampler would repeat or leave the grid)
+    assert isinstance(study.sampler, optuna.samplers.GridSampler)
+    assert isinstance(study.pruner, optuna.pruners.MedianPruner)
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    objectives = {trial.params["learning_rate"]: trial.value for trial in study.trials}
+    assert best.objective == max(objectives.values()) and best.hyperparameters["learning_rate"] == max(
+        objectives, key=objectives.get
+    )
+    # No grid: the trials are drawn from AGORA_GRID, every axis of it, each trial a distinct grid point.
+    trainer().hyperparameter_search(n_trials=2)
+    study = studies[-1]
+    assert len(study.trials) == 2
+    points = [tuple(sorted(trial.params.items())) for trial in study.trials]
+    assert len(set(points)) == 2
+    for trial in study.trials:
+        assert set(trial.params) == set(AGORA_GRID)
+        assert all(value in AGORA_GRID[name] for name, value in trial.params.items())
+    assert isinstance(study.sampler, optuna.samplers.GridSampler)

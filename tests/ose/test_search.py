@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import pytest
@@ -39,10 +40,48 @@ def test_run_stores_prunes_and_reports(tmp_path, tiny_bert, bert_tok, texts):
     assert {"candidate", "params", "multiply_adds", "latency_ms", "error", "steps", "seed", "wall_time"} <= set(
         records[0]
     )
-    assert result.survivors_per_rung[0] == 8 and 1 <= len(result.final) <= 8
+    assert result.survivors_per_rung[0] == 8
+    # The survivors are exactly the rung-2 candidates that no other one (1+ε)-box-dominates with a lower error
+    # (the rule, written out here independently of `prune`), and the rule did drop some.
+    rung = {r.candidate.key: r for r in result.evaluations if r.steps == 2}
+    assert len(rung) == 8
+
+    def box(r):
+        return tuple(math.floor(math.log(value) / math.log1p(0.5)) for value in (r.params, r.multiply_adds))
+
+    def rank(r):
+        return (r.error, r.params, r.multiply_adds, r.candidate.key)
+
+    expected = {
+        key
+        for key, r in rung.items()
+        if not any(box(o)[0] <= box(r)[0] and box(o)[1] <= box(r)[1] and rank(o) < rank(r) for o in rung.values())
+    }
+    assert {r.candidate.key for r in result.final} == expected and 1 <= len(expected) < 8
+    # The front is exactly the non-dominated set of the fully trained candidates in (params, MACs, ê) …
     front = result.pareto_front()
-    assert front and all(r.steps == 4 for r in front)
-    assert result.best() in front
+    assert all(r.steps == 4 for r in front)
+
+    def objectives(r):
+        return (r.params, r.multiply_adds, r.error)
+
+    def dominated(r):
+        return any(
+            all(a <= b for a, b in zip(objectives(o), objectives(r), strict=True)) and objectives(o) != objectives(r)
+            for o in result.final
+        )
+
+    assert {r.candidate.key for r in front} == {r.candidate.key for r in result.final if not dominated(r)}
+    # … and best() is the front point with the lowest documented W-coefficient (p/p_T + c/c_T + ê/median ê).
+    median = sorted(r.error for r in front)[len(front) // 2]
+
+    def w(r):
+        return r.params / result.source_params + r.multiply_adds / result.source_multiply_adds + r.error / median
+
+    assert result.best() == min(front, key=lambda r: (w(r), r.candidate))
+    cheapest = min(front, key=lambda r: r.multiply_adds)
+    budget = cheapest.multiply_adds / result.source_multiply_adds
+    assert result.best(max_cost_ratio=budget) == cheapest  # the only front point within that budget
     assert "| candidate |" in result.to_markdown() and front[0].candidate.key in result.to_markdown()
     assert result.plot(tmp_path / "front.png").stat().st_size > 1000
     source_error, _, _ = search.evaluate_candidate(Candidate(2, 4, 32, 37, 8), 0)  # the source itself, untrained

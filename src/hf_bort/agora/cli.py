@@ -32,11 +32,16 @@ def run(argv: list[str]) -> int:
     import numpy as np
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
 
+    from .._outputs import check_output_dir
+    from .._sources import check_source
     from .config import AgoraConfig
     from .trainer import AgoraTrainer, resolve_resume_checkpoint
 
     parser = HfArgumentParser((AgoraCliArguments, AgoraConfig), prog="hf-bort agora")
     cli, config = parser.parse_args_into_dataclasses(argv)
+    check_output_dir(config.output_dir, "output_dir")  # a file or an unwritable folder: before any model is loaded
+    check_source(cli.model_name_or_path, "model_name_or_path")
+    check_source(cli.labeller_name_or_path, "labeller_name_or_path")
     resume = resolve_resume_checkpoint(config.resume_from_checkpoint, config.output_dir)  # before any loading
     tokenizer = AutoTokenizer.from_pretrained(cli.model_name_or_path)
     model = AutoModelForSequenceClassification.from_pretrained(cli.model_name_or_path, num_labels=cli.num_labels)

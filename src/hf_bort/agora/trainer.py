@@ -14,6 +14,7 @@ from torch.utils.data import Dataset, Sampler
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..ose.inputs import check_class_labels, check_label
 from .callback import STATE_NAME, AgoraCallback, AgoraState, RoundStats
 from .collator import AgoraCollator, model_row
 from .config import AgoraConfig
@@ -199,6 +200,8 @@ class AgoraTrainer(Trainer):
 
         model_config = self.model.config
         self.num_labels = int(model_config.num_labels)
+        # An out-of-range class id fails here, naming the row and column, not as an IndexError mid-training.
+        check_class_labels(train, self.num_labels, "AgoraTrainer train_dataset")
         tokenizer = self.processing_class
         pad = getattr(tokenizer, "pad_token_id", None)
         if pad is None:
@@ -287,9 +290,7 @@ class AgoraTrainer(Trainer):
             point = model_row(row)
             if point.get("labels") is None:
                 raise ValueError(f"AgoraTrainer eval_dataset (dev set) row {i} has no label: Agora needs dev labels.")
-            label = int(point["labels"])
-            if not 0 <= label < self.num_labels:
-                raise ValueError(f"eval_dataset row {i} has label {label}, expected one in [0, {self.num_labels}).")
+            check_label(point["labels"], self.num_labels, f"AgoraTrainer eval_dataset (dev set) row {i}")
             if "input_ids" not in point and "inputs_embeds" not in point:
                 raise ValueError(
                     "AgoraTrainer eval_dataset rows need `input_ids` (tokenize first) or `inputs_embeds`."

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from .._outputs import check_output_dir
 from .config import CompressionConfig
 from .data import TaskData, load_task_data
 
@@ -111,9 +112,7 @@ class _Run:
 
     def __init__(self, config: CompressionConfig):
         self.config = config
-        self.dir = Path(config.output_dir)
-        if self.dir.exists() and not self.dir.is_dir():
-            raise ValueError(f"`output_dir` {self.dir} exists and is not a folder.")
+        self.dir = check_output_dir(config.output_dir, "output_dir")  # a file or an unwritable place: before work
         self.progress_path = self.dir / "progress.json"
         saved_config = self.dir / "compression_config.json"
         if saved_config.is_file():

@@ -235,6 +235,29 @@ def plot(result: BenchResult, path: str | os.PathLike) -> Path | None:
     return Path(path)
 
 
+def check_bench_model(spec: PreTrainedModel | str | os.PathLike) -> None:
+    """
+    Refuse, before any benchmarking, a model the benchmark cannot count (its multiply-adds need a Bort or BERT-family
+    encoder): a missing path, a file, or a GPT-2 / T5 / … checkpoint gets `convert`'s refusal.
+    """
+    import transformers
+
+    from .._sources import check_source
+    from ..models.bort.configuration_bort import BORT_PRESETS
+    from ..models.bort.convert import check_model_type
+
+    if not isinstance(spec, (str, os.PathLike)):
+        check_model_type(getattr(getattr(spec, "config", None), "model_type", None))
+        return
+    text = str(spec)
+    if text in NAMED_MODELS or text in BORT_PRESETS:
+        return
+    if not Path(text).exists() and "/" not in text:
+        raise ValueError(f"model {text!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing path.")
+    check_source(text, "model")
+    check_model_type(transformers.AutoConfig.from_pretrained(text).model_type)
+
+
 def resolve_model(spec: str | os.PathLike, seed: int = 0) -> tuple[PreTrainedModel, Any]:
     """A feature-extraction model and its tokenizer (or None) from a name in `NAMED_MODELS` or a path / Hub id."""
     import torch
@@ -382,6 +405,8 @@ def run_benchmark(
     for model_name, reference in comparisons:
         if model_name not in models or reference not in models:
             raise ValueError(f"comparisons must name benchmarked models; got ({model_name!r}, {reference!r}).")
+    for spec in models.values():  # every model is checked before the first one is benchmarked
+        check_bench_model(spec)
     needs_ort = any(engine != "pytorch" for engine in config.engines)
     if needs_ort:
         require_onnx()

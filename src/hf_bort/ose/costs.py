@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import platform
 import statistics
@@ -18,6 +20,8 @@ from .._lock import exclusive_lock
 from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.parameters import count_parameters
 from .space import Candidate
+
+logger = logging.getLogger(__name__)
 
 ENGINES = ("pytorch", "onnxruntime")
 
@@ -108,10 +112,65 @@ def device_fingerprint() -> str:
     return f"{cpu}|cores={os.cpu_count()}|threads={torch.get_num_threads()}|torch={torch.__version__}"
 
 
+def _valid_latency(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def load_latencies(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """
+    The cache file's `{device: {shape key: milliseconds}}`, trusting only what is well formed: a file that is not
+    JSON, a device entry that is not an object, and a latency that is not a finite number > 0 (negative, zero, NaN,
+    a string…) are skipped with a warning naming the file and the entry, so those shapes are measured again (and
+    the entry replaced when the file is next written) instead of an impossible latency winning the search.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        logger.warning(
+            "Ignoring the latency cache %s: not valid JSON (%s); latencies are measured again.", path, error
+        )
+        return {}
+    if not isinstance(data, dict):
+        logger.warning(
+            "Ignoring the latency cache %s: expected an object of devices, got %s; latencies are measured again.",
+            path,
+            type(data).__name__,
+        )
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for device, entries in data.items():
+        if not isinstance(entries, dict):
+            logger.warning(
+                "Ignoring device entry %r of the latency cache %s: expected an object of shapes, got %s.",
+                device,
+                path,
+                type(entries).__name__,
+            )
+            continue
+        kept = out.setdefault(device, {})
+        for key, value in entries.items():
+            if _valid_latency(value):
+                kept[key] = float(value)
+            else:
+                logger.warning(
+                    "Ignoring entry %s of device %r in the latency cache %s: latency %r is not a finite number of "
+                    "milliseconds > 0; that shape is measured again.",
+                    key,
+                    device,
+                    path,
+                    value,
+                )
+    return out
+
+
 class LatencyCache:
     """
     Measured latencies in a JSON file, keyed by device fingerprint, engine, shape and input size, so a shape is only
-    ever timed once per machine. Example: `LatencyCache("latency.json").measure(config, batch_size=1)`.
+    ever timed once per machine. Example: `LatencyCache("latency.json").measure(config, batch_size=1)`. Entries of
+    the file that are malformed or impossible are skipped with a warning (see [`load_latencies`]).
     """
 
     def __init__(self, path: str | os.PathLike | None = None, *, repeats: int = 10, warmup: int = 3):
@@ -120,12 +179,7 @@ class LatencyCache:
         self.path = Path(path) if path is not None else None
         self.repeats, self.warmup = repeats, warmup
         self.device = device_fingerprint()
-        self._data: dict[str, dict[str, float]] = {}
-        if self.path is not None and self.path.is_file():
-            try:
-                self._data = json.loads(self.path.read_text())
-            except json.JSONDecodeError:
-                self._data = {}
+        self._data: dict[str, dict[str, float]] = load_latencies(self.path) if self.path is not None else {}
 
     @staticmethod
     def shape_key(config: BortConfig, batch_size: int, sequence_length: int, engine: str) -> str:
@@ -159,6 +213,8 @@ class LatencyCache:
             return cached
         with self.lock():
             value = _measure(config, batch_size, sequence_length, engine, self.repeats, self.warmup)
+            if not _valid_latency(value):
+                raise RuntimeError(f"Measured an impossible latency {value!r} ms for {key}; not caching it.")
             self._data.setdefault(self.device, {})[key] = value
             if self.path is not None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

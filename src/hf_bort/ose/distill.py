@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
+from .inputs import check_class_labels
+
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
     """T² · KL(teacher ‖ student) of the temperature-softened distributions, averaged over the rows."""
@@ -243,6 +245,11 @@ class DistillationTrainer(Trainer):
             parameter.requires_grad_(False)
         self.objective = resolve_objective(self.args.distillation_objective, self.model, teacher)
         self.use_logits = self.objective != "hidden"
+        if self.objective == "logits":  # class ids checked before training, not as an IndexError mid-training
+            num_labels = _classifier_labels(self.model)
+            check_class_labels(self.train_dataset, num_labels, "DistillationTrainer train_dataset")
+            if self.eval_dataset is not None and not isinstance(self.eval_dataset, dict):
+                check_class_labels(self.eval_dataset, num_labels, "DistillationTrainer eval_dataset")
         self.projection = None
         if not self.use_logits:
             student_width = self.model.config.hidden_size

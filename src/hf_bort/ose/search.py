@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .._outputs import check_output_dir
 from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.convert import SUPPORTED_MODEL_TYPES
 from ..models.bort.modeling_bort import (
@@ -218,7 +219,7 @@ class OSESearch:
         self.space = space if space is not None else SearchSpace.from_source(_config_of(source))
         self.epsilon = float(epsilon)
         self.interval_size = interval_size
-        self.output_dir = Path(output_dir)
+        self.output_dir = check_output_dir(output_dir, "output_dir")  # before any model is loaded
         self.requested_objective = objective
         self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
         self.num_eval_batches, self.max_train_batches = num_eval_batches, max_train_batches

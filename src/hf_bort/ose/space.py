@@ -195,7 +195,10 @@ class SearchSpace:
         H∈{192,288,384}, I∈{128,256,384,512,1536}. Heads keep the source's head width so every point can inherit
         weights by extraction. Any axis can be overridden.
         """
+        from ..models.bort.convert import check_encoder_config
+
         config = _source_config(source)
+        check_encoder_config(config, "The OSE search")  # GPT-2, T5…: refused here, not deep inside
         depth = config.num_hidden_layers
         heads = (
             config.num_attention_heads
@@ -231,7 +234,9 @@ def _source_config(source: Any):
     if isinstance(source, PreTrainedModel):
         return source.config
     if isinstance(source, (str, bytes)) or hasattr(source, "__fspath__"):
+        from .._sources import check_source
         from ..models.sentence_transformers_folder import transformer_source
 
+        check_source(source)
         return AutoConfig.from_pretrained(transformer_source(source))
     raise TypeError(f"`source` must be a config, a model or a path, got {type(source).__name__}.")

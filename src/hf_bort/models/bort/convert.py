@@ -13,6 +13,7 @@ import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
 from ..._outputs import check_not_overlapping, check_output_dir
+from ..._sources import check_source
 from ..sentence_transformers_folder import read_layout, transformer_source
 from .configuration_bort import BortConfig
 from .modeling_bort import (
@@ -129,11 +130,41 @@ _HEAD_RENAMES["deberta-v2"] = {
 _UNSUPPORTED_HEADS = {("electra", "multiple-choice"): "ELECTRA's multiple-choice head (SequenceSummary)"}
 
 
-def _check_model_type(model_type: str | None) -> None:
+def unsupported_model_type_message(model_type: str | None) -> str:
+    """The refusal of a model type Bort cannot represent, shared by every command that takes a source model."""
+    return (
+        f"Cannot convert a model of type {model_type!r} to Bort. Supported model types: "
+        f"{', '.join(SUPPORTED_MODEL_TYPES)} (amazon/bort checkpoints are model_type 'bert')."
+    )
+
+
+def check_model_type(model_type: str | None) -> None:
+    """Raise [`unsupported_model_type_message`] unless `model_type` converts to Bort."""
     if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ValueError(unsupported_model_type_message(model_type))
+
+
+_check_model_type = check_model_type  # the name the package used before
+
+
+def is_encoder_config(config: PretrainedConfig) -> bool:
+    """True for a BERT-style encoder: a convertible type, or another masked-LM encoder (DistilBERT, ALBERT…); false
+    for decoder-only (GPT-2…) and encoder-decoder (T5, BART…) models."""
+    if getattr(config, "model_type", None) in SUPPORTED_MODEL_TYPES:
+        return True
+    if getattr(config, "is_encoder_decoder", False) or getattr(config, "is_decoder", False):
+        return False
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    return getattr(config, "model_type", None) in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def check_encoder_config(config: PretrainedConfig, what: str) -> None:
+    """Refuse a decoder or encoder-decoder source up front with `convert`'s message (`what` names the command)."""
+    if not is_encoder_config(config):
         raise ValueError(
-            f"Cannot convert a model of type {model_type!r} to Bort. Supported model types: "
-            f"{', '.join(SUPPORTED_MODEL_TYPES)} (amazon/bort checkpoints are model_type 'bert')."
+            f"{what} needs a BERT-style encoder, and {getattr(config, 'model_type', None)!r} is a decoder or "
+            f"encoder-decoder model. {unsupported_model_type_message(getattr(config, 'model_type', None))}"
         )
 
 
@@ -331,6 +362,7 @@ def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Te
 def _load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
     import transformers
 
+    check_source(path, "source")  # a missing path or a file: say so, not "check your internet connection"
     path = transformer_source(path)  # a sentence-transformers folder may keep its encoder in a sub-folder
     config = AutoConfig.from_pretrained(path, **kwargs)
     _check_model_type(config.model_type)  # before any weight is read

@@ -439,6 +439,23 @@ class BortPreTrainedModel(PreTrainedModel):
         return self.config.return_dict if return_dict is None else return_dict
 
 
+def _check_inputs(
+    input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None, attention_mask: torch.Tensor | None
+) -> None:
+    """Refuse inputs that would fail deep inside (an empty sequence) or give silently wrong outputs (a mask that is
+    not 0/1, e.g. token counts or an additive mask, which the 1/0 -> additive conversion would misread)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
+        return  # shape- and data-dependent checks cannot be traced (an export validates against the eager model)
+    length = input_ids.shape[-1] if input_ids is not None else inputs_embeds.shape[-2]
+    if length == 0:
+        raise ValueError("The input has sequence length 0: give at least one token per sequence.")
+    if attention_mask is None or attention_mask.dtype == torch.bool:
+        return
+    if bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+        values = torch.unique(attention_mask[(attention_mask != 0) & (attention_mask != 1)])[:5].tolist()
+        raise ValueError(f"`attention_mask` must hold only 0 (padding) and 1 (token), or booleans; it holds {values}.")
+
+
 def _extended_attention_mask(
     attention_mask: torch.Tensor | None, dtype: torch.dtype, mask_queries: bool = False
 ) -> torch.Tensor | None:
@@ -505,6 +522,7 @@ class BortModel(BortPreTrainedModel):
         output_hidden_states = (
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
+        _check_inputs(input_ids, inputs_embeds, attention_mask)
         embedding_output = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, attention_mask)
         if hasattr(self, "embeddings_project"):
             embedding_output = self.embeddings_project(embedding_output)
