@@ -61,3 +61,20 @@ def test_search_in_a_folder_in_use_exits_2_naming_the_other_process(tmp_path, be
     assert main(argv) == 2
     assert f"in use by another process (pid {holder.pid} " in capsys.readouterr().err
     assert not (tmp_path / "run" / "front.md").exists()
+
+
+def test_search_sequence_length_flag_defaults_to_the_api_and_reaches_the_search(monkeypatch):
+    import inspect
+
+    import hf_bort.ose.search as search_module
+    import hf_bort.ose.space as space_module
+    from hf_bort.ose.cli import _search_from_args
+
+    default = inspect.signature(search_module.OSESearch.__init__).parameters["sequence_length"].default
+    assert _parser().parse_args(["search", "src"]).sequence_length == default
+    args = _parser().parse_args(["search", "src", "--sequence-length", "48", "--texts", __file__])
+    captured = {}
+    monkeypatch.setattr(space_module.SearchSpace, "from_source", classmethod(lambda cls, *a, **k: "space"))
+    monkeypatch.setattr(search_module, "OSESearch", lambda *a, **kwargs: captured.update(kwargs))
+    _search_from_args(args)
+    assert captured["sequence_length"] == 48

@@ -172,11 +172,18 @@ def test_impossible_values_are_refused():
 
 
 def test_cost_is_part_of_the_run_id(tmp_path, bert_tok, texts):
-    a = _task_search(tmp_path, bert_tok, texts)
-    b = _task_search(tmp_path, bert_tok, texts, cost="latency_ms")
+    a = _task_search(tmp_path, bert_tok, texts, sequence_length=16)
+    b = _task_search(tmp_path, bert_tok, texts, cost="latency_ms", sequence_length=16)
     a._prepare()
     b._prepare()
     assert a.run_id != b.run_id
+
+
+def test_latency_cost_longer_than_the_source_positions_is_refused_before_timing(tmp_path, bert_tok, texts):
+    search = _task_search(tmp_path, bert_tok, texts, cost="latency_ms")  # default 128 tokens; the source has 64
+    with pytest.raises(ValueError, match=r"`sequence_length` 128 .* \(64 positions\)"):
+        search._prepare()
+    assert not (tmp_path / "run" / "latency.json").exists()
 
 
 def test_budget_with_no_candidate_fails_before_training(tmp_path, bert_tok, texts, monkeypatch):

@@ -54,6 +54,7 @@ def _search_from_args(args: argparse.Namespace):
         text_dataset=_texts(args.texts),
         output_dir=args.output_dir,
         cost=args.cost,
+        sequence_length=args.sequence_length,
         seed=args.seed,
         heterogeneous=args.heterogeneous,
     )
@@ -159,6 +160,15 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_default(name: str):
+    """`OSESearch`'s default for keyword `name` (the CLI's defaults are the Python API's)."""
+    import inspect
+
+    from .search import OSESearch
+
+    return inspect.signature(OSESearch.__init__).parameters[name].default
+
+
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="Path or Hub id of the source encoder.")
     parser.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
@@ -166,6 +176,12 @@ def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epsilon", type=float, default=0.2, help="Approximation ε (smaller: more steps).")
     parser.add_argument("--interval-size", type=int, default=None, help="Steps of the first interval.")
     parser.add_argument("--cost", default="multiply_adds", choices=("multiply_adds", "latency_ms"))
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=_api_default("sequence_length"),
+        help="Tokens per input at which multiply-adds are counted and latency is timed.",
+    )
     parser.add_argument("--layers", help="Comma-separated depths (default: paper grid scaled to the source).")
     parser.add_argument("--heads", help="Comma-separated head counts.")
     parser.add_argument("--hidden", help="Comma-separated hidden widths.")

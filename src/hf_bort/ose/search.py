@@ -292,6 +292,13 @@ class OSESearch:
         self.base_config = BortConfig.from_dict(
             {**self.base_config.to_dict(), "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
         )
+        limit = _max_positions(self.base_config)
+        if self.cost == "latency_ms" and limit is not None and self.sequence_length > limit:
+            raise ValueError(
+                f"`sequence_length` {self.sequence_length} (the length latency is timed at) is longer than the source "
+                f"allows ({limit} positions): pass sequence_length <= {limit} (CLI: --sequence-length; compress: "
+                "cost_sequence_length)."
+            )
         self._build_batches()
         if self.bort is not None:
             calibration = self.train_batches[: self.calibration_batches]
@@ -759,3 +766,12 @@ __all__ = [
     "load_results",
     "pareto_front",
 ]
+
+
+def _max_positions(config: BortConfig) -> int | None:
+    """Longest input the source's position table allows (None: no absolute positions)."""
+    kind = getattr(config, "position_embedding_type", "absolute")
+    if kind not in ("absolute", "roberta"):
+        return None
+    positions = config.max_position_embeddings
+    return positions - ((config.pad_token_id or 0) + 1) if kind == "roberta" else positions
