@@ -81,7 +81,7 @@ def test_embedding_student_gets_its_card_and_is_pushed(tmp_path, data_dir, monke
     assert f"{student_report['encoder_multiply_adds']:,} (× {student_report['multiply_adds_ratio']:.3f})" in text
     assert f"{report['latency']['pytorch']['student']['p50_ms']:.2f} ms" in text
     assert f"**{student_report['shape']}** (chosen)" in text and "Dev mean cosine (search)" in text
-    front = [line for line in text.splitlines() if line.startswith(("| D", "| **D"))]
+    front = [line for line in text.splitlines() if line.startswith(("| D1", "| D2", "| **D"))]
     assert len(front) == len(report["search"]["front"]) and "None" not in "".join(front)
     assert text.index("SentenceTransformer(") < text.index("AutoModel.from_pretrained(")  # its own library first
     assert f"Embedding distillation: {student_report['embedding_distillation']['loss']}" in text
