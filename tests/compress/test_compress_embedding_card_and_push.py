@@ -124,3 +124,14 @@ def test_embedding_push_is_checked_before_any_work(tmp_path, data_dir, monkeypat
     with pytest.raises(HubPushError, match="no token"):
         compress(config)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_converted_sentence_transformers_folder_is_listed_as_one(tmp_path):
+    from hf_bort.cli import main
+
+    source = tiny_sentence_transformer(tmp_path / "st")
+    assert main(["convert", str(source), str(tmp_path / "bort-st")]) == 0
+    card = ModelCard.load(tmp_path / "bort-st" / "README.md")
+    assert card.data.library_name == "sentence-transformers" and card.data.pipeline_tag == "sentence-similarity"
+    assert {"converted", "sentence-transformers", "feature-extraction"} <= set(card.data.tags)
+    assert 'SentenceTransformer("bort-st", trust_remote_code=True)' in card.text
