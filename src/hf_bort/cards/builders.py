@@ -15,6 +15,12 @@ from .data import BortCardData, EvalRecord, save_card
 
 ONNX_SUBFOLDER = "onnx"
 METRIC_TYPES = {"accuracy": ("accuracy", "accuracy"), "macro_f1": ("f1", "macro F1")}
+# Embedding students (`compress(task="feature-extraction")`): report key -> (model-index metric type, label).
+AGREEMENT_TYPES = {
+    "mean_cosine": ("mean_cosine", "mean cosine to the teacher"),
+    "nearest_neighbour_agreement": ("nearest_neighbour_agreement", "nearest-neighbour agreement"),
+    "spearman_pairwise": ("spearman_pairwise", "Spearman of pairwise similarities"),
+}
 
 
 # --------------------------------------------------------------------------------------------------- formatting

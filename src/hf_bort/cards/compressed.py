@@ -1,4 +1,8 @@
-"""Card data of a `compress` run, from its `compression_report.json` (see `hf_bort.compress.pipeline`)."""
+"""
+Card data of a `compress` run, from its `compression_report.json` (see `hf_bort.compress.pipeline`): a text
+classifier, or with `task="feature-extraction"` a sentence-transformers embedding student (agreement with the
+teacher's embeddings instead of accuracy; `hf_bort.compress.embedding`). Both share this builder.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .builders import (
+    AGREEMENT_TYPES,
     METRIC_TYPES,
     ONNX_SUBFOLDER,
     _cell,
@@ -32,8 +37,20 @@ def _dataset(settings: dict[str, Any]) -> tuple[list[str], str]:
     return ([dataset] if hub_id(dataset) or "/" not in dataset else []), dataset
 
 
+EMBEDDING_TASK = "feature-extraction"
+
+
+def _agreement(value: Any) -> str | None:
+    return None if value is None else f"{value:.4f}"
+
+
 def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCardData:
-    """Card data of a `compress` run from its `compression_report.json` (see `hf_bort.compress.pipeline`)."""
+    """
+    Card data of a `compress` run from its `compression_report.json` (see `hf_bort.compress.pipeline`). A report
+    with `task="feature-extraction"` gives an embedding student's card: agreement metrics (mean cosine,
+    nearest-neighbour agreement, Spearman of pairwise similarities) in the results and the `model-index`.
+    """
+    embedding = report.get("task") == EMBEDDING_TASK
     settings = report.get("settings", {})
     source, student, search = report.get("source", {}), report.get("student", {}), report.get("search", {})
     data, latency, machine = report.get("data", {}), report.get("latency") or {}, report.get("machine") or {}
@@ -49,17 +66,25 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     if settings.get("max_latency_ms") is not None:
         budget.append(f"≤ {settings['max_latency_ms']:g} ms ({settings.get('latency_engine')})")
     labels = data.get("label_names")
-    summary = (
-        f"A {student.get('shape', '')} Bort student of `{display(source_name)}` for text classification on "
-        f"{dataset_name}{' (' + ', '.join(map(str, labels)) + ')' if labels else ''}, made by `hf_bort.compress`"
-    )
+    if embedding:
+        summary = (
+            f"A {student.get('shape', '')} Bort sentence-embedding student of `{display(source_name)}` (a "
+            f"sentence-transformers model), distilled on the teacher's sentence embeddings of {dataset_name} texts "
+            "by `hf_bort.compress`"
+        )
+    else:
+        summary = (
+            f"A {student.get('shape', '')} Bort student of `{display(source_name)}` for text classification on "
+            f"{dataset_name}{' (' + ', '.join(map(str, labels)) + ')' if labels else ''}, made by `hf_bort.compress`"
+        )
     if ratio is not None:
         summary += f": {100 * ratio:.1f} % of the source's encoder multiply-adds (at {length} tokens)"
     if student.get("parameters") and source.get("parameters"):
         summary += f", {student['parameters']:,} parameters vs {source['parameters']:,}"
+    trained_on = "the teacher's sentence embeddings" if embedding else "the task"
     summary += (
         ". The student's shape was chosen by the OSE search within the budget, its weights extracted from the "
-        "fine-tuned source, then distilled on hidden states and on the task."
+        f"{'source' if embedding else 'fine-tuned source'}, then distilled on hidden states and on {trained_on}."
         if search.get("searched")
         else f". The shape was given ({search.get('why', 'no search')}); weights extracted and distilled."
     )
@@ -96,6 +121,8 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
             "Search training steps (exhaustive equivalent)",
             f"{steps['search_total']:,} ({steps['exhaustive_equivalent']:,})" if "search_total" in steps else None,
         ),
+        ("Embedding dimension", source.get("embedding_dimension") if embedding else None),
+        ("Source modules", " → ".join(source["modules"]) if embedding and source.get("modules") else None),
         ("Layer selection", settings.get("layer_selection")),
         ("Max tokens per text", settings.get("max_length")),
         ("Seed", settings.get("seed")),
@@ -103,6 +130,11 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     config = student.get("config") or {}
     extraction = student.get("extraction") or {}
     front_rows = []
+    front_key, front_label, front_show = (
+        ("dev_mean_cosine", "Dev mean cosine (search)", _agreement)
+        if embedding
+        else ("dev_accuracy", "Dev accuracy (search)", _pct)
+    )
     if search.get("front"):
         has_latency = any(row.get("latency_ms") is not None for row in search["front"])
         header = [
@@ -111,7 +143,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
             "Multiply-adds × source",
             *(["Latency ms"] if has_latency else []),
             "ê",
-            "Dev accuracy (search)",
+            front_label,
         ]
         front_rows.append(header)
         for row in search["front"]:
@@ -120,16 +152,23 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
             front_rows.append(
                 [
                     f"**{key}** (chosen)" if chosen else key,
-                    _int(row.get("params")),
+                    _cell(_int(row.get("params"))),
                     _num(row.get("multiply_adds_ratio"), 3),
                     *([_num(row.get("latency_ms"), 3)] if has_latency else []),
                     _num(row.get("error"), 4),
-                    _cell(_pct(row.get("dev_accuracy"))),
+                    _cell(front_show(row.get(front_key))),
                 ]
             )
     recipe = []
     training = source.get("training")
-    if source.get("finetuned_here") and training:
+    if embedding and source:
+        recipe.append(
+            "Teacher: the source SentenceTransformer as it is; its encoder converted to Bort and its modules after "
+            f"the encoder ({', '.join(m for m in source.get('modules', [])[1:]) or 'pooling'}) used as a frozen head "
+            "(checked to reproduce `SentenceTransformer.encode` within "
+            f"{_num(source.get('head_check_max_abs_difference'), 3)})."
+        )
+    elif source.get("finetuned_here") and training:
         recipe.append(
             f"Source fine-tuned on the train split: {training.get('epochs')} epochs, "
             f"lr {training.get('learning_rate')}, batch {training.get('batch_size')}, "
@@ -137,9 +176,12 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         )
     elif source:
         recipe.append("Source: a fine-tuned classifier, used as the teacher as it is.")
+    search_training = (
+        "on the cosine distance of its sentence embeddings to the teacher's" if embedding else "with task distillation"
+    )
     if search.get("searched"):
         recipe.append(
-            f"OSE search: each candidate extracted from the teacher and trained with task distillation "
+            f"OSE search: each candidate extracted from the teacher and trained {search_training} "
             f"(lr {settings.get('search_learning_rate')}, batch {settings.get('search_batch_size')}) in successive "
             f"intervals; ê = {search.get('objective')} on {settings.get('search_eval_rows')} dev rows; the "
             "lowest-ê front point within the budget is chosen."
@@ -158,23 +200,33 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
                 f"{_num(distillation.get('heldout_loss_after'))}"
             )
         recipe.append(text + ".")
-    task = student.get("task_distillation") or {}
+    task = student.get("embedding_distillation" if embedding else "task_distillation") or {}
     if task:
-        recipe.append(
-            f"Task distillation: {task.get('loss')}, {task.get('epochs')} epochs, lr {task.get('learning_rate')}, "
-            f"batch {task.get('batch_size')}, {task.get('steps')} steps."
+        text = (
+            f"{'Embedding' if embedding else 'Task'} distillation: {task.get('loss')}, {task.get('epochs')} epochs, "
+            f"lr {task.get('learning_rate')}, batch {task.get('batch_size')}, {task.get('steps')} steps"
         )
+        before, after = student.get("dev_before_embedding_distillation") or {}, student.get("dev") or {}
+        if embedding and before.get("mean_cosine") is not None and after.get("mean_cosine") is not None:
+            text += f"; dev mean cosine {_agreement(before['mean_cosine'])} → {_agreement(after['mean_cosine'])}"
+        recipe.append(text + ".")
     results = [["", f"source (`{display(source_name)}`)", "this model"]]
     eval_results = []
+    metric_types, show = (AGREEMENT_TYPES, _agreement) if embedding else (METRIC_TYPES, _pct)
     for split, split_name in (("dev", "validation"), ("test", "test")):
-        for key, (metric, label) in METRIC_TYPES.items():
-            a = (source.get(split) or {}).get(key)
+        for key, (metric, label) in metric_types.items():
+            a = None if embedding else (source.get(split) or {}).get(key)  # the teacher is the reference
             b = (student.get(split) or {}).get(key)
             if a is None and b is None:
                 continue
-            rows_read = (student.get(split) or {}).get("rows")
+            rows_read = (student.get(split) or {}).get("texts" if embedding else "rows")
+            unit = "texts" if embedding else "rows"
             results.append(
-                [f"{split} {label}" + (f" ({rows_read:,} rows)" if rows_read else ""), _cell(_pct(a)), _cell(_pct(b))]
+                [
+                    f"{split} {label}" + (f" ({rows_read:,} {unit})" if rows_read else ""),
+                    "reference" if embedding else _cell(show(a)),
+                    _cell(show(b)),
+                ]
             )
             if b is not None:
                 eval_results.append(
@@ -184,6 +236,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
                         float(b),
                         dataset=datasets[0] if datasets else "custom",
                         dataset_name=dataset_name,
+                        task="sentence-similarity" if embedding else "text-classification",
                         name=f"{split} {label}",
                     )
                 )
@@ -226,26 +279,38 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     if report.get("test_split_read"):
         note.append(f"Test split read {report['test_split_read']}.")
     reload = report.get("reload") or {}
-    if reload.get("ok"):
+    if reload.get("ok") and embedding:
+        note.append(
+            "Reload check: plain sentence-transformers (`trust_remote_code=True`, hf_bort not imported) gives the "
+            f"same embeddings (max difference {reload.get('max_abs_embedding_difference')})."
+        )
+    elif reload.get("ok"):
         note.append(
             "Reload check: plain transformers (`trust_remote_code=True`, hf_bort not imported) gives the same logits "
             f"(max difference {reload.get('max_abs_logit_difference')})."
         )
     limitations = [
-        f"Distilled for one task ({dataset_name}); not a general-purpose encoder.",
+        f"Distilled to agree with its teacher on {dataset_name} texts; agreement on other text domains was not "
+        "measured."
+        if embedding
+        else f"Distilled for one task ({dataset_name}); not a general-purpose encoder.",
     ]
     if latency:
         limitations.append(
             "Latency was measured on one CPU; other CPUs, thread counts and sequence lengths give other ratios."
         )
-    if (student.get("test") or {}).get("rows"):
-        limitations.insert(0, f"Evaluated on {student['test']['rows']:,} test rows of {dataset_name} only.")
+    tested = (student.get("test") or {}).get("texts" if embedding else "rows")
+    if tested:
+        limitations.insert(
+            0, f"Evaluated on {tested:,} test {'texts' if embedding else 'rows'} of {dataset_name} only."
+        )
     return BortCardData(
         kind="compressed",
         model_name=model_name,
         source=source_name,
         source_family=source.get("model_type") or _source_family(source_name),
-        architecture=reload.get("loaded_class") or "BortForSequenceClassification",
+        architecture=reload.get("loaded_encoder_class" if embedding else "loaded_class")
+        or ("BortModel" if embedding else "BortForSequenceClassification"),
         summary=summary,
         datasets=datasets,
         dataset_name=dataset_name,
@@ -258,6 +323,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         results_note=" ".join(note) or None,
         eval_results=eval_results,
         limitations=limitations,
+        sentence_transformers=embedding,
     )
 
 

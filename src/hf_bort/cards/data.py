@@ -14,6 +14,10 @@ TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md.j2"
 CARD_NAME = "README.md"
 KINDS = ("compressed", "converted", "extracted", "distilled", "agora", "onnx")
 LIBRARY_NAME = "transformers"
+# A sentence-transformers folder (`modules.json`) is listed on the Hub as sentence-transformers models are.
+ST_LIBRARY_NAME = "sentence-transformers"
+ST_PIPELINE_TAG = "sentence-similarity"
+ST_TAGS = ("sentence-transformers", "feature-extraction", "sentence-similarity")
 
 # `*For…` class suffix -> (Hub pipeline tag, Auto class). Multiple choice has no pipeline tag on the Hub.
 _HEADS = (
@@ -140,7 +144,13 @@ class BortCardData:
     onnx_subfolder: str | None = field(default=None, metadata={"help": "Folder of the ONNX files ('' = root)."})
     remote_code: bool = field(default=True, metadata={"help": "The folder ships modeling code (auto_map)."})
     pytorch_weights: bool = field(default=True, metadata={"help": "The folder holds PyTorch weights."})
-    sentence_transformers: bool = field(default=False, metadata={"help": "Loads with SentenceTransformer."})
+    sentence_transformers: bool = field(
+        default=False,
+        metadata={
+            "help": "Loads with SentenceTransformer (a `modules.json` folder): library_name sentence-transformers, "
+            "pipeline_tag sentence-similarity, the sentence-transformers tags and loading snippet."
+        },
+    )
     limitations: list[str] = field(default_factory=list, metadata={"help": "Known limits of this model."})
     files: list[tuple[str, str]] = field(default_factory=list, metadata={"help": "Other files and what they hold."})
     tags: list[str] = field(default_factory=list, metadata={"help": "Extra Hub tags."})
@@ -163,8 +173,12 @@ class BortCardData:
         return display_name(self.source)
 
     @property
+    def library_name(self) -> str:
+        return ST_LIBRARY_NAME if self.sentence_transformers else LIBRARY_NAME
+
+    @property
     def pipeline_tag(self) -> str | None:
-        return head_of(self.architecture)[0]
+        return ST_PIPELINE_TAG if self.sentence_transformers else head_of(self.architecture)[0]
 
     @property
     def auto_class(self) -> str:
@@ -182,7 +196,7 @@ class BortCardData:
         if self.onnx_files:
             tags.append("onnx")
         if self.sentence_transformers:
-            tags.append("sentence-transformers")
+            tags.extend(ST_TAGS)
         if self.agora:
             tags.append("agora")
         return list(dict.fromkeys([*tags, *self.tags]))
@@ -204,7 +218,7 @@ class BortCardData:
             for r in self.eval_results
         ]
         return ModelCardData(
-            library_name=LIBRARY_NAME,
+            library_name=self.library_name,
             base_model=self.base_model,
             pipeline_tag=self.pipeline_tag,
             tags=self.all_tags,

@@ -297,11 +297,6 @@ class CompressionConfig:
                     "task='feature-extraction' needs sentence-transformers: "
                     'pip install "hf-bort[sentence-transformers]".'
                 ) from error
-        if self.push_to_hub and self.task == "feature-extraction":
-            raise ValueError(
-                "`push_to_hub` is not available with task='feature-extraction' yet (the embedding student gets no "
-                "model card): push the output's student/ folder after writing its card, or use text-classification."
-            )
         needs_ort = self.measure_onnx or (
             self.latency_engine == "onnxruntime"
             and (self.max_latency_ratio is not None or self.max_latency_ms is not None)

@@ -20,6 +20,11 @@ Stages (recorded in `OUTPUT/progress.json` like the classification pipeline's, s
 7. `latency` — batch-1 latency of the source and the student encoders, PyTorch and ONNX Runtime.
 8. `test` — agreement on the test texts: mean cosine, nearest-neighbour agreement, Spearman of the pairwise
    similarities (read once, at the end).
+
+Then, as in the classification path (`hf_bort.compress.pipeline.publish`), `compression_report.json` is saved and
+`OUTPUT/student/` becomes the folder to publish: its `README.md` model card (library `sentence-transformers`, the
+agreement metrics in its `model-index`), the report, the front plot and the ONNX export; with `push_to_hub` it is
+pushed in one commit.
 """
 
 from __future__ import annotations
@@ -206,7 +211,7 @@ def compress_embeddings(config: CompressionConfig):
     from ..ose.space import Candidate
     from . import recipe
     from .data import load_text_data
-    from .pipeline import REPORT_NAME, STAGES, CompressionResult, _budget_check, _json_default, _Run, _space
+    from .pipeline import STAGES, CompressionResult, _budget_check, _Run, _space, publish, search_record
 
     if config.task != "feature-extraction":
         raise ValueError(f"compress_embeddings needs task='feature-extraction', got {config.task!r}.")
@@ -321,26 +326,7 @@ def compress_embeddings(config: CompressionConfig):
                 plot = None
                 logger.warning("matplotlib is not installed: no front.png (pip install 'hf-bort[plots]').")
             candidate = chosen.candidate
-            record = {
-                "searched": True,
-                "candidate": candidate.to_dict(),
-                "error": chosen.error,
-                "metrics": chosen.metrics,
-                "objective": result.objective_name,
-                "run_id": search.run_id,
-                "candidates_searched": result.num_candidates,
-                "fully_trained": len(result.final),
-                "front": [
-                    {
-                        "candidate": r.candidate.key,
-                        "multiply_adds_ratio": r.multiply_adds / result.source_multiply_adds,
-                        "error": r.error,
-                        **r.metrics,
-                    }
-                    for r in result.pareto_front()
-                ],
-                "plot": plot,
-            }
+            record = search_record(search, result, chosen, plot)
             (out / "search" / "choice.json").write_text(json.dumps(record, indent=1))
         run.finish("search", record, time.perf_counter() - start)
     candidate = Candidate.from_dict(run.record("search")["candidate"])
@@ -371,7 +357,7 @@ def compress_embeddings(config: CompressionConfig):
         )
         if distilled_dir.exists():
             shutil.rmtree(distilled_dir)
-        save_extracted(student, distilled_dir, tokenizer, source=config.model)
+        save_extracted(student, distilled_dir, tokenizer, source=config.model, card=False)  # intermediate: no card
         student_head = head.sliced(student.ose_plan.dims, teacher.config.hidden_size)
         save_head(distilled_dir, student_head)  # adds the projection back to the teacher's width when needed
         record["head"] = [type(stage).__name__ for stage in student_head.stages]
@@ -478,6 +464,7 @@ def compress_embeddings(config: CompressionConfig):
         "data": records["data"],
         "source": {
             "path": str(config.model),
+            "model_type": source_config.model_type,
             **records["source"],
             "parameters": count_parameters(teacher.config, task="feature-extraction").total,
             "encoder_multiply_adds": source_macs,
@@ -509,5 +496,5 @@ def compress_embeddings(config: CompressionConfig):
         "wall_s": {**run.progress["wall_s"], "this_call_s": time.perf_counter() - total_start},
         "machine": recipe.machine_info(),
     }
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    publish(config, out, report)  # the card, report, plot and ONNX in OUTPUT/student; the push when asked
     return CompressionResult(report=report, output_dir=out)

@@ -399,35 +399,8 @@ def compress(config: CompressionConfig) -> CompressionResult:
                     pick = None
                 if pick is not None:
                     picks[f"{ratio:.2f}"] = {"candidate": pick.candidate.key, "error": pick.error, **pick.metrics}
-            front = [
-                {
-                    "candidate": r.candidate.key,
-                    "params": r.params,
-                    "multiply_adds": r.multiply_adds,
-                    "multiply_adds_ratio": r.multiply_adds / result.source_multiply_adds,
-                    "latency_ms": r.latency_ms,
-                    "error": r.error,
-                    **r.metrics,
-                }
-                for r in result.pareto_front()
-            ]
             candidate = chosen.candidate
-            record = {
-                "searched": True,
-                "candidate": candidate.to_dict(),
-                "error": chosen.error,
-                "metrics": chosen.metrics,
-                "objective": result.objective_name,
-                "run_id": search.run_id,
-                "rungs": result.rungs,
-                "survivors_per_rung": result.survivors_per_rung,
-                "candidates_searched": result.num_candidates,
-                "fully_trained": len(result.final),
-                "training_steps": _training_steps(result),
-                "front": front,
-                "picks_within_ratio": picks,
-                "plot": plot,
-            }
+            record = {**search_record(search, result, chosen, plot), "picks_within_ratio": picks}
             (search_dir / "choice.json").write_text(json.dumps(record, indent=1))
         run.finish("search", record, time.perf_counter() - start)
     candidate = Candidate.from_dict(run.record("search")["candidate"])
@@ -575,9 +548,20 @@ def compress(config: CompressionConfig) -> CompressionResult:
         "wall_s": {**run.progress["wall_s"], "this_call_s": time.perf_counter() - total_start},
         "machine": recipe.machine_info(),
     }
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+    publish(config, out, report)
+    return CompressionResult(report=report, output_dir=out)
+
+
+def publish(config: CompressionConfig, out: Path, report: dict[str, Any]) -> None:
+    """
+    The last step of both `compress` paths: saves `report` as `OUTPUT/compression_report.json`, makes
+    `OUTPUT/student` the folder to publish (its `README.md` card written from the saved report, the report, the
+    front plot and the ONNX export beside the weights: `hf_bort.cards.write_compressed_card`) and, with
+    `push_to_hub`, pushes that folder in one commit and records the push in `report["hub"]` (saved again).
+    """
     from ..cards import write_compressed_card
 
+    (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
     model_name = config.hub_model_id.split("/")[-1] if config.hub_model_id else None
     write_compressed_card(
         out, json.loads((out / REPORT_NAME).read_text()), model_name=model_name, repo_id=config.hub_model_id
@@ -586,10 +570,39 @@ def compress(config: CompressionConfig) -> CompressionResult:
         from ..hub import push_to_hub
 
         report["hub"] = push_to_hub(
-            student_dir, config.hub_model_id, private=config.hub_private_repo, revision=config.hub_revision
+            out / "student", config.hub_model_id, private=config.hub_private_repo, revision=config.hub_revision
         )
         (out / REPORT_NAME).write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
-    return CompressionResult(report=report, output_dir=out)
+
+
+def search_record(search, result, chosen, plot: str | None) -> dict[str, Any]:
+    """What both `compress` paths record of a finished search: the choice, rungs, steps and the Pareto front."""
+    return {
+        "searched": True,
+        "candidate": chosen.candidate.to_dict(),
+        "error": chosen.error,
+        "metrics": chosen.metrics,
+        "objective": result.objective_name,
+        "run_id": search.run_id,
+        "rungs": result.rungs,
+        "survivors_per_rung": result.survivors_per_rung,
+        "candidates_searched": result.num_candidates,
+        "fully_trained": len(result.final),
+        "training_steps": _training_steps(result),
+        "front": [
+            {
+                "candidate": r.candidate.key,
+                "params": r.params,
+                "multiply_adds": r.multiply_adds,
+                "multiply_adds_ratio": r.multiply_adds / result.source_multiply_adds,
+                "latency_ms": r.latency_ms,
+                "error": r.error,
+                **r.metrics,
+            }
+            for r in result.pareto_front()
+        ],
+        "plot": plot,
+    }
 
 
 def _training_steps(result) -> dict[str, int]:
