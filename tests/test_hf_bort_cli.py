@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, ConvBertConfig, ConvBertModel
 
@@ -99,3 +100,12 @@ def test_extract_to_a_file_fails_before_work(tmp_path, capsys):
     assert "save_directory" in capsys.readouterr().err and target.read_text() == "not a folder"
     assert main([*argv, str(source)]) == 2  # nor into the source folder it reads
     assert "the source folder" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import hf_bort
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hf-bort {hf_bort.__version__}"

@@ -80,7 +80,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="hf-bort", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hf-bort {__version__}", help="Print the version.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     convert = sub.add_parser("convert", help="Convert an encoder checkpoint (path or Hub id) to Bort.")
