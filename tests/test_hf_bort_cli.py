@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -109,3 +110,65 @@ def test_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"hf-bort {hf_bort.__version__}"
+
+
+def _subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser; for those that hand their flags to HfArgumentParser, that parser."""
+    from hf_bort.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    parsers = {}
+    for name, subparser in sub.choices.items():
+        full = subparser.get_default("full_parser")
+        parsers[name] = full() if full is not None else subparser
+    return parsers
+
+
+def test_every_option_of_every_subcommand_has_help_showing_its_default():
+    from hf_bort._cli import HelpFormatter
+
+    parsers = _subcommand_parsers()
+    assert {"convert", "count", "demo", "compress", "search", "extract", "distill", "agora", "export", "bench"} <= set(
+        parsers
+    ) and "push" in parsers
+    missing, no_default = [], []
+    for name, parser in parsers.items():
+        formatter = HelpFormatter(prog=parser.prog)
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if not (action.help or "").strip():
+                missing.append(label)
+                continue
+            shown = formatter._get_help_string(action)
+            if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+                if "default" not in shown.lower():
+                    no_default.append(label)
+    assert not missing, f"options without help: {missing}"
+    assert not no_default, f"options whose help does not show the default: {no_default}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["convert", "count", "demo", "compress", "search", "extract", "distill", "agora", "export", "bench", "push"],
+)
+def test_help_of_every_subcommand_exits_0(command, capsys):
+    try:
+        code = main([command, "--help"])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    assert code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_config_dataclass_helps_survive_argparse_formatting():
+    from transformers import HfArgumentParser
+
+    from hf_bort.agora.config import AgoraConfig
+    from hf_bort.compress.config import CompressionConfig
+    from hf_bort.ose.distill import DistillationConfig
+
+    for dtype in (DistillationConfig, AgoraConfig, CompressionConfig):
+        assert "usage:" in HfArgumentParser(dtype).format_help()  # a bare % raised ValueError here

@@ -21,6 +21,15 @@ class AgoraCliArguments:
     num_labels: int = field(default=2, metadata={"help": "Number of classes of the student's fresh head."})
 
 
+def _full_parser():
+    from transformers import HfArgumentParser
+
+    from .._cli import HelpFormatter
+    from .config import AgoraConfig
+
+    return HfArgumentParser((AgoraCliArguments, AgoraConfig), prog="hf-bort agora", formatter_class=HelpFormatter)
+
+
 def _load(path: str):
     from datasets import load_dataset
 
@@ -30,15 +39,13 @@ def _load(path: str):
 
 def run(argv: list[str]) -> int:
     import numpy as np
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from .._outputs import check_output_dir
     from .._sources import check_source
-    from .config import AgoraConfig
     from .trainer import AgoraTrainer, resolve_resume_checkpoint
 
-    parser = HfArgumentParser((AgoraCliArguments, AgoraConfig), prog="hf-bort agora")
-    cli, config = parser.parse_args_into_dataclasses(argv)
+    cli, config = _full_parser().parse_args_into_dataclasses(argv)
     check_output_dir(config.output_dir, "output_dir")  # a file or an unwritable folder: before any model is loaded
     check_source(cli.model_name_or_path, "model_name_or_path")
     check_source(cli.labeller_name_or_path, "labeller_name_or_path")
@@ -93,16 +100,14 @@ def add_commands(subparsers) -> None:
         add_help=False,
         prefix_chars="+",  # every --option goes to HfArgumentParser below, not to argparse's sub-parser
     )
-    parser.add_argument("agora_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=lambda args: _dispatch(args.agora_args))
+    parser.add_argument(
+        "agora_args", nargs=argparse.REMAINDER, help="AgoraConfig / TrainingArguments flags (see --help)."
+    )
+    parser.set_defaults(func=lambda args: _dispatch(args.agora_args), full_parser=_full_parser)
 
 
 def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "--help-all"):
-        from transformers import HfArgumentParser
-
-        from .config import AgoraConfig
-
-        HfArgumentParser((AgoraCliArguments, AgoraConfig), prog="hf-bort agora").print_help()
+        _full_parser().print_help()
         return 0
     return run(argv)

@@ -9,9 +9,10 @@ import sys
 def _parser():
     from transformers import HfArgumentParser
 
+    from .._cli import HelpFormatter
     from .config import CompressionConfig
 
-    return HfArgumentParser(CompressionConfig, prog="hf-bort compress")
+    return HfArgumentParser(CompressionConfig, prog="hf-bort compress", formatter_class=HelpFormatter)
 
 
 def parse(argv: list[str]):
@@ -47,8 +48,10 @@ def add_commands(subparsers) -> None:
         add_help=False,
         prefix_chars="+",  # every --option goes to HfArgumentParser, not to argparse's sub-parser
     )
-    parser.add_argument("compress_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=lambda args: run(args.compress_args))
+    parser.add_argument(
+        "compress_args", nargs=argparse.REMAINDER, help="MODEL and CompressionConfig flags (see --help)."
+    )
+    parser.set_defaults(func=lambda args: run(args.compress_args), full_parser=_parser)
 
 
 if __name__ == "__main__":

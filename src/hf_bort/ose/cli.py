@@ -8,6 +8,8 @@ import math
 import os
 from pathlib import Path
 
+from .._cli import HelpFormatter
+
 
 def _texts(spec: str) -> list[str]:
     """`rotten_tomatoes` (train split), `vader`, or a text file with one text per line."""
@@ -161,40 +163,50 @@ def _distill(args: argparse.Namespace) -> int:
 
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="Path or Hub id of the source encoder.")
-    parser.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
+    parser.add_argument(
+        "--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file (one text a line)."
+    )
     parser.add_argument("--output-dir", default="ose-run", help="Where candidates.jsonl and the front go.")
     parser.add_argument("--epsilon", type=float, default=0.2, help="Approximation ε (smaller: more steps).")
     parser.add_argument("--interval-size", type=int, default=None, help="Steps of the first interval.")
-    parser.add_argument("--cost", default="multiply_adds", choices=("multiply_adds", "latency_ms"))
+    parser.add_argument(
+        "--cost", default="multiply_adds", choices=("multiply_adds", "latency_ms"), help="Cost axis of the front."
+    )
     parser.add_argument("--layers", help="Comma-separated depths (default: paper grid scaled to the source).")
     parser.add_argument("--heads", help="Comma-separated head counts.")
     parser.add_argument("--hidden", help="Comma-separated hidden widths.")
     parser.add_argument("--intermediate", help="Comma-separated FFN widths.")
     parser.add_argument("--heterogeneous", action="store_true", help="Per-layer head / neuron counts.")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="Seed of candidate training and sampling.")
 
 
 def add_commands(subparsers) -> None:
     """Adds `search`, `extract` and `distill` to the `hf-bort` sub-parsers."""
-    search = subparsers.add_parser("search", help="OSE search: Pareto front of sub-architectures of an encoder.")
+    search = subparsers.add_parser(
+        "search", help="OSE search: Pareto front of sub-architectures of an encoder.", formatter_class=HelpFormatter
+    )
     _add_search_arguments(search)
     search.add_argument("--max-cost-ratio", type=float, default=None, help="Budget for `best` (e.g. 0.25).")
     search.set_defaults(func=_search)
 
-    extract = subparsers.add_parser("extract", help="Extract a candidate's weights from the source into Bort.")
+    extract = subparsers.add_parser(
+        "extract", help="Extract a candidate's weights from the source into Bort.", formatter_class=HelpFormatter
+    )
     _add_search_arguments(extract)
     extract.add_argument("save_directory", help="Where the Bort checkpoint and tokenizer go.")
     extract.add_argument("--candidate", help="Candidate key like D2-A6-H384-I512-d32 (default: best.json).")
     extract.set_defaults(func=_extract)
 
-    distill = subparsers.add_parser("distill", help="Distil a teacher into an extracted student (Trainer).")
+    distill = subparsers.add_parser(
+        "distill", help="Distil a teacher into an extracted student (Trainer).", formatter_class=HelpFormatter
+    )
     distill.add_argument("student", help="Path of the extracted student (hf-bort extract).")
     distill.add_argument("teacher", help="Path or Hub id of the teacher (any convertible encoder).")
-    distill.add_argument("save_directory")
-    distill.add_argument("--texts", default="rotten_tomatoes")
-    distill.add_argument("--epochs", type=float, default=1.0)
-    distill.add_argument("--max-steps", type=int, default=-1)
-    distill.add_argument("--batch-size", type=int, default=32)
-    distill.add_argument("--learning-rate", type=float, default=1e-4)
-    distill.add_argument("--max-length", type=int, default=64)
+    distill.add_argument("save_directory", help="Where the distilled student and its tokenizer go.")
+    distill.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
+    distill.add_argument("--epochs", type=float, default=1.0, help="Training epochs.")
+    distill.add_argument("--max-steps", type=int, default=-1, help="Training steps; > 0 overrides --epochs.")
+    distill.add_argument("--batch-size", type=int, default=32, help="Batch size per device.")
+    distill.add_argument("--learning-rate", type=float, default=1e-4, help="AdamW peak learning rate.")
+    distill.add_argument("--max-length", type=int, default=64, help="Maximum tokens per text.")
     distill.set_defaults(func=_distill)
