@@ -172,3 +172,68 @@ def test_config_dataclass_helps_survive_argparse_formatting():
 
     for dtype in (DistillationConfig, AgoraConfig, CompressionConfig):
         assert "usage:" in HfArgumentParser(dtype).format_help()  # a bare % raised ValueError here
+
+
+def _api_defaults():
+    """(command, option dest, the Python API default it mirrors) — the API default read here independently."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    from hf_bort.demo import run_demo
+    from hf_bort.exporters.bench import BenchConfig
+    from hf_bort.exporters.bench_compressed import CompressedBenchConfig
+    from hf_bort.exporters.onnx import export_onnx
+    from hf_bort.exporters.quantize import Int8Config
+    from hf_bort.models.bort import count_parameters
+    from hf_bort.ose.distill import DistillationConfig
+    from hf_bort.ose.search import OSESearch
+
+    def parameter(function, name):
+        return inspect.signature(function).parameters[name].default
+
+    def field(dtype, name):
+        (found,) = [f for f in fields(dtype) if f.name == name]
+        return found.default_factory() if found.default_factory is not MISSING else found.default
+
+    rows = [
+        ("count", "task", parameter(count_parameters, "task")),
+        ("demo", "output_dir", parameter(run_demo, "output_dir")),
+    ]
+    for command in ("search", "extract"):
+        for name in ("output_dir", "epsilon", "interval_size", "cost", "seed", "heterogeneous"):
+            rows.append((command, name, parameter(OSESearch, name)))
+    for dest, name in (
+        ("epochs", "num_train_epochs"),
+        ("max_steps", "max_steps"),
+        ("batch_size", "per_device_train_batch_size"),
+        ("learning_rate", "learning_rate"),
+    ):
+        rows.append(("distill", dest, field(DistillationConfig, name)))
+    for name in ("task", "quantize", "opset", "atol", "min_argmax_agreement", "overwrite", "optimize"):
+        rows.append(("export", name, parameter(export_onnx, name)))
+    for dest, name in (
+        ("int8_target", "target"),
+        ("int8_best_effort", "best_effort"),
+        ("min_label_agreement", "min_label_agreement"),
+        ("min_cosine", "min_cosine"),
+        ("min_neighbour_agreement", "min_neighbour_agreement"),
+        ("int8_threads", "threads"),
+    ):
+        rows.append(("export", dest, field(Int8Config, name)))
+    for name in ("threads", "warmup", "iterations", "max_seconds", "peak_size", "engines", "atol"):
+        rows.append(("bench", name, field(BenchConfig, name)))
+        assert field(BenchConfig, name) == field(CompressedBenchConfig, name)  # one flag serves both modes
+    for name in ("rt_seed", "text_column", "label_column", "test_split", "max_eval_rows", "int8", "int8_target"):
+        rows.append(("bench", name, field(CompressedBenchConfig, name)))
+    return rows
+
+
+def test_cli_defaults_equal_the_python_api_defaults():
+    parsers = _subcommand_parsers()
+    differing = []
+    for command, dest, expected in _api_defaults():
+        actual = parsers[command].get_default(dest)
+        if actual != expected or type(actual) is not type(expected):
+            differing.append(f"{command} {dest}: CLI {actual!r}, API {expected!r}")
+    assert not differing, differing
+    assert parsers["search"].get_default("epsilon") == 0.1  # was 0.2 while OSESearch used 0.1

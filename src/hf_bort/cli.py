@@ -81,7 +81,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    from ._cli import HelpFormatter
+    from ._cli import HelpFormatter, api_default
+    from .demo import run_demo
+    from .models.bort import count_parameters
 
     parser = argparse.ArgumentParser(prog="hf-bort", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"hf-bort {__version__}", help="Print the version.")
@@ -105,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     count.add_argument("source", help="A model folder or Hub id (an existing folder is always a path), or a preset.")
-    count.add_argument("--task", default="feature-extraction", help="Head counted with the encoder (a pipeline task).")
+    count.add_argument(
+        "--task",
+        default=api_default(count_parameters, "task"),
+        help="Head counted with the encoder (a pipeline task).",
+    )
     count.set_defaults(func=_count)
 
     demo = sub.add_parser(
@@ -114,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         "compress, ONNX export, model card.",
         formatter_class=HelpFormatter,
     )
-    demo.add_argument("--output-dir", default="runs/demo", help="Output folder (resumable).")
+    demo.add_argument("--output-dir", default=api_default(run_demo, "output_dir"), help="Output folder (resumable).")
     demo.add_argument(
         "--overwrite-output-dir", action="store_true", help="Start again in a folder that holds another run."
     )

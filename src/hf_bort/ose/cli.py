@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-from .._cli import HelpFormatter
+from .._cli import HelpFormatter, api_default
 
 
 def _texts(spec: str) -> list[str]:
@@ -162,22 +162,36 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    from .search import OSESearch
+
+    def default(name):
+        return api_default(OSESearch, name)
+
     parser.add_argument("source", help="Path or Hub id of the source encoder.")
     parser.add_argument(
         "--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file (one text a line)."
     )
-    parser.add_argument("--output-dir", default="ose-run", help="Where candidates.jsonl and the front go.")
-    parser.add_argument("--epsilon", type=float, default=0.2, help="Approximation ε (smaller: more steps).")
-    parser.add_argument("--interval-size", type=int, default=None, help="Steps of the first interval.")
+    parser.add_argument("--output-dir", default=default("output_dir"), help="Where candidates.jsonl and the front go.")
     parser.add_argument(
-        "--cost", default="multiply_adds", choices=("multiply_adds", "latency_ms"), help="Cost axis of the front."
+        "--epsilon", type=float, default=default("epsilon"), help="Approximation ε (smaller: more steps)."
+    )
+    parser.add_argument(
+        "--interval-size", type=int, default=default("interval_size"), help="Steps of the first interval."
+    )
+    parser.add_argument(
+        "--cost", default=default("cost"), choices=("multiply_adds", "latency_ms"), help="Cost axis of the front."
     )
     parser.add_argument("--layers", help="Comma-separated depths (default: paper grid scaled to the source).")
     parser.add_argument("--heads", help="Comma-separated head counts.")
     parser.add_argument("--hidden", help="Comma-separated hidden widths.")
     parser.add_argument("--intermediate", help="Comma-separated FFN widths.")
-    parser.add_argument("--heterogeneous", action="store_true", help="Per-layer head / neuron counts.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of candidate training and sampling.")
+    parser.add_argument(
+        "--heterogeneous",
+        action="store_true",
+        default=default("heterogeneous"),
+        help="Per-layer head / neuron counts.",
+    )
+    parser.add_argument("--seed", type=int, default=default("seed"), help="Seed of candidate training and sampling.")
 
 
 def add_commands(subparsers) -> None:
@@ -197,6 +211,8 @@ def add_commands(subparsers) -> None:
     extract.add_argument("--candidate", help="Candidate key like D2-A6-H384-I512-d32 (default: best.json).")
     extract.set_defaults(func=_extract)
 
+    from .distill import DistillationConfig
+
     distill = subparsers.add_parser(
         "distill", help="Distil a teacher into an extracted student (Trainer).", formatter_class=HelpFormatter
     )
@@ -204,9 +220,26 @@ def add_commands(subparsers) -> None:
     distill.add_argument("teacher", help="Path or Hub id of the teacher (any convertible encoder).")
     distill.add_argument("save_directory", help="Where the distilled student and its tokenizer go.")
     distill.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
-    distill.add_argument("--epochs", type=float, default=1.0, help="Training epochs.")
-    distill.add_argument("--max-steps", type=int, default=-1, help="Training steps; > 0 overrides --epochs.")
-    distill.add_argument("--batch-size", type=int, default=32, help="Batch size per device.")
-    distill.add_argument("--learning-rate", type=float, default=1e-4, help="AdamW peak learning rate.")
+    distill.add_argument(
+        "--epochs", type=float, default=api_default(DistillationConfig, "num_train_epochs"), help="Training epochs."
+    )
+    distill.add_argument(
+        "--max-steps",
+        type=int,
+        default=api_default(DistillationConfig, "max_steps"),
+        help="Training steps; > 0 overrides --epochs.",
+    )
+    distill.add_argument(
+        "--batch-size",
+        type=int,
+        default=api_default(DistillationConfig, "per_device_train_batch_size"),
+        help="Batch size per device.",
+    )
+    distill.add_argument(
+        "--learning-rate",
+        type=float,
+        default=api_default(DistillationConfig, "learning_rate"),
+        help="AdamW peak learning rate.",
+    )
     distill.add_argument("--max-length", type=int, default=64, help="Maximum tokens per text.")
     distill.set_defaults(func=_distill)
