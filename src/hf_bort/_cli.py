@@ -22,6 +22,16 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def dashes_first(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """
+    Puts the dashed spelling of each option first (`--output-dir`, then HfArgumentParser's `--output_dir` alias), so
+    usage and help show the one flag style of `hf-bort`; parsing is unchanged (both spellings are accepted).
+    """
+    for action in parser._actions:
+        action.option_strings.sort(key=lambda option: "_" in option)  # stable: dashed spellings first
+    return parser
+
+
 def api_default(api: Any, name: str) -> Any:
     """
     The default of `name` in the Python API `api`: a dataclass field (its `default` or `default_factory()`) or a
@@ -135,4 +145,6 @@ def parse_dataclasses(parser, argv: list[str]) -> tuple:
     config, argv = split_config_argument(list(argv))
     if config is not None:
         argv = [*config_to_argv(read_config_file(config, tuple(parser.dataclass_types))), *argv]
-    return parser.parse_args_into_dataclasses(argv)
+    outputs = parser.parse_args_into_dataclasses(argv)
+    # options the parser has beside its dataclasses' (`--config`, None here) come back as a trailing Namespace
+    return tuple(output for output in outputs if not isinstance(output, argparse.Namespace))
