@@ -158,11 +158,11 @@ def _check_output_folders(args: argparse.Namespace) -> None:
 
 
 # Arguments that name a source model (a folder or a Hub id), per command: checked before any work, so a missing path
-# or a file says so instead of transformers' "check your internet connection".
+# or a file says so instead of transformers' "check your internet connection". (`search`, `compress` and `agora` check
+# theirs after HfArgumentParser has read them.)
 SOURCE_ARGUMENTS = {
     "convert": ("source",),
     "count": ("source",),
-    "search": ("source",),
     "extract": ("source",),
     "distill": ("student", "teacher"),
     "export": ("model",),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 
 from transformers import BertConfig, BertModel
@@ -61,3 +62,31 @@ def test_search_in_a_folder_in_use_exits_2_naming_the_other_process(tmp_path, be
     assert main(argv) == 2
     assert f"in use by another process (pid {holder.pid} " in capsys.readouterr().err
     assert not (tmp_path / "run" / "front.md").exists()
+
+
+def test_search_settings_are_a_search_config(tmp_path):
+    import pytest
+
+    from hf_bort.ose.cli import parse_search
+    from hf_bort.ose.search import OSESearch
+
+    config = parse_search(["src", "--interval-size", "3", "--max-cost-ratio", "0.5", "--output_dir", "run"])
+    assert (config.source, config.interval_size, config.max_cost_ratio, config.output_dir) == ("src", 3, 0.5, "run")
+    assert config.epsilon == inspect.signature(OSESearch).parameters["epsilon"].default
+    (tmp_path / "search.yaml").write_text("source: from-file\nepsilon: 0.5\nlayers: '1,2'\nseed: 3\n")
+    config = parse_search(["--config", str(tmp_path / "search.yaml"), "--seed", "4"])
+    assert (config.source, config.epsilon, config.layers, config.seed) == ("from-file", 0.5, "1,2", 4)
+    with pytest.raises(ValueError, match="--max-cost-ratio must be a number in"):
+        parse_search(["src", "--max-cost-ratio", "2"])
+
+
+def test_search_config_builds_the_ose_search(tmp_path, bert_tok, texts):
+    from hf_bort.ose.search_config import SearchConfig
+    from tiny_shapes import TINY_SHAPE
+
+    source = tmp_path / "source"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
+    bert_tok.save_pretrained(source)
+    config = SearchConfig(str(source), output_dir=str(tmp_path / "run"), epsilon=0.5, layers="1", heads="2")
+    search = config.to_search(list(texts))
+    assert search.epsilon == 0.5 and {c.num_layers for c in search.space.candidates()} == {1}
