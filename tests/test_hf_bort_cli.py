@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, ConvBertConfig, ConvBertModel
 
@@ -99,3 +101,139 @@ def test_extract_to_a_file_fails_before_work(tmp_path, capsys):
     assert "save_directory" in capsys.readouterr().err and target.read_text() == "not a folder"
     assert main([*argv, str(source)]) == 2  # nor into the source folder it reads
     assert "the source folder" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import hf_bort
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hf-bort {hf_bort.__version__}"
+
+
+def _subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser; for those that hand their flags to HfArgumentParser, that parser."""
+    from hf_bort.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    parsers = {}
+    for name, subparser in sub.choices.items():
+        full = subparser.get_default("full_parser")
+        parsers[name] = full() if full is not None else subparser
+    return parsers
+
+
+def test_every_option_of_every_subcommand_has_help_showing_its_default():
+    from hf_bort._cli import HelpFormatter
+
+    parsers = _subcommand_parsers()
+    assert {"convert", "count", "demo", "compress", "search", "extract", "distill", "agora", "export", "bench"} <= set(
+        parsers
+    ) and "push" in parsers
+    missing, no_default = [], []
+    for name, parser in parsers.items():
+        formatter = HelpFormatter(prog=parser.prog)
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            label = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            if not (action.help or "").strip():
+                missing.append(label)
+                continue
+            shown = formatter._get_help_string(action)
+            if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+                if "default" not in shown.lower():
+                    no_default.append(label)
+    assert not missing, f"options without help: {missing}"
+    assert not no_default, f"options whose help does not show the default: {no_default}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["convert", "count", "demo", "compress", "search", "extract", "distill", "agora", "export", "bench", "push"],
+)
+def test_help_of_every_subcommand_exits_0(command, capsys):
+    try:
+        code = main([command, "--help"])
+    except SystemExit as exit_info:
+        code = exit_info.code
+    assert code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_config_dataclass_helps_survive_argparse_formatting():
+    from transformers import HfArgumentParser
+
+    from hf_bort.agora.config import AgoraConfig
+    from hf_bort.compress.config import CompressionConfig
+    from hf_bort.ose.distill import DistillationConfig
+
+    for dtype in (DistillationConfig, AgoraConfig, CompressionConfig):
+        assert "usage:" in HfArgumentParser(dtype).format_help()  # a bare % raised ValueError here
+
+
+def _api_defaults():
+    """(command, option dest, the Python API default it mirrors) — the API default read here independently."""
+    import inspect
+    from dataclasses import MISSING, fields
+
+    from hf_bort.demo import run_demo
+    from hf_bort.exporters.bench import BenchConfig
+    from hf_bort.exporters.bench_compressed import CompressedBenchConfig
+    from hf_bort.exporters.onnx import export_onnx
+    from hf_bort.exporters.quantize import Int8Config
+    from hf_bort.models.bort import count_parameters
+    from hf_bort.ose.distill import DistillationConfig
+    from hf_bort.ose.search import OSESearch
+
+    def parameter(function, name):
+        return inspect.signature(function).parameters[name].default
+
+    def field(dtype, name):
+        (found,) = [f for f in fields(dtype) if f.name == name]
+        return found.default_factory() if found.default_factory is not MISSING else found.default
+
+    rows = [
+        ("count", "task", parameter(count_parameters, "task")),
+        ("demo", "output_dir", parameter(run_demo, "output_dir")),
+    ]
+    for command in ("search", "extract"):
+        for name in ("output_dir", "epsilon", "interval_size", "cost", "seed", "heterogeneous"):
+            rows.append((command, name, parameter(OSESearch, name)))
+    for dest, name in (
+        ("epochs", "num_train_epochs"),
+        ("max_steps", "max_steps"),
+        ("batch_size", "per_device_train_batch_size"),
+        ("learning_rate", "learning_rate"),
+    ):
+        rows.append(("distill", dest, field(DistillationConfig, name)))
+    for name in ("task", "quantize", "opset", "atol", "min_argmax_agreement", "overwrite", "optimize"):
+        rows.append(("export", name, parameter(export_onnx, name)))
+    for dest, name in (
+        ("int8_target", "target"),
+        ("int8_best_effort", "best_effort"),
+        ("min_label_agreement", "min_label_agreement"),
+        ("min_cosine", "min_cosine"),
+        ("min_neighbour_agreement", "min_neighbour_agreement"),
+        ("int8_threads", "threads"),
+    ):
+        rows.append(("export", dest, field(Int8Config, name)))
+    for name in ("threads", "warmup", "iterations", "max_seconds", "peak_size", "engines", "atol"):
+        rows.append(("bench", name, field(BenchConfig, name)))
+        assert field(BenchConfig, name) == field(CompressedBenchConfig, name)  # one flag serves both modes
+    for name in ("rt_seed", "text_column", "label_column", "test_split", "max_eval_rows", "int8", "int8_target"):
+        rows.append(("bench", name, field(CompressedBenchConfig, name)))
+    return rows
+
+
+def test_cli_defaults_equal_the_python_api_defaults():
+    parsers = _subcommand_parsers()
+    differing = []
+    for command, dest, expected in _api_defaults():
+        actual = parsers[command].get_default(dest)
+        if actual != expected or type(actual) is not type(expected):
+            differing.append(f"{command} {dest}: CLI {actual!r}, API {expected!r}")
+    assert not differing, differing
+    assert parsers["search"].get_default("epsilon") == 0.1  # was 0.2 while OSESearch used 0.1

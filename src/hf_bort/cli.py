@@ -80,28 +80,47 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-bort", description=__doc__)
+    from . import __version__
+    from ._cli import HelpFormatter, api_default
+    from .demo import run_demo
+    from .models.bort import count_parameters
+
+    parser = argparse.ArgumentParser(prog="hf-bort", description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"hf-bort {__version__}", help="Print the version.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    convert = sub.add_parser("convert", help="Convert an encoder checkpoint (path or Hub id) to Bort.")
+    convert = sub.add_parser(
+        "convert", help="Convert an encoder checkpoint (path or Hub id) to Bort.", formatter_class=HelpFormatter
+    )
     convert.add_argument(
         "source", help="Path or Hub id of a BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT or MPNet model."
     )
     convert.add_argument("output_dir", help="Where to save the Bort checkpoint and tokenizer.")
-    convert.add_argument("--tolerance", type=float, default=1e-5, help="Largest output difference accepted.")
+    convert.add_argument(
+        "--tolerance", type=float, default=1e-5, help="Largest output difference from the source accepted."
+    )
     convert.set_defaults(func=_convert)
 
-    count = sub.add_parser("count", help="Exact parameter count of a config (path, Hub id, or bort / bort-paper).")
-    count.add_argument("source")
-    count.add_argument("--task", default="feature-extraction")
+    count = sub.add_parser(
+        "count",
+        help="Exact parameter count of a config (path, Hub id, or bort / bort-paper).",
+        formatter_class=HelpFormatter,
+    )
+    count.add_argument("source", help="A model folder or Hub id (an existing folder is always a path), or a preset.")
+    count.add_argument(
+        "--task",
+        default=api_default(count_parameters, "task"),
+        help="Head counted with the encoder (a pipeline task).",
+    )
     count.set_defaults(func=_count)
 
     demo = sub.add_parser(
         "demo",
         help="The whole pipeline on the packaged all-MiniLM-L6-v2 + Rotten Tomatoes with a reduced budget (~10 min): "
         "compress, ONNX export, model card.",
+        formatter_class=HelpFormatter,
     )
-    demo.add_argument("--output-dir", default="runs/demo", help="Output folder (resumable). Default: runs/demo.")
+    demo.add_argument("--output-dir", default=api_default(run_demo, "output_dir"), help="Output folder (resumable).")
     demo.add_argument(
         "--overwrite-output-dir", action="store_true", help="Start again in a folder that holds another run."
     )
@@ -139,11 +158,11 @@ def _check_output_folders(args: argparse.Namespace) -> None:
 
 
 # Arguments that name a source model (a folder or a Hub id), per command: checked before any work, so a missing path
-# or a file says so instead of transformers' "check your internet connection".
+# or a file says so instead of transformers' "check your internet connection". (`search`, `compress` and `agora` check
+# theirs after HfArgumentParser has read them.)
 SOURCE_ARGUMENTS = {
     "convert": ("source",),
     "count": ("source",),
-    "search": ("source",),
     "extract": ("source",),
     "distill": ("student", "teacher"),
     "export": ("model",),

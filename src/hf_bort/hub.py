@@ -201,9 +201,12 @@ def _push(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers) -> None:
     """Adds `push` to the `hf-bort` sub-commands."""
+    from ._cli import HelpFormatter
+
     push = subparsers.add_parser(
         "push",
         help="Upload a model folder (weights, code, tokenizer, ONNX, card, plots, report) to the Hub in one commit.",
+        formatter_class=HelpFormatter,
     )
     push.add_argument("folder", help="The model folder, e.g. OUTPUT/student of `hf-bort compress`.")
     push.add_argument("repo_id", help="Hub repository, e.g. user/bort-minilm-rt (created when missing).")

@@ -6,6 +6,7 @@ import random
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
@@ -40,18 +41,18 @@ def test_agora_command_trains_and_reports(tmp_path, capsys):
     args = parser.parse_args(
         [
             "agora",
-            "--model_name_or_path", str(tmp_path / "student"),
-            "--labeller_name_or_path", str(tmp_path / "labeller"),
-            "--train_file", str(tmp_path / "train.jsonl"),
-            "--dev_file", str(tmp_path / "dev.jsonl"),
-            "--test_file", str(tmp_path / "dev.jsonl"),
-            "--output_dir", str(tmp_path / "out"),
-            "--agora_rounds", "1",
-            "--agora_sampler", "text",
-            "--per_device_train_batch_size", "4",
-            "--use_cpu", "true",
-            "--report_to", "none",
-            "--save_strategy", "no",
+            "--model-name-or-path", str(tmp_path / "student"),
+            "--labeller-name-or-path", str(tmp_path / "labeller"),
+            "--train-file", str(tmp_path / "train.jsonl"),
+            "--dev-file", str(tmp_path / "dev.jsonl"),
+            "--test-file", str(tmp_path / "dev.jsonl"),
+            "--output-dir", str(tmp_path / "out"),
+            "--agora-rounds", "1",
+            "--agora-sampler", "text",
+            "--per-device-train-batch-size", "4",
+            "--use-cpu", "true",
+            "--report-to", "none",
+            "--save-strategy", "no",
         ]
     )  # fmt: skip
     assert args.func(args) == 0
@@ -69,3 +70,58 @@ def test_a_missing_resume_checkpoint_is_an_error_before_anything_loads(tmp_path)
     argv += ["--train_file", "t.jsonl", "--dev_file", "d.jsonl", "--output_dir", str(tmp_path / "out")]
     argv += ["--resume_from_checkpoint", str(missing), "--use_cpu", "true", "--report_to", "none"]
     assert main(argv) == 2  # used to be ignored: trained from scratch and exited 0
+
+
+def _required(tmp_path) -> list[str]:
+    return ["--labeller-name-or-path", "lab", "--train-file", "t.jsonl", "--dev-file", "d.jsonl"]
+
+
+def test_dashed_flags_and_field_name_aliases_parse_alike(tmp_path):
+    from hf_bort.agora.cli import parse
+
+    dashed = parse(["--model-name-or-path", "m", *_required(tmp_path), "--output-dir", "out", "--agora-rounds", "2"])
+    field_names = parse(
+        ["--model_name_or_path", "m", "--labeller_name_or_path", "lab", "--train_file", "t.jsonl"]
+        + ["--dev_file", "d.jsonl", "--output_dir", "out", "--agora_rounds", "2"]
+    )
+    assert dashed[0].model_name_or_path == field_names[0].model_name_or_path == "m"
+    assert dashed[0].train_file == field_names[0].train_file == "t.jsonl"
+    assert dashed[1].output_dir == field_names[1].output_dir == "out"
+    assert dashed[1].agora_rounds == field_names[1].agora_rounds == 2
+
+
+def test_help_lists_the_commands_own_options_first(capsys):
+    from hf_bort.cli import main
+
+    assert main(["agora", "--help"]) == 0
+    short = capsys.readouterr().out
+    assert short.index("--model-name-or-path") < short.index("--agora-rounds") < short.index("--output-dir")
+    assert "--adam-beta1" not in short and "--help-all" in short  # the rest of TrainingArguments: --help-all
+    assert main(["agora", "--help-all"]) == 0
+    everything = capsys.readouterr().out
+    assert "--adam-beta1" in everything and "--agora-rounds" in everything
+    assert "usage: hf-bort agora [-h] --model-name-or-path" in short.replace("\n", " ")
+
+
+def test_config_file_with_command_line_overrides(tmp_path):
+    from hf_bort.agora.cli import parse
+
+    (tmp_path / "agora.yaml").write_text(
+        "model_name_or_path: m\nlabeller_name_or_path: lab\ntrain_file: t.jsonl\ndev_file: d.jsonl\n"
+        "output_dir: from-file\nagora_rounds: 5\nagora_sampler: text\nlearning_rate: 3.0e-5\nuse_cpu: true\n"
+    )
+    cli, config = parse(["--config", str(tmp_path / "agora.yaml"), "--output-dir", str(tmp_path / "cli")])
+    assert cli.model_name_or_path == "m" and cli.dev_file == "d.jsonl"
+    assert config.agora_rounds == 5 and config.agora_sampler == "text" and config.learning_rate == 3e-5
+    assert config.use_cpu is True and config.output_dir == str(tmp_path / "cli")  # the command line wins
+
+
+def test_config_file_with_an_unknown_key_names_it(tmp_path):
+    from hf_bort.cli import main
+
+    (tmp_path / "agora.json").write_text(json.dumps({"model_name_or_path": "m", "agora_roundz": 2}))
+    with pytest.raises(ValueError, match="unknown key.*agora_roundz"):
+        from hf_bort.agora.cli import parse
+
+        parse(["--config", str(tmp_path / "agora.json")])
+    assert main(["agora", "--config", str(tmp_path / "agora.json")]) == 2

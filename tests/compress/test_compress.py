@@ -272,3 +272,45 @@ def test_cli_compress(tmp_path, tiny_source, data_dir, capsys):
     assert "D1-A2-H24-I16-d8" in printed and "compression_report.json" in printed
     saved = json.loads((tmp_path / "out" / "compression_config.json").read_text())
     assert saved["max_cost_ratio"] == 0.6 and saved["candidate"] == "D1-A2-H24-I16-d8"
+
+
+def test_cli_dashed_flags_and_field_name_aliases_parse_alike():
+    from hf_bort.compress.cli import parse
+
+    dashed = parse(["m", "--dataset", "d", "--output-dir", "out", "--max-cost-ratio", "0.5", "--no-measure-onnx"])
+    underscored = parse(["m", "--dataset", "d", "--output_dir", "out", "--max_cost_ratio", "0.5", "--no_measure_onnx"])
+    assert dashed == underscored
+    assert dashed.output_dir == "out" and dashed.max_cost_ratio == 0.5 and dashed.measure_onnx is False
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_cli_config_file_with_command_line_overrides(tmp_path, suffix):
+    from hf_bort.compress.cli import parse
+
+    settings = {"model": "m", "dataset": "d", "output_dir": "from-file", "epsilon": 0.5, "measure_onnx": False}
+    settings["search_layers"] = "1,2"
+    path = tmp_path / f"compress{suffix}"
+    if suffix == ".json":
+        path.write_text(json.dumps(settings))
+    else:
+        path.write_text("".join(f"{key}: {json.dumps(value)}\n" for key, value in settings.items()))
+    config = parse(["--config", str(path), "--output-dir", "from-cli"])
+    assert config.model == "m" and config.epsilon == 0.5 and config.measure_onnx is False
+    assert config.search_layers == "1,2" and config.output_dir == "from-cli"  # the command line wins
+    assert parse(["other", "--config", str(path)]).model == "other"  # so does the positional MODEL
+
+
+def test_cli_config_file_errors_name_the_problem(tmp_path, capsys):
+    from hf_bort.cli import main
+
+    (tmp_path / "bad.yaml").write_text("model: m\ndataset: d\nmax_cost_ratoi: 0.3\n")
+    assert main(["compress", "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "unknown key(s) max_cost_ratoi" in capsys.readouterr().err
+    (tmp_path / "list.yaml").write_text("- model\n")
+    assert main(["compress", "--config", str(tmp_path / "list.yaml")]) == 2
+    assert "expected a mapping" in capsys.readouterr().err
+    (tmp_path / "c.toml").write_text("model = 'm'\n")
+    assert main(["compress", "--config", str(tmp_path / "c.toml")]) == 2
+    assert ".yaml, .yml or .json" in capsys.readouterr().err
+    assert main(["compress", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "is not a file" in capsys.readouterr().err

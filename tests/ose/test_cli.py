@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 
 from transformers import BertConfig, BertModel
@@ -63,18 +64,44 @@ def test_search_in_a_folder_in_use_exits_2_naming_the_other_process(tmp_path, be
     assert not (tmp_path / "run" / "front.md").exists()
 
 
-def test_search_sequence_length_flag_defaults_to_the_api_and_reaches_the_search(monkeypatch):
-    import inspect
+def test_search_settings_are_a_search_config(tmp_path):
+    import pytest
 
-    import hf_bort.ose.search as search_module
-    import hf_bort.ose.space as space_module
-    from hf_bort.ose.cli import _search_from_args
+    from hf_bort.ose.cli import parse_search
+    from hf_bort.ose.search import OSESearch
 
-    default = inspect.signature(search_module.OSESearch.__init__).parameters["sequence_length"].default
-    assert _parser().parse_args(["search", "src"]).sequence_length == default
-    args = _parser().parse_args(["search", "src", "--sequence-length", "48", "--texts", __file__])
-    captured = {}
-    monkeypatch.setattr(space_module.SearchSpace, "from_source", classmethod(lambda cls, *a, **k: "space"))
-    monkeypatch.setattr(search_module, "OSESearch", lambda *a, **kwargs: captured.update(kwargs))
-    _search_from_args(args)
-    assert captured["sequence_length"] == 48
+    config = parse_search(["src", "--interval-size", "3", "--max-cost-ratio", "0.5", "--output_dir", "run"])
+    assert (config.source, config.interval_size, config.max_cost_ratio, config.output_dir) == ("src", 3, 0.5, "run")
+    assert config.epsilon == inspect.signature(OSESearch).parameters["epsilon"].default
+    (tmp_path / "search.yaml").write_text("source: from-file\nepsilon: 0.5\nlayers: '1,2'\nseed: 3\n")
+    config = parse_search(["--config", str(tmp_path / "search.yaml"), "--seed", "4"])
+    assert (config.source, config.epsilon, config.layers, config.seed) == ("from-file", 0.5, "1,2", 4)
+    with pytest.raises(ValueError, match="--max-cost-ratio must be a number in"):
+        parse_search(["src", "--max-cost-ratio", "2"])
+
+
+def test_search_config_builds_the_ose_search(tmp_path, bert_tok, texts):
+    from hf_bort.ose.search_config import SearchConfig
+    from tiny_shapes import TINY_SHAPE
+
+    source = tmp_path / "source"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
+    bert_tok.save_pretrained(source)
+    config = SearchConfig(str(source), output_dir=str(tmp_path / "run"), epsilon=0.5, layers="1", heads="2")
+    search = config.to_search(list(texts))
+    assert search.epsilon == 0.5 and {c.num_layers for c in search.space.candidates()} == {1}
+
+
+def test_search_sequence_length_defaults_to_the_api_and_reaches_the_search(tmp_path, bert_tok, texts):
+    from hf_bort.ose.cli import parse_search
+    from hf_bort.ose.search import OSESearch
+    from tiny_shapes import TINY_SHAPE
+
+    default = inspect.signature(OSESearch).parameters["sequence_length"].default
+    assert parse_search(["src"]).sequence_length == default
+    assert _parser().parse_args(["extract", "src", "out"]).sequence_length == default
+    source = tmp_path / "source"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
+    bert_tok.save_pretrained(source)
+    config = parse_search([str(source), "--sequence-length", "48", "--output-dir", str(tmp_path / "run")])
+    assert config.to_search(list(texts)).sequence_length == 48

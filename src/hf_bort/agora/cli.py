@@ -1,9 +1,17 @@
-"""`hf-bort agora`: Agora fine-tuning from the command line (arguments: `AgoraCliArguments` + `AgoraConfig`)."""
+"""
+`hf-bort agora`: Agora fine-tuning from the command line (arguments: `AgoraCliArguments` + `AgoraConfig`).
+
+`--help` lists this command's own options (data and models, the `agora_*` fields, the most used `TrainingArguments`);
+`--help-all` lists every `TrainingArguments` option too. Flags take dashes (`--output-dir`); HfArgumentParser also
+accepts the field names (`--output_dir`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import typing
 from dataclasses import asdict, dataclass, field
 
 
@@ -21,6 +29,98 @@ class AgoraCliArguments:
     num_labels: int = field(default=2, metadata={"help": "Number of classes of the student's fresh head."})
 
 
+# TrainingArguments fields `hf-bort agora --help` lists beside the command's own (all of them: --help-all).
+COMMON_TRAINING_ARGUMENTS = (
+    "output_dir",
+    "num_train_epochs",
+    "max_steps",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "seed",
+    "save_strategy",
+    "resume_from_checkpoint",
+    "use_cpu",
+    "report_to",
+)
+
+
+def _full_parser():
+    """Every option: `AgoraCliArguments`, then `AgoraConfig` (all `TrainingArguments` fields and the Agora ones)."""
+    from transformers import HfArgumentParser
+
+    from .._cli import CONFIG_HELP, HelpFormatter, dashes_first
+    from .config import AgoraConfig
+
+    parser = HfArgumentParser(
+        (AgoraCliArguments, AgoraConfig),
+        prog="hf-bort agora",
+        description="Agora fine-tuning. Every option (`hf-bort agora --help` lists the command's own first).",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--config", help=CONFIG_HELP)
+    return dashes_first(parser)
+
+
+def parse(argv: list[str]) -> tuple:
+    """`(AgoraCliArguments, AgoraConfig)` from command-line arguments (dashed or field-name flags, `--config FILE`)."""
+    from .._cli import parse_dataclasses
+
+    return parse_dataclasses(_full_parser(), argv)
+
+
+def _copy_fields(dtype: type, names) -> list[tuple]:
+    hints = typing.get_type_hints(dtype)
+    copied = []
+    for found in dataclasses.fields(dtype):
+        if found.name in names:
+            default = {"default": found.default}
+            if found.default_factory is not dataclasses.MISSING:
+                default = {"default_factory": found.default_factory}
+            copied.append((found.name, hints[found.name], field(metadata=found.metadata, **default)))
+    return copied
+
+
+def _short_parser():
+    """`hf-bort agora --help`: its own options first (data and models, Agora), then the common Trainer ones."""
+    from transformers import HfArgumentParser, TrainingArguments
+
+    from .._cli import CONFIG_HELP, HelpFormatter, dashes_first
+    from .config import AgoraConfig
+
+    inherited = {found.name for found in dataclasses.fields(TrainingArguments)}
+    own = [found.name for found in dataclasses.fields(AgoraConfig) if found.name not in inherited]
+    groups = (
+        (
+            "data and models (AgoraCliArguments)",
+            AgoraCliArguments,
+            [f.name for f in dataclasses.fields(AgoraCliArguments)],
+        ),
+        ("Agora (AgoraConfig)", AgoraConfig, own),
+        (
+            "training (the most used TrainingArguments; all of them: --help-all)",
+            AgoraConfig,
+            COMMON_TRAINING_ARGUMENTS,
+        ),
+    )
+    types = []
+    for title, dtype, names in groups:
+        namespace = {"_argument_group_name": title}
+        types.append(
+            dataclasses.make_dataclass(title.split()[0].title(), _copy_fields(dtype, names), namespace=namespace)
+        )
+    parser = HfArgumentParser(
+        types,
+        prog="hf-bort agora",
+        description="Agora fine-tuning: train, relabel samples near dev errors, add them, repeat. Flags take dashes "
+        "(--output-dir); the field names (--output_dir) work too.",
+        epilog="Every TrainingArguments option is accepted as well: `hf-bort agora --help-all` lists them.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--help-all", action="store_true", help="List every option, TrainingArguments' included.")
+    return dashes_first(parser)
+
+
 def _load(path: str):
     from datasets import load_dataset
 
@@ -30,15 +130,13 @@ def _load(path: str):
 
 def run(argv: list[str]) -> int:
     import numpy as np
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, HfArgumentParser
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from .._outputs import check_output_dir
     from .._sources import check_source
-    from .config import AgoraConfig
     from .trainer import AgoraTrainer, resolve_resume_checkpoint
 
-    parser = HfArgumentParser((AgoraCliArguments, AgoraConfig), prog="hf-bort agora")
-    cli, config = parser.parse_args_into_dataclasses(argv)
+    cli, config = parse(argv)
     check_output_dir(config.output_dir, "output_dir")  # a file or an unwritable folder: before any model is loaded
     check_source(cli.model_name_or_path, "model_name_or_path")
     check_source(cli.labeller_name_or_path, "labeller_name_or_path")
@@ -89,20 +187,21 @@ def add_commands(subparsers) -> None:
     parser = subparsers.add_parser(
         "agora",
         help="Agora fine-tuning: train, relabel samples near dev errors, add them, repeat.",
-        description="All AgoraConfig / TrainingArguments fields are accepted (see `hf-bort agora --help-all`).",
+        description="All AgoraConfig / TrainingArguments fields are accepted (`hf-bort agora --help`, `--help-all`).",
         add_help=False,
         prefix_chars="+",  # every --option goes to HfArgumentParser below, not to argparse's sub-parser
     )
-    parser.add_argument("agora_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=lambda args: _dispatch(args.agora_args))
+    parser.add_argument(
+        "agora_args", nargs=argparse.REMAINDER, help="AgoraConfig / TrainingArguments flags (see --help)."
+    )
+    parser.set_defaults(func=lambda args: _dispatch(args.agora_args), full_parser=_full_parser)
 
 
 def _dispatch(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help", "--help-all"):
-        from transformers import HfArgumentParser
-
-        from .config import AgoraConfig
-
-        HfArgumentParser((AgoraCliArguments, AgoraConfig), prog="hf-bort agora").print_help()
+    if not argv or argv[0] in ("-h", "--help"):
+        _short_parser().print_help()
+        return 0
+    if argv[0] == "--help-all":
+        _full_parser().print_help()
         return 0
     return run(argv)

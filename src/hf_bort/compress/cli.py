@@ -9,16 +9,21 @@ import sys
 def _parser():
     from transformers import HfArgumentParser
 
+    from .._cli import CONFIG_HELP, HelpFormatter, dashes_first
     from .config import CompressionConfig
 
-    return HfArgumentParser(CompressionConfig, prog="hf-bort compress")
+    parser = HfArgumentParser(CompressionConfig, prog="hf-bort compress", formatter_class=HelpFormatter)
+    parser.add_argument("--config", help=CONFIG_HELP)
+    return dashes_first(parser)
 
 
 def parse(argv: list[str]):
     """`CompressionConfig` from command-line arguments; a first argument without dashes is the model."""
     if argv and not argv[0].startswith("-"):
         argv = ["--model", argv[0], *argv[1:]]
-    (config,) = _parser().parse_args_into_dataclasses(argv)
+    from .._cli import parse_dataclasses
+
+    (config,) = parse_dataclasses(_parser(), argv)
     return config
 
 
@@ -26,7 +31,10 @@ def run(argv: list[str]) -> int:
     from .pipeline import compress
 
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: hf-bort compress MODEL --dataset DATA [--max-cost-ratio R] [--output-dir DIR] [options]\n")
+        print(
+            "usage: hf-bort compress MODEL --dataset DATA [--max-cost-ratio R] [--output-dir DIR] [--config FILE] "
+            "[options]\n"
+        )
         _parser().print_help()
         return 0
     result = compress(parse(argv))
@@ -47,8 +55,10 @@ def add_commands(subparsers) -> None:
         add_help=False,
         prefix_chars="+",  # every --option goes to HfArgumentParser, not to argparse's sub-parser
     )
-    parser.add_argument("compress_args", nargs=argparse.REMAINDER)
-    parser.set_defaults(func=lambda args: run(args.compress_args))
+    parser.add_argument(
+        "compress_args", nargs=argparse.REMAINDER, help="MODEL and CompressionConfig flags (see --help)."
+    )
+    parser.set_defaults(func=lambda args: run(args.compress_args), full_parser=_parser)
 
 
 if __name__ == "__main__":

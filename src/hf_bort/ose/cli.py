@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 from pathlib import Path
+
+from .._cli import HelpFormatter, api_default
 
 
 def _texts(spec: str) -> list[str]:
@@ -31,48 +32,66 @@ def _texts(spec: str) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def _ints(text: str | None) -> tuple[int, ...] | None:
-    return tuple(int(part) for part in text.split(",")) if text else None
+def _search_from_args(args):
+    """The `OSESearch` of a `SearchConfig` or of `extract`'s parsed arguments (the same names)."""
+    from dataclasses import fields
+
+    from .search_config import SearchConfig
+
+    if not isinstance(args, SearchConfig):
+        args = SearchConfig(**{f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)})
+    return args.to_search(_texts(args.texts))
 
 
-def _search_from_args(args: argparse.Namespace):
-    from .search import OSESearch
-    from .space import SearchSpace
+def _search_parser():
+    from transformers import HfArgumentParser
 
-    space = SearchSpace.from_source(
-        args.source,
-        num_layers=_ints(args.layers),
-        num_heads=_ints(args.heads),
-        hidden_sizes=_ints(args.hidden),
-        intermediate_sizes=_ints(args.intermediate),
+    from .._cli import CONFIG_HELP, HelpFormatter, dashes_first
+    from .search_config import SearchConfig
+
+    parser = HfArgumentParser(
+        SearchConfig,
+        prog="hf-bort search",
+        description="OSE search: Pareto front of sub-architectures of an encoder (`hf-bort search SOURCE [options]`).",
+        formatter_class=HelpFormatter,
     )
-    return OSESearch(
-        args.source,
-        space,
-        epsilon=args.epsilon,
-        interval_size=args.interval_size,
-        text_dataset=_texts(args.texts),
-        output_dir=args.output_dir,
-        cost=args.cost,
-        sequence_length=args.sequence_length,
-        seed=args.seed,
-        heterogeneous=args.heterogeneous,
-    )
+    parser.add_argument("--config", help=CONFIG_HELP)
+    return dashes_first(parser)
 
 
-def _search(args: argparse.Namespace) -> int:
-    ratio = args.max_cost_ratio
-    if ratio is not None and not (math.isfinite(ratio) and 0 < ratio <= 1):  # checked before the search, not after
-        raise ValueError(f"--max-cost-ratio must be a number in (0, 1], got {ratio!r}.")
+def parse_search(argv: list[str]):
+    """`SearchConfig` from command-line arguments; a first argument without dashes is the source."""
+    from .._cli import parse_dataclasses
+
+    if argv and not argv[0].startswith("-"):
+        argv = ["--source", argv[0], *argv[1:]]
+    (config,) = parse_dataclasses(_search_parser(), argv)
+    return config
+
+
+def _run_search(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        _search_parser().print_help()
+        return 0
+    from .._outputs import check_output_dir
+    from .._sources import check_source
+
+    config = parse_search(argv)
+    check_output_dir(config.output_dir, "output_dir")
+    check_source(config.source, "source")
+    return _search(config)
+
+
+def _search(config) -> int:
     from .distributed import rank_world
 
-    search = _search_from_args(args)
+    search = _search_from_args(config)
     with search.lock():  # the front and best.json below come from this run, not a concurrent one
         result = search.run()
-        best = result.best(max_cost_ratio=args.max_cost_ratio)
+        best = result.best(max_cost_ratio=config.max_cost_ratio)
         if rank_world()[0] != 0:  # under torchrun every rank holds the same result; rank 0 writes and reports
             return 0
-        out = Path(args.output_dir)
+        out = Path(config.output_dir)
         (out / "front.md").write_text(result.to_markdown())
         result.plot(out / "front.png")
         (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
@@ -160,57 +179,81 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_default(name: str):
-    """`OSESearch`'s default for keyword `name` (the CLI's defaults are the Python API's)."""
-    import inspect
-
-    from .search import OSESearch
-
-    return inspect.signature(OSESearch.__init__).parameters[name].default
-
-
 def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="Path or Hub id of the source encoder.")
-    parser.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
-    parser.add_argument("--output-dir", default="ose-run", help="Where candidates.jsonl and the front go.")
-    parser.add_argument("--epsilon", type=float, default=0.2, help="Approximation ε (smaller: more steps).")
-    parser.add_argument("--interval-size", type=int, default=None, help="Steps of the first interval.")
-    parser.add_argument("--cost", default="multiply_adds", choices=("multiply_adds", "latency_ms"))
-    parser.add_argument(
-        "--sequence-length",
-        type=int,
-        default=_api_default("sequence_length"),
-        help="Tokens per input at which multiply-adds are counted and latency is timed.",
-    )
-    parser.add_argument("--layers", help="Comma-separated depths (default: paper grid scaled to the source).")
-    parser.add_argument("--heads", help="Comma-separated head counts.")
-    parser.add_argument("--hidden", help="Comma-separated hidden widths.")
-    parser.add_argument("--intermediate", help="Comma-separated FFN widths.")
-    parser.add_argument("--heterogeneous", action="store_true", help="Per-layer head / neuron counts.")
-    parser.add_argument("--seed", type=int, default=0)
+    """`extract`'s search settings: `SearchConfig`'s fields (its help and defaults) as argparse options."""
+    from dataclasses import fields
+
+    from .search_config import SearchConfig
+
+    settings = {f.name: f for f in fields(SearchConfig)}
+
+    def add(name, **kwargs):
+        flag = [] if name == "source" else ["--" + name.replace("_", "-")]
+        extra = {} if name == "source" else {"default": api_default(SearchConfig, name)}
+        parser.add_argument(*flag or [name], help=settings[name].metadata["help"], **extra, **kwargs)
+
+    add("source")
+    add("texts")
+    add("output_dir")
+    add("epsilon", type=float)
+    add("interval_size", type=int)
+    add("cost", choices=settings["cost"].metadata["choices"])
+    add("sequence_length", type=int)
+    for name in ("layers", "heads", "hidden", "intermediate"):
+        add(name)
+    add("heterogeneous", action="store_true")
+    add("seed", type=int)
 
 
 def add_commands(subparsers) -> None:
     """Adds `search`, `extract` and `distill` to the `hf-bort` sub-parsers."""
-    search = subparsers.add_parser("search", help="OSE search: Pareto front of sub-architectures of an encoder.")
-    _add_search_arguments(search)
-    search.add_argument("--max-cost-ratio", type=float, default=None, help="Budget for `best` (e.g. 0.25).")
-    search.set_defaults(func=_search)
+    search = subparsers.add_parser(
+        "search",
+        help="OSE search: Pareto front of sub-architectures of an encoder.",
+        description="Every SearchConfig field is a flag (see `hf-bort search --help`).",
+        add_help=False,
+        prefix_chars="+",  # every --option goes to HfArgumentParser, not to argparse's sub-parser
+    )
+    search.add_argument("search_args", nargs=argparse.REMAINDER, help="SOURCE and SearchConfig flags (see --help).")
+    search.set_defaults(func=lambda args: _run_search(args.search_args), full_parser=_search_parser)
 
-    extract = subparsers.add_parser("extract", help="Extract a candidate's weights from the source into Bort.")
+    extract = subparsers.add_parser(
+        "extract", help="Extract a candidate's weights from the source into Bort.", formatter_class=HelpFormatter
+    )
     _add_search_arguments(extract)
     extract.add_argument("save_directory", help="Where the Bort checkpoint and tokenizer go.")
     extract.add_argument("--candidate", help="Candidate key like D2-A6-H384-I512-d32 (default: best.json).")
     extract.set_defaults(func=_extract)
 
-    distill = subparsers.add_parser("distill", help="Distil a teacher into an extracted student (Trainer).")
+    from .distill import DistillationConfig
+
+    distill = subparsers.add_parser(
+        "distill", help="Distil a teacher into an extracted student (Trainer).", formatter_class=HelpFormatter
+    )
     distill.add_argument("student", help="Path of the extracted student (hf-bort extract).")
     distill.add_argument("teacher", help="Path or Hub id of the teacher (any convertible encoder).")
-    distill.add_argument("save_directory")
-    distill.add_argument("--texts", default="rotten_tomatoes")
-    distill.add_argument("--epochs", type=float, default=1.0)
-    distill.add_argument("--max-steps", type=int, default=-1)
-    distill.add_argument("--batch-size", type=int, default=32)
-    distill.add_argument("--learning-rate", type=float, default=1e-4)
-    distill.add_argument("--max-length", type=int, default=64)
+    distill.add_argument("save_directory", help="Where the distilled student and its tokenizer go.")
+    distill.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
+    distill.add_argument(
+        "--epochs", type=float, default=api_default(DistillationConfig, "num_train_epochs"), help="Training epochs."
+    )
+    distill.add_argument(
+        "--max-steps",
+        type=int,
+        default=api_default(DistillationConfig, "max_steps"),
+        help="Training steps; > 0 overrides --epochs.",
+    )
+    distill.add_argument(
+        "--batch-size",
+        type=int,
+        default=api_default(DistillationConfig, "per_device_train_batch_size"),
+        help="Batch size per device.",
+    )
+    distill.add_argument(
+        "--learning-rate",
+        type=float,
+        default=api_default(DistillationConfig, "learning_rate"),
+        help="AdamW peak learning rate.",
+    )
+    distill.add_argument("--max-length", type=int, default=64, help="Maximum tokens per text.")
     distill.set_defaults(func=_distill)

@@ -148,7 +148,7 @@ class DistillationConfig(TrainingArguments):
     )
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked for the MLM losses."})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW peak learning rate (Bort: 1e-4)."})
-    warmup_ratio: float = field(default=0.01, metadata={"help": "Linear warm-up fraction (Bort: 1%)."})
+    warmup_ratio: float = field(default=0.01, metadata={"help": "Linear warm-up fraction (Bort: 0.01)."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the tokenised columns as they are."})
 
     def __post_init__(self):
