@@ -22,11 +22,28 @@ from .space import Candidate
 ENGINES = ("pytorch", "onnxruntime")
 
 
+# Per-layer fields that follow their layer (ModernBERT's θ, window type and first-layer norm), not the search.
+LAYER_FIELDS = ("rotary_theta", "attention_window", "attention_layer_norm")
+
+
+def layer_fields(base: BortConfig, layers: list[int]) -> dict[str, Any]:
+    """The per-layer fields (`LAYER_FIELDS`) of `base` for the source layers `layers`, in that order (a field given
+    as one value for every layer stays one value)."""
+    out = {}
+    for name in LAYER_FIELDS:
+        value = getattr(base, name)
+        if isinstance(value, list):
+            out[name] = [value[index] for index in layers]
+    return out
+
+
 def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -> BortConfig:
     """
     The [`BortConfig`] of `candidate`, taking everything that is not part of the search (vocabulary, positions,
     token types, activation, embedding width, pooler…) from `base` (usually the source converted to Bort).
-    `overrides` may give per-layer `num_attention_heads` / `intermediate_size` lists (heterogeneous extraction).
+    `overrides` may give per-layer `num_attention_heads` / `intermediate_size` lists (heterogeneous extraction) and
+    the per-layer `LAYER_FIELDS` of the kept layers; without them a candidate of D layers takes those of the
+    source's first D layers (repeating the source's pattern when D is larger).
     """
     data = base.to_dict()
     for key in ("architectures", "auto_map", "_name_or_path", "transformers_version", "model_type"):
@@ -40,6 +57,7 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
         intermediate_size=candidate.intermediate_size,
         embedding_size=embedding_size,
         relative_attention_head_index=None,  # which bias columns the kept heads read is the extraction's business
+        **layer_fields(base, [index % base.num_hidden_layers for index in range(candidate.num_layers)]),
     )
     data.update(overrides)
     return BortConfig(**data)
@@ -48,7 +66,7 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
 def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, include_pooler: bool = False) -> int:
     """
     Multiply-adds of one forward pass of one sequence of `sequence_length` tokens through the encoder: Q, K, V and
-    output projections, attention scores and context (L² per head dimension), the two FFN matrices, ELECTRA's
+    output projections, attention scores and context (L² per head dimension), the two FFN matrices (three with ModernBERT's GLU), ELECTRA's
     embedding projection, and DeBERTa's position terms (projecting the 2S relative embeddings and L·2S scores, per
     term). Embedding look-ups, LayerNorms, softmax and activations are not multiply-adds and are not
     counted; task heads are excluded (the pooler only with `include_pooler`). Equals half of what
@@ -65,7 +83,7 @@ def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, inc
         total += 3 * length * hidden * attention  # Q, K, V
         total += 2 * length * length * attention  # scores and context
         total += length * attention * hidden  # output projection
-        total += 2 * length * hidden * inner  # FFN in and out
+        total += (3 if config.gated_ffn else 2) * length * hidden * inner  # FFN in (and gate) and out
         for _ in config.pos_att_type or ():  # DeBERTa: project the 2S relative embeddings, then L x 2S scores
             total += 2 * config.relative_span * hidden * attention + length * 2 * config.relative_span * attention
     if include_pooler and config.add_pooling_layer:
