@@ -1,4 +1,4 @@
-"""Tiny DistilBERT, MPNet, DeBERTa-v2/v3 and ModernBERT sources (every head) for the conversion, extraction and export tests."""
+"""Tiny DistilBERT, MPNet, DeBERTa-v2/v3 and ModernBERT sources (every head) for conversion, extraction, export."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DistilBERT, MPNet, DeBERTa-v2/v3 and ModernBERT convert to Bort exactly: every head, padding in the batch, every output."""
+"""DistilBERT, MPNet, DeBERTa-v2/v3 and ModernBERT convert to Bort exactly: every head, padding, every output."""
 
 from __future__ import annotations
 

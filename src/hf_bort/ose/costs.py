@@ -66,11 +66,11 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
 def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, include_pooler: bool = False) -> int:
     """
     Multiply-adds of one forward pass of one sequence of `sequence_length` tokens through the encoder: Q, K, V and
-    output projections, attention scores and context (L² per head dimension), the two FFN matrices (three with ModernBERT's GLU), ELECTRA's
-    embedding projection, and DeBERTa's position terms (projecting the 2S relative embeddings and L·2S scores, per
-    term). Embedding look-ups, LayerNorms, softmax and activations are not multiply-adds and are not
-    counted; task heads are excluded (the pooler only with `include_pooler`). Equals half of what
-    `torch.utils.flop_counter.FlopCounterMode` reports for the same ops (tested).
+    output projections, attention scores and context (L² per head dimension), the two FFN matrices (three with
+    ModernBERT's GLU), ELECTRA's embedding projection, and DeBERTa's position terms (projecting the 2S relative
+    embeddings and L·2S scores, per term). Embedding look-ups, LayerNorms, rotary rotations, softmax and activations
+    are not multiply-adds and are not counted; task heads are excluded (the pooler only with `include_pooler`).
+    Equals half of what `torch.utils.flop_counter.FlopCounterMode` reports for the same ops (tested).
     """
     if sequence_length <= 0:
         raise ValueError(f"`sequence_length` must be a positive integer, got {sequence_length!r}.")

@@ -259,7 +259,13 @@ class BortAttention(nn.Module):
         self.output = BortSelfOutput(config, layer_idx)
 
     def forward(
-        self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None, relative=None, rotary=None
+        self,
+        hidden_states,
+        attention_mask=None,
+        output_attentions=False,
+        position_bias=None,
+        relative=None,
+        rotary=None,
     ):
         normed = self.output.LayerNorm(hidden_states) if self.output.pre_layer_norm else hidden_states
         context, probs = self.self(normed, attention_mask, output_attentions, position_bias, relative, rotary)
@@ -303,7 +309,13 @@ class BortLayer(GradientCheckpointingLayer):
         self.output = BortOutput(config, layer_idx)
 
     def forward(
-        self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None, relative=None, rotary=None
+        self,
+        hidden_states,
+        attention_mask=None,
+        output_attentions=False,
+        position_bias=None,
+        relative=None,
+        rotary=None,
     ):
         attention_output, probs = self.attention(
             hidden_states, attention_mask, output_attentions, position_bias, relative, rotary

@@ -45,8 +45,8 @@ def count_parameters(config: PretrainedConfig, task: str = "feature-extraction")
     Counts the parameters of the Bort model that `config` describes for `task`, exactly, without building it.
 
     `config` is a [`BortConfig`] or the configuration of any encoder [`convert_to_bort`] supports (BERT, RoBERTa,
-    XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet, DeBERTa-v2/v3, ModernBERT), which is first translated into the equivalent Bort
-    configuration.
+    XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet, DeBERTa-v2/v3, ModernBERT), which is first translated into the
+    equivalent Bort configuration.
 
     Example:
 
