@@ -1,4 +1,4 @@
-"""`compress` on DistilBERT, MPNet, DeBERTa-v3 and ModernBERT sources: the search and the student inherit the source's weights."""
+"""`compress` on DistilBERT, MPNet, DeBERTa-v3 and ModernBERT sources: search and student inherit the weights."""
 
 from __future__ import annotations
 

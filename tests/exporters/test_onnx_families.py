@@ -1,4 +1,4 @@
-"""Bort models converted from DistilBERT, MPNet, DeBERTa-v3 and ModernBERT export to ONNX and validate against PyTorch."""
+"""Bort models converted from DistilBERT, MPNet, DeBERTa-v3 and ModernBERT export to ONNX and validate."""
 
 from __future__ import annotations
 
