@@ -363,3 +363,31 @@ def test_modernbert_multiply_adds_match_the_flop_counter():
     with FlopCounterMode(display=False) as counter:
         bort(torch.randint(3, 99, (1, 12)), output_attentions=True)
     assert encoder_multiply_adds(bort.config, 12) == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("family", ["modernbert", "modernbert-biases-mean"])
+@pytest.mark.parametrize("head", HEADS)
+def test_modernbert_counter_matches_every_head_of_the_source(family, head):
+    """ModernBERT's prediction head is Bort's pooler (token heads included): the counts still match the source's."""
+    source = make_source(family, head)
+    assert count_parameters(source.config, _task(head)).total == sum(p.numel() for p in source.parameters())
+
+
+def test_modernbert_fields_are_validated():
+    base = dict(vocab_size=99, hidden_size=24, num_hidden_layers=2, num_attention_heads=3)
+    for overrides, message in (
+        ({"attention_window": [0, 4, 4]}, "`attention_window` has 3 entries"),
+        ({"attention_window": [0, -4]}, r"`attention_window\[1\]` is out of range"),
+        ({"rotary_theta": [1e4, "x"]}, r"`rotary_theta\[1\]` must be a float"),
+        ({"attention_layer_norm": [False, True]}, "only with `pre_layer_norm=True`"),
+        ({"classifier_pooling": "max"}, "`classifier_pooling` must be one of"),
+        ({"gated_ffn": 1}, "`gated_ffn` must be a bool"),
+        ({"position_embedding_type": "rotary", "attention_head_size": 7}, "must be even for rotary"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            BortConfig(**base, **overrides)
+    config = BortConfig(
+        **base, pre_layer_norm=True, attention_layer_norm=[False, True], rotary_theta=[1e5, 1e4], attention_window=8
+    )
+    assert config.layer_attention_window == [8, 8] and config.layer_rotary_theta == [1e5, 1e4]
+    assert BortConfig.from_dict(config.to_dict()).layer_attention_layer_norm == [False, True]

@@ -195,3 +195,23 @@ def test_smaller_modernbert_candidate_reloads_as_remote_code(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     with torch.no_grad():
         torch.testing.assert_close(torch.load(tmp_path / "remote.pt"), student(**batch).logits)
+
+
+@pytest.mark.parametrize("head", ["ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice"])
+def test_modernbert_token_and_choice_heads_extract_exactly(head):
+    """The pooler transform on every token (token classification, QA) and the pooled choice head are sliced too."""
+    source = _source("modernbert-biases-mean", head)
+    batch = padded_batch()
+    if head == "ForMultipleChoice":
+        batch = {key: value.unsqueeze(1).expand(-1, 2, -1).contiguous() for key, value in batch.items()}
+    scores = compute_importance(source.bort, [padded_batch()])  # the encoder's scores serve every head
+    full = extract_subnetwork(source, Candidate(2, 4, 32, 37, 8), scores).eval()
+    with torch.no_grad():
+        expected, actual = source(**batch), full(**batch)
+    for key, value in expected.items():
+        if isinstance(value, torch.Tensor) and key != "loss":
+            assert torch.equal(actual[key], value), key
+    smaller = extract_subnetwork(source, Candidate(1, 2, 16, 8, 8), scores).eval()
+    count = sum(p.numel() for p in smaller.parameters())
+    task = {"ForTokenClassification": "token-classification", "ForQuestionAnswering": "question-answering"}
+    assert count == count_parameters(smaller.config, task.get(head, "multiple-choice")).total
