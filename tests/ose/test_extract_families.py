@@ -10,7 +10,7 @@ import pytest
 import torch
 import transformers
 
-from hf_bort import convert_to_bort, count_parameters
+from hf_bort import BortConfig, convert_to_bort, count_parameters
 from hf_bort.ose import Candidate, OSESearch, SearchSpace, compute_importance, extract_subnetwork, save_extracted
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -215,3 +215,14 @@ def test_modernbert_token_and_choice_heads_extract_exactly(head):
     count = sum(p.numel() for p in smaller.parameters())
     task = {"ForTokenClassification": "token-classification", "ForQuestionAnswering": "question-answering"}
     assert count == count_parameters(smaller.config, task.get(head, "multiple-choice")).total
+
+
+def test_latency_cache_tells_modernbert_layouts_apart():
+    """A ModernBERT candidate (rotary, windows, GeGLU) never reuses the latency of a BERT one of the same sizes."""
+    from hf_bort.ose.costs import LatencyCache
+
+    modern = _source("modernbert", "Model").config
+    plain = BortConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+    modern_key = LatencyCache.shape_key(modern, 1, 16, "pytorch")
+    assert '"gated_ffn": true' in modern_key and '"windows": [0, 4]' in modern_key
+    assert "layout" not in LatencyCache.shape_key(plain, 1, 16, "pytorch")  # BERT keys unchanged

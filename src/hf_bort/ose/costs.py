@@ -147,20 +147,30 @@ class LatencyCache:
 
     @staticmethod
     def shape_key(config: BortConfig, batch_size: int, sequence_length: int, engine: str) -> str:
-        return json.dumps(
-            {
-                "engine": engine,
-                "batch": batch_size,
-                "seq": sequence_length,
-                "hidden": config.hidden_size,
-                "heads": config.layer_num_attention_heads,
-                "head_size": config.attention_head_size,
-                "inner": config.layer_intermediate_sizes,
-                "embedding": config.embedding_width,
-                "vocab": config.vocab_size,
-            },
-            sort_keys=True,
-        )
+        key = {
+            "engine": engine,
+            "batch": batch_size,
+            "seq": sequence_length,
+            "hidden": config.hidden_size,
+            "heads": config.layer_num_attention_heads,
+            "head_size": config.attention_head_size,
+            "inner": config.layer_intermediate_sizes,
+            "embedding": config.embedding_width,
+            "vocab": config.vocab_size,
+        }
+        # Layouts that cost differently at the same sizes get their own entries (BERT-shaped keys stay as they were).
+        layout = {
+            "relative_bias": config.relative_attention_num_buckets,
+            "disentangled": config.pos_att_type or [],
+            "rotary": config.position_embedding_type == "rotary",
+            "windows": config.layer_attention_window if any(config.layer_attention_window) else [],
+            "pre_layer_norm": config.pre_layer_norm,
+            "gated_ffn": config.gated_ffn,
+        }
+        layout = {name: value for name, value in layout.items() if value}
+        if layout:
+            key["layout"] = layout
+        return json.dumps(key, sort_keys=True)
 
     def get(self, key: str) -> float | None:
         return self._data.get(self.device, {}).get(key)
