@@ -391,3 +391,11 @@ def test_modernbert_fields_are_validated():
     )
     assert config.layer_attention_window == [8, 8] and config.layer_rotary_theta == [1e5, 1e4]
     assert BortConfig.from_dict(config.to_dict()).layer_attention_layer_norm == [False, True]
+
+
+def test_modernbert_mlm_without_decoder_bias_gets_a_zero_bias():
+    torch.manual_seed(0)
+    source = transformers.ModernBertForMaskedLM(modernbert_config(decoder_bias=False)).eval()
+    bort = convert_to_bort(source).eval()
+    assert not bort.cls.predictions.bias.any()
+    assert max_difference(source, bort, padded_batch()) < 1e-5
