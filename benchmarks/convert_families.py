@@ -1,18 +1,23 @@
 """
 Largest output difference between each converted family and its Bort conversion, for README's "Converting" section.
 
-For every family (DistilBERT with learned and with sinusoidal positions, MPNet, DeBERTa-v3 and DeBERTa-v2 layouts)
-and every head transformers offers
+For every family (DistilBERT with learned and with sinusoidal positions, MPNet, DeBERTa-v3 and DeBERTa-v2 layouts,
+ModernBERT on its eager and SDPA paths and with every bias and mean pooling) and every head transformers offers
 (base model, MLM, sequence / token classification, QA, multiple choice): a tiny random source (2 layers, width 32,
 4 heads, FFN 37, initializer range 0.2, MPNet's relative bias drawn from N(0, 1)) built exactly as in
 `tests/tiny_families.py`, converted with `convert_to_bort`, and compared in fp32 on a batch of two sequences, the
-second padded (9 tokens; 200 tokens for the base models of MPNet and DeBERTa, through their logarithmic buckets).
-The difference is the maximum over every layer's hidden states (non-padding tokens) and every output tensor.
+second padded (9 tokens; 200 tokens for the base models of MPNet and DeBERTa, through their logarithmic buckets, and
+of ModernBERT, across its local windows). The difference is the maximum over every layer's hidden states
+(non-padding tokens) and every output tensor (for ModernBERT, per-token outputs at non-padding tokens only: a padded
+query whose whole local window is padding has no defined output, and transformers 4.x returns the last layer's
+states before the final norm, so that entry is left to `last_hidden_state`).
 With `--base-size`, the base models are also built at the published shapes (distilbert-base-uncased: 6 × 768,
 12 heads, FFN 3072; all-mpnet-base-v2 / mpnet-base: 12 × 768; deberta-v3-base: 12 × 768, 256 buckets) with random
-weights and compared on 2 × 128 tokens.
+weights and compared on 2 × 128 tokens (ModernBERT-base: 22 × 768, 12 heads, GeGLU 1152, window 128, on 2 × 300).
+`--families` limits the run to some families and merges them into an existing report.
 
     PYTHONPATH=src python benchmarks/convert_families.py --base-size
+    PYTHONPATH=src python benchmarks/convert_families.py --base-size --families modernbert modernbert-sdpa
 """
 
 from __future__ import annotations
@@ -52,7 +57,13 @@ BASE_SIZE = {
         share_att_key=True,
         type_vocab_size=0,
     ),
+    "modernbert": lambda: _eager(transformers.ModernBertConfig()),  # answerdotai/ModernBERT-base's shape
 }
+
+
+def _eager(config):
+    config._attn_implementation = "eager"
+    return config
 
 
 @torch.no_grad()
@@ -60,13 +71,17 @@ def max_difference(source, bort, inputs) -> float:
     expected = source(**inputs, output_hidden_states=True)
     actual = bort(**inputs, output_hidden_states=True)
     mask = inputs["attention_mask"].reshape(-1, inputs["attention_mask"].shape[-1]).bool()
-    worst = max(
-        (a[mask] - e[mask]).abs().max().item()
-        for a, e in zip(actual.hidden_states, expected.hidden_states, strict=True)
-    )
+    modern = source.config.model_type == "modernbert"
+    pairs = list(zip(actual.hidden_states, expected.hidden_states, strict=True))
+    if modern and transformers.__version__.startswith("4."):
+        pairs = pairs[:-1]  # before the final norm in 4.x; `last_hidden_state` is compared below
+    worst = max((a[mask] - e[mask]).abs().max().item() for a, e in pairs)
     for key, value in expected.items():
         if isinstance(value, torch.Tensor) and value.is_floating_point() and key != "loss":
-            worst = max(worst, (actual[key] - value).abs().max().item())
+            difference = actual[key] - value
+            if modern and difference.shape[:2] == mask.shape:
+                difference = difference[mask]
+            worst = max(worst, difference.abs().max().item())
     return worst
 
 
@@ -80,27 +95,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "convert_families.json"))
     parser.add_argument("--base-size", action="store_true", help="also compare the base models at published shapes")
+    parser.add_argument("--families", nargs="+", choices=list(FAMILIES), help="only these (merged into --output)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results: dict[str, dict[str, float]] = {}
-    for family in FAMILIES:
+    previous = {}
+    if args.families and Path(args.output).exists():
+        previous = json.loads(Path(args.output).read_text())
+    results: dict[str, dict[str, float]] = dict(previous.get("tiny_max_abs_difference", {}))
+    for family in args.families or FAMILIES:
         results[family] = {}
         for head in HEADS:
             source = make_source(family, head)
             bort = convert_to_bort(source).eval()
-            length = 200 if (family in ("mpnet", "deberta-v3") and head == "Model") else 9
+            long_input = family in ("mpnet", "deberta-v3") or family.startswith("modernbert")
+            length = 200 if long_input and head == "Model" else 9
             results[family][head] = max_difference(source, bort, _inputs(head, padded_batch(length)))
             print(f"{family:22s} {head:26s} {results[family][head]:.2e}", flush=True)
-    base_size: dict[str, float] = {}
+    base_size: dict[str, float] = dict(previous.get("base_size_max_abs_difference", {}))
     if args.base_size:
         generator = torch.Generator().manual_seed(0)
         for family, make_config in BASE_SIZE.items():
+            if args.families and family not in args.families:
+                continue
             torch.manual_seed(0)
             source = getattr(transformers, FAMILIES[family][0] + "Model")(make_config()).eval()
             bort = convert_to_bort(source).eval()
-            input_ids = torch.randint(3, 30000, (2, 128), generator=generator)
+            length = 300 if family == "modernbert" else 128
+            input_ids = torch.randint(3, 30000, (2, length), generator=generator)
             attention_mask = torch.ones_like(input_ids)
-            input_ids[1, 80:], attention_mask[1, 80:] = 1, 0
+            input_ids[1, length * 5 // 8 :], attention_mask[1, length * 5 // 8 :] = 1, 0
             base_size[family] = max_difference(
                 source, bort, {"input_ids": input_ids, "attention_mask": attention_mask}
             )
@@ -108,7 +131,9 @@ def main() -> None:
             del source, bort
     worst = max(value for heads in results.values() for value in heads.values())
     report = {
-        "command": "PYTHONPATH=src python benchmarks/convert_families.py" + (" --base-size" if args.base_size else ""),
+        "command": "PYTHONPATH=src python benchmarks/convert_families.py"
+        + (" --base-size" if args.base_size else "")
+        + (" --families " + " ".join(args.families) if args.families else ""),
         "transformers": transformers.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),

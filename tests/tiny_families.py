@@ -1,4 +1,4 @@
-"""Tiny DistilBERT, MPNet and DeBERTa-v2/v3 sources (every head) for the conversion, extraction and export tests."""
+"""Tiny DistilBERT, MPNet, DeBERTa-v2/v3 and ModernBERT sources (every head) for conversion, extraction, export."""
 
 from __future__ import annotations
 
@@ -56,6 +56,38 @@ DEBERTA_V3 = dict(
 )
 # DeBERTa-v2's base layout: absolute positions, token types, one position term, no buckets.
 DEBERTA_V2 = dict(pos_att_type=["c2p"], position_biased_input=True, max_relative_positions=16, type_vocab_size=2)
+# ModernBERT: a global layer then a local one (window 4: keys at distance <= 2), different θ, pad id 1 as the batch.
+MODERNBERT = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    local_attention=4,
+    global_rope_theta=160000.0,
+    local_rope_theta=10.0,
+    initializer_range=0.2,
+    num_labels=3,
+    pad_token_id=1,
+    bos_token_id=2,
+    eos_token_id=3,
+    cls_token_id=2,
+    sep_token_id=3,
+)
+# ... with every bias flag on and mean pooling.
+MODERNBERT_BIASES = dict(
+    norm_bias=True, mlp_bias=True, attention_bias=True, classifier_bias=True, classifier_pooling="mean"
+)
+
+
+def modernbert_config(attn_implementation: str = "eager", **overrides) -> transformers.PretrainedConfig:
+    """A tiny ModernBERT config on the given attention path (eager is the reference; sdpa is checked too)."""
+    config = transformers.ModernBertConfig(**{**MODERNBERT, **overrides})
+    config._attn_implementation = attn_implementation
+    return config
+
+
 FAMILIES = {
     "distilbert": ("DistilBert", lambda: transformers.DistilBertConfig(**DISTILBERT)),
     "distilbert-sinusoidal": (
@@ -65,6 +97,9 @@ FAMILIES = {
     "mpnet": ("MPNet", lambda: transformers.MPNetConfig(**MPNET)),
     "deberta-v3": ("DebertaV2", lambda: transformers.DebertaV2Config(**DEBERTA, **DEBERTA_V3)),
     "deberta-v2": ("DebertaV2", lambda: transformers.DebertaV2Config(**DEBERTA, **DEBERTA_V2)),
+    "modernbert": ("ModernBert", modernbert_config),
+    "modernbert-sdpa": ("ModernBert", lambda: modernbert_config("sdpa")),
+    "modernbert-biases-mean": ("ModernBert", lambda: modernbert_config(**MODERNBERT_BIASES)),
 }
 HEADS = (
     "Model",

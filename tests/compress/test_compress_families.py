@@ -1,4 +1,4 @@
-"""`compress` on DistilBERT, MPNet and DeBERTa-v3 sources: the search and the student inherit the source's weights."""
+"""`compress` on DistilBERT, MPNet, DeBERTa-v3 and ModernBERT sources: search and student inherit the weights."""
 
 from __future__ import annotations
 
@@ -42,6 +42,21 @@ SOURCES = {
             type_vocab_size=0,
         )
     ),
+    "modernbert": lambda: transformers.ModernBertModel(
+        transformers.ModernBertConfig(
+            vocab_size=99,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            local_attention=4,
+            pad_token_id=0,
+            bos_token_id=2,
+            eos_token_id=3,
+            cls_token_id=2,
+            sep_token_id=3,
+        )
+    ),
 }
 
 
@@ -67,7 +82,11 @@ def test_compress_extracts_from_the_family(tmp_path, family, data_dir):
     assert type(student).__name__ == "BortForSequenceClassification"
     assert student.config.type_vocab_size == 0
     assert (student.config.relative_attention_num_buckets == 32) is (family == "mpnet")
-    assert student.config.pooler_hidden_act == {"distilbert": "relu", "mpnet": "tanh", "deberta-v3": "gelu"}[family]
+    expected_act = {"distilbert": "relu", "mpnet": "tanh", "deberta-v3": "gelu", "modernbert": "gelu"}[family]
+    assert student.config.pooler_hidden_act == expected_act
+    if family == "modernbert":  # every kept layer keeps its attention type
+        assert student.config.gated_ffn and student.config.position_embedding_type == "rotary"
+        assert len(student.config.attention_window) == student.config.num_hidden_layers
     assert (student.config.pos_att_type == ["c2p", "p2c"]) is (family == "deberta-v3")
     saved = json.loads((tmp_path / "out" / "compression_report.json").read_text())
     assert saved["student"]["multiply_adds_ratio"] <= 0.6

@@ -143,7 +143,8 @@ def test_unsupported_model_type_lists_supported(tmp_path):
         vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=37
     )
     supported = (
-        "Supported model types: bert, roberta, xlm-roberta, camembert, electra, distilbert, mpnet, deberta-v2, bort"
+        "Supported model types: bert, roberta, xlm-roberta, camembert, electra, distilbert, mpnet, deberta-v2, "
+        "modernbert, bort"
     )
     with pytest.raises(ValueError, match=supported):
         convert_to_bort(ConvBertModel(tiny))

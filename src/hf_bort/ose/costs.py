@@ -26,11 +26,28 @@ logger = logging.getLogger(__name__)
 ENGINES = ("pytorch", "onnxruntime")
 
 
+# Per-layer fields that follow their layer (ModernBERT's θ, window type and first-layer norm), not the search.
+LAYER_FIELDS = ("rotary_theta", "attention_window", "attention_layer_norm")
+
+
+def layer_fields(base: BortConfig, layers: list[int]) -> dict[str, Any]:
+    """The per-layer fields (`LAYER_FIELDS`) of `base` for the source layers `layers`, in that order (a field given
+    as one value for every layer stays one value)."""
+    out = {}
+    for name in LAYER_FIELDS:
+        value = getattr(base, name)
+        if isinstance(value, list):
+            out[name] = [value[index] for index in layers]
+    return out
+
+
 def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -> BortConfig:
     """
     The [`BortConfig`] of `candidate`, taking everything that is not part of the search (vocabulary, positions,
     token types, activation, embedding width, pooler…) from `base` (usually the source converted to Bort).
-    `overrides` may give per-layer `num_attention_heads` / `intermediate_size` lists (heterogeneous extraction).
+    `overrides` may give per-layer `num_attention_heads` / `intermediate_size` lists (heterogeneous extraction) and
+    the per-layer `LAYER_FIELDS` of the kept layers; without them a candidate of D layers takes those of the
+    source's first D layers (repeating the source's pattern when D is larger).
     """
     data = base.to_dict()
     for key in ("architectures", "auto_map", "_name_or_path", "transformers_version", "model_type"):
@@ -44,6 +61,7 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
         intermediate_size=candidate.intermediate_size,
         embedding_size=embedding_size,
         relative_attention_head_index=None,  # which bias columns the kept heads read is the extraction's business
+        **layer_fields(base, [index % base.num_hidden_layers for index in range(candidate.num_layers)]),
     )
     data.update(overrides)
     return BortConfig(**data)
@@ -52,11 +70,11 @@ def candidate_config(candidate: Candidate, base: BortConfig, **overrides: Any) -
 def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, include_pooler: bool = False) -> int:
     """
     Multiply-adds of one forward pass of one sequence of `sequence_length` tokens through the encoder: Q, K, V and
-    output projections, attention scores and context (L² per head dimension), the two FFN matrices, ELECTRA's
-    embedding projection, and DeBERTa's position terms (projecting the 2S relative embeddings and L·2S scores, per
-    term). Embedding look-ups, LayerNorms, softmax and activations are not multiply-adds and are not
-    counted; task heads are excluded (the pooler only with `include_pooler`). Equals half of what
-    `torch.utils.flop_counter.FlopCounterMode` reports for the same ops (tested).
+    output projections, attention scores and context (L² per head dimension), the two FFN matrices (three with
+    ModernBERT's GLU), ELECTRA's embedding projection, and DeBERTa's position terms (projecting the 2S relative
+    embeddings and L·2S scores, per term). Embedding look-ups, LayerNorms, rotary rotations, softmax and activations
+    are not multiply-adds and are not counted; task heads are excluded (the pooler only with `include_pooler`).
+    Equals half of what `torch.utils.flop_counter.FlopCounterMode` reports for the same ops (tested).
     """
     if sequence_length <= 0:
         raise ValueError(f"`sequence_length` must be a positive integer, got {sequence_length!r}.")
@@ -69,7 +87,7 @@ def encoder_multiply_adds(config: BortConfig, sequence_length: int = 128, *, inc
         total += 3 * length * hidden * attention  # Q, K, V
         total += 2 * length * length * attention  # scores and context
         total += length * attention * hidden  # output projection
-        total += 2 * length * hidden * inner  # FFN in and out
+        total += (3 if config.gated_ffn else 2) * length * hidden * inner  # FFN in (and gate) and out
         for _ in config.pos_att_type or ():  # DeBERTa: project the 2S relative embeddings, then L x 2S scores
             total += 2 * config.relative_span * hidden * attention + length * 2 * config.relative_span * attention
     if include_pooler and config.add_pooling_layer:
@@ -183,20 +201,30 @@ class LatencyCache:
 
     @staticmethod
     def shape_key(config: BortConfig, batch_size: int, sequence_length: int, engine: str) -> str:
-        return json.dumps(
-            {
-                "engine": engine,
-                "batch": batch_size,
-                "seq": sequence_length,
-                "hidden": config.hidden_size,
-                "heads": config.layer_num_attention_heads,
-                "head_size": config.attention_head_size,
-                "inner": config.layer_intermediate_sizes,
-                "embedding": config.embedding_width,
-                "vocab": config.vocab_size,
-            },
-            sort_keys=True,
-        )
+        key = {
+            "engine": engine,
+            "batch": batch_size,
+            "seq": sequence_length,
+            "hidden": config.hidden_size,
+            "heads": config.layer_num_attention_heads,
+            "head_size": config.attention_head_size,
+            "inner": config.layer_intermediate_sizes,
+            "embedding": config.embedding_width,
+            "vocab": config.vocab_size,
+        }
+        # Layouts that cost differently at the same sizes get their own entries (BERT-shaped keys stay as they were).
+        layout = {
+            "relative_bias": config.relative_attention_num_buckets,
+            "disentangled": config.pos_att_type or [],
+            "rotary": config.position_embedding_type == "rotary",
+            "windows": config.layer_attention_window if any(config.layer_attention_window) else [],
+            "pre_layer_norm": config.pre_layer_norm,
+            "gated_ffn": config.gated_ffn,
+        }
+        layout = {name: value for name, value in layout.items() if value}
+        if layout:
+            key["layout"] = layout
+        return json.dumps(key, sort_keys=True)
 
     def get(self, key: str) -> float | None:
         return self._data.get(self.device, {}).get(key)

@@ -20,7 +20,7 @@ from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.convert import SUPPORTED_MODEL_TYPES, TASK_TO_BORT_CLASS, convert_to_bort
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from ..models.sentence_transformers_folder import read_layout, transformer_source
-from .costs import candidate_config
+from .costs import candidate_config, layer_fields
 from .space import Candidate
 
 logger = logging.getLogger(__name__)
@@ -345,6 +345,7 @@ def plan_extraction(
     overrides = {}
     if heterogeneous:
         overrides = {"num_attention_heads": [len(h) for h in heads], "intermediate_size": [len(n) for n in neurons]}
+    overrides.update(layer_fields(source_config, layers))  # a kept layer keeps its θ, window and norm (ModernBERT)
     bias_columns = _relative_bias_columns(source_config, layers, heads)
     if bias_columns is not None:
         overrides["relative_attention_head_index"] = bias_columns[1]
@@ -414,7 +415,7 @@ def slice_state_dict(
                 value = _slice(tensor, heads, dims if tensor.dim() == 2 else None)
             elif rest.startswith("attention.output.dense."):
                 value = _slice(tensor, dims, heads if tensor.dim() == 2 else None)
-            elif rest.startswith("intermediate.dense."):
+            elif rest.startswith(("intermediate.dense.", "intermediate.gate.")):  # GLU: a neuron is both rows
                 value = _slice(tensor, neurons, dims if tensor.dim() == 2 else None)
             elif rest.startswith("output.dense."):
                 value = _slice(tensor, dims, neurons if tensor.dim() == 2 else None)
@@ -427,6 +428,8 @@ def slice_state_dict(
         if key.endswith("encoder.rel_embeddings.weight"):  # DeBERTa's relative embeddings live in the residual width
             value = _slice(tensor, None, dims)
         elif ".encoder.LayerNorm." in f".{key}":  # ... and so does their LayerNorm
+            value = _slice(tensor, dims)
+        elif ".encoder.final_layer_norm." in f".{key}" or "pooler.LayerNorm." in key:  # ModernBERT's norms
             value = _slice(tensor, dims)
         elif "embeddings." in key and "embeddings_project" not in key:
             value = _slice(tensor, None, emb) if tensor.dim() == 2 else _slice(tensor, emb)

@@ -12,7 +12,8 @@ try:  # transformers >= 5 renamed the class and keeps the old name as an alias
 except ImportError:  # pragma: no cover - transformers 4.x
     from transformers import PretrainedConfig as _BaseConfig
 
-POSITION_EMBEDDING_TYPES = ("absolute", "roberta", "none")
+POSITION_EMBEDDING_TYPES = ("absolute", "roberta", "none", "rotary")
+CLASSIFIER_POOLINGS = ("cls", "mean")
 DISENTANGLED_TERMS = ("c2p", "p2c")
 
 # Two readings of "Bort". See ``BortConfig.from_preset`` for why they differ. Both follow the released checkpoint as
@@ -86,6 +87,56 @@ def _per_layer(name: str, value: Any, num_layers: int) -> list[int]:
         return [int(item) for item in value]
     _check_positive_int(name, value)
     return [int(value)] * num_layers
+
+
+def _per_layer_values(name: str, value: Any, num_layers: int, kind: type, check) -> list:
+    """Expands one value or a per-layer list to one value per layer, checking each with `check(value) -> bool`."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * num_layers
+    if len(values) != num_layers:
+        raise ValueError(
+            f"`{name}` has {len(values)} entries but `num_hidden_layers` is {num_layers}: a per-layer list needs "
+            "exactly one entry per layer."
+        )
+    for index, item in enumerate(values):
+        if isinstance(item, bool) != (kind is bool) or not isinstance(item, (int, float) if kind is float else kind):
+            raise ValueError(f"`{name}[{index}]` must be a {kind.__name__}, got {item!r}.")
+        if not check(item):
+            raise ValueError(f"`{name}[{index}]` is out of range, got {item!r}.")
+    return [kind(item) for item in values]
+
+
+def _check_modern_fields(config_fields: dict[str, Any], num_layers: int) -> dict[str, Any]:
+    """Validates ModernBERT's fields (rotary θ, windows, pre-LayerNorm, gated FFN, biases, pooling)."""
+    out = {
+        "rotary_theta": _per_layer_values(
+            "rotary_theta", config_fields["rotary_theta"], num_layers, float, lambda v: math.isfinite(v) and v > 1
+        ),
+        "attention_window": _per_layer_values(
+            "attention_window", config_fields["attention_window"], num_layers, int, lambda v: 0 <= v <= MAX_SIZE
+        ),
+        "attention_layer_norm": _per_layer_values(
+            "attention_layer_norm", config_fields["attention_layer_norm"], num_layers, bool, lambda v: True
+        ),
+    }
+    for name in (
+        "pre_layer_norm",
+        "gated_ffn",
+        "attention_bias",
+        "ffn_bias",
+        "layer_norm_bias",
+        "head_bias",
+        "pooler_layer_norm",
+        "token_head_transform",
+    ):
+        if not isinstance(config_fields[name], bool):
+            raise ValueError(f"`{name}` must be a bool, got {config_fields[name]!r}.")
+    if not config_fields["pre_layer_norm"] and not all(out["attention_layer_norm"]):
+        raise ValueError("`attention_layer_norm` may be False only with `pre_layer_norm=True` (ModernBERT's layer 0).")
+    if config_fields["classifier_pooling"] not in CLASSIFIER_POOLINGS:
+        raise ValueError(
+            f"`classifier_pooling` must be one of {CLASSIFIER_POOLINGS}, got {config_fields['classifier_pooling']!r}."
+        )
+    return out
 
 
 def _check_relative_attention(
@@ -200,6 +251,27 @@ class BortConfig(_BaseConfig):
             embeddings (DeBERTa's `norm_rel_ebd="layer_norm"`).
         mask_padded_tokens (`bool`, defaults to `False`): DeBERTa's masking: padded tokens' embeddings are zeroed
             and padded query rows are masked as well as padded keys.
+        rotary_theta (`float` or `list[float]`, defaults to 10000.0): with `position_embedding_type="rotary"`
+            (ModernBERT: no position table), the base θ of the rotary position embedding of every layer, or one per
+            layer (ModernBERT's `global_rope_theta` on global layers, `local_rope_theta` on local ones).
+        attention_window (`int` or `list[int]`, defaults to 0): `0` is global attention; `w > 0` is ModernBERT's
+            local attention: a token sees only the keys at distance at most `w // 2`. Per layer, so that a layer
+            kept by extraction keeps its type.
+        pre_layer_norm (`bool`, defaults to `False`): ModernBERT's pre-LayerNorm layers: `attention.output.LayerNorm`
+            normalises the attention's input and `output.LayerNorm` the FFN's input (residuals are added after), and
+            `encoder.final_layer_norm` normalises the last layer's output.
+        attention_layer_norm (`bool` or `list[bool]`, defaults to `True`): per layer, whether the pre-LayerNorm
+            attention norm exists (`False`: the identity, as in ModernBERT's first layer).
+        gated_ffn (`bool`, defaults to `False`): GLU feed-forward (ModernBERT's GeGLU): `intermediate.dense` and
+            `intermediate.gate` each map to `intermediate_size`, and the FFN computes `act(dense(x)) * gate(x)`.
+        attention_bias, ffn_bias, layer_norm_bias, head_bias (`bool`, default to `True`): whether the Q/K/V/output
+            projections, the FFN, the LayerNorms, and the pooler / MLM-transform dense layers have biases.
+        classifier_pooling (`str`, defaults to `"cls"`): what the pooler reads: the first token (`"cls"`) or the
+            mean over non-padding tokens (`"mean"`, ModernBERT's option).
+        pooler_layer_norm (`bool`, defaults to `False`): a LayerNorm `pooler.LayerNorm` after the pooler's
+            activation (ModernBERT's prediction head).
+        token_head_transform (`bool`, defaults to `False`): token classification and question answering apply the
+            pooler's transform (dense, activation, LayerNorm) to every token before the classifier (ModernBERT).
         pad_token_id (`int`, *optional*, defaults to 1): `None` or a token id in `[0, vocab_size)`.
 
     Every field is checked here and a bad value raises a `ValueError` naming it: sizes are positive integers of at
@@ -247,6 +319,18 @@ class BortConfig(_BaseConfig):
         max_relative_positions: int = 0,
         relative_embeddings_layer_norm: bool = False,
         mask_padded_tokens: bool = False,
+        rotary_theta: float | list[float] = 10000.0,
+        attention_window: int | list[int] = 0,
+        pre_layer_norm: bool = False,
+        attention_layer_norm: bool | list[bool] = True,
+        gated_ffn: bool = False,
+        attention_bias: bool = True,
+        ffn_bias: bool = True,
+        layer_norm_bias: bool = True,
+        head_bias: bool = True,
+        classifier_pooling: str = "cls",
+        pooler_layer_norm: bool = False,
+        token_head_transform: bool = False,
         pad_token_id: int | None = 1,
         bos_token_id: int | None = 0,
         eos_token_id: int | None = 2,
@@ -327,6 +411,25 @@ class BortConfig(_BaseConfig):
         ):
             if not isinstance(value, bool):
                 raise ValueError(f"`{name}` must be a bool, got {value!r}.")
+        _check_modern_fields(
+            {
+                "rotary_theta": rotary_theta,
+                "attention_window": attention_window,
+                "attention_layer_norm": attention_layer_norm,
+                "pre_layer_norm": pre_layer_norm,
+                "gated_ffn": gated_ffn,
+                "attention_bias": attention_bias,
+                "ffn_bias": ffn_bias,
+                "layer_norm_bias": layer_norm_bias,
+                "head_bias": head_bias,
+                "classifier_pooling": classifier_pooling,
+                "pooler_layer_norm": pooler_layer_norm,
+                "token_head_transform": token_head_transform,
+            },
+            num_hidden_layers,
+        )
+        if position_embedding_type == "rotary" and attention_head_size % 2:
+            raise ValueError(f"`attention_head_size` must be even for rotary positions, got {attention_head_size}.")
         if pos_att_type and relative_attention_num_buckets:
             raise ValueError(
                 "`pos_att_type` (DeBERTa) and `relative_attention_num_buckets` (MPNet) are two kinds of relative "
@@ -361,6 +464,21 @@ class BortConfig(_BaseConfig):
         self.max_relative_positions = max_relative_positions
         self.relative_embeddings_layer_norm = relative_embeddings_layer_norm
         self.mask_padded_tokens = mask_padded_tokens
+        # Per-layer fields are stored as given (one value or a list); the `layer_*` properties expand them.
+        self.rotary_theta = list(rotary_theta) if isinstance(rotary_theta, tuple) else rotary_theta
+        self.attention_window = list(attention_window) if isinstance(attention_window, tuple) else attention_window
+        self.pre_layer_norm = pre_layer_norm
+        self.attention_layer_norm = (
+            list(attention_layer_norm) if isinstance(attention_layer_norm, tuple) else attention_layer_norm
+        )
+        self.gated_ffn = gated_ffn
+        self.attention_bias = attention_bias
+        self.ffn_bias = ffn_bias
+        self.layer_norm_bias = layer_norm_bias
+        self.head_bias = head_bias
+        self.classifier_pooling = classifier_pooling
+        self.pooler_layer_norm = pooler_layer_norm
+        self.token_head_transform = token_head_transform
 
     @property
     def layer_num_attention_heads(self) -> list[int]:
@@ -371,6 +489,38 @@ class BortConfig(_BaseConfig):
     def layer_intermediate_sizes(self) -> list[int]:
         """FFN width of each layer, as a list of `num_hidden_layers` ints."""
         return _per_layer("intermediate_size", self.intermediate_size, self.num_hidden_layers)
+
+    @property
+    def layer_rotary_theta(self) -> list[float]:
+        """Rotary θ of each layer (read only with `position_embedding_type="rotary"`)."""
+        return _check_modern_fields(self._modern_fields(), self.num_hidden_layers)["rotary_theta"]
+
+    @property
+    def layer_attention_window(self) -> list[int]:
+        """Attention window of each layer (0 = global attention)."""
+        return _check_modern_fields(self._modern_fields(), self.num_hidden_layers)["attention_window"]
+
+    @property
+    def layer_attention_layer_norm(self) -> list[bool]:
+        """Whether each layer's pre-LayerNorm attention norm exists (False: identity)."""
+        return _check_modern_fields(self._modern_fields(), self.num_hidden_layers)["attention_layer_norm"]
+
+    def _modern_fields(self) -> dict[str, Any]:
+        names = (
+            "rotary_theta",
+            "attention_window",
+            "attention_layer_norm",
+            "pre_layer_norm",
+            "gated_ffn",
+            "attention_bias",
+            "ffn_bias",
+            "layer_norm_bias",
+            "head_bias",
+            "classifier_pooling",
+            "pooler_layer_norm",
+            "token_head_transform",
+        )
+        return {name: getattr(self, name) for name in names}
 
     @property
     def layer_relative_attention_head_index(self) -> list[list[int]]:

@@ -1,5 +1,6 @@
 """
-Conversion of encoder checkpoints (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet, amazon/bort) into
+Conversion of encoder checkpoints (BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT, MPNet, DeBERTa-v2/v3,
+ModernBERT, amazon/bort) into
 Bort models with equal outputs.
 """
 
@@ -29,7 +30,16 @@ from .modeling_bort import (
 logger = logging.getLogger(__name__)
 
 ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
-SUPPORTED_MODEL_TYPES = ("bert", *ROBERTA_FAMILY, "electra", "distilbert", "mpnet", "deberta-v2", "bort")
+SUPPORTED_MODEL_TYPES = (
+    "bert",
+    *ROBERTA_FAMILY,
+    "electra",
+    "distilbert",
+    "mpnet",
+    "deberta-v2",
+    "modernbert",
+    "bort",
+)
 # Families whose MLM head (`lm_head`) applies GELU whatever `hidden_act` says; Bort's MLM transform uses `hidden_act`.
 _LM_HEAD_GELU = (*ROBERTA_FAMILY, "mpnet")
 # MPNet computes its relative-position buckets with these constants, whatever the size of its bias table.
@@ -192,7 +202,7 @@ def bort_config_from(source: PretrainedConfig, add_pooling_layer: bool | None = 
         )
     fields = _family_fields(source, model_type)
     if add_pooling_layer is None:
-        add_pooling_layer = model_type not in ("electra", "distilbert", "deberta-v2")  # base models without pooler
+        add_pooling_layer = model_type not in ("electra", "distilbert", "deberta-v2", "modernbert")  # no pooler
     return BortConfig(
         **fields,
         vocab_size=source.vocab_size,
@@ -227,6 +237,10 @@ def _family_fields(source: PretrainedConfig, model_type: str) -> dict:
         }
     if model_type == "deberta-v2":
         return _deberta_fields(source)
+    if model_type == "modernbert":
+        from .convert_modernbert import modernbert_fields
+
+        return modernbert_fields(source)
     fields = {
         "hidden_size": source.hidden_size,
         "num_hidden_layers": source.num_hidden_layers,
@@ -334,6 +348,10 @@ def _source_task(model: PreTrainedModel) -> str:
 
 def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Tensor]:
     model_type = model.config.model_type
+    if model_type == "modernbert":
+        from .convert_modernbert import modernbert_state_dict
+
+        return modernbert_state_dict(model, task)
     prefix = model.base_model_prefix
     renames = {} if model_type == "bort" else _HEAD_RENAMES[model_type].get(task, {})
     body_renames = _BODY_RENAMES.get(model_type, ())
@@ -433,6 +451,8 @@ def convert_to_bort(
 
     base = model.base_model
     has_pooler = getattr(base, "pooler", None) is not None
+    if model_type == "modernbert":  # the prediction head of the classifiers becomes the pooler
+        has_pooler = task not in ("feature-extraction", "fill-mask")
     if model_type == "bort":
         config = BortConfig.from_dict(model.config.to_dict())
     else:

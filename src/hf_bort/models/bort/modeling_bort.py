@@ -48,6 +48,35 @@ def _is_tracing() -> bool:
     return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
+def _layer_norm(config: BortConfig, width: int) -> nn.LayerNorm:
+    return nn.LayerNorm(width, eps=config.layer_norm_eps, bias=config.layer_norm_bias)
+
+
+def rotary_cos_sin(positions: torch.Tensor, head_size: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary position embedding (ModernBERT's, RoFormer's) of `positions` [B or 1, L]: cos and sin [.., L, d]."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_size, 2, dtype=torch.float, device=positions.device) / head_size))
+    freqs = positions[..., None].float() * inv_freq
+    angles = torch.cat((freqs, freqs), dim=-1)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotates the [B, A, L, d] queries or keys by the rotary angles (halves rotated, as in ModernBERT)."""
+    first, second = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
+    rotated = torch.cat((-second, first), dim=-1)
+    return (x.float() * cos[:, None] + rotated.float() * sin[:, None]).to(x.dtype)
+
+
+def window_mask(attention_mask: torch.Tensor | None, length: int, window: int, dtype, device) -> torch.Tensor:
+    """The additive mask of a local-attention layer: `attention_mask` (or none) with the keys farther than
+    `window // 2` from each query masked too (ModernBERT's sliding window)."""
+    positions = torch.arange(length, device=device)
+    far = (positions[None, :] - positions[:, None]).abs() > window // 2
+    base = torch.zeros(1, 1, length, length, dtype=dtype, device=device) if attention_mask is None else attention_mask
+    base = base.expand(base.shape[0], 1, length, length)
+    return base.masked_fill(far, torch.finfo(dtype).min)
+
+
 class BortEmbeddings(nn.Module):
     """Word + position (+ token type) embeddings, LayerNorm and dropout, as in BERT."""
 
@@ -58,16 +87,16 @@ class BortEmbeddings(nn.Module):
         self.padding_idx = config.pad_token_id
         self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
         position_padding = self.padding_idx if self.position_embedding_type == "roberta" else None
-        self.position_embeddings = (  # "none": DeBERTa-v3, positions only enter through relative attention
+        self.position_embeddings = (  # "none": DeBERTa-v3; "rotary": ModernBERT (positions enter the attention)
             nn.Embedding(config.max_position_embeddings, width, padding_idx=position_padding)
-            if self.position_embedding_type != "none"
+            if self.position_embedding_type not in ("none", "rotary")
             else None
         )
         self.mask_padded_tokens = config.mask_padded_tokens
         self.token_type_embeddings = (
             nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size > 0 else None
         )
-        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.LayerNorm = _layer_norm(config, width)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def _position_ids(self, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor) -> torch.Tensor:
@@ -125,9 +154,9 @@ class BortSelfAttention(nn.Module):
         self.num_attention_heads = config.layer_num_attention_heads[layer_idx]
         self.attention_head_size = config.attention_head_size
         self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.query = nn.Linear(config.hidden_size, self.all_head_size)
-        self.key = nn.Linear(config.hidden_size, self.all_head_size)
-        self.value = nn.Linear(config.hidden_size, self.all_head_size)
+        self.query = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
+        self.key = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
+        self.value = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.scaling = self.attention_head_size**-0.5
         # Columns of the shared relative-bias table read by this layer's heads (MPNet); None without a bias.
@@ -146,6 +175,7 @@ class BortSelfAttention(nn.Module):
         output_attentions: bool = False,
         position_bias: torch.Tensor | None = None,
         relative: tuple[torch.Tensor, torch.Tensor] | None = None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch_size, seq_length, _ = hidden_states.shape
         if position_bias is not None:  # [1, table heads, L, L] -> this layer's heads, added to the additive mask
@@ -159,6 +189,8 @@ class BortSelfAttention(nn.Module):
         query = self.query(hidden_states).view(shape).transpose(1, 2)
         key = self.key(hidden_states).view(shape).transpose(1, 2)
         value = self.value(hidden_states).view(shape).transpose(1, 2)
+        if rotary is not None:  # ModernBERT: rotate queries and keys by their positions
+            query, key = apply_rotary(query, *rotary), apply_rotary(key, *rotary)
         scale = None
         if relative is not None:  # DeBERTa: add the scaled position terms to the additive mask
             bias = self._disentangled_bias(query, key, *relative)
@@ -208,12 +240,16 @@ class BortSelfOutput(nn.Module):
     def __init__(self, config: BortConfig, layer_idx: int):
         super().__init__()
         inner = config.layer_num_attention_heads[layer_idx] * config.attention_head_size
-        self.dense = nn.Linear(inner, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense = nn.Linear(inner, config.hidden_size, bias=config.attention_bias)
+        self.pre_layer_norm = config.pre_layer_norm
+        # Pre-LayerNorm (ModernBERT): normalises the attention's input; the first layer's may be the identity.
+        has_norm = config.layer_attention_layer_norm[layer_idx]
+        self.LayerNorm = _layer_norm(config, config.hidden_size) if has_norm else nn.Identity()
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        output = self.dropout(self.dense(hidden_states)) + input_tensor
+        return output if self.pre_layer_norm else self.LayerNorm(output)
 
 
 class BortAttention(nn.Module):
@@ -222,30 +258,47 @@ class BortAttention(nn.Module):
         self.self = BortSelfAttention(config, layer_idx)
         self.output = BortSelfOutput(config, layer_idx)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None, relative=None):
-        context, probs = self.self(hidden_states, attention_mask, output_attentions, position_bias, relative)
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        output_attentions=False,
+        position_bias=None,
+        relative=None,
+        rotary=None,
+    ):
+        normed = self.output.LayerNorm(hidden_states) if self.output.pre_layer_norm else hidden_states
+        context, probs = self.self(normed, attention_mask, output_attentions, position_bias, relative, rotary)
         return self.output(context, hidden_states), probs
 
 
 class BortIntermediate(nn.Module):
+    """`act(dense(x))`, or with `gated_ffn` the GLU `act(dense(x)) * gate(x)` (ModernBERT's GeGLU): neuron `i` of
+    the FFN is row `i` of both `dense` and `gate`, so pruning it cuts both."""
+
     def __init__(self, config: BortConfig, layer_idx: int):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.layer_intermediate_sizes[layer_idx])
+        width = config.layer_intermediate_sizes[layer_idx]
+        self.dense = nn.Linear(config.hidden_size, width, bias=config.ffn_bias)
+        self.gate = nn.Linear(config.hidden_size, width, bias=config.ffn_bias) if config.gated_ffn else None
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden_states))
+        output = self.intermediate_act_fn(self.dense(hidden_states))
+        return output if self.gate is None else output * self.gate(hidden_states)
 
 
 class BortOutput(nn.Module):
     def __init__(self, config: BortConfig, layer_idx: int):
         super().__init__()
-        self.dense = nn.Linear(config.layer_intermediate_sizes[layer_idx], config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense = nn.Linear(config.layer_intermediate_sizes[layer_idx], config.hidden_size, bias=config.ffn_bias)
+        self.pre_layer_norm = config.pre_layer_norm  # then `LayerNorm` normalises the FFN's input
+        self.LayerNorm = _layer_norm(config, config.hidden_size)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        output = self.dropout(self.dense(hidden_states)) + input_tensor
+        return output if self.pre_layer_norm else self.LayerNorm(output)
 
 
 class BortLayer(GradientCheckpointingLayer):
@@ -255,11 +308,20 @@ class BortLayer(GradientCheckpointingLayer):
         self.intermediate = BortIntermediate(config, layer_idx)
         self.output = BortOutput(config, layer_idx)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False, position_bias=None, relative=None):
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        output_attentions=False,
+        position_bias=None,
+        relative=None,
+        rotary=None,
+    ):
         attention_output, probs = self.attention(
-            hidden_states, attention_mask, output_attentions, position_bias, relative
+            hidden_states, attention_mask, output_attentions, position_bias, relative, rotary
         )
-        layer_output = self.output(self.intermediate(attention_output), attention_output)
+        ffn_input = self.output.LayerNorm(attention_output) if self.output.pre_layer_norm else attention_output
+        layer_output = self.output(self.intermediate(ffn_input), attention_output)
         return layer_output, probs
 
 
@@ -307,8 +369,30 @@ class BortEncoder(nn.Module):
         if config.pos_att_type:  # DeBERTa: relative embeddings shared by all layers, projected by each layer
             self.rel_embeddings = nn.Embedding(2 * config.relative_span, config.hidden_size)
             if config.relative_embeddings_layer_norm:
-                self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+                self.LayerNorm = _layer_norm(config, config.hidden_size)
+        if config.pre_layer_norm:  # ModernBERT: the last layer's output is normalised
+            self.final_layer_norm = _layer_norm(config, config.hidden_size)
         self.gradient_checkpointing = False
+
+    def rotary(self, hidden_states: torch.Tensor, position_ids: torch.Tensor | None) -> list | None:
+        """Per layer, the rotary (cos, sin) of its θ (ModernBERT), or None without rotary positions."""
+        if self.config.position_embedding_type != "rotary":
+            return None
+        if position_ids is None:
+            position_ids = torch.arange(hidden_states.shape[1], device=hidden_states.device).unsqueeze(0)
+        by_theta = {}
+        for theta in set(self.config.layer_rotary_theta):
+            cos, sin = rotary_cos_sin(position_ids, self.config.attention_head_size, theta)
+            by_theta[theta] = (cos.to(hidden_states.dtype), sin.to(hidden_states.dtype))
+        return [by_theta[theta] for theta in self.config.layer_rotary_theta]
+
+    def layer_masks(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> list:
+        """Per layer, its additive mask: the padding mask, windowed on local-attention layers (ModernBERT)."""
+        by_window = {0: attention_mask}
+        for window in set(self.config.layer_attention_window) - {0}:
+            length = hidden_states.shape[1]
+            by_window[window] = window_mask(attention_mask, length, window, hidden_states.dtype, hidden_states.device)
+        return [by_window[window] for window in self.config.layer_attention_window]
 
     def relative(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """DeBERTa's (normalised) relative embeddings and relative positions [L, L], or None without them."""
@@ -338,45 +422,72 @@ class BortEncoder(nn.Module):
         )
         return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0).to(hidden_states.dtype)
 
-    def forward(self, hidden_states, attention_mask=None, output_attentions=False, output_hidden_states=False):
+    def forward(
+        self,
+        hidden_states,
+        attention_mask=None,
+        output_attentions=False,
+        output_hidden_states=False,
+        position_ids=None,
+    ):
         all_hidden_states = (hidden_states,) if output_hidden_states else None
         all_attentions = () if output_attentions else None
         position_bias, relative = self.position_bias(hidden_states), self.relative(hidden_states)
-        for layer in self.layer:
+        rotary = self.rotary(hidden_states, position_ids) or [None] * len(self.layer)
+        masks = self.layer_masks(hidden_states, attention_mask)
+        for layer, layer_mask, layer_rotary in zip(self.layer, masks, rotary, strict=True):
             hidden_states, probs = layer(
                 hidden_states,
-                attention_mask,
+                layer_mask,
                 output_attentions=output_attentions,
                 position_bias=position_bias,
                 relative=relative,
+                rotary=layer_rotary,
             )
             if output_hidden_states:
                 all_hidden_states += (hidden_states,)
             if output_attentions:
                 all_attentions += (probs,)
+        if hasattr(self, "final_layer_norm"):
+            hidden_states = self.final_layer_norm(hidden_states)
+            if output_hidden_states:
+                all_hidden_states = (*all_hidden_states[:-1], hidden_states)
         return BaseModelOutput(
             last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
         )
 
 
 class BortPooler(nn.Module):
-    """Dense + activation on the first token, as BERT's pooler (and RoBERTa's / ELECTRA's classifier input)."""
+    """Dense + activation on the first token, as BERT's pooler (and RoBERTa's / ELECTRA's classifier input); with
+    ModernBERT's options, on the mean of the non-padding tokens and followed by a LayerNorm."""
 
     def __init__(self, config: BortConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=config.head_bias)
         self.activation = ACT2FN[config.pooler_hidden_act]
+        self.LayerNorm = _layer_norm(config, config.hidden_size) if config.pooler_layer_norm else None
+        self.pooling = config.classifier_pooling
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.dense(hidden_states[:, 0]))
+    def transform(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Dense, activation (and LayerNorm) of any [.., H] states: every token's with `token_head_transform`."""
+        output = self.activation(self.dense(hidden_states))
+        return output if self.LayerNorm is None else self.LayerNorm(output)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling == "cls":
+            return self.transform(hidden_states[:, 0])
+        if attention_mask is None or attention_mask.dim() != 2:
+            attention_mask = torch.ones(hidden_states.shape[:2], device=hidden_states.device)
+        weights = attention_mask.to(hidden_states.dtype).unsqueeze(-1)
+        return self.transform((hidden_states * weights).sum(dim=1) / weights.sum(dim=1))
 
 
 class BortPredictionHeadTransform(nn.Module):
     def __init__(self, config: BortConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.embedding_width)
+        self.dense = nn.Linear(config.hidden_size, config.embedding_width, bias=config.head_bias)
         self.transform_act_fn = ACT2FN[config.hidden_act]
-        self.LayerNorm = nn.LayerNorm(config.embedding_width, eps=config.layer_norm_eps)
+        self.LayerNorm = _layer_norm(config, config.embedding_width)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
@@ -531,9 +642,10 @@ class BortModel(BortPreTrainedModel):
             _extended_attention_mask(attention_mask, embedding_output.dtype, self.config.mask_padded_tokens),
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
+            position_ids=position_ids if self.config.position_embedding_type == "rotary" else None,
         )
         sequence_output = encoder_outputs.last_hidden_state
-        pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
+        pooled_output = self.pooler(sequence_output, attention_mask) if self.pooler is not None else None
         output = BaseModelOutputWithPooling(
             last_hidden_state=sequence_output,
             pooler_output=pooled_output,
@@ -664,11 +776,18 @@ class BortForSequenceClassification(BortPreTrainedModel):
         return BCEWithLogitsLoss()(logits, labels.to(logits.dtype))
 
 
+def _token_states(bort: BortModel, outputs) -> torch.Tensor:
+    """The states the token-level heads read: every token through the pooler's transform (ModernBERT) or as is."""
+    if bort.config.token_head_transform:
+        return bort.pooler.transform(outputs.last_hidden_state)
+    return outputs.last_hidden_state
+
+
 class BortForTokenClassification(BortPreTrainedModel):
     def __init__(self, config: BortConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bort = BortModel(config, add_pooling_layer=False)
+        self.bort = BortModel(config, add_pooling_layer=config.token_head_transform)
         self.dropout = nn.Dropout(_classifier_dropout(config))
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -696,7 +815,7 @@ class BortForTokenClassification(BortPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.classifier(self.dropout(outputs.last_hidden_state))
+        logits = self.classifier(self.dropout(_token_states(self.bort, outputs)))
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
@@ -712,7 +831,7 @@ class BortForQuestionAnswering(BortPreTrainedModel):
         if config.num_labels != 2:
             raise ValueError(f"`num_labels` must be 2 (start, end) for question answering, got {config.num_labels}.")
         self.num_labels = config.num_labels
-        self.bort = BortModel(config, add_pooling_layer=False)
+        self.bort = BortModel(config, add_pooling_layer=config.token_head_transform)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -740,7 +859,7 @@ class BortForQuestionAnswering(BortPreTrainedModel):
             output_hidden_states=output_hidden_states,
             return_dict=True,
         )
-        logits = self.qa_outputs(outputs.last_hidden_state)
+        logits = self.qa_outputs(_token_states(self.bort, outputs))
         start_logits, end_logits = (part.squeeze(-1).contiguous() for part in logits.split(1, dim=-1))
         total_loss = None
         if start_positions is not None and end_positions is not None:
