@@ -44,6 +44,7 @@ def test_the_demo_is_compress_with_the_reduced_budget():
     config = demo_config("unused-folder")
     assert config.model == str(packaged_minilm_path())
     assert {name: getattr(config, name) for name in DEMO_SETTINGS} == DEMO_SETTINGS
+    assert config.dataset_name.startswith("Rotten Tomatoes polarity")
     sizes = {name: len(split) for name, split in config.dataset.items()}
     assert sizes == {"train": DEMO_TRAIN_ROWS, "validation": 500, "test": 2000}
     # The reduced search space still has candidates within the budget (checked the way compress checks it).

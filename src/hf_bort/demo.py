@@ -59,6 +59,8 @@ def demo_config(output_dir: str | Path = "runs/demo", model: str | None = None, 
 
         dataset = load_rotten_tomatoes(seed=0)
         dataset["train"] = dataset["train"].select(range(DEMO_TRAIN_ROWS))
+        name = f"Rotten Tomatoes polarity (hf_bort.assets, seed-0 split, {DEMO_TRAIN_ROWS:,} training rows)"
+        overrides.setdefault("dataset_name", name)
     settings = {**DEMO_SETTINGS, **overrides}
     return CompressionConfig(model=str(model), dataset=dataset, output_dir=str(output_dir), **settings)
 

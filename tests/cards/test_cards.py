@@ -74,6 +74,20 @@ def test_missing_values_are_left_out_not_invented(tmp_path):
     assert {r.dataset_split for r in card.data.eval_results} == {"validation"}
 
 
+def test_an_in_memory_dataset_is_named_by_dataset_name(tmp_path):
+    report = copy.deepcopy(REPORT)
+    assert report["settings"]["dataset"].startswith("<in-memory")
+    (tmp_path / "unnamed").mkdir()
+    (tmp_path / "named").mkdir()
+    save_card(compressed_card(report), tmp_path / "unnamed")
+    assert "an in-memory dataset" in _load(tmp_path / "unnamed").text
+    report["settings"]["dataset_name"] = "Rotten Tomatoes polarity (seed-0 split)"
+    save_card(compressed_card(report), tmp_path / "named")
+    card = _load(tmp_path / "named")
+    assert "Rotten Tomatoes polarity (seed-0 split)" in card.text and "an in-memory dataset" not in card.text
+    assert not card.data.datasets  # a name the user gave is not claimed as a Hub dataset
+
+
 def test_card_data_validates_and_tags_onnx():
     with pytest.raises(ValueError, match="`kind` must be one of"):
         BortCardData(kind="magic")

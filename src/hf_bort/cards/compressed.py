@@ -29,6 +29,8 @@ from .data import BortCardData, EvalRecord, display_name, hub_id
 
 
 def _dataset(settings: dict[str, Any]) -> tuple[list[str], str]:
+    if settings.get("dataset_name"):  # named by the user: shown as given, not claimed as a Hub dataset
+        return [], str(settings["dataset_name"])
     dataset = str(settings.get("dataset") or "")
     if not dataset or dataset.startswith("<"):
         return [], "an in-memory dataset"

@@ -13,6 +13,7 @@ DEFAULT_MAX_COST_RATIO = 0.25
 TASKS = ("text-classification", "feature-extraction")
 # Settings that change no result: a resumed run may differ in these from the run it continues.
 RESUME_NEUTRAL = (
+    "dataset_name",
     "show_progress",
     "threads",
     "overwrite_output_dir",
@@ -63,6 +64,13 @@ class CompressionConfig:
         metadata={
             "help": "Labelled data: a folder with train/validation/test CSV, JSON or JSONL files (or a saved "
             "DatasetDict), one such file (train only), or a Hub dataset name. In Python also a DatasetDict or Dataset."
+        },
+    )
+    dataset_name: str = field(
+        default=None,
+        metadata={
+            "help": "How the report and model card name the data (default: the `dataset` path or Hub id; give it "
+            "for an in-memory dataset)."
         },
     )
     task: str = field(
@@ -199,6 +207,8 @@ class CompressionConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.model, (str, os.PathLike)) or not str(self.model).strip():
             raise ValueError(f"`model` must be a path or Hub id, got {self.model!r}.")
+        if self.dataset_name is not None and (not isinstance(self.dataset_name, str) or not self.dataset_name.strip()):
+            raise ValueError(f"`dataset_name` must be a non-empty string or None, got {self.dataset_name!r}.")
         if self.dataset is None:
             raise ValueError(
                 "`dataset` is required: a folder or file of CSV/JSON/JSONL, a Hub name, or a DatasetDict."
