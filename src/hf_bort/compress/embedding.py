@@ -211,7 +211,16 @@ def compress_embeddings(config: CompressionConfig):
     from ..ose.space import Candidate
     from . import recipe
     from .data import load_text_data
-    from .pipeline import STAGES, CompressionResult, _budget_check, _Run, _space, publish, search_record
+    from .pipeline import (
+        STAGES,
+        CompressionResult,
+        _budget_check,
+        _Run,
+        _space,
+        publish,
+        search_settings,
+        search_stage,
+    )
 
     if config.task != "feature-extraction":
         raise ValueError(f"compress_embeddings needs task='feature-extraction', got {config.task!r}.")
@@ -280,7 +289,6 @@ def compress_embeddings(config: CompressionConfig):
     dev_teacher = encode(teacher, head, tokenizer, dev_texts, max_length)
 
     # ------------------------------------------------------------------------------------------------ 3. search
-    latency_budget = config.max_latency_ratio is not None or config.max_latency_ms is not None
     n_eval = min(config.search_eval_rows, len(dev_texts))
     search = OSESearch(
         teacher,
@@ -290,45 +298,11 @@ def compress_embeddings(config: CompressionConfig):
         eval_dataset=data.validation.select(range(n_eval)),
         objective="embedding",
         embedding_head=head,
-        output_dir=out / "search",
-        epsilon=config.epsilon,
-        interval_size=config.search_interval,
-        max_steps=config.search_max_steps,
-        batch_size=config.search_batch_size,
-        eval_batch_size=64,
-        num_eval_batches=-(-n_eval // 64),
-        max_train_batches=config.search_max_steps,
         max_length=max_length,
-        learning_rate=config.search_learning_rate,
-        seed=config.seed,
-        cost="latency_ms" if latency_budget else "multiply_adds",
-        sequence_length=config.cost_sequence_length,
-        latency_engine=config.latency_engine,
-        max_cost_ratio=config.max_latency_ratio if latency_budget else config.max_cost_ratio,
-        max_multiply_adds_ratio=config.max_cost_ratio if latency_budget else None,
-        max_latency_ms=config.max_latency_ms,
-        layer_selection=config.layer_selection,
-        show_progress=config.show_progress,
+        **search_settings(config, out, len(dev_texts)),
     )
     stages.set_description("compress: search")
-    if not run.done("search"):
-        start = time.perf_counter()
-        if config.candidate:
-            candidate = Candidate.from_key(config.candidate)
-            record = {"searched": False, "candidate": candidate.to_dict(), "why": "given by `candidate`"}
-        else:
-            result = search.run()
-            chosen = result.choose()
-            (out / "search" / "front.md").write_text(result.to_markdown())
-            try:
-                plot = str(result.plot(out / "search" / "front.png"))
-            except ImportError:
-                plot = None
-                logger.warning("matplotlib is not installed: no front.png (pip install 'hf-bort[plots]').")
-            candidate = chosen.candidate
-            record = search_record(search, result, chosen, plot)
-            (out / "search" / "choice.json").write_text(json.dumps(record, indent=1))
-        run.finish("search", record, time.perf_counter() - start)
+    search_stage(run, search, config, out)
     candidate = Candidate.from_dict(run.record("search")["candidate"])
     stages.update(1)
 

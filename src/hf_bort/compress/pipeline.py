@@ -225,6 +225,75 @@ def _space(config: CompressionConfig, bort_config):
     )
 
 
+def search_settings(config: CompressionConfig, out: Path, dev_rows: int) -> dict[str, Any]:
+    """`OSESearch` keywords both compress paths share: budget, cost, intervals, batches, seed."""
+    latency_budget = config.max_latency_ratio is not None or config.max_latency_ms is not None
+    return dict(
+        output_dir=out / "search",
+        epsilon=config.epsilon,
+        interval_size=config.search_interval,
+        max_steps=config.search_max_steps,
+        batch_size=config.search_batch_size,
+        eval_batch_size=64,
+        num_eval_batches=-(-min(config.search_eval_rows, dev_rows) // 64),
+        max_train_batches=config.search_max_steps,
+        learning_rate=config.search_learning_rate,
+        seed=config.seed,
+        cost="latency_ms" if latency_budget else "multiply_adds",
+        sequence_length=config.cost_sequence_length,
+        latency_engine=config.latency_engine,
+        max_cost_ratio=config.max_latency_ratio if latency_budget else config.max_cost_ratio,
+        max_multiply_adds_ratio=config.max_cost_ratio if latency_budget else None,
+        max_latency_ms=config.max_latency_ms,
+        layer_selection=config.layer_selection,
+        show_progress=config.show_progress,
+    )
+
+
+def search_stage(run: _Run, search, config: CompressionConfig, out: Path, picks: bool = False) -> None:
+    """
+    Stage 3 of both paths: the given `candidate`, or the search's lowest-error point within the budget; writes
+    `search/front.md`, `front.png`, `choice.json` and records the stage. `picks` adds the front's picks at other
+    multiply-add budgets.
+    """
+    from ..ose.space import Candidate
+
+    if run.done("search"):
+        return
+    start = time.perf_counter()
+    if config.candidate:
+        candidate = Candidate.from_key(config.candidate)
+        record = {"searched": False, "candidate": candidate.to_dict(), "why": "given by `candidate`"}
+    else:
+        result = search.run()
+        chosen = result.choose()  # the search ran only over the candidates within the budget
+        search_dir = out / "search"
+        (search_dir / "front.md").write_text(result.to_markdown())
+        plot = None
+        try:
+            plot = str(result.plot(search_dir / "front.png"))
+        except ImportError:
+            logger.warning("matplotlib is not installed: no front.png (pip install 'hf-bort[plots]').")
+        record = search_record(search, result, chosen, plot)
+        if picks:
+            record["picks_within_ratio"] = _picks(result)
+        (search_dir / "choice.json").write_text(json.dumps(record, indent=1))
+    run.finish("search", record, time.perf_counter() - start)
+
+
+def _picks(result) -> dict[str, Any]:
+    """The front's lowest-error point within 10 %, 25 % and 50 % of the source's multiply-adds."""
+    picks = {}
+    for ratio in (0.10, 0.25, 0.5):
+        try:
+            pick = result.choose(max_cost_ratio=ratio) if result.cost == "multiply_adds" else None
+        except ValueError:
+            pick = None
+        if pick is not None:
+            picks[f"{ratio:.2f}"] = {"candidate": pick.candidate.key, "error": pick.error, **pick.metrics}
+    return picks
+
+
 def compress(config: CompressionConfig) -> CompressionResult:
     """
     Compresses `config.model` for the labelled `config.dataset` within the budget: see the module docstring for the
@@ -344,7 +413,6 @@ def compress(config: CompressionConfig) -> CompressionResult:
     stages.update(1)
 
     # ------------------------------------------------------------------------------------------------ 3. search
-    latency_budget = config.max_latency_ratio is not None or config.max_latency_ms is not None
     search = OSESearch(
         teacher,
         _space(config, teacher.config),
@@ -352,57 +420,14 @@ def compress(config: CompressionConfig) -> CompressionResult:
         task_dataset=data.train,
         eval_dataset=data.validation.select(range(min(config.search_eval_rows, len(data.validation)))),
         objective="task",
-        output_dir=out / "search",
-        epsilon=config.epsilon,
-        interval_size=config.search_interval,
-        max_steps=config.search_max_steps,
-        batch_size=config.search_batch_size,
-        eval_batch_size=64,
-        num_eval_batches=-(-min(config.search_eval_rows, len(data.validation)) // 64),
-        max_train_batches=config.search_max_steps,
-        max_length=config.max_length,
-        learning_rate=config.search_learning_rate,
         temperature=config.temperature,
         alpha_ce=config.alpha_ce,
         alpha_kd=config.alpha_kd,
-        seed=config.seed,
-        cost="latency_ms" if latency_budget else "multiply_adds",
-        sequence_length=config.cost_sequence_length,
-        latency_engine=config.latency_engine,
-        max_cost_ratio=config.max_latency_ratio if latency_budget else config.max_cost_ratio,
-        max_multiply_adds_ratio=config.max_cost_ratio if latency_budget else None,
-        max_latency_ms=config.max_latency_ms,
-        layer_selection=config.layer_selection,
-        show_progress=config.show_progress,
+        max_length=config.max_length,
+        **search_settings(config, out, len(data.validation)),
     )
     stages.set_description("compress: search")
-    if not run.done("search"):
-        start = time.perf_counter()
-        if config.candidate:
-            candidate = Candidate.from_key(config.candidate)
-            record = {"searched": False, "candidate": candidate.to_dict(), "why": "given by `candidate`"}
-        else:
-            result = search.run()
-            chosen = result.choose()  # the search ran only over the candidates within the budget
-            search_dir = out / "search"
-            (search_dir / "front.md").write_text(result.to_markdown())
-            plot = None
-            try:
-                plot = str(result.plot(search_dir / "front.png"))
-            except ImportError:
-                logger.warning("matplotlib is not installed: no front.png (pip install 'hf-bort[plots]').")
-            picks = {}
-            for ratio in (0.10, 0.25, 0.5):
-                try:
-                    pick = result.choose(max_cost_ratio=ratio) if result.cost == "multiply_adds" else None
-                except ValueError:
-                    pick = None
-                if pick is not None:
-                    picks[f"{ratio:.2f}"] = {"candidate": pick.candidate.key, "error": pick.error, **pick.metrics}
-            candidate = chosen.candidate
-            record = {**search_record(search, result, chosen, plot), "picks_within_ratio": picks}
-            (search_dir / "choice.json").write_text(json.dumps(record, indent=1))
-        run.finish("search", record, time.perf_counter() - start)
+    search_stage(run, search, config, out, picks=True)
     candidate = Candidate.from_dict(run.record("search")["candidate"])
     stages.update(1)
 
