@@ -33,9 +33,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -139,21 +136,11 @@ def distil_embeddings(
 
 def reload_check(path: str | os.PathLike, expected: torch.Tensor, texts: list[str]) -> dict[str, Any]:
     """Loads the student with plain sentence-transformers in a fresh process (hf_bort not imported) and compares."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HUB_OFFLINE"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-c", RELOAD_SNIPPET, str(Path(path).resolve()), json.dumps(texts)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tempfile.gettempdir(),
-        timeout=600,
-        stdin=subprocess.DEVNULL,
+    from .recipe import run_in_fresh_process
+
+    reloaded = run_in_fresh_process(
+        RELOAD_SNIPPET, [str(Path(path).resolve()), json.dumps(texts)], f"Reloading {path} with SentenceTransformer"
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("HF_BORT_RELOAD ")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"Reloading {path} with SentenceTransformer failed:\n{proc.stderr.strip()[-2000:]}")
-    reloaded = json.loads(lines[-1][len("HF_BORT_RELOAD ") :])
     difference = float((torch.tensor(reloaded["embeddings"]) - expected.float()).abs().max())
     return {
         "ok": difference < 1e-4,

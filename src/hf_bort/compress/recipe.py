@@ -300,16 +300,16 @@ print("HF_BORT_RELOAD " + json.dumps(record))
 """
 
 
-def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: list[str], max_length: int) -> dict:
+def run_in_fresh_process(snippet: str, args: list[str], what: str) -> dict[str, Any]:
     """
-    Loads the saved student at `path` in a fresh interpreter with plain transformers (`trust_remote_code=True`, which
-    runs the modeling code saved in the checkpoint; hf_bort is not imported there) and compares its logits with
-    `model`'s.
+    Runs `snippet` (Python code printing one `HF_BORT_RELOAD <json>` line) in a fresh interpreter — offline, without
+    this process's `PYTHONPATH` (so hf_bort is not importable from a source tree), no standard input — and returns
+    that JSON record; `what` names the action in the error raised when it fails.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_HUB_OFFLINE"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-c", RELOAD_SNIPPET, str(Path(path).resolve()), json.dumps(texts), str(max_length)],
+        [sys.executable, "-c", snippet, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -319,8 +319,21 @@ def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: li
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("HF_BORT_RELOAD ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"Reloading {path} with plain transformers failed:\n{proc.stderr.strip()[-2000:]}")
-    reloaded = json.loads(lines[-1][len("HF_BORT_RELOAD ") :])
+        raise RuntimeError(f"{what} failed:\n{proc.stderr.strip()[-2000:]}")
+    return json.loads(lines[-1][len("HF_BORT_RELOAD ") :])
+
+
+def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: list[str], max_length: int) -> dict:
+    """
+    Loads the saved student at `path` in a fresh interpreter with plain transformers (`trust_remote_code=True`, which
+    runs the modeling code saved in the checkpoint; hf_bort is not imported there) and compares its logits with
+    `model`'s.
+    """
+    reloaded = run_in_fresh_process(
+        RELOAD_SNIPPET,
+        [str(Path(path).resolve()), json.dumps(texts), str(max_length)],
+        f"Reloading {path} with plain transformers",
+    )
     with torch.no_grad():
         batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         logits = model.eval()(**batch).logits
