@@ -265,7 +265,9 @@ def test_a_shared_latency_cache_in_use_is_refused_by_the_search_and_by_the_cache
 
     shared = tmp_path / "shared" / "latency.json"
     holder = held_lock(tmp_path / "shared" / "latency.json.lock")
-    search = _search(tiny_bert, bert_tok, texts, tmp_path / "run", cost="latency_ms", latency_cache=shared)
+    search = _search(
+        tiny_bert, bert_tok, texts, tmp_path / "run", cost="latency_ms", latency_cache=shared, sequence_length=16
+    )
     with pytest.raises(InUseError, match=rf"latency cache .* in use by another process \(pid {holder.pid} "):
         search.run()
     config = search.base_config
