@@ -226,11 +226,7 @@ def compress_embeddings(config: CompressionConfig):
     out = run.dir
     stages = tqdm(total=len(STAGES), desc="compress", disable=not config.show_progress)
     fingerprint = data.fingerprint()
-    if run.done("data") and run.record("data")["fingerprint"] != fingerprint and not config.overwrite_output_dir:
-        raise ValueError(
-            f"`output_dir` {out} holds a run on other data (fingerprint {run.record('data')['fingerprint']} vs "
-            f"{fingerprint}): use another output_dir or overwrite_output_dir=True."
-        )
+    run.check_data(fingerprint)
     run.finish(
         "data",
         {

@@ -136,6 +136,18 @@ class _Run:
         self.progress.setdefault("stages", {})
         self.progress.setdefault("wall_s", {})
 
+    def check_data(self, fingerprint: str) -> None:
+        """Refuses to resume a run recorded on other data (unless `overwrite_output_dir`)."""
+        if (
+            self.done("data")
+            and self.record("data")["fingerprint"] != fingerprint
+            and not self.config.overwrite_output_dir
+        ):
+            raise ValueError(
+                f"`output_dir` {self.dir} holds a run on other data (fingerprint {self.record('data')['fingerprint']} "
+                f"vs {fingerprint}): use another output_dir or overwrite_output_dir=True."
+            )
+
     def done(self, stage: str) -> bool:
         return stage in self.progress["stages"]
 
@@ -348,11 +360,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
     out = run.dir
     stages = tqdm(total=len(STAGES), desc="compress", disable=not config.show_progress)
     fingerprint = data.fingerprint()
-    if run.done("data") and run.record("data")["fingerprint"] != fingerprint and not config.overwrite_output_dir:
-        raise ValueError(
-            f"`output_dir` {out} holds a run on other data (fingerprint {run.record('data')['fingerprint']} vs "
-            f"{fingerprint}): use another output_dir or overwrite_output_dir=True."
-        )
+    run.check_data(fingerprint)
     run.finish(
         "data",
         {
