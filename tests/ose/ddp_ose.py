@@ -49,6 +49,23 @@ def spy_save(self, directory, *args, **kwargs):
 
 
 SearchResult.plot, PreTrainedModel.save_pretrained = spy_plot, spy_save
+
+from hf_bort.ose.store import CandidateStore  # noqa: E402
+
+real_load = CandidateStore.load
+
+
+def late_load(self, *args, **kwargs):
+    # a slow rank reads the store after rank 0 has appended its first results: every rank must still split the
+    # interval the same way (the search reads the store once, on rank 0, and broadcasts it)
+    if rank != 0:
+        import time
+
+        time.sleep(4)
+    return real_load(self, *args, **kwargs)
+
+
+CandidateStore.load = late_load
 torch.set_num_threads(1)
 source, texts = out / "source", out / "texts.txt"
 grid = ["--layers", "1,2", "--heads", "2,4", "--hidden", "32", "--intermediate", "8", "--epsilon", "1.0"]

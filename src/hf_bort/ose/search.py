@@ -635,7 +635,13 @@ class OSESearch:
         rank, world = rank_world()
         self._prepare()
         store = CandidateStore(self.output_dir / STORE_NAME)
-        stored = store.load(self.run_id)
+        stored = store.load(self.run_id) if rank == 0 else None
+        if world > 1:
+            # one reading for every rank: a rank that read the store after another had started appending to it would
+            # split the interval's candidates differently and wait for results nobody computes
+            box = [stored]
+            torch.distributed.broadcast_object_list(box, src=0)
+            stored = box[0]
         candidates, info = self.candidates_within_budget()
         costs, latencies = info["costs"], info["latencies"]
         source_params, source_macs, source_latency = info["source"]
