@@ -204,6 +204,7 @@ def compress_embeddings(config: CompressionConfig):
         _budget_check,
         _Run,
         _space,
+        distil_settings,
         publish,
         search_settings,
         search_stage,
@@ -304,13 +305,7 @@ def compress_embeddings(config: CompressionConfig):
             tokenised["train"],
             tokenised["validation"],
             tokenizer,
-            seed=config.seed,
-            layer_selection=config.layer_selection,
-            distill_epochs=config.distill_epochs,
-            distill_learning_rate=config.distill_learning_rate,
-            batch_size=config.batch_size,
-            work_dir=out / "tmp-trainer",
-            show_progress=config.show_progress,
+            **distil_settings(config, out),
         )
         if distilled_dir.exists():
             shutil.rmtree(distilled_dir)

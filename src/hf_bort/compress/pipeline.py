@@ -262,6 +262,19 @@ def search_settings(config: CompressionConfig, out: Path, dev_rows: int) -> dict
     )
 
 
+def distil_settings(config: CompressionConfig, out: Path) -> dict[str, Any]:
+    """`recipe.extract_and_distil` keywords both compress paths share (stage 4)."""
+    return dict(
+        seed=config.seed,
+        layer_selection=config.layer_selection,
+        distill_epochs=config.distill_epochs,
+        distill_learning_rate=config.distill_learning_rate,
+        batch_size=config.batch_size,
+        work_dir=out / "tmp-trainer",
+        show_progress=config.show_progress,
+    )
+
+
 def search_stage(run: _Run, search, config: CompressionConfig, out: Path, picks: bool = False) -> None:
     """
     Stage 3 of both paths: the given `candidate`, or the search's lowest-error point within the budget; writes
@@ -450,13 +463,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
             tokenised["train"],
             tokenised["validation"],
             tokenizer,
-            seed=config.seed,
-            layer_selection=config.layer_selection,
-            distill_epochs=config.distill_epochs,
-            distill_learning_rate=config.distill_learning_rate,
-            batch_size=config.batch_size,
-            work_dir=out / "tmp-trainer",
-            show_progress=config.show_progress,
+            **distil_settings(config, out),
         )
         save_extracted(student, distilled_dir, tokenizer, card=False)  # intermediate: no card
         run.finish("distill", record, time.perf_counter() - start)
