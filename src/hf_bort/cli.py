@@ -45,11 +45,16 @@ def _demo_parser():
     )
 
 
+def parse_demo(argv: list[str]) -> DemoArguments:
+    (args,) = parse_dataclasses(_demo_parser(), argv)
+    return args
+
+
 def _demo(argv: list[str]) -> int:
     from ._outputs import check_output_dir
     from .demo import format_report
 
-    (args,) = parse_dataclasses(_demo_parser(), argv)
+    args = parse_demo(argv)
     check_output_dir(args.output_dir, "output_dir")
     overrides = {} if args.threads is None else {"threads": args.threads}
     result = run_demo(args.output_dir, overwrite_output_dir=args.overwrite_output_dir, **overrides)
