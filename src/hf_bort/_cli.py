@@ -165,19 +165,16 @@ def command_parser(dataclass_types, prog: str, description: str, positionals: tu
     """
     from transformers import HfArgumentParser
 
-    usage = f"{prog} {' '.join(name.upper() for name in positionals)} [--option VALUE ...] [--config FILE]"
     if positionals:
         shown = ", ".join(f"{name.upper()} (= {_flag(name)})" for name in positionals)
         description += f" Positional arguments: {shown}."
     parser = HfArgumentParser(
-        dataclass_types,
-        prog=prog,
-        usage=usage.replace("  ", " "),
-        description=description,
-        formatter_class=HelpFormatter,
-        **kwargs,
+        dataclass_types, prog=prog, description=description, formatter_class=HelpFormatter, **kwargs
     )
     parser.add_argument("--config", help=CONFIG_HELP)
+    variadic = {action.dest for action in parser._actions if action.nargs in ("+", "*")}
+    shown = [f"[{name.upper()} ...]" if name in variadic else name.upper() for name in positionals]
+    parser.usage = " ".join([prog, *shown, "[--option VALUE ...] [--config FILE]"])
     return dashes_first(parser)
 
 

@@ -222,10 +222,15 @@ def _push_parser():
     )
 
 
-def _push(argv: list[str]) -> int:
+def parse_push(argv: list[str]) -> PushArguments:
     from ._cli import parse_dataclasses
 
     (args,) = parse_dataclasses(_push_parser(), argv, ("folder", "repo_id"))
+    return args
+
+
+def _push(argv: list[str]) -> int:
+    args = parse_push(argv)
     result = push_to_hub(
         args.folder,
         args.repo_id,

@@ -42,6 +42,16 @@ def _bench_parser():
     )
 
 
+def parse_export(argv: list[str]) -> ExportArguments:
+    (args,) = parse_dataclasses(_export_parser(), argv, EXPORT_POSITIONALS)
+    return args
+
+
+def parse_bench(argv: list[str]) -> BenchArguments:
+    (args,) = parse_dataclasses(_bench_parser(), argv, BENCH_POSITIONALS)
+    return args
+
+
 def _export(argv: list[str]) -> int:
     from .._outputs import check_output_dir
     from .._sources import check_source
@@ -49,7 +59,7 @@ def _export(argv: list[str]) -> int:
     from .quantize import Int8AgreementError, report_summary
 
     try:
-        (args,) = parse_dataclasses(_export_parser(), argv, EXPORT_POSITIONALS)
+        args = parse_export(argv)
         check_output_dir(args.output_dir, "output_dir")
         check_source(args.model, "model")
         result = export_onnx(
@@ -86,7 +96,7 @@ def _bench(argv: list[str]) -> int:
     from .._outputs import check_output_dir
 
     try:
-        (args,) = parse_dataclasses(_bench_parser(), argv, BENCH_POSITIONALS)
+        args = parse_bench(argv)
         check_output_dir(args.output_dir, "output_dir")
         log = (lambda message: print(message, file=sys.stderr)) if args.verbose else None
         if args.student:

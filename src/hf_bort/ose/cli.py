@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -109,12 +110,16 @@ EXTRACT_POSITIONALS = ("source", "save_directory")
 
 
 def _extract_parser():
-    return command_parser(
+    parser = command_parser(
         (ExtractArguments, SearchConfig),
         "hf-bort extract",
         "Extract a candidate's weights from the source into Bort (search settings as `hf-bort search`'s).",
         EXTRACT_POSITIONALS,
     )
+    for action in parser._actions:
+        if action.dest == "max_cost_ratio":  # a search setting that extract refuses (parse_extract): not listed
+            action.help = argparse.SUPPRESS
+    return parser
 
 
 def parse_extract(argv: list[str]) -> tuple[ExtractArguments, SearchConfig]:
@@ -203,6 +208,11 @@ def _distill_parser():
     )
 
 
+def parse_distill(argv: list[str]) -> DistillArguments:
+    (args,) = parse_dataclasses(_distill_parser(), argv, DISTILL_POSITIONALS)
+    return args
+
+
 def _cpu_ranks() -> bool:
     import torch
 
@@ -218,7 +228,7 @@ def _distill(argv: list[str]) -> int:
     from ..models.bort.convert import convert_to_bort
     from .distill import DistillationTrainer
 
-    (args,) = parse_dataclasses(_distill_parser(), argv, DISTILL_POSITIONALS)
+    args = parse_distill(argv)
     check_output_dir(args.save_directory, "save_directory")
     check_source(args.student, "student")
     check_source(args.teacher, "teacher")
