@@ -147,6 +147,9 @@ def test_missing_or_extra_positionals_name_the_field(capsys):
     assert "missing REPO_ID (`repo_id`)" in capsys.readouterr().err
     assert main(["convert", "a", "b", "c"]) == 2
     assert "unexpected argument(s) c" in capsys.readouterr().err
+    assert main(["count", "bort", "--tsak", "fill-mask"]) == 2  # not "unexpected argument fill-mask"
+    assert "unknown option --tsak" in capsys.readouterr().err
+    assert parse_count(["bort", "--ta", "fill-mask"]).task == "fill-mask"  # argparse's unique abbreviations
 
 
 @pytest.mark.parametrize(

@@ -228,8 +228,12 @@ def split_positionals(parser: argparse.ArgumentParser, argv: list[str]) -> tuple
             positional.append(token)
             continue
         rest.append(token)
-        action = actions.get(token)
-        if action is None or "=" in token:  # unknown options are HfArgumentParser's to name
+        name = token.split("=", 1)[0]
+        matches = {action for option, action in actions.items() if option.startswith(name)}
+        action = actions.get(name) or (matches.pop() if len(matches) == 1 else None)  # argparse's abbreviations
+        if action is None:  # its value would be taken for a positional argument: name the option instead
+            raise ValueError(f"unknown option {name} (`{parser.prog} --help` lists them).")
+        if "=" in token:
             continue
         nargs = action.nargs
         if nargs is None:
