@@ -78,7 +78,7 @@ class ExportArguments:
         default=None, metadata={"help": "File, one text per line: int8 calibration (default: the validation texts)."}
     )
     opset: int | None = field(
-        default=api_default(export_onnx, "opset"), metadata={"help": "ONNX opset (default: optimum's, 14)."}
+        default=api_default(export_onnx, "opset"), metadata={"help": "ONNX opset (default: the ONNX config's, 14)."}
     )
     atol: float = field(
         default=api_default(export_onnx, "atol"), metadata={"help": "Largest accepted |ORT - PyTorch|."}
