@@ -156,6 +156,9 @@ def test_missing_or_extra_positionals_name_the_field(capsys):
     ("parse", "argv", "field"),
     [
         (parse_convert, ["s", "o", "--tolerance", "nan"], "tolerance"),
+        (parse_convert, ["", "o"], "`source` must be a path or Hub id"),
+        (parse_distill, ["s", "t", " "], "`save_directory` must be"),
+        (parse_push, ["", "me/model"], "`folder` must be a model folder"),
         (parse_demo, ["--threads", "0"], "threads"),
         (parse_extract, ["s", "o", "--candidate", "bogus"], "candidate"),
         (parse_extract, ["s", "o", "--max-cost-ratio", "0.3"], "max_cost_ratio"),

@@ -32,6 +32,14 @@ def dashes_first(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def check_strings(settings: Any, *names: str, what: str = "a path or Hub id") -> None:
+    """Each field `names` of `settings` must be a non-empty string: the error names the field (for `__post_init__`)."""
+    for name in names:
+        value = getattr(settings, name)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"`{name}` must be {what}, got {value!r}.")
+
+
 def api_default(api: Any, name: str) -> Any:
     """
     The default of `name` in the Python API `api`: a dataclass field (its `default` or `default_factory()`) or a

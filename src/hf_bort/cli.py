@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ._cli import HelpFormatter, add_command, api_default, command_parser, parse_dataclasses
+from ._cli import HelpFormatter, add_command, api_default, check_strings, command_parser, parse_dataclasses
 from .compress.config import CompressionConfig
 from .demo import run_demo
 
@@ -31,8 +31,7 @@ class DemoArguments:
     json: bool = field(default=False, metadata={"help": "Print the whole compression report as JSON."})
 
     def __post_init__(self) -> None:
-        if not isinstance(self.output_dir, str) or not self.output_dir.strip():
-            raise ValueError(f"`output_dir` must be a folder path, got {self.output_dir!r}.")
+        check_strings(self, "output_dir", what="a folder path")
         if self.threads is not None and not (isinstance(self.threads, int) and self.threads > 0):
             raise ValueError(f"`threads` must be a positive integer or unset, got {self.threads!r}.")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._cli import api_default
+from ._cli import api_default, check_strings
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +209,7 @@ class PushArguments:
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.folder, str) or not self.folder.strip():
-            raise HubPushError(f"`folder` must be a model folder, got {self.folder!r}.")
+        check_strings(self, "folder", what="a model folder")
         check_repo_id(self.repo_id)
 
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._cli import api_default
+from .._cli import api_default, check_strings
 from .bench import ENGINES, NAMED_MODELS, BenchConfig
 from .bench_compressed import CompressedBenchConfig
 from .onnx import SUPPORTED_TASKS, export_onnx
@@ -98,9 +98,7 @@ class ExportArguments:
     )
 
     def __post_init__(self) -> None:
-        for name in ("model", "output_dir"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
-                raise ValueError(f"`{name}` must be a path, got {getattr(self, name)!r}.")
+        check_strings(self, "model", "output_dir")
         for name in ("min_label_agreement", "min_cosine", "min_neighbour_agreement"):
             _check_fraction(name, getattr(self, name))
         _check_fraction("min_argmax_agreement", self.min_argmax_agreement, optional=True)
@@ -215,8 +213,7 @@ class BenchArguments:
             model, sep, reference = pair.partition(":")
             if not sep or not model or not reference:
                 raise ValueError(f"`compare` expects MODEL:REFERENCE pairs, got {pair!r}.")
-        if not isinstance(self.output_dir, str) or not self.output_dir.strip():
-            raise ValueError(f"`output_dir` must be a folder path, got {self.output_dir!r}.")
+        check_strings(self, "output_dir", what="a folder path")
         self.config()  # BenchConfig / CompressedBenchConfig check their own settings, before any work
 
     def comparisons(self) -> list[tuple[str, str]]:

@@ -8,13 +8,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from .._cli import add_command, api_default, command_parser, parse_dataclasses
+from .._cli import add_command, api_default, check_strings, command_parser, parse_dataclasses
 from .bort.parameters import count_parameters
-
-
-def _check_path(value: object, name: str) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"`{name}` must be a path or Hub id, got {value!r}.")
 
 
 @dataclass
@@ -30,8 +25,7 @@ class ConvertArguments:
     )
 
     def __post_init__(self) -> None:
-        _check_path(self.source, "source")
-        _check_path(self.output_dir, "output_dir")
+        check_strings(self, "source", "output_dir")
         if not (isinstance(self.tolerance, (int, float)) and math.isfinite(self.tolerance) and self.tolerance >= 0):
             raise ValueError(f"`tolerance` (--tolerance) must be a finite number >= 0; got {self.tolerance!r}.")
 
@@ -49,8 +43,8 @@ class CountArguments:
     )
 
     def __post_init__(self) -> None:
-        _check_path(self.source, "source")
-        _check_path(self.task, "task")
+        check_strings(self, "source")
+        check_strings(self, "task", what="a pipeline task")
 
 
 def _convert_parser():

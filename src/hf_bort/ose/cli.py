@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._cli import add_command, api_default, command_parser, parse_dataclasses
+from .._cli import add_command, api_default, check_strings, command_parser, parse_dataclasses
 from .distill import DistillationConfig
 from .search_config import SearchConfig
 
@@ -95,8 +95,7 @@ class ExtractArguments:
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.save_directory, str) or not self.save_directory.strip():
-            raise ValueError(f"`save_directory` must be a folder path, got {self.save_directory!r}.")
+        check_strings(self, "save_directory", what="a folder path")
         if self.candidate is not None:
             from .space import Candidate
 
@@ -185,10 +184,8 @@ class DistillArguments:
     max_length: int = field(default=64, metadata={"help": "Maximum tokens per text."})
 
     def __post_init__(self) -> None:
-        for name in ("student", "teacher", "save_directory", "texts"):
-            value = getattr(self, name)
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"`{name}` must be a path (or name), got {value!r}.")
+        check_strings(self, "student", "teacher", "save_directory")
+        check_strings(self, "texts", what="rotten_tomatoes, vader or a text file")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "max_length": self.max_length}
         positive["learning_rate"] = self.learning_rate
         for name, value in positive.items():
