@@ -68,9 +68,9 @@ def test_run_demo_on_a_tiny_model_writes_student_onnx_and_report(tmp_path, tiny_
 
 
 def test_demo_command_line_options():
-    args = cli.build_parser().parse_args(["demo", "--output-dir", "x", "--threads", "1", "--overwrite-output-dir"])
+    args = cli.parse_demo(["--output-dir", "x", "--threads", "1", "--overwrite-output-dir"])
     assert (args.output_dir, args.threads, args.overwrite_output_dir, args.json) == ("x", 1, True, False)
-    assert cli.build_parser().parse_args(["demo"]).output_dir == "runs/demo"
+    assert cli.parse_demo([]).output_dir == "runs/demo"
 
 
 @pytest.mark.slow

@@ -179,14 +179,17 @@ def _api_defaults():
     import inspect
     from dataclasses import MISSING, fields
 
+    from hf_bort.compress.config import CompressionConfig
     from hf_bort.demo import run_demo
     from hf_bort.exporters.bench import BenchConfig
     from hf_bort.exporters.bench_compressed import CompressedBenchConfig
     from hf_bort.exporters.onnx import export_onnx
     from hf_bort.exporters.quantize import Int8Config
+    from hf_bort.hub import push_to_hub
     from hf_bort.models.bort import count_parameters
     from hf_bort.ose.distill import DistillationConfig
     from hf_bort.ose.search import OSESearch
+    from hf_bort.ose.search_config import SearchConfig
 
     def parameter(function, name):
         return inspect.signature(function).parameters[name].default
@@ -198,7 +201,12 @@ def _api_defaults():
     rows = [
         ("count", "task", parameter(count_parameters, "task")),
         ("demo", "output_dir", parameter(run_demo, "output_dir")),
+        ("demo", "overwrite_output_dir", field(CompressionConfig, "overwrite_output_dir")),
+        ("demo", "threads", field(CompressionConfig, "threads")),
+        ("distill", "texts", field(SearchConfig, "texts")),
     ]
+    for name in ("revision", "token", "commit_message"):
+        rows.append(("push", name, parameter(push_to_hub, name)))
     for command in ("search", "extract"):
         for name in ("output_dir", "epsilon", "interval_size", "cost", "seed", "heterogeneous"):
             rows.append((command, name, parameter(OSESearch, name)))

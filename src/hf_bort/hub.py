@@ -9,14 +9,16 @@ that the Hub accepts it (`whoami`).
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import logging
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._cli import api_default, check_strings
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +188,48 @@ def push_to_hub(
     }
 
 
-def _push(args: argparse.Namespace) -> int:
+@dataclass
+class PushArguments:
+    """Settings of `hf-bort push FOLDER REPO_ID` (defaults: `push_to_hub`'s)."""
+
+    folder: str = field(metadata={"help": "The model folder, e.g. OUTPUT/student of `hf-bort compress`."})
+    repo_id: str = field(metadata={"help": "Hub repository, e.g. user/bort-minilm-rt (created when missing)."})
+    private: bool = field(default=False, metadata={"help": "Create the repository private (default: public)."})
+    revision: str | None = field(
+        default=api_default(push_to_hub, "revision"),
+        metadata={"help": "Branch to commit to, created when missing (default: main)."},
+    )
+    token: str | None = field(
+        default=api_default(push_to_hub, "token"),
+        metadata={"help": "Hub token (default: HF_TOKEN or the one `hf auth login` saved)."},
+    )
+    commit_message: str | None = field(
+        default=api_default(push_to_hub, "commit_message"),
+        metadata={"help": "Commit message (default: 'Upload FOLDER with hf_bort')."},
+    )
+
+    def __post_init__(self) -> None:
+        check_strings(self, "folder", what="a model folder")
+        check_repo_id(self.repo_id)
+
+
+def _push_parser():
+    from ._cli import command_parser
+
+    return command_parser(
+        PushArguments, "hf-bort push", "Upload a model folder to the Hub in one commit.", ("folder", "repo_id")
+    )
+
+
+def parse_push(argv: list[str]) -> PushArguments:
+    from ._cli import parse_dataclasses
+
+    (args,) = parse_dataclasses(_push_parser(), argv, ("folder", "repo_id"))
+    return args
+
+
+def _push(argv: list[str]) -> int:
+    args = parse_push(argv)
     result = push_to_hub(
         args.folder,
         args.repo_id,
@@ -201,17 +244,12 @@ def _push(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers) -> None:
     """Adds `push` to the `hf-bort` sub-commands."""
-    from ._cli import HelpFormatter
+    from ._cli import add_command
 
-    push = subparsers.add_parser(
+    add_command(
+        subparsers,
         "push",
         help="Upload a model folder (weights, code, tokenizer, ONNX, card, plots, report) to the Hub in one commit.",
-        formatter_class=HelpFormatter,
+        parser=_push_parser,
+        run=_push,
     )
-    push.add_argument("folder", help="The model folder, e.g. OUTPUT/student of `hf-bort compress`.")
-    push.add_argument("repo_id", help="Hub repository, e.g. user/bort-minilm-rt (created when missing).")
-    push.add_argument("--private", action="store_true", help="Create the repository private (default: public).")
-    push.add_argument("--revision", default=None, help="Branch to commit to, created when missing (default: main).")
-    push.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the one `hf auth login` saved).")
-    push.add_argument("--commit-message", default=None, help="Commit message (default: 'Upload FOLDER with hf_bort').")
-    push.set_defaults(func=_push)

@@ -153,5 +153,6 @@ def test_bench_cli(tmp_path, capsys):
     args = parser.parse_args(["bench", "no-such-model", "--output-dir", str(tmp_path / "res2")])
     assert args.func(args) == 2
     assert "no-such-model" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        parser.parse_args(["bench", "bort", "--compare", "nocolon"])
+    args = parser.parse_args(["bench", "bort", "--compare", "nocolon"])
+    assert args.func(args) == 2  # refused before any benchmarking
+    assert "`compare` expects MODEL:REFERENCE pairs, got 'nocolon'" in capsys.readouterr().err

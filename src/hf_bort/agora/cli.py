@@ -8,7 +8,6 @@ accepts the field names (`--output_dir`).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import typing
@@ -184,24 +183,21 @@ def run(argv: list[str]) -> int:
 
 def add_commands(subparsers) -> None:
     """Adds `agora` to the `hf-bort` sub-commands."""
-    parser = subparsers.add_parser(
+    from .._cli import add_command
+
+    add_command(
+        subparsers,
         "agora",
         help="Agora fine-tuning: train, relabel samples near dev errors, add them, repeat.",
-        description="All AgoraConfig / TrainingArguments fields are accepted (`hf-bort agora --help`, `--help-all`).",
-        add_help=False,
-        prefix_chars="+",  # every --option goes to HfArgumentParser below, not to argparse's sub-parser
+        parser=_full_parser,
+        run=_dispatch,
+        help_parser=_short_parser,
+        help_if_empty=True,
     )
-    parser.add_argument(
-        "agora_args", nargs=argparse.REMAINDER, help="AgoraConfig / TrainingArguments flags (see --help)."
-    )
-    parser.set_defaults(func=lambda args: _dispatch(args.agora_args), full_parser=_full_parser)
 
 
 def _dispatch(argv: list[str]) -> int:
-    if not argv or argv[0] in ("-h", "--help"):
-        _short_parser().print_help()
-        return 0
-    if argv[0] == "--help-all":
+    if argv and argv[0] == "--help-all":
         _full_parser().print_help()
         return 0
     return run(argv)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._cli import HelpFormatter, api_default
+from .._cli import add_command, api_default, check_strings, command_parser, parse_dataclasses
+from .distill import DistillationConfig
+from .search_config import SearchConfig
 
 
 def _texts(spec: str) -> list[str]:
@@ -32,47 +36,27 @@ def _texts(spec: str) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def _search_from_args(args):
-    """The `OSESearch` of a `SearchConfig` or of `extract`'s parsed arguments (the same names)."""
-    from dataclasses import fields
-
-    from .search_config import SearchConfig
-
-    if not isinstance(args, SearchConfig):
-        args = SearchConfig(**{f.name: getattr(args, f.name) for f in fields(SearchConfig) if hasattr(args, f.name)})
-    return args.to_search(_texts(args.texts))
+def _search_from_args(config: SearchConfig):
+    """The `OSESearch` of a `SearchConfig` (also `extract`'s search settings)."""
+    return config.to_search(_texts(config.texts))
 
 
 def _search_parser():
-    from transformers import HfArgumentParser
-
-    from .._cli import CONFIG_HELP, HelpFormatter, dashes_first
-    from .search_config import SearchConfig
-
-    parser = HfArgumentParser(
+    return command_parser(
         SearchConfig,
-        prog="hf-bort search",
-        description="OSE search: Pareto front of sub-architectures of an encoder (`hf-bort search SOURCE [options]`).",
-        formatter_class=HelpFormatter,
+        "hf-bort search",
+        "OSE search: Pareto front of sub-architectures of an encoder.",
+        ("source",),
     )
-    parser.add_argument("--config", help=CONFIG_HELP)
-    return dashes_first(parser)
 
 
-def parse_search(argv: list[str]):
-    """`SearchConfig` from command-line arguments; a first argument without dashes is the source."""
-    from .._cli import parse_dataclasses
-
-    if argv and not argv[0].startswith("-"):
-        argv = ["--source", argv[0], *argv[1:]]
-    (config,) = parse_dataclasses(_search_parser(), argv)
+def parse_search(argv: list[str]) -> SearchConfig:
+    """`SearchConfig` from command-line arguments; an argument without dashes is the source."""
+    (config,) = parse_dataclasses(_search_parser(), argv, ("source",))
     return config
 
 
 def _run_search(argv: list[str]) -> int:
-    if argv and argv[0] in ("-h", "--help"):
-        _search_parser().print_help()
-        return 0
     from .._outputs import check_output_dir
     from .._sources import check_source
 
@@ -100,14 +84,68 @@ def _search(config) -> int:
     return 0
 
 
-def _extract(args: argparse.Namespace) -> int:
+@dataclass
+class ExtractArguments:
+    """`hf-bort extract SOURCE SAVE_DIRECTORY`'s own settings (the search settings are `SearchConfig`'s)."""
+
+    save_directory: str = field(metadata={"help": "Where the Bort checkpoint and tokenizer go."})
+    candidate: str | None = field(
+        default=None,
+        metadata={"help": "Candidate key like D2-A6-H384-I512-d32 (default: best.json of --output-dir's search)."},
+    )
+
+    def __post_init__(self) -> None:
+        check_strings(self, "save_directory", what="a folder path")
+        if self.candidate is not None:
+            from .space import Candidate
+
+            try:
+                Candidate.from_key(self.candidate)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"`candidate`: {error}") from error
+
+
+EXTRACT_POSITIONALS = ("source", "save_directory")
+
+
+def _extract_parser():
+    parser = command_parser(
+        (ExtractArguments, SearchConfig),
+        "hf-bort extract",
+        "Extract a candidate's weights from the source into Bort (search settings as `hf-bort search`'s).",
+        EXTRACT_POSITIONALS,
+    )
+    for action in parser._actions:
+        if action.dest == "max_cost_ratio":  # a search setting that extract refuses (parse_extract): not listed
+            action.help = argparse.SUPPRESS
+    return parser
+
+
+def parse_extract(argv: list[str]) -> tuple[ExtractArguments, SearchConfig]:
+    extract, search = parse_dataclasses(_extract_parser(), argv, EXTRACT_POSITIONALS)
+    if search.max_cost_ratio is not None:
+        raise ValueError(
+            "`max_cost_ratio` is a setting of `hf-bort search` (best.json); extract takes --candidate or that file."
+        )
+    return extract, search
+
+
+def _extract(argv: list[str]) -> int:
+    from .._outputs import check_not_overlapping, check_output_dir
+    from .._sources import check_source
     from .space import Candidate
 
-    search = _search_from_args(args)
+    args, settings = parse_extract(argv)
+    check_output_dir(settings.output_dir, "output_dir")
+    check_output_dir(args.save_directory, "save_directory")
+    check_source(settings.source, "source")
+    # the extracted checkpoint must not land in (and replace) its source
+    check_not_overlapping(settings.source, args.save_directory, "source", "save_directory")
+    search = _search_from_args(settings)
     if args.candidate:
         candidate = Candidate.from_key(args.candidate)
     else:
-        best = Path(args.output_dir) / "best.json"
+        best = Path(settings.output_dir) / "best.json"
         if not best.is_file():
             raise SystemExit(f"--candidate not given and no {best} (run `hf-bort search` first).")
         candidate = Candidate.from_dict(json.loads(best.read_text())["candidate"])
@@ -116,19 +154,81 @@ def _extract(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass
+class DistillArguments:
+    """
+    Settings of `hf-bort distill STUDENT TEACHER SAVE_DIRECTORY` (defaults: `DistillationConfig`'s); the Python API
+    [`DistillationTrainer`] takes every `TrainingArguments` option.
+    """
+
+    student: str = field(metadata={"help": "Path of the extracted student (hf-bort extract)."})
+    teacher: str = field(metadata={"help": "Path or Hub id of the teacher (any convertible encoder)."})
+    save_directory: str = field(metadata={"help": "Where the distilled student and its tokenizer go."})
+    texts: str = field(
+        default=api_default(SearchConfig, "texts"), metadata={"help": "rotten_tomatoes, vader, or a text file."}
+    )
+    epochs: float = field(
+        default=api_default(DistillationConfig, "num_train_epochs"), metadata={"help": "Training epochs."}
+    )
+    max_steps: int = field(
+        default=api_default(DistillationConfig, "max_steps"),
+        metadata={"help": "Training steps; > 0 overrides --epochs."},
+    )
+    batch_size: int = field(
+        default=api_default(DistillationConfig, "per_device_train_batch_size"),
+        metadata={"help": "Batch size per device."},
+    )
+    learning_rate: float = field(
+        default=api_default(DistillationConfig, "learning_rate"), metadata={"help": "AdamW peak learning rate."}
+    )
+    max_length: int = field(default=64, metadata={"help": "Maximum tokens per text."})
+
+    def __post_init__(self) -> None:
+        check_strings(self, "student", "teacher", "save_directory")
+        check_strings(self, "texts", what="rotten_tomatoes, vader or a text file")
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "max_length": self.max_length}
+        positive["learning_rate"] = self.learning_rate
+        for name, value in positive.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"`{name}` must be a number > 0, got {value!r}.")
+
+
+DISTILL_POSITIONALS = ("student", "teacher", "save_directory")
+
+
+def _distill_parser():
+    return command_parser(
+        DistillArguments,
+        "hf-bort distill",
+        "Distil a teacher into an extracted student (DistillationTrainer).",
+        DISTILL_POSITIONALS,
+    )
+
+
+def parse_distill(argv: list[str]) -> DistillArguments:
+    (args,) = parse_dataclasses(_distill_parser(), argv, DISTILL_POSITIONALS)
+    return args
+
+
 def _cpu_ranks() -> bool:
     import torch
 
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
-def _distill(args: argparse.Namespace) -> int:
+def _distill(argv: list[str]) -> int:
     from datasets import Dataset
     from transformers import AutoModel, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
 
+    from .._outputs import check_output_dir
+    from .._sources import check_source
     from ..models.bort.convert import convert_to_bort
-    from .distill import DistillationConfig, DistillationTrainer
+    from .distill import DistillationTrainer
 
+    args = parse_distill(argv)
+    check_output_dir(args.save_directory, "save_directory")
+    check_source(args.student, "student")
+    check_source(args.teacher, "teacher")
     tokenizer = AutoTokenizer.from_pretrained(args.student)
     student = AutoModel.from_pretrained(args.student)
     teacher = convert_to_bort(args.teacher)
@@ -179,81 +279,26 @@ def _distill(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_search_arguments(parser: argparse.ArgumentParser) -> None:
-    """`extract`'s search settings: `SearchConfig`'s fields (its help and defaults) as argparse options."""
-    from dataclasses import fields
-
-    from .search_config import SearchConfig
-
-    settings = {f.name: f for f in fields(SearchConfig)}
-
-    def add(name, **kwargs):
-        flag = [] if name == "source" else ["--" + name.replace("_", "-")]
-        extra = {} if name == "source" else {"default": api_default(SearchConfig, name)}
-        parser.add_argument(*flag or [name], help=settings[name].metadata["help"], **extra, **kwargs)
-
-    add("source")
-    add("texts")
-    add("output_dir")
-    add("epsilon", type=float)
-    add("interval_size", type=int)
-    add("cost", choices=settings["cost"].metadata["choices"])
-    add("sequence_length", type=int)
-    for name in ("layers", "heads", "hidden", "intermediate"):
-        add(name)
-    add("heterogeneous", action="store_true")
-    add("seed", type=int)
-
-
 def add_commands(subparsers) -> None:
     """Adds `search`, `extract` and `distill` to the `hf-bort` sub-parsers."""
-    search = subparsers.add_parser(
+    add_command(
+        subparsers,
         "search",
         help="OSE search: Pareto front of sub-architectures of an encoder.",
-        description="Every SearchConfig field is a flag (see `hf-bort search --help`).",
-        add_help=False,
-        prefix_chars="+",  # every --option goes to HfArgumentParser, not to argparse's sub-parser
+        parser=_search_parser,
+        run=_run_search,
     )
-    search.add_argument("search_args", nargs=argparse.REMAINDER, help="SOURCE and SearchConfig flags (see --help).")
-    search.set_defaults(func=lambda args: _run_search(args.search_args), full_parser=_search_parser)
-
-    extract = subparsers.add_parser(
-        "extract", help="Extract a candidate's weights from the source into Bort.", formatter_class=HelpFormatter
+    add_command(
+        subparsers,
+        "extract",
+        help="Extract a candidate's weights from the source into Bort.",
+        parser=_extract_parser,
+        run=_extract,
     )
-    _add_search_arguments(extract)
-    extract.add_argument("save_directory", help="Where the Bort checkpoint and tokenizer go.")
-    extract.add_argument("--candidate", help="Candidate key like D2-A6-H384-I512-d32 (default: best.json).")
-    extract.set_defaults(func=_extract)
-
-    from .distill import DistillationConfig
-
-    distill = subparsers.add_parser(
-        "distill", help="Distil a teacher into an extracted student (Trainer).", formatter_class=HelpFormatter
+    add_command(
+        subparsers,
+        "distill",
+        help="Distil a teacher into an extracted student (Trainer).",
+        parser=_distill_parser,
+        run=_distill,
     )
-    distill.add_argument("student", help="Path of the extracted student (hf-bort extract).")
-    distill.add_argument("teacher", help="Path or Hub id of the teacher (any convertible encoder).")
-    distill.add_argument("save_directory", help="Where the distilled student and its tokenizer go.")
-    distill.add_argument("--texts", default="rotten_tomatoes", help="rotten_tomatoes, vader, or a text file.")
-    distill.add_argument(
-        "--epochs", type=float, default=api_default(DistillationConfig, "num_train_epochs"), help="Training epochs."
-    )
-    distill.add_argument(
-        "--max-steps",
-        type=int,
-        default=api_default(DistillationConfig, "max_steps"),
-        help="Training steps; > 0 overrides --epochs.",
-    )
-    distill.add_argument(
-        "--batch-size",
-        type=int,
-        default=api_default(DistillationConfig, "per_device_train_batch_size"),
-        help="Batch size per device.",
-    )
-    distill.add_argument(
-        "--learning-rate",
-        type=float,
-        default=api_default(DistillationConfig, "learning_rate"),
-        help="AdamW peak learning rate.",
-    )
-    distill.add_argument("--max-length", type=int, default=64, help="Maximum tokens per text.")
-    distill.set_defaults(func=_distill)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .._cli import api_default
+from .._cli import api_default, check_strings
 from .search import OSESearch
 
 
@@ -56,8 +56,7 @@ class SearchConfig:
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.source, str) or not self.source.strip():
-            raise ValueError(f"`source` must be a path or Hub id, got {self.source!r}.")
+        check_strings(self, "source")
         ratio = self.max_cost_ratio
         if ratio is not None and not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and 0 < ratio <= 1):
             raise ValueError(f"--max-cost-ratio must be a number in (0, 1], got {ratio!r}.")
