@@ -47,7 +47,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 QUANTIZATION_TARGETS: tuple[str, ...] = ("avx2", "avx512", "avx512_vnni", "arm64")
-INT8_VARIANTS: tuple[str, ...] = ("dynamic-int8", "static-int8", "selective-int8")
+INT8_VARIANTS: tuple[str, ...] = ("dynamic-int8", "static-int8", "selective-int8", "progressive-int8")
 QUANTIZE_CHOICES: tuple[str, ...] = ("auto", *INT8_VARIANTS)
 CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
 REPORT_NAME = "quantization_report.json"
@@ -118,6 +118,23 @@ class Int8Config:
     selective_fraction: float = field(
         default=0.25, metadata={"help": "selective-int8: fraction of quantizable nodes (most sensitive) kept fp32."}
     )
+    progressive_max_fraction: float = field(
+        default=0.5,
+        metadata={
+            "help": "progressive-int8: most nodes (fraction of the quantizable ones, most sensitive first) kept fp32 "
+            "before giving up; 1, 2, 4, ... nodes are tried up to this cap."
+        },
+    )
+    quantize_attention: bool = field(
+        default=True,
+        metadata={
+            "help": "Dynamic variants: quantize the fused Attention (QAttention, its QKV projection in int8); False "
+            "keeps it fp32 and quantizes the MatMuls only."
+        },
+    )
+    reduce_range: bool = field(
+        default=False, metadata={"help": "Quantize weights to 7 bits (ONNX Runtime's reduce_range)."}
+    )
     calibration_method: str = field(
         default="percentile", metadata={"help": f"static-int8 calibration: {', '.join(CALIBRATION_METHODS)}."}
     )
@@ -144,8 +161,9 @@ class Int8Config:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1]; got {value}.")
-        if not 0.0 < self.selective_fraction < 1.0:
-            raise ValueError(f"selective_fraction must be in (0, 1); got {self.selective_fraction}.")
+        for name in ("selective_fraction", "progressive_max_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in (0, 1); got {getattr(self, name)}.")
         if self.calibration_method not in CALIBRATION_METHODS:
             raise ValueError(
                 f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)}; got {self.calibration_method!r}."
@@ -191,7 +209,13 @@ def _quantization_config(target: str, is_static: bool, per_channel: bool, **kwar
 
 
 def _quantize_dynamic(
-    directory: Path, name: str, target: str, per_channel: bool, fused: bool, exclude: Sequence[str] = ()
+    directory: Path,
+    name: str,
+    target: str,
+    per_channel: bool,
+    fused: bool,
+    exclude: Sequence[str] = (),
+    reduce_range: bool = False,
 ) -> Path:
     from optimum.onnxruntime import ORTQuantizer
 
@@ -203,12 +227,19 @@ def _quantize_dynamic(
         operators_to_quantize=["MatMul", "Attention"] if fused else ["MatMul"],
         nodes_to_exclude=list(exclude),
     )
+    config.reduce_range = config.reduce_range or reduce_range  # not every preset takes the argument
     quantizer.quantize(quantization_config=config, save_dir=directory, file_suffix=name)
     return directory / f"model_{name}.onnx"
 
 
 def _quantize_static(
-    directory: Path, name: str, target: str, per_channel: bool, batches: list[dict[str, Any]], method: str
+    directory: Path,
+    name: str,
+    target: str,
+    per_channel: bool,
+    batches: list[dict[str, Any]],
+    method: str,
+    reduce_range: bool = False,
 ) -> Path:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
@@ -234,7 +265,7 @@ def _quantize_static(
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["MatMul"],
             per_channel=per_channel,
-            reduce_range=config.reduce_range,
+            reduce_range=config.reduce_range or reduce_range,
             activation_type=config.activations_dtype,
             weight_type=config.weights_dtype,
             calibrate_method=methods[method],
@@ -301,6 +332,40 @@ def node_sensitivity(onnx_path: str | os.PathLike, batches: list[dict[str, Any]]
     return {name: math.sqrt(error[name] / norm[name]) if norm[name] > 0 else 0.0 for name in error}
 
 
+def progressive_cap(nodes: int, max_fraction: float) -> int:
+    """The most nodes `progressive-int8` keeps fp32: `max_fraction` of `nodes` (at least one when there are any)."""
+    return min(nodes, max(1, math.floor(max_fraction * nodes))) if nodes else 0
+
+
+def progressive_exclusion(
+    quantize: Any, measure: Any, ranked: Sequence[str], config: Int8Config
+) -> tuple[Path, dict[str, float], list[str], list[dict[str, Any]]]:
+    """Exclude the `ranked` nodes (most sensitive first) 1, 2, 4, ... at a time, up to
+    `progressive_cap(len(ranked), config.progressive_max_fraction)`, and stop at the first count whose measured
+    agreement meets `config`'s thresholds (else the cap's graph is kept, and fails).
+
+    `quantize(exclude=[...])` writes a dynamic int8 graph and returns its path; `measure(path)` returns its agreement
+    metrics. Returns (path, metrics, excluded nodes, steps): one step per count tried, with its agreement.
+    """
+    cap = progressive_cap(len(ranked), config.progressive_max_fraction)
+    counts, count = [], 1
+    while count < cap:
+        counts.append(count)
+        count *= 2
+    counts.append(cap)
+    steps: list[dict[str, Any]] = []
+    for count in counts:  # never empty: the cap (0 without quantizable nodes: plain dynamic) is always tried
+        excluded = list(ranked[:count])
+        path = quantize(exclude=excluded)
+        metrics = measure(path)
+        passed = meets(metrics, config)[0]
+        steps.append({"excluded": count, **metrics, "meets_thresholds": passed})
+        logger.info("int8 progressive: %d node(s) kept fp32: %s", count, metrics)
+        if passed:
+            break
+    return path, metrics, excluded, steps
+
+
 def _ort_session(path: Path, threads: int):
     import onnxruntime
 
@@ -312,7 +377,8 @@ def _ort_session(path: Path, threads: int):
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _run(path: Path, inputs: dict[str, Any], names: list[str], threads: int = 0) -> dict[str, Any]:
+def run_onnx(path: Path, inputs: dict[str, Any], names: list[str], threads: int = 0) -> dict[str, Any]:
+    """The `names` outputs of the ONNX graph at `path` on numpy `inputs`, with `threads` threads (0: all)."""
     session = _ort_session(path, threads or (os.cpu_count() or 1))
     feed_names = {item.name for item in session.get_inputs()}
     return dict(zip(names, session.run(names, {k: v for k, v in inputs.items() if k in feed_names}), strict=True))
@@ -434,32 +500,61 @@ def quantize_exported(
     if timing:
         report["fp32"] = _latency_ms(directory / "model.onnx", feed, config)
     paths: dict[str, Path] = {}
+    report["quantize_attention"] = fused and config.quantize_attention
+    report["reduce_range"] = config.reduce_range
+    dynamic = partial(
+        _quantize_dynamic,
+        directory,
+        target=target,
+        per_channel=per_channel,
+        fused=fused and config.quantize_attention,
+        reduce_range=config.reduce_range,
+    )
+
+    def measure(path: Path) -> dict[str, float]:
+        return agreement(fp32_outputs, run_onnx(path, validation_inputs, names), mask)
+
+    sensitivity: dict[str, float] | None = None
     for name in variants:
         started = time.perf_counter()
         entry: dict[str, Any] = {"variant": name}
+        metrics: dict[str, float] | None = None
         if name == "dynamic-int8":
-            paths[name] = _quantize_dynamic(directory, name, target, per_channel, fused)
+            paths[name] = dynamic(name)
         elif name == "static-int8":
             paths[name] = _quantize_static(
-                directory, name, target, per_channel, calibration_batches, config.calibration_method
+                directory,
+                name,
+                target,
+                per_channel,
+                calibration_batches,
+                config.calibration_method,
+                config.reduce_range,
             )
             entry["calibration_method"] = config.calibration_method
         else:
-            sensitivity = node_sensitivity(directory / "model.onnx", calibration_batches, per_channel)
+            if sensitivity is None:
+                sensitivity = node_sensitivity(directory / "model.onnx", calibration_batches, per_channel)
             ranked = sorted(sensitivity, key=sensitivity.get, reverse=True)
-            excluded = ranked[: max(1, math.ceil(config.selective_fraction * len(ranked)))] if ranked else []
-            paths[name] = _quantize_dynamic(directory, name, target, per_channel, fused, excluded)
+            if name == "selective-int8":
+                excluded = ranked[: max(1, math.ceil(config.selective_fraction * len(ranked)))] if ranked else []
+                paths[name] = dynamic(name, exclude=excluded)
+            else:
+                paths[name], metrics, excluded, entry["steps"] = progressive_exclusion(
+                    partial(dynamic, name), measure, ranked, config
+                )
+                entry["max_excluded"] = progressive_cap(len(ranked), config.progressive_max_fraction)
             entry["excluded_nodes"] = {node: sensitivity[node] for node in excluded}
             entry["quantized_nodes"] = len(ranked) - len(excluded)
         entry["quantize_seconds"] = time.perf_counter() - started
         entry["file"] = paths[name].name
-        entry.update(agreement(fp32_outputs, _run(paths[name], validation_inputs, names), mask))
+        entry.update(metrics if metrics is not None else measure(paths[name]))
         entry["meets_thresholds"], entry["failures"] = meets(entry, config)
         if timing:
             entry.update(_latency_ms(paths[name], feed, config))
             entry["speedup_vs_fp32"] = report["fp32"]["p50_ms"] / entry["p50_ms"]
         report["variants"].append(entry)
-        logger.info("int8 %s: %s", name, {k: v for k, v in entry.items() if k != "excluded_nodes"})
+        logger.info("int8 %s: %s", name, {k: v for k, v in entry.items() if k not in ("excluded_nodes", "steps")})
     if variant == "auto":
         passing = sorted((e for e in report["variants"] if e["meets_thresholds"]), key=lambda e: e["p50_ms"])
         if passing:
