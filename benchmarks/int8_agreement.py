@@ -47,6 +47,7 @@ SETTINGS = {
     "reduce_range": (dict(reduce_range=True, variants=["dynamic-int8", "static-int8", "progressive-int8"]), True, 1),
     "static minmax, 4x calibration rows": (dict(calibration_method="minmax", variants=["static-int8"]), True, 4),
     "static entropy, 4x calibration rows": (dict(calibration_method="entropy", variants=["static-int8"]), True, 4),
+    "blockwise block 128": (dict(block_size=128, variants=["blockwise-int8"]), True, 1),
 }
 
 
@@ -91,7 +92,7 @@ def main() -> None:
         for setting in args.settings:
             kwargs, per_channel, multiplier = SETTINGS[setting]
             calibration = train[: args.calibration_rows * multiplier]
-            out = Path(args.work_dir) / model_name / setting.split(" ")[0].replace(",", "")
+            out = Path(args.work_dir) / model_name / str(len(rows))
             config = Int8Config(threads=args.threads, keep_variants=True, best_effort=True, **kwargs)
             export = export_onnx(
                 path,

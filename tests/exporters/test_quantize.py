@@ -72,6 +72,8 @@ def test_undetectable_target_asks_for_one(tmp_path):
         (dict(min_label_agreement=1.5), "min_label_agreement"),
         (dict(selective_fraction=1.0), "selective_fraction"),
         (dict(progressive_max_fraction=0.0), "progressive_max_fraction"),
+        (dict(block_size=24), "block_size"),
+        (dict(block_size=8), "block_size"),
         (dict(calibration_method="mse"), "calibration_method"),
         (dict(latency_runs=0), "latency_runs"),
         (dict(threads=-1), "threads"),
@@ -110,6 +112,7 @@ def test_auto_reports_every_variant_and_keeps_the_fastest_passing(tmp_path):
         "static-int8",
         "selective-int8",
         "progressive-int8",
+        "blockwise-int8",
     ]
     for entry in report["variants"]:
         assert 0 <= entry["label_agreement"] <= 1 and entry["p50_ms"] > 0 and entry["speedup_vs_fp32"] > 0
@@ -221,6 +224,7 @@ def test_auto_without_a_passing_variant_fails_or_keeps_fp32(tmp_path, monkeypatc
         "static-int8",
         "selective-int8",
         "progressive-int8",
+        "blockwise-int8",
     ]
     assert "label_agreement 0.5000 < 0.995" in str(info.value)
     progressive = info.value.report["variants"][3]  # never met: every count up to the cap was tried
@@ -258,7 +262,7 @@ def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     report = json.loads(captured.out)["quantization"]
     assert report["target"] == "avx512_vnni" and report["validation_examples"] == 6
-    assert report["calibration_examples"] == 6 and len(report["variants"]) == 4
+    assert report["calibration_examples"] == 6 and len(report["variants"]) == 5
     assert "chosen: " in captured.err and "static-int8: label_agreement" in captured.err
 
     _low_agreement(monkeypatch)
@@ -363,3 +367,26 @@ def test_attention_can_stay_fp32_and_reduce_range_is_reported(tmp_path):
     assert result.quantization["quantize_attention"] is False and result.quantization["reduce_range"] is True
     ops = set(_nodes(tmp_path / "out" / "model_quantized.onnx").values())
     assert "Attention" in ops and "QAttention" not in ops and "MatMulInteger" in ops
+
+
+@needs_onnx
+def test_blockwise_variant_quantizes_every_matmul_per_block(tmp_path):
+    import onnx
+
+    from hf_bort.exporters import export_onnx
+
+    result = export_onnx(
+        _model(), tmp_path / "out", quantize="blockwise-int8", int8=Int8Config(target="avx2", block_size=16)
+    )
+    (entry,) = result.quantization["variants"]
+    assert entry["block_size"] == 16 and entry["variant"] == "blockwise-int8"
+    fp32 = onnx.load(str(tmp_path / "out" / "model.onnx"))
+    weights = {init.name for init in fp32.graph.initializer}
+    matmuls = {node.name for node in fp32.graph.node if node.op_type == "MatMul" and node.input[1] in weights}
+    int8 = onnx.load(str(tmp_path / "out" / "model_quantized.onnx"))
+    nodes = {node.name: node for node in int8.graph.node}
+    assert matmuls and all(nodes[name].op_type == "MatMulNBits" for name in matmuls)
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[sorted(matmuls)[0]].attribute}
+    assert attributes["bits"] == 8 and attributes["block_size"] == 16 and attributes["accuracy_level"] == 4
+    assert "MatMul" not in {node.op_type for node in int8.graph.node}  # no fp32 MatMul left, no weight kept twice
+    assert result.int8_argmax_agreement_vs_fp32 == 1.0 and result.int8_max_abs_diff < 0.05

@@ -47,7 +47,13 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 QUANTIZATION_TARGETS: tuple[str, ...] = ("avx2", "avx512", "avx512_vnni", "arm64")
-INT8_VARIANTS: tuple[str, ...] = ("dynamic-int8", "static-int8", "selective-int8", "progressive-int8")
+INT8_VARIANTS: tuple[str, ...] = (
+    "dynamic-int8",
+    "static-int8",
+    "selective-int8",
+    "progressive-int8",
+    "blockwise-int8",
+)
 QUANTIZE_CHOICES: tuple[str, ...] = ("auto", *INT8_VARIANTS)
 CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
 REPORT_NAME = "quantization_report.json"
@@ -135,6 +141,13 @@ class Int8Config:
     reduce_range: bool = field(
         default=False, metadata={"help": "Quantize weights to 7 bits (ONNX Runtime's reduce_range)."}
     )
+    block_size: int = field(
+        default=32,
+        metadata={
+            "help": "blockwise-int8: input channels per weight scale (a power of two >= 16); activations are "
+            "quantized per row and block at run time."
+        },
+    )
     calibration_method: str = field(
         default="percentile", metadata={"help": f"static-int8 calibration: {', '.join(CALIBRATION_METHODS)}."}
     )
@@ -171,6 +184,8 @@ class Int8Config:
         for name in ("calibration_batch_size", "latency_batch_size", "latency_seq_len", "latency_runs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
+        if not isinstance(self.block_size, int) or self.block_size < 16 or self.block_size & (self.block_size - 1):
+            raise ValueError(f"block_size must be a power of two >= 16; got {self.block_size!r}.")
         if not self.latency_max_seconds > 0:
             raise ValueError(f"latency_max_seconds must be > 0; got {self.latency_max_seconds}.")
         if self.threads < 0:
@@ -275,6 +290,65 @@ def _quantize_static(
             },
         )
     logger.debug("quantize_static printed: %s", printed.getvalue().strip())
+    return output
+
+
+def _quantize_blockwise(directory: Path, name: str, block_size: int) -> Path:
+    """Every `MatMul` with a constant 2-D weight → ONNX Runtime's `MatMulNBits` (8 bits, symmetric, one scale per
+    `block_size` input channels of each output column, `accuracy_level=4`: int8 products with the activations
+    quantized per row and block at run time)."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(directory / "model.onnx"))
+    weights = {init.name: init for init in model.graph.initializer}
+    nodes = []
+    for node in model.graph.node:
+        weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
+        if weight is None or len(weight.dims) != 2:
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(weight).astype(np.float32)
+        rows, cols = w.shape
+        blocks = -(-rows // block_size)
+        padded = np.zeros((cols, blocks * block_size), np.float32)
+        padded[:, :rows] = w.T
+        padded = padded.reshape(cols, blocks, block_size)
+        scale = np.abs(padded).max(-1) / 127
+        scale[scale == 0] = 1.0
+        quantized = (np.clip(np.round(padded / scale[..., None]), -127, 127) + 128).astype(np.uint8)  # zero point 128
+        prefix = f"{node.name or node.output[0]}_int8"
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(quantized, f"{prefix}_B"),
+                numpy_helper.from_array(scale.reshape(-1), f"{prefix}_scales"),
+            ]
+        )
+        nodes.append(
+            helper.make_node(
+                "MatMulNBits",
+                [node.input[0], f"{prefix}_B", f"{prefix}_scales"],
+                list(node.output),
+                name=node.name,
+                domain="com.microsoft",
+                K=rows,
+                N=cols,
+                bits=8,
+                block_size=block_size,
+                accuracy_level=4,
+            )
+        )
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    used = {name for node in model.graph.node for name in node.input}
+    kept = [init for init in model.graph.initializer if init.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    output = directory / f"model_{name}.onnx"
+    onnx.save(model, str(output))
     return output
 
 
@@ -532,6 +606,9 @@ def quantize_exported(
                 config.reduce_range,
             )
             entry["calibration_method"] = config.calibration_method
+        elif name == "blockwise-int8":
+            paths[name] = _quantize_blockwise(directory, name, config.block_size)
+            entry["block_size"] = config.block_size
         else:
             if sensitivity is None:
                 sensitivity = node_sensitivity(directory / "model.onnx", calibration_batches, per_channel)
