@@ -1,9 +1,10 @@
 """int8 quantization of an exported (fused) ONNX graph, chosen by measured agreement with fp32.
 
-Three variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the fused graph by default):
+Five variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the fused graph by default):
 
 - `dynamic-int8`: optimum's `ORTQuantizer`, dynamic quantization of every `MatMul` and fused `Attention`
-  (→ `MatMulInteger` / `QAttention`), weights per output channel by default, activations quantized per call.
+  (→ `MatMulInteger` / `QAttention`; `Int8Config.quantize_attention=False` leaves `Attention` fp32), weights per
+  output channel by default, activations quantized per call with one scale per input tensor.
 - `static-int8`: ONNX Runtime's `quantize_static` in QDQ format with activation ranges calibrated on the user's
   texts (a `CalibrationDataReader` over tokenized `calibration_texts`); ONNX Runtime has no QDQ form of the fused
   `Attention` operator, so the static variant quantizes the `MatMul`s (FFN, projections outside attention) and
@@ -14,6 +15,19 @@ Three variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the
   uint8; its weight symmetric per channel) is computed, ``|| Q(x) Q(W) - x W || / || x W ||``. The
   `selective_fraction` most sensitive nodes (at least one) are excluded. The FFN output projections (inputs after
   GELU, long-tailed) usually top the list.
+- `progressive-int8`: `dynamic-int8` excluding the 1, 2, 4, ... most sensitive nodes (same measure), up to
+  `progressive_max_fraction` of them (the cap is the last count tried), stopping at the first count whose agreement
+  on the validation texts meets the thresholds ([`progressive_exclusion`]); every count tried is reported (`steps`).
+- `blockwise-int8`: every `MatMul` with a constant weight becomes ONNX Runtime's `MatMulNBits` with 8 bits:
+  symmetric int8 weights with a scale per `block_size` input channels of each output column and
+  `accuracy_level=4`, int8 products whose activations are quantized per row and block at run time. The fused
+  `Attention` stays fp32.
+
+Measured on a fine-tuned MiniLM classifier and its compressed student (`benchmarks/int8_agreement.py`): the
+disagreement of `dynamic-int8` comes from the per-tensor activation scale (LayerNorm outputs carry a few outlier
+channels), not from the int8 weights, and it is spread over every layer; `blockwise-int8`'s per-row, per-block
+activation scales keep the labels where the per-tensor variants do not, and `progressive-int8` needs about half the
+nodes in fp32 to get there. `Int8Config.reduce_range` (7-bit weights) applies to the dynamic and static variants.
 
 `quantize="auto"` builds every variant, measures its agreement with the fp32 graph on the validation texts (label
 agreement — the argmax of the logits, per example or per token — for task heads; mean cosine of mean-pooled
