@@ -368,6 +368,17 @@ def test_attention_can_stay_fp32_and_reduce_range_is_reported(tmp_path):
     ops = set(_nodes(tmp_path / "out" / "model_quantized.onnx").values())
     assert "Attention" in ops and "QAttention" not in ops and "MatMulInteger" in ops
 
+    def weight_span(folder):
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(folder / "model_quantized.onnx"))
+        values = [numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("_quantized")]
+        return max(int(v.max()) for v in values) - min(int(v.min()) for v in values)
+
+    export_onnx(_model(), tmp_path / "full", quantize="dynamic-int8", int8=Int8Config(target="avx2"))
+    assert weight_span(tmp_path / "out") <= 128 < weight_span(tmp_path / "full")  # 7-bit weights with reduce_range
+
 
 @needs_onnx
 def test_blockwise_variant_quantizes_every_matmul_per_block(tmp_path):
