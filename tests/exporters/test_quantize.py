@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -264,6 +265,7 @@ def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
     assert report["target"] == "avx512_vnni" and report["validation_examples"] == 6
     assert report["calibration_examples"] == 6 and len(report["variants"]) == 5
     assert "chosen: " in captured.err and "static-int8: label_agreement" in captured.err
+    assert re.search(r"progressive-int8: label_agreement .* node\(s\) kept fp32 \(tried 1: [0-9.]+", captured.err)
 
     _low_agreement(monkeypatch)
     args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx2"), *common])

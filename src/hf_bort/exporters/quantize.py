@@ -688,20 +688,26 @@ def quantize_exported(
     return report
 
 
+_METRICS = ("label_agreement", "cosine_mean", "neighbour_agreement")
+
+
 def report_summary(report: dict[str, Any]) -> str:
     """One line per variant: agreement, latency, chosen or not."""
     lines = [f"int8 target {report['target']} ({report['target_source']}); chosen: {report['chosen'] or 'none'}"]
     if report["fp32"]:
         lines.append(f"  fp32: p50 {report['fp32']['p50_ms']:.2f} ms")
     for entry in report["variants"]:
-        metrics = ", ".join(
-            f"{key} {entry[key]:.4f}"
-            for key in ("label_agreement", "cosine_mean", "neighbour_agreement")
-            if key in entry
-        )
+        metrics = ", ".join(f"{key} {entry[key]:.4f}" for key in _METRICS if key in entry)
         speed = f", p50 {entry['p50_ms']:.2f} ms ({entry['speedup_vs_fp32']:.2f}x fp32)" if "p50_ms" in entry else ""
         verdict = "meets" if entry["meets_thresholds"] else "fails"
-        lines.append(f"  {entry['variant']}: {metrics}{speed}, {verdict} thresholds")
+        steps = ""
+        if "steps" in entry:
+            tried = ", ".join(
+                f"{step['excluded']}: " + "/".join(f"{step[k]:.4f}" for k in _METRICS if k in step)
+                for step in entry["steps"]
+            )
+            steps = f", {len(entry['excluded_nodes'])} node(s) kept fp32 (tried {tried})"
+        lines.append(f"  {entry['variant']}: {metrics}{speed}{steps}, {verdict} thresholds")
     if report["chosen"] is None:
         lines.append(f"  kept fp32 only: {report['reason']}")
     return "\n".join(lines)
