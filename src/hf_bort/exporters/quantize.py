@@ -21,13 +21,14 @@ Five variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the 
 - `blockwise-int8`: every `MatMul` with a constant weight becomes ONNX Runtime's `MatMulNBits` with 8 bits:
   symmetric int8 weights with a scale per `block_size` input channels of each output column and
   `accuracy_level=4`, int8 products whose activations are quantized per row and block at run time. The fused
-  `Attention` stays fp32.
+  `Attention` stays fp32; `target` and `int8_per_channel` do not apply (one kernel for every CPU).
 
 Measured on a fine-tuned MiniLM classifier and its compressed student (`benchmarks/int8_agreement.py`): the
 disagreement of `dynamic-int8` comes from the per-tensor activation scale (LayerNorm outputs carry a few outlier
 channels), not from the int8 weights, and it is spread over every layer; `blockwise-int8`'s per-row, per-block
 activation scales kept the labels of both models (99.8 % of 500), while `progressive-int8` met the threshold on the
-source with 8 of 24 nodes in fp32 and on the student with no count up to half of them (docs/exporters.md). `Int8Config.reduce_range` (7-bit weights) applies to the dynamic and static variants.
+source with 8 of 24 nodes in fp32 and on the student with no count up to half of them (docs/exporters.md).
+`Int8Config.reduce_range` (7-bit weights) applies to the dynamic and static variants.
 
 `quantize="auto"` builds every variant, measures its agreement with the fp32 graph on the validation texts (label
 agreement — the argmax of the logits, per example or per token — for task heads; mean cosine of mean-pooled
