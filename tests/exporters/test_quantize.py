@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -71,6 +72,9 @@ def test_undetectable_target_asks_for_one(tmp_path):
         (dict(variants=[]), "variants must be"),
         (dict(min_label_agreement=1.5), "min_label_agreement"),
         (dict(selective_fraction=1.0), "selective_fraction"),
+        (dict(progressive_max_fraction=0.0), "progressive_max_fraction"),
+        (dict(block_size=24), "block_size"),
+        (dict(block_size=8), "block_size"),
         (dict(calibration_method="mse"), "calibration_method"),
         (dict(latency_runs=0), "latency_runs"),
         (dict(threads=-1), "threads"),
@@ -104,7 +108,13 @@ def test_auto_reports_every_variant_and_keeps_the_fastest_passing(tmp_path):
     assert report == json.loads((tmp_path / "out" / "quantization_report.json").read_text())
     assert report["target"] == "avx2" and report["target_source"] == "argument"
     assert report["calibration_examples"] == len(TEXTS) and report["calibration_source"] == "calibration_texts"
-    assert [entry["variant"] for entry in report["variants"]] == ["dynamic-int8", "static-int8", "selective-int8"]
+    assert [entry["variant"] for entry in report["variants"]] == [
+        "dynamic-int8",
+        "static-int8",
+        "selective-int8",
+        "progressive-int8",
+        "blockwise-int8",
+    ]
     for entry in report["variants"]:
         assert 0 <= entry["label_agreement"] <= 1 and entry["p50_ms"] > 0 and entry["speedup_vs_fp32"] > 0
         assert "cosine_mean" not in entry  # a classifier is judged by its labels
@@ -214,8 +224,12 @@ def test_auto_without_a_passing_variant_fails_or_keeps_fp32(tmp_path, monkeypatc
         "dynamic-int8",
         "static-int8",
         "selective-int8",
+        "progressive-int8",
+        "blockwise-int8",
     ]
     assert "label_agreement 0.5000 < 0.995" in str(info.value)
+    progressive = info.value.report["variants"][3]  # never met: every count up to the cap was tried
+    assert [step["excluded"] for step in progressive["steps"]] == [1, 2, 4] and progressive["max_excluded"] == 4
     assert not (tmp_path / "out").exists()  # a failed export leaves nothing
 
     result = export_onnx(_model(), tmp_path / "out", quantize="auto", int8=Int8Config(**FAST, best_effort=True))
@@ -249,8 +263,9 @@ def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
     captured = capsys.readouterr()
     report = json.loads(captured.out)["quantization"]
     assert report["target"] == "avx512_vnni" and report["validation_examples"] == 6
-    assert report["calibration_examples"] == 6 and len(report["variants"]) == 3
+    assert report["calibration_examples"] == 6 and len(report["variants"]) == 5
     assert "chosen: " in captured.err and "static-int8: label_agreement" in captured.err
+    assert re.search(r"progressive-int8: label_agreement .* node\(s\) kept fp32 \(tried 1: [0-9.]+", captured.err)
 
     _low_agreement(monkeypatch)
     args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx2"), *common])
@@ -262,3 +277,129 @@ def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
     assert args.func(args) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["quantized_path"] is None and "kept fp32 only" in captured.err
+
+
+def _fake_step(agreements):
+    """quantize / measure stand-ins for progressive_exclusion: the agreement of each count, and the calls made."""
+    calls = []
+
+    def quantize(exclude):
+        calls.append(list(exclude))
+        return Path(f"model_{len(exclude)}.onnx")
+
+    def measure(path):
+        return {"label_agreement": agreements[int(path.stem.split("_")[1])]}
+
+    return quantize, measure, calls
+
+
+@pytest.mark.parametrize(
+    ("nodes", "passes_from", "counts"),
+    [
+        (10, 4, [1, 2, 4]),  # stops at the first count that meets the threshold
+        (10, 1, [1]),
+        (10, 99, [1, 2, 4, 5]),  # never meets: every power of two below the cap, then the cap (half of 10)
+        (8, 99, [1, 2, 4]),
+        (1, 99, [1]),
+    ],
+)
+def test_progressive_exclusion_stops_at_the_first_passing_count(nodes, passes_from, counts):
+    from hf_bort.exporters.quantize import progressive_exclusion
+
+    ranked = [f"node{i}" for i in range(nodes)]  # most sensitive first
+    quantize, measure, calls = _fake_step({k: 0.999 if k >= passes_from else 0.9 for k in range(nodes + 1)})
+    path, metrics, excluded, steps = progressive_exclusion(quantize, measure, ranked, Int8Config())
+    assert calls == [ranked[:count] for count in counts]  # the most sensitive nodes, in order
+    assert [step["excluded"] for step in steps] == counts
+    assert [step["meets_thresholds"] for step in steps] == [count >= passes_from for count in counts]
+    assert excluded == ranked[: counts[-1]] and path == Path(f"model_{counts[-1]}.onnx")
+    assert metrics == {"label_agreement": steps[-1]["label_agreement"]}
+
+
+@needs_onnx
+def test_progressive_variant_excludes_the_most_sensitive_nodes_until_it_agrees(tmp_path, monkeypatch):
+    import hf_bort.exporters.quantize as quantize
+    from hf_bort.exporters import export_onnx
+
+    calls = []
+
+    def agreement(reference, candidate, mask):  # fails with one node kept fp32, agrees with two
+        calls.append(1)
+        return {"label_agreement": 0.9 if len(calls) == 1 else 1.0}
+
+    monkeypatch.setattr(quantize, "agreement", agreement)
+    batch_texts = TEXTS
+    tokenizer = bert_tokenizer(tmp_path / "tok")
+    result = export_onnx(
+        _model(),
+        tmp_path / "out",
+        quantize="progressive-int8",
+        tokenizer=tokenizer,
+        calibration_texts=batch_texts,
+        int8=Int8Config(target="avx2"),
+    )
+    (entry,) = result.quantization["variants"]
+    assert entry["steps"] == [
+        {"excluded": 1, "label_agreement": 0.9, "meets_thresholds": False},
+        {"excluded": 2, "label_agreement": 1.0, "meets_thresholds": True},
+    ]
+    assert entry["label_agreement"] == 1.0 and entry["meets_thresholds"] and entry["max_excluded"] == 4
+    assert entry["quantized_nodes"] == 6 and entry["file"] == "model_quantized.onnx"
+    # the excluded nodes are the two with the largest measured sensitivity (same calibration batches)
+    encoded = tokenizer(batch_texts, padding=True, truncation=True, max_length=128, return_tensors="np")
+    batches = [{k: encoded[k][i : i + 8] for k in ("input_ids", "attention_mask")} for i in range(0, len(TEXTS), 8)]
+    sensitivity = quantize.node_sensitivity(tmp_path / "out" / "model.onnx", batches)
+    top = sorted(sensitivity, key=sensitivity.get, reverse=True)[:2]
+    assert list(entry["excluded_nodes"]) == top
+    nodes = _nodes(tmp_path / "out" / "model_quantized.onnx")
+    assert all(nodes[name] in ("MatMul", "Attention") for name in top)  # kept fp32
+    assert "MatMulInteger" in nodes.values() or "QAttention" in nodes.values()
+
+
+@needs_onnx
+def test_attention_can_stay_fp32_and_reduce_range_is_reported(tmp_path):
+    from hf_bort.exporters import export_onnx
+
+    result = export_onnx(
+        _model(),
+        tmp_path / "out",
+        quantize="dynamic-int8",
+        int8=Int8Config(target="avx2", quantize_attention=False, reduce_range=True),
+    )
+    assert result.quantization["quantize_attention"] is False and result.quantization["reduce_range"] is True
+    ops = set(_nodes(tmp_path / "out" / "model_quantized.onnx").values())
+    assert "Attention" in ops and "QAttention" not in ops and "MatMulInteger" in ops
+
+    def weight_span(folder):
+        import onnx
+        from onnx import numpy_helper
+
+        model = onnx.load(str(folder / "model_quantized.onnx"))
+        values = [numpy_helper.to_array(i) for i in model.graph.initializer if i.name.endswith("_quantized")]
+        return max(int(v.max()) for v in values) - min(int(v.min()) for v in values)
+
+    export_onnx(_model(), tmp_path / "full", quantize="dynamic-int8", int8=Int8Config(target="avx2"))
+    assert weight_span(tmp_path / "out") <= 128 < weight_span(tmp_path / "full")  # 7-bit weights with reduce_range
+
+
+@needs_onnx
+def test_blockwise_variant_quantizes_every_matmul_per_block(tmp_path):
+    import onnx
+
+    from hf_bort.exporters import export_onnx
+
+    result = export_onnx(
+        _model(), tmp_path / "out", quantize="blockwise-int8", int8=Int8Config(target="avx2", block_size=16)
+    )
+    (entry,) = result.quantization["variants"]
+    assert entry["block_size"] == 16 and entry["variant"] == "blockwise-int8"
+    fp32 = onnx.load(str(tmp_path / "out" / "model.onnx"))
+    weights = {init.name for init in fp32.graph.initializer}
+    matmuls = {node.name for node in fp32.graph.node if node.op_type == "MatMul" and node.input[1] in weights}
+    int8 = onnx.load(str(tmp_path / "out" / "model_quantized.onnx"))
+    nodes = {node.name: node for node in int8.graph.node}
+    assert matmuls and all(nodes[name].op_type == "MatMulNBits" for name in matmuls)
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in nodes[sorted(matmuls)[0]].attribute}
+    assert attributes["bits"] == 8 and attributes["block_size"] == 16 and attributes["accuracy_level"] == 4
+    assert "MatMul" not in {node.op_type for node in int8.graph.node}  # no fp32 MatMul left, no weight kept twice
+    assert result.int8_argmax_agreement_vs_fp32 == 1.0 and result.int8_max_abs_diff < 0.05
