@@ -93,13 +93,13 @@ def test_search_config_builds_the_ose_search(tmp_path, bert_tok, texts):
 
 
 def test_search_sequence_length_defaults_to_the_api_and_reaches_the_search(tmp_path, bert_tok, texts):
-    from hf_bort.ose.cli import parse_search
+    from hf_bort.ose.cli import parse_extract, parse_search
     from hf_bort.ose.search import OSESearch
     from tiny_shapes import TINY_SHAPE
 
     default = inspect.signature(OSESearch).parameters["sequence_length"].default
     assert parse_search(["src"]).sequence_length == default
-    assert _parser().parse_args(["extract", "src", "out"]).sequence_length == default
+    assert parse_extract(["src", "out"])[1].sequence_length == default
     source = tmp_path / "source"
     BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
     bert_tok.save_pretrained(source)

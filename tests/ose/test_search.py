@@ -132,7 +132,12 @@ def test_rank_takes_its_shard(tmp_path, tiny_bert, bert_tok, texts, monkeypatch)
     def fake_gather(out, obj):  # the other rank did nothing: only this rank's shard comes back
         out[:] = [[], obj]
 
+    def fake_broadcast(box, src=0):  # rank 0 read the store (empty: a new run) and sent it to this rank
+        assert src == 0 and box == [None]  # only rank 0 reads the store
+        box[0] = {}
+
     monkeypatch.setattr(torch.distributed, "all_gather_object", fake_gather)
+    monkeypatch.setattr(torch.distributed, "broadcast_object_list", fake_broadcast)
     search = _search(tiny_bert, bert_tok, texts, tmp_path / "run", prune=False)
     with pytest.raises(KeyError):  # the other half is missing: the search cannot finish without rank 0
         search.run()
