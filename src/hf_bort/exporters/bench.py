@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
@@ -132,14 +132,24 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save(self, output_dir: str | os.PathLike, name: str = "bench") -> dict[str, str]:
-        """Write `<name>.json`, `<name>.md` and (with matplotlib) `<name>.png`; return the paths written."""
+    default_name: ClassVar[str] = "bench"
+
+    def plot(self, path: str | os.PathLike) -> Path | None:
+        """The run's PNG (see [`plot`]); None without matplotlib."""
+        return plot(self, path)
+
+    def save(self, output_dir: str | os.PathLike, name: str | None = None) -> dict[str, str]:
+        """
+        Write `<name>.json`, `<name>.md` and (with matplotlib) `<name>.png` (`name` defaults to the class's
+        `default_name`); return the paths written.
+        """
+        name = name or self.default_name
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         paths = {"json": str(output_dir / f"{name}.json"), "markdown": str(output_dir / f"{name}.md")}
         Path(paths["json"]).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         Path(paths["markdown"]).write_text(self.to_markdown())
-        png = plot(self, output_dir / f"{name}.png")
+        png = self.plot(output_dir / f"{name}.png")
         if png is not None:
             paths["png"] = str(png)
         return paths

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 from .bench import (
     ENGINES,
@@ -119,17 +119,11 @@ class CompressedBenchResult(BenchResult):
             )
         return "\n".join(lines) + "\n\n" + super().to_markdown()
 
-    def save(self, output_dir: str | os.PathLike, name: str = "bench_compressed") -> dict[str, str]:
-        """Write `<name>.json`, `<name>.md` and `<name>.png` (latency against accuracy; needs matplotlib)."""
-        output_dir = Path(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        paths = {"json": str(output_dir / f"{name}.json"), "markdown": str(output_dir / f"{name}.md")}
-        Path(paths["json"]).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        Path(paths["markdown"]).write_text(self.to_markdown())
-        png = plot_latency_accuracy(self, output_dir / f"{name}.png")
-        if png is not None:
-            paths["png"] = str(png)
-        return paths
+    default_name: ClassVar[str] = "bench_compressed"
+
+    def plot(self, path: str | os.PathLike) -> Path | None:
+        """Latency against accuracy ([`plot_latency_accuracy`]); `save` writes it as `<name>.png`."""
+        return plot_latency_accuracy(self, path)
 
 
 def plot_latency_accuracy(result: CompressedBenchResult, path: str | os.PathLike) -> Path | None:
