@@ -208,6 +208,7 @@ def compress_embeddings(config: CompressionConfig):
         publish,
         search_settings,
         search_stage,
+        student_record,
     )
 
     if config.task != "feature-extraction":
@@ -423,20 +424,16 @@ def compress_embeddings(config: CompressionConfig):
         },
         "search": records["search"],
         "student": {
-            "path": str(student_dir),
-            "shape": candidate.key,
-            "config": {
-                "num_hidden_layers": encoder.config.num_hidden_layers,
-                "num_attention_heads": encoder.config.num_attention_heads,
-                "hidden_size": encoder.config.hidden_size,
-                "intermediate_size": encoder.config.intermediate_size,
-                "attention_head_size": encoder.config.attention_head_size,
-            },
-            "parameters": count_parameters(encoder.config, task="feature-extraction").total,
-            "encoder_multiply_adds": student_macs,
-            "multiply_adds_ratio": student_macs / source_macs,
-            "multiply_adds_sequence_length": config.cost_sequence_length,
-            "extraction": records["distill"],
+            **student_record(
+                config,
+                records,
+                student_dir,
+                candidate,
+                encoder.config,
+                parameters=count_parameters(encoder.config, task="feature-extraction").total,
+                multiply_adds=student_macs,
+                source_multiply_adds=source_macs,
+            ),
             "embedding_distillation": records["task"]["training"],
             "dev_before_embedding_distillation": records["task"]["dev_before"],
             "dev": records["task"]["dev"],

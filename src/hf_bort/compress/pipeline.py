@@ -28,13 +28,16 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .._outputs import check_output_dir
 from .config import CompressionConfig
 from .data import TaskData, load_task_data
+
+if TYPE_CHECKING:
+    from ..ose.space import Candidate
 
 logger = logging.getLogger(__name__)
 
@@ -564,20 +567,16 @@ def compress(config: CompressionConfig) -> CompressionResult:
         },
         "search": records["search"],
         "student": {
-            "path": str(student_dir),
-            "shape": candidate.key,
-            "config": {
-                "num_hidden_layers": student.config.num_hidden_layers,
-                "num_attention_heads": student.config.num_attention_heads,
-                "hidden_size": student.config.hidden_size,
-                "intermediate_size": student.config.intermediate_size,
-                "attention_head_size": student.config.attention_head_size,
-            },
-            "parameters": count_parameters(student_config, task="text-classification").total,
-            "encoder_multiply_adds": student_macs,
-            "multiply_adds_ratio": student_macs / source_macs,
-            "multiply_adds_sequence_length": config.cost_sequence_length,
-            "extraction": records["distill"],
+            **student_record(
+                config,
+                records,
+                student_dir,
+                candidate,
+                student.config,
+                parameters=count_parameters(student_config, task="text-classification").total,
+                multiply_adds=student_macs,
+                source_multiply_adds=source_macs,
+            ),
             "task_distillation": records["task"]["training"],
             "dev": records["task"]["dev"],
             "test": test.get("student"),
@@ -590,6 +589,38 @@ def compress(config: CompressionConfig) -> CompressionResult:
     }
     publish(config, out, report)
     return CompressionResult(report=report, output_dir=out)
+
+
+def student_record(
+    config: CompressionConfig,
+    records: dict[str, Any],
+    student_dir: Path,
+    candidate: Candidate,
+    model_config: Any,
+    parameters: int,
+    multiply_adds: int,
+    source_multiply_adds: int,
+) -> dict[str, Any]:
+    """The report's `student` entries both compress paths share: where, which shape, its size and cost, extraction."""
+    return {
+        "path": str(student_dir),
+        "shape": candidate.key,
+        "config": {
+            name: getattr(model_config, name)
+            for name in (
+                "num_hidden_layers",
+                "num_attention_heads",
+                "hidden_size",
+                "intermediate_size",
+                "attention_head_size",
+            )
+        },
+        "parameters": parameters,
+        "encoder_multiply_adds": multiply_adds,
+        "multiply_adds_ratio": multiply_adds / source_multiply_adds,
+        "multiply_adds_sequence_length": config.cost_sequence_length,
+        "extraction": records["distill"],
+    }
 
 
 def publish(config: CompressionConfig, out: Path, report: dict[str, Any]) -> None:
