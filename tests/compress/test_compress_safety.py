@@ -247,18 +247,33 @@ def test_an_unreadable_record_of_written_files_deletes_nothing(tmp_path, tiny_so
     assert _files(out) == before
 
 
-def test_other_data_with_overwrite_starts_again(tmp_path, tiny_source, data_dir, no_training):
+def test_other_data_with_overwrite_starts_again(tmp_path, tiny_source, data_dir, monkeypatch):
+    class Searching(Exception):
+        pass
+
+    def searching(*args, **kwargs):
+        raise Searching
+
     out = tmp_path / "out"
-    _killed_after_the_data_stage(tiny_source, data_dir, out, no_training)
+    monkeypatch.setattr(OSESearch, "run", searching)
+    with pytest.raises(Searching):  # killed in the search: the source is fine-tuned and recorded
+        compress(_config(tiny_source, data_dir, out))
     other = tmp_path / "other-data"
     shutil.copytree(data_dir, other)
     (other / "train.csv").write_text((other / "train.csv").read_text() + "a good extra row,0\n")
+    monkeypatch.setattr(recipe, "finetune", lambda *a, **k: pytest.fail("fine-tuned"))
     with pytest.raises(ValueError, match="holds a run on other data"):
         compress(_config(tiny_source, other, out))
     first = json.loads((out / "progress.json").read_text())["stages"]["data"]["fingerprint"]
-    with pytest.raises(Finetuning):
+
+    def finetuning(*args, **kwargs):
+        raise Finetuning
+
+    monkeypatch.setattr(recipe, "finetune", finetuning)
+    with pytest.raises(Finetuning):  # the other data's teacher: fine-tuned again, not the recorded one
         compress(_config(tiny_source, other, out, overwrite_output_dir=True))
-    assert json.loads((out / "progress.json").read_text())["stages"]["data"]["fingerprint"] != first
+    progress = json.loads((out / "progress.json").read_text())["stages"]
+    assert set(progress) == {"data"} and progress["data"]["fingerprint"] != first
 
 
 # ----------------------------------------------------------------------------- 12. the same folder, spelt otherwise
