@@ -13,6 +13,9 @@ Every command that writes a folder goes through these helpers so that no input i
   any point leaves either the old or the new folder complete under one of these names.
 - [`clean_stale`]: before a new write, our own leftovers whose process is gone (same host) are removed, and an old
   folder set aside by a run killed between the two renames is put back.
+- [`claim_entries`] / [`remove_written`]: a command that writes into a folder in place (`compress`, which resumes)
+  records each top-level entry in `FOLDER/.hf_bort-written.json` before writing it, and starting again deletes
+  exactly those entries: never an entry it did not write, never a folder it cannot prove is its own.
 """
 
 from __future__ import annotations
