@@ -144,6 +144,28 @@ def test_the_lock_is_held_for_the_whole_run(tmp_path, tiny_source, data_dir, mon
         pipeline._Run(_config(tiny_source, data_dir, out, **QUICK))
 
 
+def test_a_lock_file_replaced_while_locking_is_locked_again(tmp_path, monkeypatch):
+    """A holder that deletes its lock file (a compress run leaving no folder behind) cannot hand out a stale lock."""
+    import fcntl
+
+    from hf_bort import _lock
+
+    path = tmp_path / ".hf_bort.lock"
+    real_flock, calls = fcntl.flock, []
+
+    def flock(fd, operation):
+        if operation & fcntl.LOCK_EX and not calls:  # the holder removes the file between our open and our flock
+            path.unlink()
+            path.write_text("")
+        calls.append(os.fstat(fd).st_ino)
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with _lock.exclusive_lock(path, "the folder"):
+        assert os.stat(path).st_ino == calls[-1]  # the lock is on the file now at `path`
+        assert "pid" in path.read_text()
+
+
 def test_a_refused_run_leaves_no_folder_behind(tmp_path, tiny_source, no_training):
     with pytest.raises(FileNotFoundError):
         compress(_config(tiny_source, tmp_path / "missing.csv", tmp_path / "new" / "out"))
