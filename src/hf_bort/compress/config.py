@@ -103,7 +103,12 @@ class CompressionConfig:
     )
     output_dir: str = field(default="compressed", metadata={"help": "Output folder (resumable)."})
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Start again in an output folder that holds a run with other settings."}
+        default=False,
+        metadata={
+            "help": "Start again in an output folder that holds a run with other settings or data, or unreadable run "
+            "files: only what compress recorded writing there (.hf_bort-written.json) is deleted. In a non-empty "
+            "folder without a run, write beside what is there (never over it)."
+        },
     )
     max_cost_ratio: float = field(
         default=None,
