@@ -26,6 +26,11 @@ class InUseError(RuntimeError):
     """Another process holds the lock on this folder or file."""
 
 
+def is_held(lock_path: str | os.PathLike) -> bool:
+    """Whether this process holds the lock on `lock_path` (taken with [`exclusive_lock`] and not yet released)."""
+    return str(Path(lock_path).resolve()) in _HELD
+
+
 def _holder(path: Path) -> str:
     try:
         text = path.read_text().strip()
@@ -54,15 +59,26 @@ def exclusive_lock(lock_path: str | os.PathLike, what: str) -> Iterator[Path]:
             _HELD[key][1] -= 1
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    while True:
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise InUseError(
+                f"{what} is in use by another process ({_holder(path)}; lock file {path}). Wait for it to finish or "
+                "use another folder; the lock goes away by itself when that process exits."
+            ) from None
+        # A holder may delete its lock file before releasing it (compress does, in an output folder it created and
+        # leaves empty): a lock taken on a file no longer at `path` guards nothing, so open the one now there again.
+        try:
+            same = os.path.samestat(os.fstat(handle.fileno()), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
-        raise InUseError(
-            f"{what} is in use by another process ({_holder(path)}; lock file {path}). Wait for it to finish or "
-            "use another folder; the lock goes away by itself when that process exits."
-        ) from None
     try:
         handle.seek(0)
         handle.truncate()

@@ -13,10 +13,14 @@ Every command that writes a folder goes through these helpers so that no input i
   any point leaves either the old or the new folder complete under one of these names.
 - [`clean_stale`]: before a new write, our own leftovers whose process is gone (same host) are removed, and an old
   folder set aside by a run killed between the two renames is put back.
+- [`claim_entries`] / [`remove_written`]: a command that writes into a folder in place (`compress`, which resumes)
+  records each top-level entry in `FOLDER/.hf_bort-written.json` before writing it, and starting again deletes
+  exactly those entries: never an entry it did not write, never a folder it cannot prove is its own.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -34,6 +38,11 @@ _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:16] or "host"
 def check_output_dir(path: str | os.PathLike, field: str = "output_dir") -> Path:
     """Raise a ValueError naming `field` when `path` (or its nearest existing ancestor) is not a writable folder."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise ValueError(
+            f"{field} {str(path)!r} is a symbolic link to {os.readlink(path)!r}, which does not exist: remove the "
+            "link or create its target folder, or give another folder."
+        )
     if path.exists() and not path.is_dir():
         raise ValueError(f"{field} {str(path)!r} is a file, not a folder: give a folder path (existing or new).")
     existing = path if path.is_dir() else None
@@ -65,10 +74,14 @@ def _check_writable(folder: Path, path: Path, field: str) -> None:
 def check_not_overlapping(
     source: str | os.PathLike, output: str | os.PathLike, source_field: str, output_field: str = "output_dir"
 ) -> None:
-    """Refuse an `output` folder that is, contains or lies inside the existing local folder `source`."""
+    """
+    Refuse an `output` folder that is, contains or lies inside the existing local folder `source`, or that contains
+    the existing file `source` (symbolic links resolved). Every command that reads a local input and writes a folder
+    calls it before any work (`export`, `convert`, `extract`, `compress` for its model and its dataset).
+    """
     source_path = Path(source)
-    if not source_path.is_dir():
-        return  # a Hub id or a file: nothing on disk that the output could replace
+    if not source_path.exists():
+        return  # a Hub id or a dataset name: nothing on disk that the output could replace
     src, out = source_path.resolve(), Path(output).resolve()
     if out == src:
         relation = "is"
@@ -78,8 +91,9 @@ def check_not_overlapping(
         relation = "contains"
     else:
         return
+    kind = "folder" if src.is_dir() else "file"
     raise ValueError(
-        f"{output_field} {str(output)!r} {relation} the source folder {source_field}={str(source)!r}; writing there "
+        f"{output_field} {str(output)!r} {relation} the source {kind} {source_field}={str(source)!r}; writing there "
         "would replace the source. Choose an output folder outside the source."
     )
 
@@ -171,3 +185,79 @@ def replace_dir(workdir: str | os.PathLike, output_dir: str | os.PathLike) -> No
         os.replace(aside, output_dir)
         raise
     shutil.rmtree(aside, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------- written entries
+WRITTEN_NAME = ".hf_bort-written.json"
+
+
+def read_written(folder: str | os.PathLike) -> list[str] | None:
+    """
+    The top-level entries of `folder` that an hf_bort run recorded (with [`claim_entries`]) as its own, or `None`
+    when `folder` has no record. A record that cannot be read is a ValueError naming the file: nothing in the folder
+    can then be proven ours, so nothing may be deleted.
+    """
+    path = Path(folder) / WRITTEN_NAME
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        data = error
+    names = data.get("written") if isinstance(data, dict) else None
+    if not isinstance(names, list) or not all(isinstance(name, str) and _plain_name(name) for name in names):
+        problem = str(data) if isinstance(data, Exception) else "not an object with a list of entry names 'written'"
+        raise ValueError(
+            f"{path} (the record of what hf_bort wrote in {str(folder)!r}) cannot be read: {problem}. Without it "
+            "nothing there can be proven to be hf_bort's, so nothing is deleted: check the folder's content and "
+            "delete it yourself, or choose another output folder."
+        )
+    return names
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name and "\0" not in name
+
+
+def claim_entries(folder: str | os.PathLike, names: list[str], field: str = "output_dir") -> None:
+    """
+    Record `names` (top-level entries of `folder`) as written by this run, before they are written. An entry that
+    exists and no earlier run recorded is not ours: a ValueError naming it, so that nothing of the user's is ever
+    mixed with (or later deleted as) our output.
+    """
+    folder = Path(folder)
+    recorded = read_written(folder) or []
+    foreign = sorted(name for name in names if name not in recorded and os.path.lexists(folder / name))
+    if foreign:
+        raise ValueError(
+            f"{field} {str(folder)!r} holds {', '.join(map(repr, foreign))}, which no hf_bort run recorded writing: "
+            "move it away or choose another folder (hf_bort never writes over or deletes what it did not write)."
+        )
+    _write_written(folder, recorded + [name for name in names if name not in recorded])
+
+
+def remove_written(folder: str | os.PathLike) -> list[str]:
+    """
+    Delete the entries of `folder` that [`read_written`] lists (a link is removed, never followed) and return their
+    names; everything else in `folder` stays. The record is emptied after the entries are gone.
+    """
+    folder = Path(folder)
+    names = read_written(folder) or []
+    removed = []
+    for name in names:
+        entry = folder / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif os.path.lexists(entry):
+            entry.unlink()
+        else:
+            continue
+        removed.append(name)
+    _write_written(folder, [])
+    return removed
+
+
+def _write_written(folder: Path, names: list[str]) -> None:
+    temporary = folder / f"{WRITTEN_NAME}.tmp-{os.getpid()}"
+    temporary.write_text(json.dumps({"written": names}, indent=1) + "\n")
+    os.replace(temporary, folder / WRITTEN_NAME)

@@ -23,6 +23,8 @@ RESUME_NEUTRAL = (
     "hub_private_repo",
     "hub_revision",
 )
+# Settings that are paths: a resumed run may spell them differently (`kb`, `./kb/`, `/abs/kb`).
+PATH_FIELDS = ("model", "output_dir")
 
 
 @dataclass
@@ -101,7 +103,12 @@ class CompressionConfig:
     )
     output_dir: str = field(default="compressed", metadata={"help": "Output folder (resumable)."})
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Start again in an output folder that holds a run with other settings."}
+        default=False,
+        metadata={
+            "help": "Start again in an output folder that holds a run with other settings or data, or unreadable run "
+            "files: only what compress recorded writing there (.hf_bort-written.json) is deleted. In a non-empty "
+            "folder without a run, write beside what is there (never over it)."
+        },
     )
     max_cost_ratio: float = field(
         default=None,
@@ -352,16 +359,32 @@ class CompressionConfig:
         return data
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Writes the settings as JSON to `path`, atomically (a kill leaves the old file or the new one)."""
         path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, path)
         return path
 
     def differences(self, saved: dict[str, Any]) -> list[str]:
-        """Fields (other than `RESUME_NEUTRAL` ones) whose saved value differs from this config's."""
+        """
+        Fields (other than `RESUME_NEUTRAL` ones) whose saved value differs from this config's. `PATH_FIELDS` are
+        compared as resolved paths: `kb`, `./kb`, `kb/` and `/abs/kb` name the same folder.
+        """
         mine = self.to_dict()
         return sorted(
-            name for name in mine if name not in RESUME_NEUTRAL and saved.get(name, mine[name]) != mine[name]
+            name
+            for name in mine
+            if name not in RESUME_NEUTRAL and not _same_setting(name, saved.get(name, mine[name]), mine[name])
         )
+
+
+def _same_setting(name: str, saved: Any, mine: Any) -> bool:
+    if saved == mine:
+        return True
+    if name in PATH_FIELDS and isinstance(saved, str) and isinstance(mine, str):
+        return os.path.realpath(os.path.expanduser(saved)) == os.path.realpath(os.path.expanduser(mine))
+    return False
 
 
 def _number(value: Any) -> bool:

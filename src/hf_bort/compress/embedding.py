@@ -187,7 +187,7 @@ def compress_embeddings(config: CompressionConfig):
     [`CompressionResult`] whose `student_path` is a sentence-transformers folder.
     """
     from tqdm.auto import tqdm
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     from ..models.bort.parameters import count_parameters
     from ..models.sentence_transformers_folder import transformer_source
@@ -218,9 +218,11 @@ def compress_embeddings(config: CompressionConfig):
     total_start = time.perf_counter()
 
     # -------------------------------------------------------------------------------- 1. data and source checks
-    from .pipeline import _source_kind
+    from .pipeline import _source_kind, source_tokenizer
 
     source_config, _ = _source_kind(config.model)
+    encoder_path = transformer_source(config.model)
+    tokenizer = source_tokenizer(encoder_path)
     teacher_st = load_sentence_transformer(config.model)  # refuses a folder without modules.json, before training
     data = load_text_data(config)
     budget = _budget_check(config, source_config)
@@ -242,8 +244,6 @@ def compress_embeddings(config: CompressionConfig):
         0.0,
     )
     stages.update(1)
-    encoder_path = transformer_source(config.model)
-    tokenizer = AutoTokenizer.from_pretrained(encoder_path)
     max_length = min(config.max_length, teacher_st.max_seq_length or config.max_length)
     train_texts, dev_texts = list(data.train["text"]), list(data.validation["text"])
 

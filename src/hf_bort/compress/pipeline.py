@@ -21,18 +21,28 @@ front plot and the student's ONNX export beside the weights; with `push_to_hub` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .._outputs import check_output_dir
+from .._lock import exclusive_lock, is_held
+from .._outputs import (
+    WRITTEN_NAME,
+    check_not_overlapping,
+    check_output_dir,
+    claim_entries,
+    read_written,
+    remove_written,
+)
 from .config import CompressionConfig
 from .data import TaskData, load_task_data
 
@@ -110,46 +120,174 @@ def _fmt(value: float | None, scale: float = 1.0, suffix: str = "") -> str:
     return "–" if value is None else f"{value * scale:.2f}{suffix}"
 
 
+# What a compress run writes in its output folder (top-level names): recorded in `.hf_bort-written.json` before it
+# writes them, so that starting again (`overwrite_output_dir`) deletes these and nothing else.
+RUN_ENTRIES = (
+    "compression_config.json",
+    "compression_config.json.tmp",
+    "progress.json",
+    "progress.tmp",
+    "source-finetuned",
+    "search",
+    "student-distilled",
+    "student",
+    "tmp-trainer",
+    "onnx",
+    REPORT_NAME,
+)
+LOCK_NAME = ".hf_bort.lock"
+
+
+@contextlib.contextmanager
+def output_folder(config: CompressionConfig) -> Iterator[Path]:
+    """
+    The output folder of one compress run (both paths), checked and locked for the whole run: a file, a dangling
+    link or an unwritable place, and a folder that is, contains or lies inside the source model or the dataset
+    (symbolic links resolved) are refused before any work; then `OUTPUT/.hf_bort.lock` is held until the run returns,
+    so a second run into the same folder gets `hf_bort.InUseError` at once, before it trains anything. A folder
+    this call created and nothing was written to is removed again.
+    """
+    out = check_output_dir(config.output_dir, "output_dir")
+    check_not_overlapping(config.model, out, "model")
+    if isinstance(config.dataset, (str, os.PathLike)):
+        check_not_overlapping(config.dataset, out, "dataset")
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK_NAME
+    with exclusive_lock(lock, f"The output folder {str(out)!r}"):
+        try:
+            yield out
+        finally:
+            if created and [entry.name for entry in out.iterdir()] == [LOCK_NAME]:  # refused before writing
+                lock.unlink()
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+
+
+def _read_json_object(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the JSON object in `path`, None), or (None, what is wrong with it)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, f"is not UTF-8 text ({error})"
+    if not text.strip():
+        return None, "is empty"
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        return None, f"is not valid JSON ({error}; cut short by a kill or edited?)"
+    if not isinstance(data, dict):
+        return None, f"holds a JSON {type(data).__name__}, not the object compress writes"
+    return data, None
+
+
+def _progress_problem(progress: dict[str, Any]) -> str | None:
+    for name in ("stages", "wall_s"):
+        if not isinstance(progress.get(name, {}), dict):
+            return f"has a {name!r} that is not an object"
+    stages = progress.get("stages", {})
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        return f"records unknown stages {unknown}"
+    broken = [name for name, record in stages.items() if not isinstance(record, dict)]
+    if broken:
+        return f"has stage records that are not objects: {broken}"
+    if "data" in stages and not isinstance(stages["data"].get("fingerprint"), str):
+        return "has a 'data' stage without its data fingerprint"
+    return None
+
+
 class _Run:
-    """The state of one compression run in its output folder: finished stages, their records, timings."""
+    """
+    The state of one compression run in its (locked, see [`output_folder`]) output folder: finished stages, their
+    records, timings. Starting again (other settings or data, or an unreadable run file, with `overwrite_output_dir`)
+    deletes only what a compress run recorded writing there (`RUN_ENTRIES`, `hf_bort._outputs.claim_entries`).
+    """
 
     def __init__(self, config: CompressionConfig):
         self.config = config
-        self.dir = check_output_dir(config.output_dir, "output_dir")  # a file or an unwritable place: before work
+        self.dir = Path(config.output_dir)
+        if not is_held(self.dir / LOCK_NAME):
+            raise RuntimeError(f"{self.dir} is not locked: a compress run holds `output_folder(config)` throughout.")
         self.progress_path = self.dir / "progress.json"
-        saved_config = self.dir / "compression_config.json"
-        if saved_config.is_file():
-            differences = config.differences(json.loads(saved_config.read_text()))
-            if differences and not config.overwrite_output_dir:
-                raise ValueError(
-                    f"`output_dir` {self.dir} holds a run with other settings ({', '.join(differences)}): use another "
-                    "output_dir, or overwrite_output_dir=True (CLI: --overwrite-output-dir) to start again."
-                )
-            if differences:
-                logger.warning("Starting again in %s (settings changed: %s).", self.dir, differences)
-                shutil.rmtree(self.dir)
-        elif self.dir.is_dir() and any(self.dir.iterdir()) and not config.overwrite_output_dir:
-            raise ValueError(
-                f"`output_dir` {self.dir} is not empty and holds no compression run: choose an empty or new folder, "
-                "or pass overwrite_output_dir=True."
-            )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        config.save(saved_config)
-        self.progress = json.loads(self.progress_path.read_text()) if self.progress_path.is_file() else {}
+        self.config_path = self.dir / "compression_config.json"
+        written = read_written(self.dir)  # an unreadable record: an error naming it, nothing deleted
+        reason = self._reason_to_start_again(written)
+        if reason:
+            self.start_again(reason)
+        else:
+            claim_entries(self.dir, list(RUN_ENTRIES))  # an entry we would write that is not ours: refused
+            if not self.config_path.is_file():
+                config.save(self.config_path)
+            self.progress = _read_json_object(self.progress_path)[0] if self.progress_path.is_file() else {}
         self.progress.setdefault("stages", {})
         self.progress.setdefault("wall_s", {})
 
-    def check_data(self, fingerprint: str) -> None:
-        """Refuses to resume a run recorded on other data (unless `overwrite_output_dir`)."""
-        if (
-            self.done("data")
-            and self.record("data")["fingerprint"] != fingerprint
-            and not self.config.overwrite_output_dir
-        ):
+    def _progress_problem(self) -> str | None:
+        if not self.progress_path.is_file():
+            return None
+        progress, problem = _read_json_object(self.progress_path)
+        problem = problem or _progress_problem(progress)
+        return problem and f"{self.progress_path} {problem}: which stages of this run finished is unknown"
+
+    def _refuse(self, problem: str) -> None:
+        """Raise `problem` with what to do, unless `overwrite_output_dir` (then the caller starts again)."""
+        if self.config.overwrite_output_dir:
+            return
+        raise ValueError(
+            f"{problem}. Use another output_dir, or overwrite_output_dir=True (CLI: --overwrite-output-dir) to start "
+            f"this run again: it deletes only what compress recorded writing in {str(self.dir)!r}."
+        )
+
+    def _reason_to_start_again(self, written: list[str] | None) -> str | None:
+        """Why the folder's run cannot be continued with this config (None: continue, or a fresh folder)."""
+        others = [entry for entry in self.dir.iterdir() if entry.name not in (LOCK_NAME, WRITTEN_NAME)]
+        if self.config_path.is_file() or self.progress_path.is_file():
+            if written is None:  # written by a version that kept no record: nothing can be proven ours
+                raise ValueError(
+                    f"`output_dir` {str(self.dir)!r} holds a compress run from an hf_bort version that did not record "
+                    "the files it wrote, so none of them can be deleted or continued safely: move that folder away "
+                    "(or delete it yourself) and run again, or choose another output_dir."
+                )
+            if not self.config_path.is_file():
+                problem = f"{self.config_path} is missing"
+            else:
+                saved, problem = _read_json_object(self.config_path)
+                problem = problem and f"{self.config_path} {problem}"
+                differences = [] if saved is None else self.config.differences(saved)
+                if differences:
+                    problem = f"`output_dir` {self.dir} holds a run with other settings ({', '.join(differences)})"
+            problem = problem or self._progress_problem()
+            if problem:
+                self._refuse(problem)
+            return problem
+        if written:  # ours, killed before its settings were saved
+            return "an unfinished start"
+        if others and not self.config.overwrite_output_dir:
             raise ValueError(
-                f"`output_dir` {self.dir} holds a run on other data (fingerprint {self.record('data')['fingerprint']} "
-                f"vs {fingerprint}): use another output_dir or overwrite_output_dir=True."
+                f"`output_dir` {str(self.dir)!r} is not empty and holds no compression run: choose an empty or new "
+                "folder, or pass overwrite_output_dir=True (compress then writes beside what is there, never over it)."
             )
+        return None
+
+    def start_again(self, reason: str) -> None:
+        """Delete what compress recorded writing in the folder (nothing else) and start a fresh run there."""
+        removed = remove_written(self.dir)
+        logger.warning("Starting again in %s (%s): removed %s.", self.dir, reason, removed or "nothing")
+        claim_entries(self.dir, list(RUN_ENTRIES))
+        self.config.save(self.config_path)
+        self.progress = {"stages": {}, "wall_s": {}}
+
+    def check_data(self, fingerprint: str) -> None:
+        """A run recorded on other data is refused, or started again with `overwrite_output_dir`."""
+        if not self.done("data") or self.record("data")["fingerprint"] == fingerprint:
+            return
+        problem = (
+            f"`output_dir` {str(self.dir)!r} holds a run on other data (fingerprint "
+            f"{self.record('data')['fingerprint']} vs {fingerprint})"
+        )
+        self._refuse(problem)
+        self.start_again(problem)
 
     def done(self, stage: str) -> bool:
         return stage in self.progress["stages"]
@@ -174,32 +312,129 @@ def _json_default(value: Any) -> Any:
 
 
 def _source_kind(model: str) -> tuple[Any, bool]:
-    """(config, is a fine-tuned sequence classifier); refuses types with no weight mapping before any work."""
+    """
+    (config, is a fine-tuned sequence classifier). Refuses before any work, naming the file: a `config.json` that
+    is not a JSON object, weights that cannot be read or whose shapes do not fit the config, and model types with no
+    weight mapping (they would start from random weights).
+    """
     from transformers import AutoConfig
 
     from ..models.bort.convert import SUPPORTED_MODEL_TYPES
     from ..models.sentence_transformers_folder import transformer_source
 
+    folder = Path(transformer_source(model))
+    config_file = folder / "config.json"
+    if config_file.is_file():
+        problem = _read_json_object(config_file)[1]
+        if problem:
+            raise ValueError(f"`model` {model!r}: {config_file} {problem}; a model's config.json is a JSON object.")
     try:
-        config = AutoConfig.from_pretrained(transformer_source(model))
+        config = AutoConfig.from_pretrained(folder if folder.is_dir() else transformer_source(model))
     except OSError as error:
         raise ValueError(f"`model` {model!r} cannot be loaded: {error}") from error
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ValueError(
+            f"`model` {model!r}: {config_file} is not a usable config ({type(error).__name__}: {error})"
+        ) from error
     if config.model_type not in SUPPORTED_MODEL_TYPES:
         raise ValueError(
             f"`model` is a {config.model_type!r} model; compress extracts weights from "
             f"{', '.join(SUPPORTED_MODEL_TYPES)} checkpoints only (other types would start from random weights)."
         )
+    if folder.is_dir():
+        _check_weights(model, folder, config)
     architectures = getattr(config, "architectures", None) or []
     return config, any(name.endswith("ForSequenceClassification") for name in architectures)
 
 
+def _weight_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    if file.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(file), framework="pt") as handle:
+            return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+    state = torch.load(file, map_location="meta", weights_only=True)
+    if not isinstance(state, dict):
+        raise TypeError(f"holds a {type(state).__name__}, not a state dict")
+    return {name: tuple(value.shape) for name, value in state.items() if isinstance(value, torch.Tensor)}
+
+
+def _check_weights(model: str, folder: Path, config) -> None:
+    """The weight files of `folder` can be read and every tensor the encoder has fits `config`'s shapes."""
+    from transformers import AutoModel
+
+    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not files:
+        raise ValueError(f"`model` folder {str(folder)!r} holds no weights (model.safetensors or pytorch_model.bin).")
+    with torch.device("meta"):
+        encoder = AutoModel.from_config(config)
+    expected = {name: tuple(value.shape) for name, value in encoder.state_dict().items()}
+    prefix = f"{encoder.base_model_prefix}."
+    wrong = []
+    for file in files:
+        try:
+            shapes = _weight_shapes(file)
+        except Exception as error:  # noqa: BLE001 - any reader error: the file is not usable weights
+            raise ValueError(
+                f"`model` {model!r}: {file} cannot be read as weights ({type(error).__name__}: {error}). The file "
+                "is damaged or not a checkpoint: save or download the model again."
+            ) from None
+        for name, shape in shapes.items():
+            key = name[len(prefix) :] if name.startswith(prefix) else name
+            if key in expected and expected[key] != shape:
+                wrong.append(f"{name} {list(shape)} (config: {list(expected[key])})")
+    if wrong:
+        raise ValueError(
+            f"`model` {model!r}: the weights in {', '.join(str(f) for f in files)} do not fit "
+            f"{folder / 'config.json'} ({len(wrong)} tensors, e.g. {'; '.join(wrong[:3])}): the config and the "
+            "weights come from different models."
+        )
+
+
+def source_tokenizer(model: str):
+    """The source's tokenizer, or an error naming the folder and the files a tokenizer needs (before any work)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model)
+    except Exception as error:  # noqa: BLE001 - transformers' errors for missing files range from OSError to TypeError
+        raise ValueError(
+            f"`model` {model!r} has no usable tokenizer ({type(error).__name__}: {error}): compress needs the "
+            "source's tokenizer files beside its weights (tokenizer.json, or vocab.txt / vocab.json + merges.txt, "
+            "with tokenizer_config.json); save the tokenizer into the model folder."
+        ) from None
+
+
+def _position_limit(bort_config) -> int | None:
+    """Tokens the source's position table holds (RoBERTa-style tables start at pad_token_id + 1); None: no table."""
+    if bort_config.position_embedding_type == "absolute":
+        return bort_config.max_position_embeddings
+    if bort_config.position_embedding_type == "roberta":
+        return bort_config.max_position_embeddings - bort_config.pad_token_id - 1
+    return None
+
+
 def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:
-    """Fails before any training when no candidate of the space fits a multiply-add budget."""
+    """
+    Settings checked against the source before any training: `max_length` (and, for a measured latency budget,
+    `cost_sequence_length`) within its positions; some candidate within the multiply-add budget; and with
+    `max_latency_ms`, the cheapest such candidate timed on this CPU within it.
+    """
     from ..models.bort.convert import bort_config_from
     from ..ose.costs import candidate_costs
-    from ..ose.space import Candidate, SearchSpace
+    from ..ose.space import Candidate
 
     bort_config = bort_config_from(source_config)
+    limit = _position_limit(bort_config)
+    latency_budget = config.max_latency_ratio is not None or config.max_latency_ms is not None
+    lengths = ("max_length", "cost_sequence_length") if latency_budget else ("max_length",)
+    for name in lengths:
+        if limit is not None and getattr(config, name) > limit:
+            offset = "" if bort_config.position_embedding_type == "absolute" else " minus the RoBERTa offset"
+            raise ValueError(
+                f"`{name}` {getattr(config, name)} exceeds the {limit} positions of the source `model` "
+                f"(its max_position_embeddings {bort_config.max_position_embeddings}{offset}): give {limit} or less."
+            )
     space = _space(config, bort_config)
     full = Candidate(
         bort_config.num_hidden_layers,
@@ -224,8 +459,31 @@ def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:
                 f"{what} does not fit `max_cost_ratio` {config.max_cost_ratio}: the cheapest, {cheapest}, has "
                 f"{ratios[cheapest]:.3f} of the source's multiply-adds."
             )
-    del SearchSpace
-    return {"candidates_in_space": len(space), "candidates_within_multiply_adds_budget": len(fitting)}
+    checks = {"candidates_in_space": len(space), "candidates_within_multiply_adds_budget": len(fitting)}
+    if config.max_latency_ms is not None:
+        checks["cheapest_candidate_latency_ms"] = _check_latency_budget(config, bort_config, fitting, ratios)
+    return checks
+
+
+def _check_latency_budget(config: CompressionConfig, bort_config, keys: list[str], ratios: dict[str, float]):
+    """Times the candidate with the fewest multiply-adds as the search will; refuses a `max_latency_ms` below it."""
+    from ..ose.costs import LatencyCache, candidate_config
+    from ..ose.space import Candidate
+
+    cheapest = min(keys, key=ratios.get)
+    latency = LatencyCache().measure(  # in memory: the search times (and caches) every candidate itself
+        candidate_config(Candidate.from_key(cheapest), bort_config),
+        batch_size=1,
+        sequence_length=config.cost_sequence_length,
+        engine=config.latency_engine,
+    )
+    if latency > config.max_latency_ms:
+        raise ValueError(
+            f"`max_latency_ms` {config.max_latency_ms} is below what even the cheapest candidate, {cheapest}, takes "
+            f"on this CPU: {latency:.3f} ms ({config.latency_engine}, batch 1, {config.cost_sequence_length} "
+            "tokens). Raise max_latency_ms, or shorten cost_sequence_length, or add smaller shapes to the space."
+        )
+    return latency
 
 
 def _space(config: CompressionConfig, bort_config):
@@ -340,8 +598,24 @@ def compress(config: CompressionConfig) -> CompressionResult:
     >>> print(result.summary())  # doctest: +SKIP
     ```
     """
+    if not isinstance(config, CompressionConfig):
+        raise TypeError(f"`config` must be a CompressionConfig, got {type(config).__name__}.")
+    if config.push_to_hub:  # token and Hub checked before any work
+        from ..hub import check_push_ready
+
+        check_push_ready(config.hub_model_id, field="hub_model_id")
+    with output_folder(config):  # checked, then this run's alone until it returns
+        if config.task == "feature-extraction":  # embedding models: hf_bort.compress.embedding
+            from .embedding import compress_embeddings
+
+            return compress_embeddings(config)
+        return _compress_classifier(config)
+
+
+def _compress_classifier(config: CompressionConfig) -> CompressionResult:
+    """The `task="text-classification"` path of [`compress`], in its locked output folder."""
     from tqdm.auto import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     from ..models.bort.convert import convert_to_bort
     from ..models.bort.parameters import count_parameters
@@ -351,22 +625,13 @@ def compress(config: CompressionConfig) -> CompressionResult:
     from ..ose.space import Candidate
     from . import recipe
 
-    if not isinstance(config, CompressionConfig):
-        raise TypeError(f"`config` must be a CompressionConfig, got {type(config).__name__}.")
-    if config.push_to_hub:  # token and Hub checked before any work
-        from ..hub import check_push_ready
-
-        check_push_ready(config.hub_model_id, field="hub_model_id")
-    if config.task == "feature-extraction":  # embedding models: hf_bort.compress.embedding
-        from .embedding import compress_embeddings
-
-        return compress_embeddings(config)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     total_start = time.perf_counter()
 
     # ---------------------------------------------------------------------------------- 1. data and source checks
     source_config, is_classifier = _source_kind(config.model)
+    tokenizer = source_tokenizer(config.model)
     label2id = dict(source_config.label2id) if is_classifier else None
     data: TaskData = load_task_data(
         config, model_label2id=label2id, model_num_labels=source_config.num_labels if is_classifier else None
@@ -392,7 +657,6 @@ def compress(config: CompressionConfig) -> CompressionResult:
         0.0,
     )
     stages.update(1)
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
     tokenised = {
         name: recipe.tokenise(split, tokenizer, config.max_length)
         for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))
@@ -431,7 +695,8 @@ def compress(config: CompressionConfig) -> CompressionResult:
             record = {"finetuned": True, "path": str(source_dir), "training": training}
         record["dev"] = recipe.evaluate(teacher_model, tokenised["validation"], tokenizer)
         run.finish("source", record, time.perf_counter() - start)
-    source_path = run.record("source")["path"]
+    # this run's folder, however it is spelt now (the record holds the spelling of the call that fine-tuned)
+    source_path = str(source_dir) if run.record("source")["finetuned"] else run.record("source")["path"]
     teacher_model = AutoModelForSequenceClassification.from_pretrained(source_path).eval()
     teacher = convert_to_bort(teacher_model).eval()  # same outputs, Bort parameter names
     stages.update(1)

@@ -599,7 +599,7 @@ class OSESearch:
             raise ValueError(
                 f"No candidate of the search space fits the budget (max_cost_ratio={self.max_cost_ratio}, "
                 f"max_multiply_adds_ratio={self.max_multiply_adds_ratio}, max_latency_ms={self.max_latency_ms}): "
-                "the cheapest, {cheapest.key}, costs "
+                f"the cheapest, {cheapest.key}, costs "
                 f"{cost_of(cheapest) / source_cost:.3f} of the source's {self.cost}"
                 + (f" ({latencies[cheapest.key]:.2f} ms)" if self.cost == "latency_ms" else "")
                 + ". Raise the budget or add smaller values to the space."

@@ -140,7 +140,18 @@ class CandidateTrainer:
     @staticmethod
     def load_state(path: Path, student, projection, optimizer) -> int:
         """Restores a state written by [`save_state`] into a freshly extracted `student`; returns its step count."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # noqa: BLE001 - truncated, garbage or not a torch file: name it
+            raise ValueError(
+                f"{path} (a saved search state) cannot be read ({type(error).__name__}: {str(error)[:200]}): delete "
+                "it to retrain that candidate from its extracted weights."
+            ) from None
+        if not isinstance(state, dict) or not isinstance(state.get("model"), dict) or "steps" not in state:
+            raise ValueError(
+                f"{path} is not a search state (a dict with 'model', 'optimizer' and 'steps'): delete it to retrain "
+                "that candidate from its extracted weights."
+            )
         missing = student.load_state_dict(state["model"], strict=False)
         trainable = {name for name, p in student.named_parameters() if p.requires_grad}
         if set(state["model"]) != trainable or missing.unexpected_keys:
