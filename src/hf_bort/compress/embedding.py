@@ -197,19 +197,11 @@ def compress_embeddings(config: CompressionConfig):
     from ..ose.search import OSESearch
     from ..ose.space import Candidate
     from . import recipe
+    from .checks import budget_check, search_space, source_kind, source_tokenizer
     from .data import load_text_data
-    from .pipeline import (
-        STAGES,
-        CompressionResult,
-        _budget_check,
-        _Run,
-        _space,
-        distil_settings,
-        publish,
-        search_settings,
-        search_stage,
-        student_record,
-    )
+    from .pipeline import distil_settings, search_settings, search_stage
+    from .report import CompressionResult, publish, student_record
+    from .run import STAGES, Run
 
     if config.task != "feature-extraction":
         raise ValueError(f"compress_embeddings needs task='feature-extraction', got {config.task!r}.")
@@ -218,15 +210,13 @@ def compress_embeddings(config: CompressionConfig):
     total_start = time.perf_counter()
 
     # -------------------------------------------------------------------------------- 1. data and source checks
-    from .pipeline import _source_kind, source_tokenizer
-
-    source_config, _ = _source_kind(config.model)
+    source_config, _ = source_kind(config.model)
     encoder_path = transformer_source(config.model)
     tokenizer = source_tokenizer(encoder_path)
     teacher_st = load_sentence_transformer(config.model)  # refuses a folder without modules.json, before training
     data = load_text_data(config)
-    budget = _budget_check(config, source_config)
-    run = _Run(config)
+    budget = budget_check(config, source_config)
+    run = Run(config)
     out = run.dir
     stages = tqdm(total=len(STAGES), desc="compress", disable=not config.show_progress)
     fingerprint = data.fingerprint()
@@ -277,7 +267,7 @@ def compress_embeddings(config: CompressionConfig):
     n_eval = min(config.search_eval_rows, len(dev_texts))
     search = OSESearch(
         teacher,
-        _space(config, teacher.config),
+        search_space(config, teacher.config),
         tokenizer=tokenizer,
         text_dataset=data.train,
         eval_dataset=data.validation.select(range(n_eval)),
