@@ -132,6 +132,7 @@ class ClassificationTask:
             self.tokenised["train"],
             self.tokenised["validation"],
             self.tokenizer,
+            **settings,
         )
         save_extracted(student, out / "student-distilled", self.tokenizer, card=False)  # intermediate: no card
         return record
