@@ -76,7 +76,7 @@ class FakeTask:
 
     def ose_search(self, space, settings):
         self._call("ose_search")
-        assert str(settings["output_dir"]).endswith("search") and len(space) > 0
+        assert settings.output_dir.endswith("search") and len(space) > 0
         return None  # `candidate` is given: the driver does not search
 
     def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:

@@ -97,7 +97,9 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
     task.load_teacher(out, source_record)
 
     # 3. search (the OSESearch is built on every call: it checks its settings and data)
-    search = task.ose_search(search_space(config, task.teacher.config), search_settings(config, out, task.data))
+    search = task.ose_search(
+        search_space(config, task.teacher.config), config.search_config(out, len(task.data.validation))
+    )
     record = stage("search", lambda: _search(search, config, out, task.search_picks))
     candidate = Candidate.from_dict(record["candidate"])
 
@@ -208,31 +210,5 @@ def distil_settings(config: CompressionConfig, out: Path) -> dict[str, Any]:
         distill_learning_rate=config.distill_learning_rate,
         batch_size=config.batch_size,
         work_dir=out / "tmp-trainer",
-        show_progress=config.show_progress,
-    )
-
-
-def search_settings(config: CompressionConfig, out: Path, data) -> dict[str, Any]:
-    """`OSESearch` keywords every task shares: budget, cost, intervals, batches, seed."""
-    latency_budget = config.max_latency_ratio is not None or config.max_latency_ms is not None
-    dev_rows = len(data.validation)
-    return dict(
-        output_dir=out / "search",
-        epsilon=config.epsilon,
-        interval_size=config.search_interval,
-        max_steps=config.search_max_steps,
-        batch_size=config.search_batch_size,
-        eval_batch_size=64,
-        num_eval_batches=-(-min(config.search_eval_rows, dev_rows) // 64),
-        max_train_batches=config.search_max_steps,
-        learning_rate=config.search_learning_rate,
-        seed=config.seed,
-        cost="latency_ms" if latency_budget else "multiply_adds",
-        sequence_length=config.cost_sequence_length,
-        latency_engine=config.latency_engine,
-        max_cost_ratio=config.max_latency_ratio if latency_budget else config.max_cost_ratio,
-        max_multiply_adds_ratio=config.max_cost_ratio if latency_budget else None,
-        max_latency_ms=config.max_latency_ms,
-        layer_selection=config.layer_selection,
         show_progress=config.show_progress,
     )

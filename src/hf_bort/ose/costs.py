@@ -19,11 +19,10 @@ import torch
 from .._lock import exclusive_lock
 from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.parameters import count_parameters
+from .config import ENGINES
 from .space import Candidate
 
 logger = logging.getLogger(__name__)
-
-ENGINES = ("pytorch", "onnxruntime")
 
 
 # Per-layer fields that follow their layer (ModernBERT's θ, window type and first-layer norm), not the search.

@@ -197,7 +197,7 @@ class SearchSpace:
         """
         from ..models.bort.convert import check_encoder_config
 
-        config = _source_config(source)
+        config = source_config(source)
         check_encoder_config(config, "The OSE search")  # GPT-2, T5…: refused here, not deep inside
         depth = config.num_hidden_layers
         heads = (
@@ -226,7 +226,8 @@ class SearchSpace:
         )
 
 
-def _source_config(source: Any):
+def source_config(source: Any):
+    """The transformers config of `source`: a config, a model, or a path (or Hub id) `AutoConfig` loads."""
     from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
     if isinstance(source, PretrainedConfig):

@@ -1,6 +1,6 @@
 """
 The kinds of student `compress` makes, one [`CompressionTask`] class each, chosen by `CompressionConfig.task`.
-A new kind (text pairs, token classification, …) is a new class here and a new `TASK_CLASSES` entry.
+A new kind (text pairs, token classification, …) is a new class here and a line in [`task_for`].
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ class CompressionTask(Protocol):
         """Sets `self.teacher` (Bort) from the `source` record."""
 
     def ose_search(self, space, settings):
-        """The `OSESearch` of this task's objective over `space`, with the driver's shared keyword `settings`."""
+        """The `OSESearch` of this task's objective over `space`, with `settings` (the run's `OSEConfig`)."""
 
     def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         """Stage `distill`: extraction of `candidate`, hidden-state distillation; saved in `out/student-distilled`."""

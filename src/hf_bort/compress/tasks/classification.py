@@ -111,6 +111,7 @@ class ClassificationTask:
         return OSESearch(
             self.teacher,
             space,
+            settings,
             tokenizer=self.tokenizer,
             task_dataset=data.train,
             eval_dataset=data.validation.select(range(min(config.search_eval_rows, len(data.validation)))),
@@ -119,7 +120,6 @@ class ClassificationTask:
             alpha_ce=config.alpha_ce,
             alpha_kd=config.alpha_kd,
             max_length=config.max_length,
-            **settings,
         )
 
     # ------------------------------------------------------------------------------ 4. distill, 5. task training

@@ -104,13 +104,13 @@ class EmbeddingTask:
         return OSESearch(
             self.teacher,
             space,
+            settings,
             tokenizer=self.tokenizer,
             text_dataset=data.train,
             eval_dataset=data.validation.select(range(min(self.config.search_eval_rows, len(self.dev_texts)))),
             objective="embedding",
             embedding_head=self.head,
             max_length=self.max_length,
-            **settings,
         )
 
     # ------------------------------------------------------------------------ 4. distill, 5. embedding training
