@@ -3,7 +3,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from hf_bort.agora.cli import add_commands
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_tokenizers import WORDS, bert_tokenizer  # noqa: E402
+from tiny_tokenizers import WORDS, bert_tokenizer
 
 
 def _write(path: Path, n: int, seed: int) -> None:

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,9 +22,7 @@ from hf_bort import (
     count_parameters,
 )
 from hf_bort.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_families import (  # noqa: E402
+from tiny_families import (
     DEBERTA,
     DEBERTA_V3,
     DISTILBERT,
@@ -36,7 +33,7 @@ from tiny_families import (  # noqa: E402
     modernbert_config,
     padded_batch,
 )
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer
 
 
 def _inputs(head: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
