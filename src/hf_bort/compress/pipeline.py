@@ -193,6 +193,23 @@ def _source_kind(model: str) -> tuple[Any, bool]:
     return config, any(name.endswith("ForSequenceClassification") for name in architectures)
 
 
+def _load_source(path: str | Path, field: str):
+    """The fine-tuned source classifier; a checkpoint without its classifier weights is refused (never a teacher with
+    a random head)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from ..models.heads import load_with_head
+
+    return load_with_head(
+        AutoModelForSequenceClassification,
+        path,
+        "text-classification",
+        field=field,
+        advice="Give the classifier's complete checkpoint, or the pretrained encoder (its config's `architectures` "
+        "without *ForSequenceClassification) to fine-tune a new head on the dataset.",
+    )
+
+
 def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:
     """Fails before any training when no candidate of the space fits a multiply-add budget."""
     from ..models.bort.convert import bort_config_from
@@ -367,6 +384,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
 
     # ---------------------------------------------------------------------------------- 1. data and source checks
     source_config, is_classifier = _source_kind(config.model)
+    source_classifier = _load_source(config.model, "model") if is_classifier else None  # its head: checked now
     label2id = dict(source_config.label2id) if is_classifier else None
     data: TaskData = load_task_data(
         config, model_label2id=label2id, model_num_labels=source_config.num_labels if is_classifier else None
@@ -405,7 +423,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
     if not run.done("source"):
         start = time.perf_counter()
         if is_classifier:
-            teacher_model = AutoModelForSequenceClassification.from_pretrained(config.model).eval()
+            teacher_model = source_classifier.eval()
             record: dict[str, Any] = {"finetuned": False, "path": str(config.model)}
         else:
             id2label = dict(enumerate(data.label_names))
@@ -432,7 +450,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
         record["dev"] = recipe.evaluate(teacher_model, tokenised["validation"], tokenizer)
         run.finish("source", record, time.perf_counter() - start)
     source_path = run.record("source")["path"]
-    teacher_model = AutoModelForSequenceClassification.from_pretrained(source_path).eval()
+    teacher_model = _load_source(source_path, "model").eval()
     teacher = convert_to_bort(teacher_model).eval()  # same outputs, Bort parameter names
     stages.update(1)
 
