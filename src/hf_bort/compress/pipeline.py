@@ -426,13 +426,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
             teacher_model = source_classifier.eval()
             record: dict[str, Any] = {"finetuned": False, "path": str(config.model)}
         else:
-            id2label = dict(enumerate(data.label_names))
-            teacher_model = AutoModelForSequenceClassification.from_pretrained(
-                config.model,
-                num_labels=data.num_labels,
-                id2label=id2label,
-                label2id={v: k for k, v in id2label.items()},
-            )
+            teacher_model = recipe.classifier_from_encoder(config.model, data.label_names, config.seed)
             training = recipe.finetune(
                 teacher_model,
                 tokenised["train"],
