@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 from transformers import BertModel
@@ -47,3 +48,60 @@ def test_a_classifier_config_without_classifier_weights_is_refused(tmp_path, tin
     with pytest.raises(ValueError, match=r"model=.*headless.* has no trained weights for classifier.bias, classifier"):
         compress(_config(headless, str(data_dir), tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def _rows(labels):
+    return [{"text": f"text number {i} is good", "label": label} for i, label in enumerate(labels)]
+
+
+def _task_data(dataset, **overrides):
+    from hf_bort.compress.data import load_task_data
+
+    return load_task_data(CompressionConfig(model="m", dataset=dataset, **fast_settings(**overrides)))
+
+
+def test_labels_mixing_ids_and_names_are_refused(tmp_path, tiny_source, no_training):
+    """0, 1 and 'pos' used to become three classes."""
+    _csv(tmp_path / "data" / "train.csv", _rows([0, 1, "pos", 0, 1, "pos"]))
+    with pytest.raises(ValueError, match=r"`label_column` 'label' mixes class ids and class names .*'0', '1'.*'pos'"):
+        compress(_config(tiny_source, str(tmp_path / "data"), tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+    from datasets import Dataset, DatasetDict
+
+    across = DatasetDict(  # ids in train, a name in test (a JSON file with mixed types reads the same)
+        {"train": Dataset.from_list(_rows([0, 1, 0, 1])), "test": Dataset.from_list(_rows(["pos", "neg"]))}
+    )
+    with pytest.raises(ValueError, match=r"mixes class ids and class names — ids \(train: \[0, 1\]\) and names"):
+        _task_data(across)
+
+
+@pytest.mark.parametrize(
+    ("train", "test", "shown"),
+    [([0, 1, 0, 1], [0, 2], "['2']"), (["neg", "pos"] * 2, ["neutral", "pos"], "['neutral']")],
+)
+def test_labels_only_test_holds_are_refused_for_a_new_head(tmp_path, train, test, shown):
+    """A label only test held silently grew the pretrained source's new head by one class."""
+    from datasets import Dataset, DatasetDict
+
+    data = DatasetDict({"train": Dataset.from_list(_rows(train)), "test": Dataset.from_list(_rows(test))})
+    message = f"The 'test' split's `label_column` 'label' holds labels {shown} that the 'train' split never has"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _task_data(data)
+
+
+def test_a_class_train_never_shows_is_a_logged_note_when_the_classes_are_fixed(caplog):
+    """Classes named by the dataset (ClassLabel): the head keeps them, a warning and a report note say it."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos", "neutral"])})
+    data = DatasetDict(
+        {
+            "train": Dataset.from_list(_rows([0, 1, 0, 1]), features=features),
+            "test": Dataset.from_list(_rows([2, 1]), features=features),
+        }
+    )
+    with caplog.at_level("WARNING", logger="hf_bort.compress.data"):
+        task = _task_data(data)
+    assert task.num_labels == 3
+    assert "test labels ['neutral'] never occur in train: the student is never trained on them" in task.notes
+    assert "test labels ['neutral'] never occur in train" in caplog.text
