@@ -167,3 +167,16 @@ def test_resume_false_is_a_fresh_run(tmp_path):
 
     _, config = parse(["--model-name-or-path", "m", *_required(tmp_path), "--resume-from-checkpoint", "False"])
     assert config.resume_from_checkpoint is None
+
+
+def test_a_data_file_that_is_not_utf8_is_named_before_any_model_loads(tmp_path, capsys):
+    from hf_bort.cli import main
+
+    BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4).save_pretrained(tmp_path)
+    _write(tmp_path / "train.jsonl", 4, 0)
+    (tmp_path / "test.jsonl").write_bytes(b'{"text": "fine", "label": 0}\n{"text": "caf\xe9", "label": 1}\n')
+    argv = ["agora", "--model_name_or_path", str(tmp_path), "--labeller_name_or_path", str(tmp_path)]
+    argv += ["--train_file", str(tmp_path / "train.jsonl"), "--dev_file", str(tmp_path / "train.jsonl")]
+    argv += ["--test_file", str(tmp_path / "test.jsonl"), "--output_dir", str(tmp_path / "out"), "--use_cpu", "true"]
+    assert main(argv) == 2  # the test file used to be read after all the training
+    assert "test_file: '" in (error := capsys.readouterr().err) and "test.jsonl' is not valid UTF-8: line 2" in error

@@ -105,3 +105,36 @@ def test_a_class_train_never_shows_is_a_logged_note_when_the_classes_are_fixed(c
     assert task.num_labels == 3
     assert "test labels ['neutral'] never occur in train: the student is never trained on them" in task.notes
     assert "test labels ['neutral'] never occur in train" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("train.csv", b"text,label\ngood film,0\nbad \xff film,1\n"),
+        ("train.jsonl", b'{"text": "good film", "label": 0}\n{"text": "bad \xff film", "label": 1}\n'),
+    ],
+)
+def test_a_dataset_file_that_is_not_utf8_is_named_with_its_line(tmp_path, tiny_source, no_training, name, content):
+    """Used to fail with "'utf-8' codec can't decode byte 0xff" naming neither file nor line (or only the file)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_bytes(content)
+    message = rf"`dataset` split 'train': '.*{name}' is not valid UTF-8: line \d, byte 5 \(0xff: invalid start byte\)"
+    if name.endswith(".jsonl"):
+        message = message.replace(r"line \d, byte 5", "line 2, byte 15")
+    else:
+        message = message.replace(r"line \d", "line 3")
+    with pytest.raises(ValueError, match=message):
+        compress(_config(tiny_source, str(data), tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_utf8_names_the_line_and_byte(tmp_path):
+    from hf_bort._text import read_utf8
+
+    path = tmp_path / "texts.txt"
+    path.write_bytes("one\ntwo é\nthr\xe9e\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"--texts: '.*texts.txt' is not valid UTF-8: line 2, byte 5 \(0xe9"):
+        read_utf8(path, "--texts")
+    path.write_bytes("one\ntwo é\n".encode())
+    assert read_utf8(path, "--texts") == "one\ntwo é\n"

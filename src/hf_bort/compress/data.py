@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._text import check_utf8
+
 logger = logging.getLogger(__name__)
 
 DATA_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
@@ -111,6 +113,7 @@ def _load_files(files: dict[str, Any]) -> dict[str, Any]:
         kind = DATA_EXTENSIONS.get(file.suffix)
         if kind is None:
             raise ValueError(f"`dataset` split {split!r}: {file.name} is not .csv, .json or .jsonl.")
+        check_utf8(file, f"`dataset` split {split!r}")  # the loaders name neither file nor line
         try:
             out[split] = datasets.load_dataset(kind, data_files=str(file), split="train")
         except Exception as error:  # noqa: BLE001 - an empty or malformed file: name it
@@ -120,6 +123,18 @@ def _load_files(files: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _values(split: Any, name: str, column: str) -> list[Any]:
+    """A column as a list; strings that are not UTF-8 (a dataset built from undecodable bytes) are an error naming the
+    split and column."""
+    try:
+        return list(split[column])
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"The {name!r} split's {column!r} column holds text that is not valid UTF-8 ({error.reason} at byte "
+            f"{error.start}). Save the data as UTF-8."
+        ) from None
+
+
 def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str) -> tuple[list[str], list[Any]]:
     columns = split.column_names
     for column, what in ((text_column, "text_column"), (label_column, "label_column")):
@@ -127,7 +142,7 @@ def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str
             raise ValueError(f"`{what}` {column!r} is not a column of the {name!r} split (columns: {columns}).")
     if len(split) == 0:
         raise ValueError(f"The {name!r} split is empty.")
-    texts, labels = list(split[text_column]), list(split[label_column])
+    texts, labels = _values(split, name, text_column), _values(split, name, label_column)
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"The {name!r} split's {text_column!r} must hold non-empty strings; row {i} is {text!r}.")
@@ -343,7 +358,7 @@ def load_text_data(config) -> TaskData:
             )
         if len(split) == 0:
             raise ValueError(f"The {name!r} split is empty.")
-        values = list(split[config.text_column])
+        values = _values(split, name, config.text_column)
         for i, text in enumerate(values):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(
