@@ -162,6 +162,11 @@ def check_folder(folder: str | os.PathLike) -> list[str]:
     `config.json` maps Auto classes to code (`auto_map`), that code; returns the files to push (see
     [`folder_contents`]) and logs a warning naming what is left out.
     """
+    return _check_folder(folder)[0]
+
+
+def _check_folder(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """[`check_folder`]'s checks; (files to push, left out)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise HubPushError(f"Cannot push {folder}: not a folder.")
@@ -187,7 +192,7 @@ def check_folder(folder: str | os.PathLike) -> list[str]:
             )
     if not any(name in files for name in ("tokenizer_config.json", "tokenizer.json")):
         logger.warning("%s holds no tokenizer: users of the pushed model will need their own.", folder)
-    return files
+    return files, left_out
 
 
 def card_for_repo(text: str, repo_id: str) -> str:
@@ -234,8 +239,7 @@ def push_to_hub(
     if revision is not None and (not isinstance(revision, str) or not revision.strip()):
         raise HubPushError(f"`revision` must be a non-empty branch name, got {revision!r}.")
     folder = Path(folder)
-    files = check_folder(folder)
-    left_out = folder_contents(folder)[1]
+    files, left_out = _check_folder(folder)
     token = check_push_ready(repo_id, token)
     api = HfApi(token=token)
     repo = api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
