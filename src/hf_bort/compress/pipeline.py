@@ -444,7 +444,9 @@ def compress(config: CompressionConfig) -> CompressionResult:
         record["dev"] = recipe.evaluate(teacher_model, tokenised["validation"], tokenizer)
         run.finish("source", record, time.perf_counter() - start)
     source_path = run.record("source")["path"]
-    teacher_model = _load_source(source_path, "model").eval()
+    if source_classifier is None:  # fine-tuned here (a classifier source was loaded and checked in stage 1)
+        source_classifier = _load_source(source_path, "source-finetuned")
+    teacher_model = source_classifier.eval()
     teacher = convert_to_bort(teacher_model).eval()  # same outputs, Bort parameter names
     stages.update(1)
 
