@@ -60,7 +60,8 @@ ALLOW_PATTERNS = (
 IGNORED_FOLDERS = ("__pycache__", "checkpoint-*", "runs")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.onnx")
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
-_SNIPPET_ID = re.compile(r'((?:\.from_pretrained|SentenceTransformer)\()"[^"]*"')
+# A loading snippet's repo argument: a JSON string literal (the card template writes it with `tojson`).
+_SNIPPET_ID = re.compile(r'((?:\.from_pretrained|SentenceTransformer)\()"(?:[^"\\]|\\.)*"')
 
 
 class HubPushError(ValueError):

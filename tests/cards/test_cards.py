@@ -187,7 +187,7 @@ HOSTILE = {
     "label": "# Injected",
     "pipe": "pos|itive",
     "source": "evil`model|x",
-    "model": "student\n# Injected heading <script>",
+    "model": 'student"\n# Injected heading <script>',
 }
 
 
@@ -198,6 +198,8 @@ def _html(text: str) -> str:
 
 def test_user_strings_cannot_break_the_card_body(tmp_path):
     """Dataset and label names went into the body raw: an <img onerror> tag, a '# Injected' heading, a '|' cell."""
+    from hf_bort.hub import card_for_repo
+
     report = copy.deepcopy(REPORT)
     report["settings"]["dataset_name"] = HOSTILE["dataset"]
     report["settings"]["model"] = str(tmp_path / HOSTILE["source"])
@@ -209,15 +211,17 @@ def test_user_strings_cannot_break_the_card_body(tmp_path):
     text = card.text
     assert "<img" not in text.replace("\\<img", "") and "<script>" not in text.replace("\\<script\\>", "")
     assert not [line for line in text.splitlines() if "Injected" in line and line.lstrip().startswith("#")][1:]
-    assert text.splitlines()[text.splitlines().index("# student \\# Injected heading \\<script\\>")]  # one heading
+    assert '# student" \\# Injected heading \\<script\\>' in text.splitlines()  # the name stays in its heading
     assert "\\# Injected, pos\\|itive" in text and "| Data | \\<img src=x onerror=alert(1)\\> |" in text
+    assert 'from_pretrained("student\\"\\n# Injected heading \\u003cscript\\u003e"' in text  # a JSON string in code
+    pushed = card_for_repo((tmp_path / "out" / "README.md").read_text(), "me/x")
+    assert 'from_pretrained("me/x", trust_remote_code=True)' in pushed and "\\u003cscript" not in pushed
     html = _html(text)
     assert "<img" not in html and "<script" not in html and "<h1>Injected" not in html
     assert html.count("<h1>") == 1 and "&lt;img src=x onerror=alert(1)&gt;" in html
     for table in html.split("<table>")[1:]:  # every row keeps its table's columns: a '|' in a name adds no cell
         rows = table.split("</table>")[0].split("<tr>")[1:]
         assert len({row.count("<td") + row.count("<th") for row in rows}) == 1, table
-    assert 'from_pretrained("student\\n# Injected heading \\u003cscript\\u003e"' in text  # a JSON string in code
 
 
 def test_every_builder_escapes_the_source_name(tmp_path):
