@@ -20,7 +20,7 @@ from .._trainer_args import trainer_config
 from ..ose.inputs import check_class_labels, check_label
 from .callback import STATE_NAME, AgoraCallback, AgoraState, RoundStats
 from .collator import AgoraCollator, model_row
-from .config import AgoraConfig
+from .config import AgoraConfig, resume_value
 from .labellers import as_labeller
 from .samplers import EmbeddingSampler, PoolSampler, TokenSubstitutionSampler
 
@@ -59,11 +59,12 @@ def newest_complete_checkpoint(output_dir: str | os.PathLike) -> tuple[str | Non
 
 def resolve_resume_checkpoint(resume_from_checkpoint: str | os.PathLike | bool | None, output_dir: str) -> str | None:
     """
-    The checkpoint folder `train(resume_from_checkpoint=...)` continues from, or `None` for a fresh run. `True` means
-    the newest complete checkpoint in `output_dir` (newer, incomplete ones are skipped with a warning); a path must
-    be a complete AgoraTrainer checkpoint. Anything else raises before training: a missing path never silently
-    starts from scratch.
+    The checkpoint folder `train(resume_from_checkpoint=...)` continues from, or `None` for a fresh run. `True` (or
+    the strings "True" / "last", as the command line gives them) means the newest complete checkpoint in
+    `output_dir` (newer, incomplete ones are skipped with a warning); a path must be a complete AgoraTrainer
+    checkpoint. Anything else raises before training: a missing path never silently starts from scratch.
     """
+    resume_from_checkpoint = resume_value(resume_from_checkpoint)
     if resume_from_checkpoint is None or resume_from_checkpoint is False:
         return None
     if resume_from_checkpoint is True:

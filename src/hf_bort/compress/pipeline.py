@@ -414,6 +414,23 @@ def _position_limit(bort_config) -> int | None:
     return None
 
 
+def _load_source(path: str | Path, field: str):
+    """The fine-tuned source classifier; a checkpoint without its classifier weights is refused (never a teacher with
+    a random head)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from ..models.heads import load_with_head
+
+    return load_with_head(
+        AutoModelForSequenceClassification,
+        path,
+        "text-classification",
+        field=field,
+        advice="Give the classifier's complete checkpoint, or the pretrained encoder (its config's `architectures` "
+        "without *ForSequenceClassification) to fine-tune a new head on the dataset.",
+    )
+
+
 def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:
     """
     Settings checked against the source before any training: `max_length` (and, for a measured latency budget,
@@ -632,6 +649,7 @@ def _compress_classifier(config: CompressionConfig) -> CompressionResult:
     # ---------------------------------------------------------------------------------- 1. data and source checks
     source_config, is_classifier = _source_kind(config.model)
     tokenizer = source_tokenizer(config.model)
+    source_classifier = _load_source(config.model, "model") if is_classifier else None  # its head: checked now
     label2id = dict(source_config.label2id) if is_classifier else None
     data: TaskData = load_task_data(
         config, model_label2id=label2id, model_num_labels=source_config.num_labels if is_classifier else None
@@ -669,16 +687,10 @@ def _compress_classifier(config: CompressionConfig) -> CompressionResult:
     if not run.done("source"):
         start = time.perf_counter()
         if is_classifier:
-            teacher_model = AutoModelForSequenceClassification.from_pretrained(config.model).eval()
+            teacher_model = source_classifier.eval()
             record: dict[str, Any] = {"finetuned": False, "path": str(config.model)}
         else:
-            id2label = dict(enumerate(data.label_names))
-            teacher_model = AutoModelForSequenceClassification.from_pretrained(
-                config.model,
-                num_labels=data.num_labels,
-                id2label=id2label,
-                label2id={v: k for k, v in id2label.items()},
-            )
+            teacher_model = recipe.classifier_from_encoder(config.model, data.label_names, config.seed)
             training = recipe.finetune(
                 teacher_model,
                 tokenised["train"],
@@ -697,7 +709,9 @@ def _compress_classifier(config: CompressionConfig) -> CompressionResult:
         run.finish("source", record, time.perf_counter() - start)
     # this run's folder, however it is spelt now (the record holds the spelling of the call that fine-tuned)
     source_path = str(source_dir) if run.record("source")["finetuned"] else run.record("source")["path"]
-    teacher_model = AutoModelForSequenceClassification.from_pretrained(source_path).eval()
+    if source_classifier is None:  # fine-tuned here (a classifier source was loaded and checked in stage 1)
+        source_classifier = _load_source(source_path, "source-finetuned")
+    teacher_model = source_classifier.eval()
     teacher = convert_to_bort(teacher_model).eval()  # same outputs, Bort parameter names
     stages.update(1)
 
