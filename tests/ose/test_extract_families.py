@@ -171,6 +171,7 @@ REMOTE = (
 )
 
 
+@pytest.mark.slow  # a fresh interpreter loads the saved checkpoint (~10 s)
 def test_smaller_modernbert_candidate_reloads_as_remote_code(tmp_path):
     import os
     import subprocess

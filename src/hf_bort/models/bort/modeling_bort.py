@@ -207,7 +207,7 @@ class BortSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
         self.value = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
         self.config = config  # `config._attn_implementation` picks the attention function at each call
-        self.is_causal = False  # an encoder (transformers' SDPA function reads it)
+        self.is_causal = False  # an encoder (attention functions registered in transformers read it)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.scaling = self.attention_head_size**-0.5
         # Columns of the shared relative-bias table read by this layer's heads (MPNet); None without a bias.
