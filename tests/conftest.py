@@ -1,26 +1,25 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-import hf_bort  # noqa: E402,F401  (registers the Auto classes)
+import hf_bort  # noqa: F401  (registers the Auto classes)
+from lock_holder import held_lock  # noqa: F401  (fixture: a lock held by another process)
+from tiny_shapes import TINY_SHAPE
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lock_holder import held_lock  # noqa: E402,F401  (fixture: a lock held by another process)
-from tiny_shapes import TINY_SHAPE  # noqa: E402
+if os.environ.get("PYTEST_XDIST_WORKER"):  # under `pytest -n N`: one torch thread per worker, not N on each core
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
 def tiny_kwargs() -> dict:
-    """Shared tiny shape: hidden 32, 2 layers, 4 heads (DESIGN.md §7)."""
+    """The shared tiny shape of tests/tiny_shapes.py: hidden 32, 2 layers, 4 heads."""
     return dict(TINY_SHAPE)
 
 

@@ -17,9 +17,7 @@ from transformers import BertConfig, BertForSequenceClassification, GPT2Config, 
 
 from hf_bort import BortConfig, BortForSequenceClassification, BortModel
 from hf_bort.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +9,7 @@ import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, ConvBertConfig, ConvBertModel
 
 from hf_bort.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer
 
 
 def test_convert_command(tmp_path, capsys):

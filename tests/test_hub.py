@@ -137,3 +137,34 @@ def test_offline_no_token_or_unreachable_are_clear_errors(monkeypatch, online):
     monkeypatch.setattr(HfApi, "whoami", unreachable)
     with pytest.raises(HubPushError, match="unreachable or refused the token.*connection refused"):
         check_push_ready("me/x", token="hf_x")
+
+
+def test_push_uploads_only_model_files_never_dotfiles_or_links_out(online, model_dir, tmp_path, caplog):
+    """`.env`, a `.git/` folder, notes, and a link to a file outside the folder used to be uploaded."""
+    (model_dir / ".env").write_text("HF_TOKEN=hf_secret\n")
+    (model_dir / ".git").mkdir()
+    (model_dir / ".git" / "config").write_text("[remote]")
+    (model_dir / "notes.txt").write_text("private")
+    outside = tmp_path / "secrets"
+    outside.mkdir()
+    (outside / "id_rsa").write_text("key")
+    (model_dir / "merges.txt").symlink_to(outside / "id_rsa")  # an allowed name, but a link out of the folder
+    (model_dir / "linked").symlink_to(outside, target_is_directory=True)
+    (model_dir / "onnx" / "tokenizer.json").symlink_to(model_dir / "tokenizer.json")  # a link inside: uploaded
+    with caplog.at_level("WARNING", logger="hf_bort.hub"):
+        result = push_to_hub(model_dir, "me/bort-tiny")
+    (commit,) = online["create_commit"]
+    uploaded = sorted(op.path_in_repo for op in commit["args"][1])
+    assert uploaded == result["files"]
+    assert "onnx/tokenizer.json" in uploaded and "model.safetensors" in uploaded and "README.md" in uploaded
+    for name in (".env", ".git/config", "notes.txt", "merges.txt", "linked/id_rsa", "__pycache__/x.pyc"):
+        assert name not in uploaded
+    assert result["left_out"] == [
+        ".env (a dotfile)",
+        ".git/ (a dot-folder)",
+        "__pycache__/ (a cache, checkpoint or log folder)",
+        "linked/ (a link to a folder)",
+        "merges.txt (a link to outside the folder)",
+        "notes.txt (not a file hf_bort or transformers writes)",
+    ]
+    assert "Not pushed from" in caplog.text and ".env (a dotfile)" in caplog.text

@@ -1,4 +1,4 @@
-"""The tiny encoder shape shared by the tests (DESIGN.md §7: hidden 32, 2 layers, 4 heads)."""
+"""The tiny encoder shape shared by the tests: hidden 32, 2 layers, 4 heads."""
 
 TINY_SHAPE = dict(
     vocab_size=99,

@@ -23,11 +23,45 @@ from ._cli import api_default, check_strings
 logger = logging.getLogger(__name__)
 
 CARD_NAME = "README.md"
-# Never uploaded: version control, caches, Trainer checkpoints and logs, temporary files.
-IGNORE_PATTERNS = (".git/*", "*/.git/*", "*__pycache__*", "*.tmp", ".cache/*", "checkpoint-*/*", "runs/*", ".*.lock")
+# What a push uploads, by file name (as `upload_folder(allow_patterns=...)`): the files hf_bort and transformers write
+# into a model folder: card, configs, weights, remote code, tokenizer, ONNX, sentence-transformers modules, reports,
+# plots. Anything else (a `.env`, notes, data) stays local and is listed as left out.
+ALLOW_PATTERNS = (
+    CARD_NAME,
+    "config.json",  # also a sentence-transformers module's (1_Pooling/config.json)
+    "generation_config.json",
+    "*.safetensors",
+    "*.safetensors.index.json",
+    "pytorch_model*.bin",
+    "pytorch_model*.bin.index.json",
+    "training_args.bin",
+    "*.py",  # modeling / configuration code for trust_remote_code
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "*.model",  # sentencepiece
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "*.onnx",
+    "*.onnx_data",
+    "*.onnx.data",
+    "ort_config.json",
+    "*_report.json",  # compression_report.json, quantization_report.json
+    "bench*.json",
+    "bench*.md",
+    "*.png",  # front.png, benchmark plots
+)
+# Folders never uploaded (besides every dot-folder): caches, Trainer checkpoints and logs.
+IGNORED_FOLDERS = ("__pycache__", "checkpoint-*", "runs")
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.onnx")
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
-_SNIPPET_ID = re.compile(r'((?:\.from_pretrained|SentenceTransformer)\()"[^"]*"')
+# A loading snippet's repo argument: a JSON string literal (the card template writes it with `tojson`).
+_SNIPPET_ID = re.compile(r'((?:\.from_pretrained|SentenceTransformer)\()"(?:[^"\\]|\\.)*"')
 
 
 class HubPushError(ValueError):
@@ -73,29 +107,73 @@ def check_push_ready(repo_id: str, token: str | None = None, field: str = "repo_
     return token
 
 
-def _ignored(relative: str) -> bool:
-    return any(fnmatch.fnmatch(relative, pattern) for pattern in IGNORE_PATTERNS)
+def _allowed(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in ALLOW_PATTERNS)
+
+
+def folder_contents(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """
+    (files a push uploads, what it leaves out) under `folder`: uploaded are the files whose name matches
+    `ALLOW_PATTERNS`, never a dotfile or dot-folder (`.env`, `.git/`), a cache or checkpoint folder, a link to a
+    folder, or a link to a file outside `folder`. Relative POSIX paths, sorted; each left-out entry says why.
+    """
+    root = Path(folder).resolve()
+    files, left_out = [], []
+    for current, dirnames, filenames in os.walk(root, followlinks=False):
+        here = Path(current)
+        for name in sorted(dirnames):
+            relative = (here / name).relative_to(root).as_posix()
+            why = None
+            if (here / name).is_symlink():
+                why = "a link to a folder"
+            elif name.startswith("."):
+                why = "a dot-folder"
+            elif any(fnmatch.fnmatch(name, pattern) for pattern in IGNORED_FOLDERS):
+                why = "a cache, checkpoint or log folder"
+            if why:
+                dirnames.remove(name)
+                left_out.append(f"{relative}/ ({why})")
+        for name in filenames:
+            path = here / name
+            relative = path.relative_to(root).as_posix()
+            why = None
+            if name.startswith("."):
+                why = "a dotfile"
+            elif path.is_symlink() and not path.resolve().is_relative_to(root):
+                why = "a link to outside the folder"
+            elif not path.is_file():
+                why = "not a regular file"
+            elif not _allowed(name):
+                why = "not a file hf_bort or transformers writes"
+            if why:
+                left_out.append(f"{relative} ({why})")
+            else:
+                files.append(relative)
+    return sorted(files), sorted(left_out)
 
 
 def files_to_push(folder: str | os.PathLike) -> list[str]:
-    """Files under `folder` that a push uploads (relative POSIX paths, sorted)."""
-    folder = Path(folder)
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if p.is_file() and not _ignored(p.relative_to(folder).as_posix())
-    )
+    """Files under `folder` that a push uploads (relative POSIX paths, sorted; see [`folder_contents`])."""
+    return folder_contents(folder)[0]
 
 
 def check_folder(folder: str | os.PathLike) -> list[str]:
     """
     Raises [`HubPushError`] unless `folder` holds a model card, weights (safetensors, bin or ONNX) and, when its
-    `config.json` maps Auto classes to code (`auto_map`), that code; returns the files to push.
+    `config.json` maps Auto classes to code (`auto_map`), that code; returns the files to push (see
+    [`folder_contents`]) and logs a warning naming what is left out.
     """
+    return _check_folder(folder)[0]
+
+
+def _check_folder(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """[`check_folder`]'s checks; (files to push, left out)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise HubPushError(f"Cannot push {folder}: not a folder.")
-    files = files_to_push(folder)
+    files, left_out = folder_contents(folder)
+    if left_out:
+        logger.warning("Not pushed from %s (only the files hf_bort writes are): %s", folder, "; ".join(left_out))
     if CARD_NAME not in files:
         raise HubPushError(
             f"Cannot push {folder}: no {CARD_NAME} model card. hf_bort writes one beside every model it saves; "
@@ -115,7 +193,7 @@ def check_folder(folder: str | os.PathLike) -> list[str]:
             )
     if not any(name in files for name in ("tokenizer_config.json", "tokenizer.json")):
         logger.warning("%s holds no tokenizer: users of the pushed model will need their own.", folder)
-    return files
+    return files, left_out
 
 
 def card_for_repo(text: str, repo_id: str) -> str:
@@ -142,9 +220,11 @@ def push_to_hub(
     commit_message: str | None = None,
 ) -> dict[str, Any]:
     """
-    Uploads every file of `folder` (see [`files_to_push`]) to the model repository `repo_id` in one commit, creating
+    Uploads the model files of `folder` (those hf_bort and transformers write: see [`folder_contents`]; never a
+    dotfile such as `.env` or a link out of the folder) to the model repository `repo_id` in one commit, creating
     the repository (and the branch `revision`) when missing. The uploaded `README.md` has its loading snippets
-    pointed at `repo_id`; the local one is left as it is. Returns the repo id, revision, files and commit URL.
+    pointed at `repo_id`; the local one is left as it is. Returns the repo id, revision, files, the files left out
+    (each with why) and the commit URL.
 
     Example:
 
@@ -160,7 +240,7 @@ def push_to_hub(
     if revision is not None and (not isinstance(revision, str) or not revision.strip()):
         raise HubPushError(f"`revision` must be a non-empty branch name, got {revision!r}.")
     folder = Path(folder)
-    files = check_folder(folder)
+    files, left_out = _check_folder(folder)
     token = check_push_ready(repo_id, token)
     api = HfApi(token=token)
     repo = api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
@@ -184,6 +264,7 @@ def push_to_hub(
         "repo_id": repo_id,
         "revision": revision or "main",
         "files": files,
+        "left_out": left_out,
         "commit_url": getattr(info, "commit_url", None),
     }
 

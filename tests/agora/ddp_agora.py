@@ -10,10 +10,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from toy import ToyConfig, ToyMLP, torus_dataset, torus_labeller, torus_points  # noqa: E402
-
-from hf_bort.agora import AgoraConfig, AgoraTrainer  # noqa: E402
+from hf_bort.agora import AgoraConfig, AgoraTrainer
+from tiny_torus import ToyConfig, ToyMLP, torus_dataset, torus_labeller, torus_points
 
 generator = torch.Generator().manual_seed(0)
 train = torus_dataset(torus_points(64, generator, max_angle=2 * math.pi / 3))

@@ -3,7 +3,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,9 +10,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from hf_bort.agora.cli import add_commands
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_tokenizers import WORDS, bert_tokenizer  # noqa: E402
+from tiny_tokenizers import WORDS, bert_tokenizer
 
 
 def _write(path: Path, n: int, seed: int) -> None:
@@ -125,3 +122,58 @@ def test_config_file_with_an_unknown_key_names_it(tmp_path):
 
         parse(["--config", str(tmp_path / "agora.json")])
     assert main(["agora", "--config", str(tmp_path / "agora.json")]) == 2
+
+
+@pytest.mark.parametrize("word", ["True", "true", "last", "LAST"])
+def test_resume_true_or_last_means_the_newest_complete_checkpoint(tmp_path, word):
+    """`--resume-from-checkpoint True` used to be read as a folder named 'True' (FileNotFoundError)."""
+    from hf_bort.agora.callback import STATE_NAME
+    from hf_bort.agora.cli import parse
+    from hf_bort.agora.trainer import TRAINER_STATE_NAME, resolve_resume_checkpoint
+
+    out = tmp_path / "out"
+    _, config = parse(["--model-name-or-path", "m", *_required(tmp_path), "--output-dir", str(out)]
+                      + ["--resume-from-checkpoint", word])  # fmt: skip
+    assert config.resume_from_checkpoint is True
+    with pytest.raises(ValueError, match="holds no complete checkpoint"):
+        resolve_resume_checkpoint(word, str(out))
+    for step, complete in ((2, True), (4, True), (6, False)):
+        folder = out / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / STATE_NAME).write_text("{}")
+        if complete:
+            (folder / TRAINER_STATE_NAME).write_text("{}")
+    assert resolve_resume_checkpoint(word, str(out)) == str(out / "checkpoint-4")
+    assert resolve_resume_checkpoint(config.resume_from_checkpoint, str(out)) == str(out / "checkpoint-4")
+
+
+def test_resume_true_on_the_command_line_without_checkpoints_is_a_clear_error(tmp_path, capsys):
+    from hf_bort.cli import main
+
+    BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4).save_pretrained(tmp_path)
+    argv = ["agora", "--model_name_or_path", str(tmp_path), "--labeller_name_or_path", str(tmp_path)]
+    argv += ["--train_file", "t.jsonl", "--dev_file", "d.jsonl", "--output_dir", str(tmp_path / "out")]
+    argv += ["--resume_from_checkpoint", "True", "--use_cpu", "true", "--report_to", "none"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "no complete checkpoint" in error and "does not exist" not in error
+
+
+def test_resume_false_is_a_fresh_run(tmp_path):
+    from hf_bort.agora.cli import parse
+
+    _, config = parse(["--model-name-or-path", "m", *_required(tmp_path), "--resume-from-checkpoint", "False"])
+    assert config.resume_from_checkpoint is None
+
+
+def test_a_data_file_that_is_not_utf8_is_named_before_any_model_loads(tmp_path, capsys):
+    from hf_bort.cli import main
+
+    BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4).save_pretrained(tmp_path)
+    _write(tmp_path / "train.jsonl", 4, 0)
+    (tmp_path / "test.jsonl").write_bytes(b'{"text": "fine", "label": 0}\n{"text": "caf\xe9", "label": 1}\n')
+    argv = ["agora", "--model_name_or_path", str(tmp_path), "--labeller_name_or_path", str(tmp_path)]
+    argv += ["--train_file", str(tmp_path / "train.jsonl"), "--dev_file", str(tmp_path / "train.jsonl")]
+    argv += ["--test_file", str(tmp_path / "test.jsonl"), "--output_dir", str(tmp_path / "out"), "--use_cpu", "true"]
+    assert main(argv) == 2  # the test file used to be read after all the training
+    assert "test_file: '" in (error := capsys.readouterr().err) and "test.jsonl' is not valid UTF-8: line 2" in error

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_bort.agora import AgoraConfig, AgoraTrainer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from toy import ToyConfig, ToyMLP, accuracy, torus_dataset, torus_labeller, torus_points
+from tiny_torus import ToyConfig, ToyMLP, accuracy, torus_dataset, torus_labeller, torus_points
 
 COMMON = dict(
     per_device_train_batch_size=16,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +12,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from hf_bort.agora import AgoraConfig, AgoraTrainer, LabelResult
 from hf_bort.agora.collator import pad_points
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_shapes import TINY_SHAPE  # noqa: E402
-from tiny_tokenizers import WORDS, bert_tokenizer  # noqa: E402
+from tiny_shapes import TINY_SHAPE
+from tiny_tokenizers import WORDS, bert_tokenizer
 
 POSITIVE = {"good", "great", "fun"}
 
@@ -330,3 +326,33 @@ def test_callable_probability_rows(tokenizer, tmp_path):
     trainer = _trainer(tokenizer, tmp_path, labeller=probs, agora_rounds=1)
     result = trainer.labeller([{"text": "a"}, {"text": "b"}])
     assert result == LabelResult([1, 1], pytest.approx([0.8, 0.8]))
+
+
+# Signature (trl's convention) ------------------------------------------------------------------------------------
+def test_args_none_gives_the_default_config_and_a_plain_training_arguments_is_converted(tokenizer, tmp_path):
+    from transformers import TrainingArguments
+
+    train, dev = _dataset(tokenizer, 16, 1), _dataset(tokenizer, 24, 2)
+    default = AgoraTrainer(_model(), train_dataset=train, eval_dataset=dev, labeller=keyword_labeller)
+    assert type(default.args) is AgoraConfig
+    assert default.args.output_dir.endswith("BertForSequenceClassification-agora")
+    assert default.args.agora_rounds == AgoraConfig("x").agora_rounds
+    plain = TrainingArguments(
+        str(tmp_path), learning_rate=3e-3, num_train_epochs=2, per_device_train_batch_size=4, seed=7, use_cpu=True
+    )
+    # Trainer's positional order: model, args, data_collator, train_dataset, eval_dataset.
+    trainer = AgoraTrainer(_model(), plain, None, train, dev, labeller=keyword_labeller, processing_class=tokenizer)
+    assert isinstance(trainer.args, AgoraConfig)
+    for name in ("output_dir", "learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed"):
+        assert getattr(trainer.args, name) == getattr(plain, name)
+    assert trainer.args.agora_sampler == "embedding" and trainer.eval_dataset is dev
+    with pytest.raises(TypeError, match="AgoraConfig, a transformers TrainingArguments or None"):
+        AgoraTrainer(_model(), {"output_dir": str(tmp_path)}, train_dataset=train, eval_dataset=dev, labeller=len)
+
+
+def test_the_run_spans_every_round_and_leaves_the_callers_arguments_alone(tokenizer, tmp_path):
+    trainer = _trainer(tokenizer, tmp_path, max_steps=2, agora_rounds=2)
+    trainer.train()
+    assert trainer.state.max_steps == 6 and trainer.state.num_train_epochs == 3 and trainer.state.global_step == 6
+    assert trainer.args.max_steps == 2 and trainer.agora_callback.steps_per_round == 2  # one round, as given
+    assert [h.round for h in trainer.agora_history] == [1, 2]

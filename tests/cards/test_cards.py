@@ -180,3 +180,64 @@ def test_onnx_export_writes_a_card(tmp_path, tiny_student):
     assert "`model.onnx`" in card.text and "`model_quantized.onnx`" in card.text
     assert f"{result.max_abs_diff:.3g}" in card.text
     assert "trust_remote_code" not in card.text  # no PyTorch weights, no code in an ONNX folder
+
+
+HOSTILE = {
+    "dataset": "<img src=x onerror=alert(1)>",
+    "label": "# Injected",
+    "pipe": "pos|itive",
+    "source": "evil`model|x",
+    "model": 'student"\n# Injected heading <script>',
+}
+
+
+def _html(text: str) -> str:
+    markdown_it = pytest.importorskip("markdown_it")
+    return markdown_it.MarkdownIt("commonmark").enable("table").render(text)
+
+
+def test_user_strings_cannot_break_the_card_body(tmp_path):
+    """Dataset and label names went into the body raw: an <img onerror> tag, a '# Injected' heading, a '|' cell."""
+    from hf_bort.hub import card_for_repo
+
+    report = copy.deepcopy(REPORT)
+    report["settings"]["dataset_name"] = HOSTILE["dataset"]
+    report["settings"]["model"] = str(tmp_path / HOSTILE["source"])
+    report["data"]["label_names"] = [HOSTILE["label"], HOSTILE["pipe"]]
+    (tmp_path / "out").mkdir()
+    save_card(compressed_card(report, HOSTILE["model"]), tmp_path / "out")
+    card = _load(tmp_path / "out")
+    assert card.data.model_name == HOSTILE["model"] and card.data.eval_results[0].dataset_name == HOSTILE["dataset"]
+    text = card.text
+    assert "<img" not in text.replace("\\<img", "") and "<script>" not in text.replace("\\<script\\>", "")
+    assert not [line for line in text.splitlines() if "Injected" in line and line.lstrip().startswith("#")][1:]
+    assert '# student" \\# Injected heading \\<script\\>' in text.splitlines()  # the name stays in its heading
+    assert "\\# Injected, pos\\|itive" in text and "| Data | \\<img src=x onerror=alert(1)\\> |" in text
+    assert 'from_pretrained("student\\"\\n# Injected heading \\u003cscript\\u003e"' in text  # a JSON string in code
+    pushed = card_for_repo((tmp_path / "out" / "README.md").read_text(), "me/x")
+    assert 'from_pretrained("me/x", trust_remote_code=True)' in pushed and "\\u003cscript" not in pushed
+    html = _html(text)
+    assert "<img" not in html and "<script" not in html and "<h1>Injected" not in html
+    assert html.count("<h1>") == 1 and "&lt;img src=x onerror=alert(1)&gt;" in html
+    for table in html.split("<table>")[1:]:  # every row keeps its table's columns: a '|' in a name adds no cell
+        rows = table.split("</table>")[0].split("<tr>")[1:]
+        assert len({row.count("<td") + row.count("<th") for row in rows}) == 1, table
+
+
+def test_every_builder_escapes_the_source_name(tmp_path):
+    from hf_bort.cards.builders import converted_card, distilled_card, extracted_card
+    from hf_bort.cards.data import render_card
+
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(**TINY_SHAPE))
+    source = str(tmp_path / "<b onmouseover=x>src|a")
+    for card in (
+        converted_card(model, source),
+        extracted_card(model, source),
+        distilled_card(model, source, settings={"| key": "<i>value</i>"}),
+    ):
+        text = render_card(card).text
+        assert "<b" not in text.replace("\\<b", "") and "<i>" not in text
+        assert "\\<b onmouseover=x\\>src\\|a" in text
+        html = _html(text)
+        assert "<b " not in html and "<i>" not in html and "&lt;b onmouseover=x&gt;src|a" in html

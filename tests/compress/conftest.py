@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_shapes import TINY_SHAPE  # noqa: E402
-from tiny_tasks import make_rows  # noqa: E402
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_shapes import TINY_SHAPE
+from tiny_tasks import make_rows
+from tiny_tokenizers import bert_tokenizer
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +10,7 @@ import transformers
 
 from hf_bort import CompressionConfig, compress
 from tiny_tasks import fast_settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer
 
 SOURCES = {
     "distilbert": lambda: transformers.DistilBertModel(

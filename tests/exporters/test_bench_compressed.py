@@ -3,7 +3,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,10 +12,8 @@ from hf_bort import BortConfig, BortForSequenceClassification
 from hf_bort.exporters.bench import multiply_adds
 from hf_bort.exporters.bench_compressed import CompressedBenchConfig, resolve_compressed
 from hf_bort.exporters.quantize import INT8_VARIANTS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_tasks import make_rows  # noqa: E402
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tasks import make_rows
+from tiny_tokenizers import bert_tokenizer
 
 needs_onnx = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,

@@ -21,15 +21,13 @@ from hf_bort import (
     BortForTokenClassification,
     BortModel,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer
 
 pytest.importorskip("optimum.exporters.onnx")
 pytest.importorskip("onnxruntime")
 
-from hf_bort.exporters import OnnxValidationError, export_onnx, register_onnx  # noqa: E402
-from hf_bort.exporters.cli import add_commands  # noqa: E402
+from hf_bort.exporters import OnnxValidationError, export_onnx, register_onnx
+from hf_bort.exporters.cli import add_commands
 
 HETERO = dict(
     vocab_size=99,

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from hf_bort import convert_to_bort
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_families import make_source  # noqa: E402
+from tiny_families import make_source
 
 pytest.importorskip("optimum.exporters.onnx")
 pytest.importorskip("onnxruntime")
 
-from hf_bort.exporters import export_onnx  # noqa: E402
+from hf_bort.exporters import export_onnx
 
 
 @pytest.mark.parametrize("family", ["distilbert", "mpnet", "deberta-v3", "modernbert", "modernbert-biases-mean"])

@@ -4,7 +4,6 @@ import argparse
 import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ import torch
 
 from hf_bort import BortConfig, BortForSequenceClassification, BortModel
 from hf_bort.exporters.quantize import Int8Config, detect_quantization_target
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer
 
 needs_onnx = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import transformers
@@ -16,9 +13,7 @@ from hf_bort import (
     convert_to_bort,
     max_output_difference,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_tokenizers import bert_tokenizer, roberta_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer, roberta_tokenizer
 
 COMMON = dict(
     vocab_size=99,

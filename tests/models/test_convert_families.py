@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,9 +22,7 @@ from hf_bort import (
     count_parameters,
 )
 from hf_bort.cli import main
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_families import (  # noqa: E402
+from tiny_families import (
     DEBERTA,
     DEBERTA_V3,
     DISTILBERT,
@@ -36,7 +33,7 @@ from tiny_families import (  # noqa: E402
     modernbert_config,
     padded_batch,
 )
-from tiny_tokenizers import bert_tokenizer  # noqa: E402
+from tiny_tokenizers import bert_tokenizer
 
 
 def _inputs(head: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -195,6 +192,7 @@ REMOTE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh interpreter loads the saved checkpoint (~10 s)
 def test_relative_bias_with_per_layer_heads_reloads_as_remote_code(tmp_path):
     """Per-layer heads reading shared bias columns travel in config.json and the shipped modeling file."""
     torch.manual_seed(0)
@@ -236,6 +234,7 @@ def _check_remote_logits(model, folder, batch, expected_config: str) -> None:
     torch.testing.assert_close(torch.load(folder / "remote_logits.pt"), expected)
 
 
+@pytest.mark.slow  # a fresh interpreter loads the saved checkpoint (~10 s)
 def test_converted_deberta_reloads_as_remote_code(tmp_path):
     """Disentangled attention travels in the shipped modeling file: plain transformers reproduces the logits."""
     model = convert_to_bort(make_source("deberta-v3", "ForMaskedLM")).eval()
@@ -308,6 +307,7 @@ def test_deberta_multiply_adds_match_the_flop_counter():
     assert encoder_multiply_adds(bort.config, 12) == counter.get_total_flops() // 2
 
 
+@pytest.mark.slow  # a fresh interpreter loads the saved checkpoint (~10 s)
 def test_converted_modernbert_reloads_as_remote_code(tmp_path):
     """Rotary θ, windows, pre-LayerNorm and GeGLU travel in the shipped modeling file."""
     model = convert_to_bort(make_source("modernbert-biases-mean", "ForMaskedLM")).eval()

@@ -252,3 +252,80 @@ def test_masked_lm_nonzero_bias_survives_reload(tmp_path, batch, loader):
     torch.testing.assert_close(predictions.decoder.bias, model.cls.predictions.bias)
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits)
+
+
+def _spy_attention(monkeypatch) -> dict[str, int]:
+    """Counts the calls of Bort's eager attention function and of torch's SDPA kernel."""
+    from hf_bort.models.bort import modeling_bort
+
+    calls = {"eager": 0, "sdpa": 0}
+    eager, sdpa = modeling_bort.eager_attention_forward, torch.nn.functional.scaled_dot_product_attention
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(modeling_bort, "eager_attention_forward", counted("eager", eager))
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counted("sdpa", sdpa))
+    return calls
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_attn_implementation_picks_the_attention_function(tmp_path, batch, monkeypatch, implementation):
+    torch.manual_seed(0)
+    BortModel(_heterogeneous_config()).save_pretrained(tmp_path)
+    model = BortModel.from_pretrained(tmp_path, attn_implementation=implementation).eval()
+    assert model.config._attn_implementation == implementation
+    calls = _spy_attention(monkeypatch)
+    with torch.no_grad():
+        model(**batch)
+    other = "sdpa" if implementation == "eager" else "eager"
+    assert calls == {implementation: 3, other: 0}  # one call per layer, none of the other function
+
+
+def test_eager_and_sdpa_give_equal_outputs_and_can_be_switched(batch, monkeypatch):
+    torch.manual_seed(0)
+    model = BortForSequenceClassification(_heterogeneous_config()).eval()
+    assert model.config._attn_implementation == "sdpa"  # the default
+    with torch.no_grad():
+        sdpa = model(**batch, output_hidden_states=True)
+        model.set_attn_implementation("eager")
+        calls = _spy_attention(monkeypatch)
+        eager = model(**batch, output_hidden_states=True)
+    assert calls == {"eager": 3, "sdpa": 0}
+    torch.testing.assert_close(eager.logits, sdpa.logits, atol=1e-5, rtol=1e-5)
+    for a, b in zip(eager.hidden_states, sdpa.hidden_states, strict=True):
+        torch.testing.assert_close(a[batch["attention_mask"].bool()], b[batch["attention_mask"].bool()])
+
+
+def test_eager_attention_returns_the_weights_and_sdpa_falls_back_to_it_for_them(batch, monkeypatch):
+    torch.manual_seed(0)
+    model = BortModel._from_config(_heterogeneous_config(), attn_implementation="eager").eval()
+    calls = _spy_attention(monkeypatch)
+    with torch.no_grad():
+        out = model(**batch, output_attentions=True)
+        model.set_attn_implementation("sdpa")
+        again = model(**batch, output_attentions=True)
+    assert calls == {"eager": 6, "sdpa": 0}
+    assert [a.shape[1] for a in out.attentions] == [4, 1, 3]
+    for a, b in zip(out.attentions, again.attentions, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("family", ["mpnet", "deberta-v3", "modernbert"])
+def test_eager_and_sdpa_agree_with_relative_bias_disentangled_and_rotary_attention(family):
+    from hf_bort import convert_to_bort
+    from tiny_families import make_source, padded_batch
+
+    bort = convert_to_bort(make_source(family, "Model")).eval()
+    inputs = padded_batch()
+    valid = inputs["attention_mask"].bool()
+    with torch.no_grad():
+        bort.set_attn_implementation("sdpa")
+        sdpa = bort(**inputs).last_hidden_state
+        bort.set_attn_implementation("eager")
+        eager = bort(**inputs).last_hidden_state
+    torch.testing.assert_close(eager[valid], sdpa[valid], atol=1e-5, rtol=1e-5)

@@ -50,7 +50,7 @@ def test_bert_large_reproduced_without_building():
 def test_presets():
     assert count_parameters(BortConfig.from_preset("bort")).total == 76_156_928
     assert count_parameters(BortConfig.from_preset("bort-paper")).total == 55_350_016
-    # DESIGN.md's figures: the same shapes with RoBERTa's 514 position rows.
+    # The same shapes with RoBERTa's 514 position rows.
     assert count_parameters(BortConfig.from_preset("bort", max_position_embeddings=514)).total == 76_158_976
     assert count_parameters(BortConfig.from_preset("bort-paper", max_position_embeddings=514)).total == 55_351_552
     assert count_parameters(BortConfig.from_preset("bort-paper")).embeddings == 38_999_040  # the paper's "39M"

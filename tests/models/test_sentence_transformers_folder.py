@@ -58,6 +58,7 @@ def test_cli_convert_keeps_the_sentence_transformer(tmp_path):
     assert (_encode(tmp_path / "out") - _encode(source)).abs().max().item() < 1e-5
 
 
+@pytest.mark.slow  # a fresh interpreter loads the saved checkpoint (~10 s)
 def test_plain_sentence_transformers_loads_bort_with_trust_remote_code(tmp_path):
     source = tiny_sentence_transformer(tmp_path / "st")
     convert_to_bort(source, tmp_path / "out")

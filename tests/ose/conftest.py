@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 import random
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_shapes import TINY_SHAPE  # noqa: E402
-from tiny_tokenizers import WORDS, bert_tokenizer, roberta_tokenizer  # noqa: E402
+from tiny_shapes import TINY_SHAPE
+from tiny_tokenizers import WORDS, bert_tokenizer, roberta_tokenizer
 
 
 @pytest.fixture(autouse=True)

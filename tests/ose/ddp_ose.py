@@ -13,8 +13,6 @@ import sys
 
 import torch
 
-tests = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(tests))
 out = pathlib.Path(sys.argv[1])
 rank = int(os.environ["RANK"])
 writes: list[str] = []

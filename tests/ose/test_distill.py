@@ -8,6 +8,7 @@ from transformers import (
     BertForSequenceClassification,
     DataCollatorForLanguageModeling,
     DataCollatorWithPadding,
+    TrainerCallback,
 )
 
 from hf_bort import convert_to_bort
@@ -177,3 +178,81 @@ def test_distillation_objective_is_checked_against_the_heads(tmp_path, bert_tok,
     assert trainer.objective == "hidden"
     with pytest.raises(ValueError, match="`distillation_objective`"):
         DistillationConfig(str(tmp_path), distillation_objective="kl", report_to=[])
+
+
+def _hidden_trainer(tmp_path, bert_tok, texts, calibration, **overrides):
+    """An extracted student (24 wide) of a 32-wide teacher, with the hidden-state objective and its projection."""
+    torch.manual_seed(0)
+    teacher = convert_to_bort(BertForMaskedLM(BertConfig(**TINY_SHAPE)).eval()).bort
+    student = extract_subnetwork(teacher, Candidate(1, 2, 24, 16, 8), compute_importance(teacher, calibration))
+    values = dict(max_steps=2, per_device_train_batch_size=4, report_to=[], use_cpu=True, save_strategy="no")
+    args = DistillationConfig(str(tmp_path / "out"), **{**values, **overrides})
+    return DistillationTrainer(
+        model=student,
+        teacher=teacher,
+        args=args,
+        train_dataset=_dataset(bert_tok, texts),
+        data_collator=DataCollatorWithPadding(bert_tok),
+    )
+
+
+def test_distillation_args_none_and_plain_training_arguments(tmp_path, bert_tok, texts):
+    from transformers import TrainingArguments
+
+    torch.manual_seed(0)
+    teacher = convert_to_bort(BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=3)).eval())
+    data = _dataset(bert_tok, texts)
+    default = DistillationTrainer(teacher, teacher=teacher, train_dataset=data)
+    assert type(default.args) is DistillationConfig and default.args.output_dir.endswith("-distilled")
+    assert default.args.learning_rate == 1e-4 and default.args.distillation_objective == "auto"
+    plain = TrainingArguments(str(tmp_path), learning_rate=3e-3, max_steps=5, seed=3, report_to=[], use_cpu=True)
+    trainer = DistillationTrainer(teacher, plain, None, data, teacher=teacher)  # Trainer's positional order
+    assert isinstance(trainer.args, DistillationConfig)
+    for name in ("output_dir", "learning_rate", "max_steps", "seed", "lr_scheduler_type"):
+        assert getattr(trainer.args, name) == getattr(plain, name)
+    assert trainer.args.temperature == 2.0 and trainer.args.get_warmup_steps(100) == plain.get_warmup_steps(100)
+    with pytest.raises(TypeError, match="DistillationConfig, a transformers TrainingArguments or None"):
+        DistillationTrainer(teacher, "out", teacher=teacher, train_dataset=data)
+
+
+def test_the_teacher_is_prepared_by_accelerate_in_evaluation_mode(tmp_path, bert_tok, texts, calibration, monkeypatch):
+    from accelerate import Accelerator
+
+    prepared = []
+    real = Accelerator.prepare_model
+
+    def spy(self, model, *args, **kwargs):
+        prepared.append((model, kwargs.get("evaluation_mode")))
+        return real(self, model, *args, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "prepare_model", spy)
+    trainer = _hidden_trainer(tmp_path, bert_tok, texts, calibration)
+    assert prepared == [(trainer.teacher, True)]
+    assert not trainer.teacher.training and not any(p.requires_grad for p in trainer.teacher.parameters())
+
+
+def test_the_projection_is_a_submodule_of_the_student_while_it_trains(tmp_path, bert_tok, texts, calibration):
+    from safetensors.torch import load_file
+
+    trainer = _hidden_trainer(
+        tmp_path, bert_tok, texts, calibration, save_strategy="steps", save_steps=2, weight_decay=0.5
+    )
+    student, projection = trainer.model, trainer.projection
+    assert projection is not None and not hasattr(student, "distillation_projection")
+    seen = {}
+
+    class Probe(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, optimizer=None, **kwargs):
+            seen["submodule"] = student.distillation_projection is projection
+            groups = [g for g in optimizer.param_groups if any(p is projection.weight for p in g["params"])]
+            seen["decay"] = [g["weight_decay"] for g in groups]
+
+    trainer.add_callback(Probe())
+    before = projection.weight.detach().clone()
+    trainer.train()
+    assert seen == {"submodule": True, "decay": [0.0]}  # trained by Trainer's optimizer, without weight decay
+    assert not hasattr(student, "distillation_projection")  # the student is handed back as it was
+    assert not torch.equal(projection.weight, before)
+    saved = load_file(str(tmp_path / "out" / "checkpoint-2" / "model.safetensors"))
+    torch.testing.assert_close(saved["distillation_projection.weight"], projection.weight.detach())  # resumable
+    assert "distillation_projection.weight" not in student.state_dict()

@@ -10,11 +10,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-TESTS = Path(__file__).resolve().parents[1]
-
 
 def _worker(rank: int, world: int, port: int, out: str, shape: dict, tok_dir: str) -> None:
-    sys.path.insert(0, str(TESTS))
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
     from transformers import BertConfig, BertModel

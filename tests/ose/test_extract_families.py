@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,9 +11,7 @@ import transformers
 
 from hf_bort import BortConfig, convert_to_bort, count_parameters
 from hf_bort.ose import Candidate, OSESearch, SearchSpace, compute_importance, extract_subnetwork, save_extracted
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_families import make_source, modernbert_config, padded_batch  # noqa: E402
+from tiny_families import make_source, modernbert_config, padded_batch
 
 HEADS_TO_TASK = {"ForMaskedLM": "fill-mask", "ForSequenceClassification": "text-classification"}
 
@@ -174,6 +171,7 @@ REMOTE = (
 )
 
 
+@pytest.mark.slow  # a fresh interpreter loads the saved checkpoint (~10 s)
 def test_smaller_modernbert_candidate_reloads_as_remote_code(tmp_path):
     import os
     import subprocess

@@ -220,6 +220,7 @@ def test_head_size_mismatch_is_reported(tmp_path, tiny_bert, bert_tok, texts):
         '{"run_id": "RUN", "candidate": {"num_layers": 1}, "params": 1}',
         "FIELD_NAN",
         "FIELD_ZERO_PARAMS",
+        "NOT_UTF8",  # used to stop every rerun with "'utf-8' codec can't decode byte", naming no file or line
     ],
 )
 def test_a_bad_line_in_the_store_is_skipped_with_its_file_and_line(
@@ -233,12 +234,16 @@ def test_a_bad_line_in_the_store_is_skipped_with_its_file_and_line(
         bad_line = json.dumps({**record, "error": float("nan")})
     elif bad_line == "FIELD_ZERO_PARAMS":
         bad_line = json.dumps({**record, "params": 0})
-    else:
+    elif bad_line != "NOT_UTF8":
         bad_line = bad_line.replace("RUN", record["run_id"])
-    store.write_text("\n".join([bad_line, *lines[1:]]) + "\n")  # the first record replaced by a bad one
+    first_line = lines[0].encode().replace(b'"run_id"', b'"run_\xff"') if bad_line == "NOT_UTF8" else bad_line.encode()
+    store.write_bytes(b"\n".join([first_line, *(line.encode() for line in lines[1:])]) + b"\n")  # first one bad
     with caplog.at_level("WARNING"):
         second = _search(tiny_bert, bert_tok, texts, tmp_path / "run").run()
     assert any("line 1 of" in r.getMessage() and "candidates.jsonl" in r.getMessage() for r in caplog.records)
+    if bad_line == "NOT_UTF8":
+        assert any("not valid UTF-8" in r.getMessage() for r in caplog.records)
+        assert len(search_module.load_results(tmp_path / "run")) == len(store.read_bytes().splitlines()) - 1
     assert [(r.candidate, r.error) for r in second.final] == [(r.candidate, r.error) for r in first.final]
 
 

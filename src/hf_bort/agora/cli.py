@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from dataclasses import asdict, dataclass, field
 
@@ -133,6 +134,7 @@ def run(argv: list[str]) -> int:
 
     from .._outputs import check_output_dir
     from .._sources import check_source
+    from .._text import check_utf8, read_utf8
     from .trainer import AgoraTrainer, resolve_resume_checkpoint
 
     cli, config = parse(argv)
@@ -140,6 +142,9 @@ def run(argv: list[str]) -> int:
     check_source(cli.model_name_or_path, "model_name_or_path")
     check_source(cli.labeller_name_or_path, "labeller_name_or_path")
     resume = resolve_resume_checkpoint(config.resume_from_checkpoint, config.output_dir)  # before any loading
+    for option in ("train_file", "dev_file", "test_file", "pool_file"):  # the loaders name neither file nor line
+        if getattr(cli, option) is not None and os.path.isfile(getattr(cli, option)):
+            check_utf8(getattr(cli, option), option)
     tokenizer = AutoTokenizer.from_pretrained(cli.model_name_or_path)
     model = AutoModelForSequenceClassification.from_pretrained(cli.model_name_or_path, num_labels=cli.num_labels)
     labeller = AutoModelForSequenceClassification.from_pretrained(cli.labeller_name_or_path)
@@ -156,8 +161,7 @@ def run(argv: list[str]) -> int:
 
     pool = None
     if cli.pool_file:
-        with open(cli.pool_file, encoding="utf-8") as handle:
-            pool = [line.strip() for line in handle if line.strip()]
+        pool = [line.strip() for line in read_utf8(cli.pool_file, "pool_file").splitlines() if line.strip()]
 
     def metrics(prediction):
         return {"accuracy": float((np.argmax(prediction.predictions, -1) == prediction.label_ids).mean())}

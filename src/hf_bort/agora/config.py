@@ -7,6 +7,23 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 SAMPLER_NAMES = ("embedding", "text", "pool")
+# `resume_from_checkpoint` words (any case) that mean "the newest complete checkpoint in output_dir", as
+# `Trainer.train(resume_from_checkpoint=True)` reads True; "false" means a fresh run. A folder with one of these
+# names is given as a path: `./last`.
+RESUME_NEWEST = ("true", "last")
+RESUME_NONE = ("false",)
+
+
+def resume_value(value):
+    """`resume_from_checkpoint` as `AgoraTrainer.train` takes it: `True` for "True"/"last" (the command line gives
+    strings), `None` for "False", otherwise unchanged (a checkpoint path, a bool or None)."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in RESUME_NEWEST:
+            return True
+        if word in RESUME_NONE:
+            return None
+    return value
 
 
 @dataclass
@@ -88,11 +105,19 @@ class AgoraConfig(TrainingArguments):
         default="text", metadata={"help": "Column holding the raw text in the datasets and the pool, when present."}
     )
     agora_seed: int | None = field(default=None, metadata={"help": "Seed of the Agora samplers (None: use `seed`)."})
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue from a checkpoint folder, or `True` / `last` for the newest complete checkpoint in "
+            "output_dir (as Trainer.train(resume_from_checkpoint=True)); a folder named `last`: ./last."
+        },
+    )
 
     def __post_init__(self):
         if self.report_to is None:
             self.report_to = "none"
         super().__post_init__()
+        self.resume_from_checkpoint = resume_value(self.resume_from_checkpoint)
         checks = [
             ("agora_rounds", isinstance(self.agora_rounds, int) and self.agora_rounds >= 1, "an integer >= 1"),
             (

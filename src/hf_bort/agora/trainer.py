@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -10,14 +11,16 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch import nn
 from torch.utils.data import Dataset, Sampler
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .._trainer_args import trainer_config
 from ..ose.inputs import check_class_labels, check_label
 from .callback import STATE_NAME, AgoraCallback, AgoraState, RoundStats
 from .collator import AgoraCollator, model_row
-from .config import AgoraConfig
+from .config import AgoraConfig, resume_value
 from .labellers import as_labeller
 from .samplers import EmbeddingSampler, PoolSampler, TokenSubstitutionSampler
 
@@ -56,11 +59,12 @@ def newest_complete_checkpoint(output_dir: str | os.PathLike) -> tuple[str | Non
 
 def resolve_resume_checkpoint(resume_from_checkpoint: str | os.PathLike | bool | None, output_dir: str) -> str | None:
     """
-    The checkpoint folder `train(resume_from_checkpoint=...)` continues from, or `None` for a fresh run. `True` means
-    the newest complete checkpoint in `output_dir` (newer, incomplete ones are skipped with a warning); a path must
-    be a complete AgoraTrainer checkpoint. Anything else raises before training: a missing path never silently
-    starts from scratch.
+    The checkpoint folder `train(resume_from_checkpoint=...)` continues from, or `None` for a fresh run. `True` (or
+    the strings "True" / "last", as the command line gives them) means the newest complete checkpoint in
+    `output_dir` (newer, incomplete ones are skipped with a warning); a path must be a complete AgoraTrainer
+    checkpoint. Anything else raises before training: a missing path never silently starts from scratch.
     """
+    resume_from_checkpoint = resume_value(resume_from_checkpoint)
     if resume_from_checkpoint is None or resume_from_checkpoint is False:
         return None
     if resume_from_checkpoint is True:
@@ -139,7 +143,10 @@ class AgoraTrainer(Trainer):
     Agora fine-tuning: train, find the dev points the model gets wrong, sample new points near them, label them with
     `labeller`, add the confident ones to the training set, and repeat for `args.agora_rounds` rounds.
 
-    Takes `Trainer`'s arguments (datasets already tokenized, or with `inputs_embeds` rows) plus:
+    Takes `Trainer`'s arguments (datasets already tokenized, or with `inputs_embeds` rows; no `data_collator`: it
+    builds its own) plus, by keyword only, the Agora ones below. `args` is an [`AgoraConfig`]; `None` gives the
+    default one (output folder `<model name>-agora`) and a plain `TrainingArguments` is converted (its fields kept,
+    the Agora fields at their defaults), as trl's trainers do.
 
     - `labeller`: a transformers pipeline, a sequence-classification model, a `(model, tokenizer)` pair, a
       [`~agora.labellers.Labeller`] or a callable (see [`~agora.labellers.as_labeller`]);
@@ -170,24 +177,35 @@ class AgoraTrainer(Trainer):
 
     def __init__(
         self,
-        *args,
+        model: PreTrainedModel | nn.Module | None = None,
+        args: AgoraConfig | TrainingArguments | None = None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        model_init: Callable[..., PreTrainedModel] | None = None,
+        compute_loss_func: Callable | None = None,
+        compute_metrics: Callable | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple = (None, None),
+        optimizer_cls_and_kwargs: tuple | None = None,
+        preprocess_logits_for_metrics: Callable | None = None,
+        *,
         labeller=None,
         sampler=None,
         unlabelled_pool=None,
         pool_encoder=None,
         pool_encoder_tokenizer=None,
         masked_lm=None,
-        **kwargs,
     ):
-        config = kwargs.get("args", args[1] if len(args) > 1 else None)
-        if not isinstance(config, AgoraConfig):
-            raise TypeError(f"AgoraTrainer args must be an AgoraConfig, got {type(config).__name__}.")
+        # trl's convention: no args -> the default AgoraConfig; a plain TrainingArguments -> an AgoraConfig with its
+        # fields (the Agora fields at their defaults).
+        config = trainer_config(args, AgoraConfig, model, "agora")
         if labeller is None:
             raise ValueError("AgoraTrainer needs a `labeller` (model, pipeline or callable).")
-        if kwargs.get("data_collator") is not None:
+        if data_collator is not None:
             raise ValueError("AgoraTrainer builds its own data_collator (token and embedding rows); pass none.")
-        train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
-        dev = kwargs.get("eval_dataset", args[4] if len(args) > 4 else None)
+        train, dev = train_dataset, eval_dataset
         if train is None or len(train) == 0:
             raise ValueError("AgoraTrainer train_dataset must be a non-empty dataset.")
         if dev is None or isinstance(dev, dict):
@@ -196,7 +214,20 @@ class AgoraTrainer(Trainer):
             raise ValueError(
                 "AgoraConfig.agora_sampler='pool' needs `unlabelled_pool` (a list of texts or a dataset)."
             )
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            model=model,
+            args=config,
+            train_dataset=train,
+            eval_dataset=dev,
+            processing_class=processing_class,
+            model_init=model_init,
+            compute_loss_func=compute_loss_func,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
 
         model_config = self.model.config
         self.num_labels = int(model_config.num_labels)
@@ -385,15 +416,15 @@ class AgoraTrainer(Trainer):
         length = steps * self.args.gradient_accumulation_steps * self._train_batch_size * self.args.world_size
         return RoundSampler(self.train_dataset, length, self.args.agora_generator_seed)
 
-    def set_initial_training_values(self, *args, **kwargs):
-        """Trainer's values with one epoch per round: `agora_rounds + 1` epochs of `steps_per_round` steps each."""
-        values = list(super().set_initial_training_values(*args, **kwargs))
-        rounds = self.args.agora_rounds + 1
-        steps = values[1]  # num_update_steps_per_epoch == the round length (the sampler's length)
-        values[0] = rounds
-        values[-1] = rounds * steps
+    def set_initial_training_values(self, args: TrainingArguments, *rest, **kwargs):
+        """Trainer's values for a run of `agora_rounds + 1` rounds of `steps_per_round` optimizer steps: `args`
+        (`num_train_epochs`/`max_steps`: one round) is handed on with `max_steps` set to the whole run, so Trainer
+        counts one epoch (one pass of the round sampler) per round."""
+        steps = self._steps_per_round()
         self.agora_callback.steps_per_round = steps
-        return tuple(values)
+        run = copy.copy(args)  # the caller's arguments (saved in checkpoints and cards) are left as they are
+        run.max_steps = (self.args.agora_rounds + 1) * steps
+        return super().set_initial_training_values(run, *rest, **kwargs)
 
     def compute_loss(self, model, inputs, *args, **kwargs):
         """Merges sampled `inputs_embeds` rows into a batch of token rows, then Trainer's loss."""

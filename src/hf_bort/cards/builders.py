@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .data import BortCardData, EvalRecord, save_card
+from .data import BortCardData, EvalRecord, display_name, escape_markdown, save_card
 
 ONNX_SUBFOLDER = "onnx"
 METRIC_TYPES = {"accuracy": ("accuracy", "accuracy"), "macro_f1": ("f1", "macro F1")}
@@ -123,10 +123,10 @@ def _source_name(source: Any) -> str | None:
 
 
 def _shown(name: str | None) -> str | None:
-    """A source as the text shows it: its Hub id, or a local folder's name (no local paths in a card)."""
-    from .data import display_name
-
-    return display_name(name)
+    """A source as the text shows it: its Hub id, or a local folder's name (no local paths in a card), as an escaped
+    code span (`escape_markdown`)."""
+    shown = display_name(name)
+    return escape_markdown(shown, code=True) if shown else None
 
 
 def _source_family(source: Any) -> str | None:
@@ -157,13 +157,13 @@ def converted_card(model: Any, source: Any, *, max_abs_difference: float | None 
         source_family=family,
         architecture=type(model).__name__,
         summary=(
-            f"`{_shown(name) or 'A ' + (family or 'BERT-family') + ' model'}` converted to Bort by hf_bort: the same "
+            f"{_shown(name) or 'A ' + (family or 'BERT-family') + ' model'} converted to Bort by hf_bort: the same "
             f"weights and architecture as the source ({family or 'unknown family'}), under Bort's model type, so OSE "
             f"extraction, distillation and Agora apply to it.{check}"
         ),
         settings=_rows(
             [
-                ("Source", name and f"`{_shown(name)}`"),
+                ("Source", name and _shown(name)),
                 ("Source model type", family),
                 ("Class", type(model).__name__),
                 ("Parameters", _int(params)),
@@ -197,13 +197,13 @@ def extracted_card(model: Any, source: Any = None) -> BortCardData:
         source_family=_source_family(source),
         architecture=type(model).__name__,
         summary=(
-            f"A sub-network of {'`' + _shown(name) + '`' if name else 'its source'} extracted by hf_bort's optimal "
+            f"A sub-network of {_shown(name) if name else 'its source'} extracted by hf_bort's optimal "
             "subarchitecture extraction (OSE): the kept layers, attention heads, FFN neurons and residual dimensions "
             "with their weights sliced from the source. It was not trained after extraction."
         ),
         settings=_rows(
             [
-                ("Source", name and f"`{_shown(name)}`"),
+                ("Source", name and _shown(name)),
                 ("Layers kept (source indices)", layers and ", ".join(map(str, layers))),
                 ("Hidden width", config.get("hidden_size")),
                 ("Parameters", _int(params)),
@@ -232,8 +232,8 @@ def distilled_card(
     config = _model_config(model)
     losses = [entry["loss"] for entry in log_history or [] if "loss" in entry]
     final = (log_history or [{}])[-1] if log_history else {}
-    rows = [("Teacher", name and f"`{_shown(name)}`"), ("Parameters", _int(_count(model)))]
-    rows += [(key, value) for key, value in (settings or {}).items()]
+    rows = [("Teacher", name and _shown(name)), ("Parameters", _int(_count(model)))]
+    rows += [(escape_markdown(key), escape_markdown(value)) for key, value in (settings or {}).items()]
     rows += [
         ("First logged loss", _num(losses[0]) if losses else None),
         ("Last logged loss", _num(losses[-1]) if losses else None),
@@ -246,7 +246,7 @@ def distilled_card(
         source_family=_source_family(teacher),
         architecture=type(model).__name__,
         summary=(
-            f"A Bort student distilled from {'`' + _shown(name) + '`' if name else 'its teacher'} with hf_bort's "
+            f"A Bort student distilled from {_shown(name) if name else 'its teacher'} with hf_bort's "
             "`DistillationTrainer` (the Bort recipe: MLM cross-entropy plus KL to the teacher when both have an MLM "
             "head, hidden-state distillation otherwise)."
         ),
@@ -289,7 +289,7 @@ def agora_card(trainer: Any, model_name: str | None = None) -> BortCardData:
         if value is not None:
             eval_results.append(EvalRecord(metric, "validation", float(value), name=f"dev {label}"))
     settings = [
-        ("Starting checkpoint", source and f"`{_shown(source)}`"),
+        ("Starting checkpoint", source and _shown(source)),
         ("Agora rounds", args.agora_rounds),
         ("Sampler", args.agora_sampler),
         ("Samples per error", args.agora_samples_per_error),
@@ -315,7 +315,7 @@ def agora_card(trainer: Any, model_name: str | None = None) -> BortCardData:
         architecture=type(model).__name__,
         model_type=getattr(model.config, "model_type", None),
         summary=(
-            f"Fine-tuned with Agora (hf_bort's `AgoraTrainer`){' from `' + _shown(source) + '`' if source else ''}: "
+            f"Fine-tuned with Agora (hf_bort's `AgoraTrainer`){' from ' + _shown(source) if source else ''}: "
             "train, find the dev points the model gets wrong, sample new points near them, label them with a "
             "second model, add the confident ones to the training set, and repeat."
         ),
@@ -342,13 +342,13 @@ def onnx_card(result: Any, source: Any = None) -> BortCardData:
         kind="onnx",
         source=name,
         summary=(
-            f"{'`' + _shown(name) + '`' if name else 'A hf_bort model'} exported to ONNX by hf_bort "
+            f"{_shown(name) if name else 'A hf_bort model'} exported to ONNX by hf_bort "
             f"({result.task}), validated against PyTorch on real sentences"
             f"{'; with a dynamic int8 copy' if quantized else ''}."
         ),
         settings=_rows(
             [
-                ("Source", name and f"`{_shown(name)}`"),
+                ("Source", name and _shown(name)),
                 ("Task", result.task),
                 ("Model type", result.model_type),
                 ("Inputs", ", ".join(result.inputs)),

@@ -25,7 +25,7 @@ from .builders import (
     _source_family,
     write_card,
 )
-from .data import BortCardData, EvalRecord, display_name, hub_id
+from .data import BortCardData, EvalRecord, display_name, escape_markdown, hub_id
 
 
 def _dataset(settings: dict[str, Any]) -> tuple[list[str], str]:
@@ -68,16 +68,20 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     if settings.get("max_latency_ms") is not None:
         budget.append(f"≤ {settings['max_latency_ms']:g} ms ({settings.get('latency_engine')})")
     labels = data.get("label_names")
+    # User strings as the body shows them (escaped); the raw ones go to the YAML metadata only.
+    source_shown = escape_markdown(display(source_name), code=True)
+    data_shown = escape_markdown(dataset_name)
     if embedding:
         summary = (
-            f"A {student.get('shape', '')} Bort sentence-embedding student of `{display(source_name)}` (a "
-            f"sentence-transformers model), distilled on the teacher's sentence embeddings of {dataset_name} texts "
+            f"A {student.get('shape', '')} Bort sentence-embedding student of {source_shown} (a "
+            f"sentence-transformers model), distilled on the teacher's sentence embeddings of {data_shown} texts "
             "by `hf_bort.compress`"
         )
     else:
         summary = (
-            f"A {student.get('shape', '')} Bort student of `{display(source_name)}` for text classification on "
-            f"{dataset_name}{' (' + ', '.join(map(str, labels)) + ')' if labels else ''}, made by `hf_bort.compress`"
+            f"A {student.get('shape', '')} Bort student of {source_shown} for text classification on "
+            f"{data_shown}{' (' + ', '.join(map(escape_markdown, labels)) + ')' if labels else ''}, made by "
+            "`hf_bort.compress`"
         )
     if ratio is not None:
         summary += f": {100 * ratio:.1f} % of the source's encoder multiply-adds (at {length} tokens)"
@@ -98,8 +102,8 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     steps = search.get("training_steps") or {}
     sizes = data.get("sizes") or {}
     rows = [
-        ("Source", f"`{display(source_name)}`" if source_name else None),
-        ("Data", dataset_name),
+        ("Source", source_shown if source_name else None),
+        ("Data", data_shown),
         (
             "Rows (train / dev / test)",
             " / ".join(f"{sizes[k]:,}" for k in ("train", "validation", "test") if k in sizes),
@@ -124,7 +128,10 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
             f"{steps['search_total']:,} ({steps['exhaustive_equivalent']:,})" if "search_total" in steps else None,
         ),
         ("Embedding dimension", source.get("embedding_dimension") if embedding else None),
-        ("Source modules", " → ".join(source["modules"]) if embedding and source.get("modules") else None),
+        (
+            "Source modules",
+            " → ".join(map(escape_markdown, source["modules"])) if embedding and source.get("modules") else None,
+        ),
         ("Layer selection", settings.get("layer_selection")),
         ("Max tokens per text", settings.get("max_length")),
         ("Seed", settings.get("seed")),
@@ -166,7 +173,8 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     if embedding and source:
         recipe.append(
             "Teacher: the source SentenceTransformer as it is; its encoder converted to Bort and its modules after "
-            f"the encoder ({', '.join(m for m in source.get('modules', [])[1:]) or 'pooling'}) used as a frozen head "
+            f"the encoder ({', '.join(map(escape_markdown, source.get('modules', [])[1:])) or 'pooling'}) used as a "
+            "frozen head "
             "(checked to reproduce `SentenceTransformer.encode` within "
             f"{_num(source.get('head_check_max_abs_difference'), 3)})."
         )
@@ -212,7 +220,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         if embedding and before.get("mean_cosine") is not None and after.get("mean_cosine") is not None:
             text += f"; dev mean cosine {_agreement(before['mean_cosine'])} → {_agreement(after['mean_cosine'])}"
         recipe.append(text + ".")
-    results = [["", f"source (`{display(source_name)}`)", "this model"]]
+    results = [["", f"source ({source_shown})", "this model"]]
     eval_results = []
     metric_types, show = (AGREEMENT_TYPES, _agreement) if embedding else (METRIC_TYPES, _pct)
     for split, split_name in (("dev", "validation"), ("test", "test")):
@@ -292,10 +300,9 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
             f"(max difference {reload.get('max_abs_logit_difference')})."
         )
     limitations = [
-        f"Distilled to agree with its teacher on {dataset_name} texts; agreement on other text domains was not "
-        "measured."
+        f"Distilled to agree with its teacher on {data_shown} texts; agreement on other text domains was not measured."
         if embedding
-        else f"Distilled for one task ({dataset_name}); not a general-purpose encoder.",
+        else f"Distilled for one task ({data_shown}); not a general-purpose encoder.",
     ]
     if latency:
         limitations.append(
@@ -303,9 +310,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         )
     tested = (student.get("test") or {}).get("texts" if embedding else "rows")
     if tested:
-        limitations.insert(
-            0, f"Evaluated on {tested:,} test {'texts' if embedding else 'rows'} of {dataset_name} only."
-        )
+        limitations.insert(0, f"Evaluated on {tested:,} test {'texts' if embedding else 'rows'} of {data_shown} only.")
     return BortCardData(
         kind="compressed",
         model_name=model_name,

@@ -56,6 +56,38 @@ HF_BORT_CITATION = f"""@software{{hf_bort,
 }}"""
 
 
+# Characters Markdown or HTML give a meaning inline (emphasis, code, link and image brackets, HTML tags and
+# entities, table cells, headings, strikethrough); a backslash makes any of them literal (CommonMark: any ASCII
+# punctuation). `(`, `)` and `!` only act after a `]`, which is escaped.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>#|~&])")
+_LINE_START = re.compile(r"^(\d+)([.)])|^([-+=])")  # a list item or setext underline where a line starts
+
+
+def escape_markdown(value: Any, code: bool = False) -> str:
+    """
+    A user's string (a dataset, label, model or folder name) as inert Markdown for a card's body: runs of whitespace,
+    newlines included, become one space (no new line, heading or table row can start), and every character Markdown
+    or HTML reads inline is backslash-escaped (`<img onerror=…>`, `# Injected`, `a|b` show as written). With
+    `code=True` the text is a code span (`` `name` ``) when it holds no backtick or `|`, else the escaped text. Every
+    card builder passes user strings through this one function; YAML metadata needs none (`ModelCardData`).
+
+    Example:
+
+    ```python
+    >>> from hf_bort.cards.data import escape_markdown
+    >>> print(escape_markdown("<b>pos</b> | # neg"))
+    \\<b\\>pos\\</b\\> \\| \\# neg
+    >>> escape_markdown("tiny-bert", code=True)
+    '`tiny-bert`'
+    ```
+    """
+    text = " ".join(str(value).split())
+    if code and text and "`" not in text and "|" not in text:
+        return f"`{text}`"
+    text = _MARKDOWN_INLINE.sub(r"\\\1", text)
+    return _LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(1) else f"\\{m.group(3)}", text)
+
+
 def head_of(architecture: str | None) -> tuple[str | None, str]:
     """(pipeline tag, Auto class) of a model class name such as `BortForSequenceClassification`."""
     for suffix, tag, auto_class in _HEADS:
@@ -171,6 +203,20 @@ class BortCardData:
     @property
     def source_name(self) -> str | None:
         return display_name(self.source)
+
+    @property
+    def title(self) -> str:
+        """`model_name` as the card's heading shows it (escaped)."""
+        return escape_markdown(self.model_name)
+
+    @property
+    def source_shown(self) -> str | None:
+        """The source as the card's text names it (a code span, escaped)."""
+        return escape_markdown(self.source_name, code=True) if self.source_name else None
+
+    @property
+    def onnx_files_shown(self) -> list[str]:
+        return [escape_markdown(name, code=True) for name in self.onnx_files]
 
     @property
     def library_name(self) -> str:

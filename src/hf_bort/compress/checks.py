@@ -1,5 +1,6 @@
 """
-The checks `compress` makes before any work: the source model (its type, config and weight shapes, its tokenizer)
+The checks `compress` makes before any work: the source model (its type, config and weight shapes, its tokenizer,
+a classifier's head)
 and the budget against the source (sequence lengths within its positions, some candidate within the multiply-add or
 latency budget); and the search space the settings describe.
 """
@@ -107,6 +108,25 @@ def source_tokenizer(model: str):
             "source's tokenizer files beside its weights (tokenizer.json, or vocab.txt / vocab.json + merges.txt, "
             "with tokenizer_config.json); save the tokenizer into the model folder."
         ) from None
+
+
+def load_source_classifier(path: str | Path, field: str):
+    """
+    The fine-tuned source classifier; a checkpoint without its classifier weights is refused (never a teacher with
+    a random head).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from ..models.heads import load_with_head
+
+    return load_with_head(
+        AutoModelForSequenceClassification,
+        path,
+        "text-classification",
+        field=field,
+        advice="Give the classifier's complete checkpoint, or the pretrained encoder (its config's `architectures` "
+        "without *ForSequenceClassification) to fine-tune a new head on the dataset.",
+    )
 
 
 def position_limit(bort_config) -> int | None:

@@ -7,9 +7,12 @@ import json
 import logging
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .._text import check_utf8
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ def _load_files(files: dict[str, Any]) -> dict[str, Any]:
         kind = DATA_EXTENSIONS.get(file.suffix)
         if kind is None:
             raise ValueError(f"`dataset` split {split!r}: {file.name} is not .csv, .json or .jsonl.")
+        check_utf8(file, f"`dataset` split {split!r}")  # the loaders name neither file nor line
         try:
             out[split] = datasets.load_dataset(kind, data_files=str(file), split="train")
         except Exception as error:  # noqa: BLE001 - an empty or malformed file: name it
@@ -119,6 +123,18 @@ def _load_files(files: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _values(split: Any, name: str, column: str) -> list[Any]:
+    """A column as a list; strings that are not UTF-8 (a dataset built from undecodable bytes) are an error naming the
+    split and column."""
+    try:
+        return list(split[column])
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"The {name!r} split's {column!r} column holds text that is not valid UTF-8 ({error.reason} at byte "
+            f"{error.start}). Save the data as UTF-8."
+        ) from None
+
+
 def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str) -> tuple[list[str], list[Any]]:
     columns = split.column_names
     for column, what in ((text_column, "text_column"), (label_column, "label_column")):
@@ -126,7 +142,7 @@ def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str
             raise ValueError(f"`{what}` {column!r} is not a column of the {name!r} split (columns: {columns}).")
     if len(split) == 0:
         raise ValueError(f"The {name!r} split is empty.")
-    texts, labels = list(split[text_column]), list(split[label_column])
+    texts, labels = _values(split, name, text_column), _values(split, name, label_column)
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"The {name!r} split's {text_column!r} must hold non-empty strings; row {i} is {text!r}.")
@@ -136,6 +152,31 @@ def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str
                 f"The {name!r} split's {label_column!r} must be class ids or names; row {i} is {label!r}."
             )
     return texts, labels
+
+
+_CLASS_ID = re.compile(r"\s*-?\d+\s*")
+
+
+def _check_label_kinds(columns: dict[str, tuple[list[str], list[Any]]], label_column: str) -> None:
+    """Refuses labels mixing class ids (`0`, `"1"`) and class names (`"pos"`): each would become its own class."""
+    ids: dict[str, list[Any]] = {}
+    names: dict[str, list[Any]] = {}
+    for split, (_, labels) in columns.items():
+        for label in labels:
+            is_id = isinstance(label, int) or _CLASS_ID.fullmatch(str(label)) is not None
+            found = (ids if is_id else names).setdefault(split, [])
+            if label not in found:
+                found.append(label)
+    if ids and names:
+
+        def shown(values: dict[str, list[Any]]) -> str:
+            return "; ".join(f"{split}: {sorted(found, key=str)[:5]}" for split, found in values.items())
+
+        raise ValueError(
+            f"`label_column` {label_column!r} mixes class ids and class names — ids ({shown(ids)}) and names "
+            f"({shown(names)}); each would become a class of its own. Give every label as an id or every label as a "
+            "name."
+        )
 
 
 def _label_names(raw: dict[str, Any], train_split: str, label_column: str, labels: list[Any]) -> list[str] | None:
@@ -183,9 +224,13 @@ def load_task_data(
         if name in raw:
             columns[name] = _texts_and_labels(raw[name], name, config.text_column, config.label_column)
     train_texts, train_labels = columns[config.train_split]
+    _check_label_kinds(columns, config.label_column)
     names = _label_names(raw, config.train_split, config.label_column, train_labels)
     key = int
     all_labels = [label for _, labels in columns.values() for label in labels]
+    # A pretrained encoder's new head gets the classes train holds: a label only dev or test hold is refused (the
+    # student could never learn it); a source classifier's head fixes the classes itself.
+    class_labels = all_labels if model_num_labels is not None else train_labels
     if names is None:
         if all(isinstance(label, int) for label in all_labels):
             values = sorted(set(all_labels))
@@ -194,11 +239,11 @@ def load_task_data(
             if model_label2id and not _generic_names(model_label2id):
                 names = [name for name, _ in sorted(model_label2id.items(), key=lambda item: item[1])]
             else:
-                names = [str(i) for i in range(values[-1] + 1)]
-            to_id = {value: value for value in values}
+                names = [str(i) for i in range(max(class_labels) + 1)]
+            to_id = {value: value for value in values if value < len(names) or model_num_labels is not None}
         else:
             key = str
-            values = sorted({str(label) for label in all_labels})
+            values = sorted({str(label) for label in class_labels})
             if model_label2id and not _generic_names(model_label2id):
                 unknown = [value for value in values if value not in model_label2id]
                 if unknown:
@@ -215,13 +260,22 @@ def load_task_data(
     else:
         to_id = {i: i for i in range(len(names))}
 
-    def ids(labels: list[Any]) -> list[int]:
-        try:
-            return [to_id[key(label)] for label in labels]
-        except (KeyError, ValueError) as error:
-            raise ValueError(f"`label_column` {config.label_column!r}: label {error} is outside {names}.") from None
+    def ids(split: str, labels: list[Any]) -> list[int]:
+        unknown = sorted({str(label) for label in labels if key(label) not in to_id})
+        if unknown and split != config.train_split and model_num_labels is None:
+            raise ValueError(
+                f"The {split!r} split's `label_column` {config.label_column!r} holds labels {unknown[:5]} that the "
+                f"{config.train_split!r} split never has (train's classes: {names}): the source's new head would "
+                "grow a class the student never learns. Drop those rows or add training examples of them."
+            )
+        if unknown:
+            raise ValueError(
+                f"The {split!r} split's `label_column` {config.label_column!r} holds labels {unknown[:5]} outside "
+                f"{names}."
+            )
+        return [to_id[key(label)] for label in labels]
 
-    converted = {name: (texts, ids(labels)) for name, (texts, labels) in columns.items()}
+    converted = {name: (texts, ids(name, labels)) for name, (texts, labels) in columns.items()}
     train_ids = converted[config.train_split][1]
     if len(set(train_ids)) < 2:
         raise ValueError(
@@ -261,9 +315,14 @@ def load_task_data(
     test = make(*converted[config.test_split]) if config.test_split in converted else None
     if test is None:
         notes.append(f"no {config.test_split!r} split: no test metrics")
-    missing_in_train = sorted(set(validation["label"]) - set(train["label"]))
-    if missing_in_train:
-        notes.append(f"dev labels {missing_in_train} never occur in train")
+    for split_name, split in (("dev", validation), ("test", test)):
+        missing_in_train = sorted(set(split["label"]) - set(train["label"])) if split is not None else []
+        if missing_in_train:  # classes the head has (named by the data or the source) but train never shows
+            notes.append(
+                f"{split_name} labels {[names[i] for i in missing_in_train]} never occur in train: the student is "
+                "never trained on them"
+            )
+            logger.warning(notes[-1])
     return TaskData(
         train=train,
         validation=validation,
@@ -299,7 +358,7 @@ def load_text_data(config) -> TaskData:
             )
         if len(split) == 0:
             raise ValueError(f"The {name!r} split is empty.")
-        values = list(split[config.text_column])
+        values = _values(split, name, config.text_column)
         for i, text in enumerate(values):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(

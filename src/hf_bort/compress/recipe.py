@@ -70,6 +70,21 @@ def _trainer_settings(seed: int, output_dir: Path, show_progress: bool, warmup: 
     )
 
 
+def classifier_from_encoder(path: str, label_names: list[str], seed: int) -> nn.Module:
+    """
+    A sequence classifier on the pretrained encoder at `path` with a new head for `label_names`, drawn after
+    `set_seed(seed)`: the head transformers initialises at random is the same for the same seed, whatever the process
+    drew before (it was drawn before the seed was set, so two identical runs differed).
+    """
+    from transformers import AutoModelForSequenceClassification, set_seed
+
+    set_seed(seed)
+    id2label = dict(enumerate(label_names))
+    return AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(label_names), id2label=id2label, label2id={v: k for k, v in id2label.items()}
+    )
+
+
 def finetune(
     model: nn.Module,
     train_dataset,

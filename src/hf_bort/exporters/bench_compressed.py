@@ -205,12 +205,15 @@ def _load_classifier(path: Path):
 
     import hf_bort  # noqa: F401  (registers the bort Auto classes)
 
-    from .onnx import _check_head_loaded
+    from ..models.heads import load_with_head
 
-    model, loading_info = transformers.AutoModelForSequenceClassification.from_pretrained(
-        str(path), output_loading_info=True
+    model = load_with_head(
+        transformers.AutoModelForSequenceClassification,
+        str(path),
+        "text-classification",
+        field="model_or_path",
+        advice="Benchmark fine-tuned classifiers (a compress run's student and its source).",
     )
-    _check_head_loaded(model, "text-classification", loading_info.get("missing_keys", []), path)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError, KeyError, TypeError) as error:

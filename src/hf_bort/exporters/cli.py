@@ -16,9 +16,10 @@ def _read_texts(path: str | None, option: str) -> list[str] | None:
     """Non-empty lines of a UTF-8 text file (one text per line)."""
     if path is None:
         return None
+    from .._text import read_utf8
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            return [line.strip() for line in handle if line.strip()]
+        return [line.strip() for line in read_utf8(path, option).splitlines() if line.strip()]
     except OSError as error:
         raise ValueError(f"{option}: cannot read {path!r}: {error}") from error
 

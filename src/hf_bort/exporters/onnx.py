@@ -72,6 +72,11 @@ _CLASS_SUFFIX_TO_TASK = {
     "ForMultipleChoice": "multiple-choice",
     "Model": "feature-extraction",
 }
+# What to export instead of a checkpoint without the task's head (`hf_bort.models.heads.check_head_loaded`).
+_HEAD_ADVICE = (
+    "Export a checkpoint fine-tuned for {task!r}, or choose the task its head was trained for (--task "
+    "feature-extraction for a bare encoder)."
+)
 
 # Real English sentences (movie-review style, varied lengths) used to validate every export.
 VALIDATION_TEXTS: tuple[str, ...] = (
@@ -287,6 +292,7 @@ def _load_model(model_or_path: Any, task: str | None) -> tuple[PreTrainedModel, 
         raise TypeError(f"model_or_path must be a PreTrainedModel or a path / Hub id; got {type(model_or_path)}.")
     from .._sources import check_source
     from ..models.bort.convert import check_encoder_config
+    from ..models.heads import load_with_head
 
     check_source(model_or_path, "model_or_path")
     config = transformers.AutoConfig.from_pretrained(model_or_path)
@@ -294,28 +300,14 @@ def _load_model(model_or_path: Any, task: str | None) -> tuple[PreTrainedModel, 
     check_encoder_config(config, "The ONNX export")  # GPT-2, T5…: refused before loading, with convert's message
     task = task or "feature-extraction"
     auto_class = getattr(transformers, _AUTO_CLASS[task])
-    model, loading_info = auto_class.from_pretrained(model_or_path, output_loading_info=True)
-    _check_head_loaded(model, task, loading_info.get("missing_keys", []), model_or_path)
+    model = load_with_head(
+        auto_class, model_or_path, task, field="model_or_path", advice=_HEAD_ADVICE.format(task=task)
+    )
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_or_path)
     except (OSError, ValueError, KeyError, TypeError):
         tokenizer = None
     return model.eval(), task, tokenizer
-
-
-def _check_head_loaded(model: PreTrainedModel, task: str, missing_keys: list[str], path: Any) -> None:
-    """Refuse to export weights the checkpoint does not hold (a task head transformers initialised at random).
-
-    For `feature-extraction` only the pooler may be missing (its output is not exported).
-    """
-    missing = [key for key in missing_keys if not (task == "feature-extraction" and "pooler." in key)]
-    if missing:
-        shown = ", ".join(sorted(missing)[:6]) + (", ..." if len(missing) > 6 else "")
-        raise ValueError(
-            f"task {task!r}: the checkpoint model_or_path={str(path)!r} has no trained weights for {shown} "
-            f"({type(model).__name__} would export them randomly initialised). Export a checkpoint fine-tuned for "
-            f"{task!r}, or choose the task its head was trained for (--task feature-extraction for a bare encoder)."
-        )
 
 
 def supported_model_types(task: str = "feature-extraction") -> list[str]:

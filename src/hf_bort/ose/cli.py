@@ -33,7 +33,9 @@ def _texts(spec: str) -> list[str]:
     path = Path(spec)
     if not path.is_file():
         raise SystemExit(f"--texts: {spec!r} is neither 'rotten_tomatoes', 'vader' nor an existing text file.")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    from .._text import read_utf8
+
+    return [line.strip() for line in read_utf8(path, "--texts").splitlines() if line.strip()]
 
 
 def _search_from_args(config: SearchConfig):

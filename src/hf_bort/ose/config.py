@@ -288,6 +288,8 @@ def ose_field(name: str, **overrides: Any) -> Any:
     """
     spec = _FIELDS[name]
     help_text = spec.metadata["help"]
+    if overrides.get("default", spec.default) is not spec.default:  # OSEConfig's "(default: …)" is not this one's
+        help_text = _without_default_note(help_text)
     if "help" in overrides:
         help_text = f"{help_text} {overrides.pop('help')}"
     metadata: dict[str, Any] = {"help": help_text}
@@ -298,6 +300,19 @@ def ose_field(name: str, **overrides: Any) -> Any:
     if overrides:
         raise TypeError(f"ose_field takes `default` and `help` only, got {sorted(overrides)}.")
     return _with_extra(field(default=default, metadata=metadata), ose=name)
+
+
+def _without_default_note(text: str) -> str:
+    """`text` without its "(default: …)" note (nested parentheses included)."""
+    start = text.find(" (default:")
+    if start < 0:
+        return text
+    depth, end = 0, start + 1
+    for end in range(start + 1, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        if depth == 0:
+            break
+    return text[:start] + text[end + 1 :]
 
 
 def mirrored_fields(settings_class: type) -> dict[str, str]:

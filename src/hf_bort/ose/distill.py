@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
+from transformers.modeling_outputs import ModelOutput
 
+from .._trainer_args import trainer_config
 from .inputs import check_class_labels
 
 
@@ -199,30 +202,47 @@ def resolve_objective(requested: str, student: nn.Module, teacher: nn.Module) ->
     return requested
 
 
-def _average_over_processes(grad: torch.Tensor) -> torch.Tensor:
-    """Gradient hook: the mean over the torch.distributed processes (what DDP does for the wrapped model's)."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        grad /= dist.get_world_size()
-    return grad
+#: The attribute under which the hidden-state projection is a submodule of the student while it trains.
+PROJECTION_NAME = "distillation_projection"
+
+
+@dataclass
+class ProjectedStudentOutput(ModelOutput):
+    """What the student returns while it trains with a projection: its own outputs and its projected last hidden
+    state (a `ModelOutput`, so DDP's output flattening keeps both)."""
+
+    student: ModelOutput | None = None
+    projected_hidden_state: torch.Tensor | None = None
+
+
+def _project_last_hidden_state(module: nn.Module, args, output):
+    """Forward hook of the training student: adds its projected last hidden state to the outputs, so that the
+    projection runs inside the (DDP-wrapped) model's forward like any of its parameters."""
+    hidden_states = getattr(output, "hidden_states", None)
+    if hidden_states is None:
+        return output
+    projected = getattr(module, PROJECTION_NAME)(hidden_states[-1])
+    return ProjectedStudentOutput(student=output, projected_hidden_state=projected)
 
 
 class DistillationTrainer(Trainer):
     """
-    A [`Trainer`] that distils `teacher` into the model being trained. Only `compute_loss` (and `create_optimizer`,
-    to train the projection too) are overridden, so everything else — accelerate, gradient accumulation, logging,
-    checkpoints — is Trainer's own; `accelerate launch` scales it.
+    A [`Trainer`] that distils `teacher` into the model being trained. `compute_loss` is overridden (and `train`,
+    to carry the projection below), so everything else — accelerate, gradient accumulation, logging, checkpoints —
+    is Trainer's own; `accelerate launch` scales it. Takes `Trainer`'s arguments plus `teacher` (keyword only,
+    placed on the device by accelerate in evaluation mode); `args` is a [`DistillationConfig`], `None` gives the
+    default one (output folder `<model name>-distilled`) and a plain `TrainingArguments` is converted (its fields
+    kept, the distillation fields at their defaults), as trl's trainers do.
 
     - Teacher and student with MLM heads: [`bort_distillation_loss`] on MLM-masked batches (use
       `DataCollatorForLanguageModeling`).
     - Teacher and student classifiers with the same labels: [`task_distillation_loss`] (CE on the labels + T²·KL to
       the teacher's logits), e.g. to fine-tune an extracted student next to the fine-tuned source.
     - Otherwise: [`hidden_state_loss`] between the last hidden states, through a learned projection (initialised from
-      `student.ose_plan.dims` when the student was extracted) when the widths differ. The projection is not part
-      of the DDP-wrapped model; its gradients are averaged over the processes by a hook, so every rank keeps the
-      same projection.
+      `student.ose_plan.dims` when the student was extracted) when the widths differ. During `train()` the
+      projection is the student's submodule `distillation_projection` (applied in its forward by a hook), so
+      DDP synchronises it, the optimizer trains it (no weight decay) and checkpoints hold it; afterwards the
+      student is as it was and `trainer.projection` holds the trained projection.
 
     Example:
 
@@ -233,15 +253,46 @@ class DistillationTrainer(Trainer):
     ```
     """
 
-    def __init__(self, *args, teacher: nn.Module, **kwargs):
-        args_ = kwargs.get("args", args[1] if len(args) > 1 else None)
-        if not isinstance(args_, DistillationConfig):
-            raise TypeError("`args` must be a DistillationConfig (it carries the distillation weights).")
+    def __init__(
+        self,
+        model: PreTrainedModel | nn.Module | None = None,
+        args: DistillationConfig | TrainingArguments | None = None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        model_init: Callable[..., PreTrainedModel] | None = None,
+        compute_loss_func: Callable | None = None,
+        compute_metrics: Callable | None = None,
+        callbacks: list[TrainerCallback] | None = None,
+        optimizers: tuple = (None, None),
+        optimizer_cls_and_kwargs: tuple | None = None,
+        preprocess_logits_for_metrics: Callable | None = None,
+        *,
+        teacher: nn.Module,
+    ):
         if teacher is None:
             raise ValueError("`teacher` is required.")
-        super().__init__(*args, **kwargs)
-        self.teacher = teacher.eval()
-        for parameter in self.teacher.parameters():
+        # trl's convention: no args -> the default DistillationConfig; a plain TrainingArguments -> a
+        # DistillationConfig with its fields (its warm-up kept: `warmup_ratio` is a field of ours on transformers 5.x).
+        args = trainer_config(args, DistillationConfig, model, "distilled", warmup_ratio=0.0)
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            model_init=model_init,
+            compute_loss_func=compute_loss_func,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        teacher.eval()
+        for parameter in teacher.parameters():
             parameter.requires_grad_(False)
         self.objective = resolve_objective(self.args.distillation_objective, self.model, teacher)
         self.use_logits = self.objective != "hidden"
@@ -257,18 +308,32 @@ class DistillationTrainer(Trainer):
             plan = getattr(self.model, "ose_plan", None)
             dims = plan.dims if plan is not None and len(plan.dims) == student_width else None
             if student_width != teacher_width or dims is not None:
-                self.projection = make_projection(student_width, teacher_width, dims).to(self.args.device)
-                for parameter in self.projection.parameters():  # outside the DDP-wrapped model: synchronise here
-                    parameter.register_hook(_average_over_processes)
-        self.teacher.to(self.args.device)
+                device = next(self.model.parameters()).device  # where Trainer put the student
+                self.projection = make_projection(student_width, teacher_width, dims).to(device)
+        # The teacher only runs forward: accelerate places it (and applies mixed precision) without DDP.
+        self.teacher = self.accelerator.prepare_model(teacher, evaluation_mode=True)
 
-    def create_optimizer(self):
-        optimizer = super().create_optimizer()
-        if self.projection is not None and not any(
-            p is self.projection.weight for group in optimizer.param_groups for p in group["params"]
-        ):
-            optimizer.add_param_group({"params": list(self.projection.parameters()), "weight_decay": 0.0})
-        return optimizer
+    def train(self, *args, **kwargs):
+        """
+        `Trainer.train`, with the projection (when there is one) a submodule of the student for the run: DDP then
+        synchronises it, the optimizer trains it and checkpoints save (and resume) it. The student is handed back
+        without it, so what the caller saves is the student alone; `trainer.projection` keeps the trained one.
+        """
+        if self.projection is None:
+            return super().train(*args, **kwargs)
+        model = self.model
+        model.add_module(PROJECTION_NAME, self.projection)
+        hook = model.register_forward_hook(_project_last_hidden_state)
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            hook.remove()
+            delattr(model, PROJECTION_NAME)
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        """Trainer's, less the projection's weight: it is trained without weight decay."""
+        names = super().get_decay_parameter_names(model)
+        return [name for name in names if not name.startswith(f"{PROJECTION_NAME}.")]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -300,10 +365,14 @@ class DistillationTrainer(Trainer):
             )
         else:
             outputs = model(**inputs, output_hidden_states=True)
+            if isinstance(outputs, ProjectedStudentOutput):  # projected inside the student's forward (training)
+                outputs, student_hidden, projection = outputs.student, outputs.projected_hidden_state, None
+            else:
+                student_hidden, projection = outputs.hidden_states[-1], self.projection
             loss = self.args.alpha_hidden * hidden_state_loss(
-                outputs.hidden_states[-1],
+                student_hidden,
                 teacher_out.hidden_states[-1],
                 inputs.get("attention_mask"),
-                self.projection,
+                projection,
             )
         return (loss, outputs) if return_outputs else loss

@@ -19,9 +19,9 @@ STORE_NAME = "candidates.jsonl"
 class CandidateStore:
     """
     The JSONL store: one record per evaluation, appended atomically. On open a torn last line is dropped, and a line
-    that is not a valid evaluation of this run (bad JSON, a missing field, a wrong type, an impossible value such as a
-    NaN error or zero parameters) is skipped with a warning naming the file and the line, so that candidate is
-    evaluated again instead of a corrupted value winning the comparison.
+    that is not a valid evaluation of this run (bytes that are not UTF-8, bad JSON, a missing field, a wrong type, an
+    impossible value such as a NaN error or zero parameters) is skipped with a warning naming the file and the line,
+    so that candidate is evaluated again instead of a corrupted value winning the comparison.
     """
 
     def __init__(self, path: Path):
@@ -38,7 +38,10 @@ class CandidateStore:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                logger.warning("Ignoring line %d of %s: not valid UTF-8 (%s).", number, self.path, error.reason)
+                continue
             except json.JSONDecodeError:
                 logger.warning("Ignoring unreadable line %d of %s.", number, self.path)
                 continue
@@ -75,12 +78,15 @@ class CandidateStore:
 
 
 def load_results(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Raw records of a search's store (all runs), skipping a torn last line."""
+    """Raw records of a search's store (all runs), skipping a torn last line and (with a warning naming the line)
+    lines that are not UTF-8."""
     path = Path(output_dir) / STORE_NAME
     records = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
         try:
-            records.append(json.loads(line))
+            records.append(json.loads(line.decode("utf-8")))
+        except UnicodeDecodeError as error:
+            logger.warning("Ignoring line %d of %s: not valid UTF-8 (%s).", number, path, error.reason)
         except json.JSONDecodeError:
             continue
     return records

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import recipe
-from ..checks import source_kind, source_tokenizer
+from ..checks import load_source_classifier, source_kind, source_tokenizer
 from ..config import CompressionConfig
 from ..data import TaskData, load_task_data
 
@@ -32,6 +32,8 @@ class ClassificationTask:
         config = self.config
         self.source_config, self.is_classifier = source_kind(config.model)
         self.tokenizer = source_tokenizer(config.model)
+        # a classifier source is loaded once: its head checked now, then the teacher
+        self.source_classifier = load_source_classifier(config.model, "model") if self.is_classifier else None
         label2id = dict(self.source_config.label2id) if self.is_classifier else None
         self.data: TaskData = load_task_data(
             config,
@@ -61,20 +63,12 @@ class ClassificationTask:
 
     # ------------------------------------------------------------------------------------------------ 2. source
     def teacher_stage(self, out: Path) -> dict[str, Any]:
-        from transformers import AutoModelForSequenceClassification
-
         config, data = self.config, self.data
         if self.is_classifier:
-            teacher_model = AutoModelForSequenceClassification.from_pretrained(config.model).eval()
+            teacher_model = self.source_classifier.eval()
             record: dict[str, Any] = {"finetuned": False, "path": str(config.model)}
         else:
-            id2label = dict(enumerate(data.label_names))
-            teacher_model = AutoModelForSequenceClassification.from_pretrained(
-                config.model,
-                num_labels=data.num_labels,
-                id2label=id2label,
-                label2id={v: k for k, v in id2label.items()},
-            )
+            teacher_model = recipe.classifier_from_encoder(config.model, data.label_names, config.seed)
             source_dir = out / "source-finetuned"
             training = recipe.finetune(
                 teacher_model,
@@ -94,13 +88,13 @@ class ClassificationTask:
         return record
 
     def load_teacher(self, out: Path, record: dict[str, Any]) -> None:
-        from transformers import AutoModelForSequenceClassification
-
         from ...models.bort.convert import convert_to_bort
 
         # this run's folder, however it is spelt now (the record holds the spelling of the call that fine-tuned)
         self.source_path = str(out / "source-finetuned") if record["finetuned"] else record["path"]
-        self.teacher_model = AutoModelForSequenceClassification.from_pretrained(self.source_path).eval()
+        if self.source_classifier is None:  # fine-tuned here (a classifier source was loaded and checked in `load`)
+            self.source_classifier = load_source_classifier(self.source_path, "source-finetuned")
+        self.teacher_model = self.source_classifier.eval()
         self.teacher = convert_to_bort(self.teacher_model).eval()  # same outputs, Bort parameter names
 
     # ------------------------------------------------------------------------------------------------ 3. search

@@ -1,6 +1,7 @@
 # This file is copied into every saved Bort checkpoint (``auto_map``) so that plain transformers can load it with
 # ``trust_remote_code=True``: it must import nothing but torch, transformers and ``.configuration_bort``.
-"""PyTorch Bort: BERT's encoder with per-layer heads and FFN widths, SDPA attention and BERT's parameter names."""
+"""PyTorch Bort: BERT's encoder with per-layer heads and FFN widths, BERT's parameter names, and attention through
+transformers' attention functions (`attn_implementation="sdpa"`, the default, or `"eager"`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
-from transformers import PreTrainedModel
+from transformers import AttentionInterface, PreTrainedModel
 from transformers import __version__ as _transformers_version
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -146,6 +147,54 @@ class BortEmbeddings(nn.Module):
         return self.dropout(embeddings)
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Explicit attention, as transformers' BERT's `eager_attention_forward`: [B, L, A, d] context and [B, A, L, L]
+    weights of [B, A, L, d] queries, keys and values under an additive mask."""
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = F.softmax(scores, dim=-1)
+    context = torch.matmul(F.dropout(probs, p=dropout, training=module.training), value)
+    return context.transpose(1, 2).contiguous(), probs
+
+
+def sdpa_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    """PyTorch's SDPA, as transformers' `sdpa_attention_forward` for an encoder, minus two things that change the
+    exported graph: transformers 4.x slices the mask to the keys' length (Bort's already has it), and an explicit
+    `scale=` exports as `Mul(q, Constant)`. ONNX Runtime's transformer optimizer fuses neither into `Attention`
+    (docs/exporters.md, "Fused graphs"); SDPA's default scale, 1/sqrt(query.size(-1)), is Bort's outside DeBERTa."""
+    context = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, **({"scale": scaling} if scaling else {})
+    )
+    return context.transpose(1, 2).contiguous(), None
+
+
+# As transformers' own models with a function of their own (Doge): a local interface, where "sdpa" is Bort's and
+# every other name (registered with `AttentionInterface.register`) is transformers'.
+ALL_ATTENTION_FUNCTIONS = AttentionInterface()
+ALL_ATTENTION_FUNCTIONS["sdpa"] = sdpa_attention_forward
+
+
 class BortSelfAttention(nn.Module):
     """Multi-head self-attention with `num_heads * attention_head_size` inner width (may differ from the hidden)."""
 
@@ -157,6 +206,8 @@ class BortSelfAttention(nn.Module):
         self.query = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
         self.key = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
         self.value = nn.Linear(config.hidden_size, self.all_head_size, bias=config.attention_bias)
+        self.config = config  # `config._attn_implementation` picks the attention function at each call
+        self.is_causal = False  # an encoder (attention functions registered in transformers read it)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.scaling = self.attention_head_size**-0.5
         # Columns of the shared relative-bias table read by this layer's heads (MPNet); None without a bias.
@@ -197,22 +248,22 @@ class BortSelfAttention(nn.Module):
             attention_mask = bias if attention_mask is None else attention_mask + bias
             scale = self.scaling
         dropout = self.dropout_prob if self.training else 0.0
-        if output_attentions:  # SDPA does not return the weights: compute them explicitly
-            scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling
-            if attention_mask is not None:
-                scores = scores + attention_mask
-            probs = F.softmax(scores, dim=-1)
-            context = torch.matmul(F.dropout(probs, p=dropout, training=self.training), value)
-        else:
-            probs = None
-            # No explicit `scale=`: SDPA's default, 1/sqrt(query.size(-1)), is `self.scaling` already, and an explicit
-            # one exports as `Mul(q, Constant)` where ONNX Runtime's transformer optimizer only fuses the default
-            # `Mul(q, Sqrt(...))` into `Attention` (docs/exporters.md, "Fused graphs").
-            context = F.scaled_dot_product_attention(
-                query, key, value, attn_mask=attention_mask, dropout_p=dropout, **({"scale": scale} if scale else {})
+        # As transformers' own models: `config._attn_implementation` ("sdpa" unless `attn_implementation=` asks
+        # otherwise) picks the function. SDPA does not return the weights: `output_attentions` runs eager for the call.
+        if self.config._attn_implementation == "eager" or output_attentions:
+            attention_interface = eager_attention_forward
+        elif hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # transformers 5.x
+            attention_interface = ALL_ATTENTION_FUNCTIONS.get_interface(
+                self.config._attn_implementation, eager_attention_forward
             )
-        context = context.transpose(1, 2).reshape(batch_size, seq_length, self.all_head_size)
-        return context, probs
+        else:  # transformers 4.x
+            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
+        # `scale` is None outside DeBERTa: the default, 1/sqrt(query.size(-1)), is `self.scaling` (and fuses in ONNX).
+        context, probs = attention_interface(
+            self, query, key, value, attention_mask, dropout=dropout, scaling=scale, is_causal=False
+        )
+        context = context.reshape(batch_size, seq_length, self.all_head_size)
+        return context, probs if output_attentions else None
 
     def _disentangled_bias(
         self, query: torch.Tensor, key: torch.Tensor, rel_embeddings: torch.Tensor, relative_pos: torch.Tensor
