@@ -378,17 +378,15 @@ def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Te
 
 
 def _load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
-    import transformers
+    """The source model, with the class its weights support (a head named in `architectures` but absent from the
+    weights is not built; the pooler is built when it has weights): see [`source_model_class`]."""
+    from ..source_class import load_source_model
 
     check_source(path, "source")  # a missing path or a file: say so, not "check your internet connection"
     path = transformer_source(path)  # a sentence-transformers folder may keep its encoder in a sub-folder
     config = AutoConfig.from_pretrained(path, **kwargs)
     _check_model_type(config.model_type)  # before any weight is read
-    architecture = (getattr(config, "architectures", None) or [None])[0]
-    model_class = getattr(transformers, architecture, None) if architecture else None
-    if model_class is None:
-        model_class = transformers.AutoModel
-    return model_class.from_pretrained(path, **kwargs)
+    return load_source_model(path, config, **kwargs)
 
 
 def convert_to_bort(
