@@ -189,8 +189,10 @@ def _source_kind(model: str) -> tuple[Any, bool]:
             f"`model` is a {config.model_type!r} model; compress extracts weights from "
             f"{', '.join(SUPPORTED_MODEL_TYPES)} checkpoints only (other types would start from random weights)."
         )
-    architectures = getattr(config, "architectures", None) or []
-    return config, any(name.endswith("ForSequenceClassification") for name in architectures)
+    from ..models.source_class import decide_source_class  # the weights decide, not `architectures` alone
+
+    choice = decide_source_class(transformer_source(model), config)
+    return config, choice.model_class.__name__.endswith("ForSequenceClassification")
 
 
 def _budget_check(config: CompressionConfig, source_config) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._outputs import check_not_overlapping, clean_stale, make_workdir, replace_dir
+from .._outputs import check_not_overlapping, check_overwrite, clean_stale, make_workdir, replace_dir
 from .quantize import QUANTIZE_CHOICES, Int8Config
 
 if TYPE_CHECKING:
@@ -253,10 +253,7 @@ def _prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
         clean_stale(output_dir)
     except OSError as error:
         logger.warning("Could not clean stale temporary folders beside %s: %s", output_dir, error)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise ValueError(
-            f"output_dir {str(output_dir)!r} is not empty; pass overwrite=True (--overwrite) to replace it."
-        )
+    check_overwrite(output_dir, overwrite)
     try:
         return make_workdir(output_dir)
     except OSError as error:

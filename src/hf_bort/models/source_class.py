@@ -112,10 +112,9 @@ def source_model_class(config, weight_names: set[str], weights_file: str | os.Pa
     ('BertModel', {'add_pooling_layer': True})
     ```
     """
-    import transformers
 
     architecture = (getattr(config, "architectures", None) or [None])[0]
-    named = getattr(transformers, architecture, None) if architecture else None
+    named = _named_class(architecture)
     base_class = _base_class(config)
     if named is not None and named is not base_class:
         prefix = named.base_model_prefix + "."
@@ -153,6 +152,17 @@ def source_model_class(config, weight_names: set[str], weights_file: str | os.Pa
     return SourceClass(base_class, init_kwargs, reason)
 
 
+def _named_class(architecture: str | None):
+    """The class `architectures` names: a transformers class, or one of hf_bort's Bort classes."""
+    import transformers
+
+    from .bort import modeling_bort
+
+    if not architecture:
+        return None
+    return getattr(transformers, architecture, None) or getattr(modeling_bort, architecture, None)
+
+
 def _base_class(config):
     """The class `AutoModel` builds for `config` (the family's encoder), or `None` when it has none."""
     from transformers.models.auto.modeling_auto import MODEL_MAPPING
@@ -163,18 +173,23 @@ def _base_class(config):
         return None
 
 
-def load_source_model(source: str | os.PathLike, config=None, **kwargs):
-    """
-    Load the transformers model in the local folder or Hub id `source` with the class [`source_model_class`]
-    decides from its weights (`kwargs` go to `from_pretrained`).
-    """
+def decide_source_class(source: str | os.PathLike, config=None, **kwargs) -> SourceClass:
+    """[`source_model_class`] for the checkpoint in the folder or Hub id `source` (config read when not given)."""
     from transformers import AutoConfig
 
     if config is None:
         config = AutoConfig.from_pretrained(source, **kwargs)
     names, found = checkpoint_weight_names(source, **kwargs)
-    choice = source_model_class(config, names, found.name)
+    return source_model_class(config, names, found.name)
+
+
+def load_source_model(source: str | os.PathLike, config=None, **kwargs):
+    """
+    Load the transformers model in the local folder or Hub id `source` with the class [`source_model_class`]
+    decides from its weights (`kwargs` go to `from_pretrained`).
+    """
+    choice = decide_source_class(source, config, **kwargs)
     return choice.model_class.from_pretrained(source, **choice.init_kwargs, **kwargs)
 
 
-__all__ = ["SourceClass", "checkpoint_weight_names", "load_source_model", "source_model_class"]
+__all__ = ["SourceClass", "checkpoint_weight_names", "decide_source_class", "load_source_model", "source_model_class"]

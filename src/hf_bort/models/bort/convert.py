@@ -13,7 +13,14 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from ..._outputs import check_not_overlapping, check_output_dir
+from ..._outputs import (
+    check_not_overlapping,
+    check_output_dir,
+    check_overwrite,
+    clean_stale,
+    make_workdir,
+    replace_dir,
+)
 from ..._sources import check_source
 from ..sentence_transformers_folder import read_layout, transformer_source
 from .configuration_bort import BortConfig
@@ -394,6 +401,7 @@ def convert_to_bort(
     save_directory: str | os.PathLike | None = None,
     *,
     tokenizer=None,
+    overwrite: bool = False,
     **from_pretrained_kwargs,
 ) -> BortPreTrainedModel:
     """
@@ -407,6 +415,7 @@ def convert_to_bort(
     `Dense` and `Normalize` modules and `sentence_bert_config.json` are written around the Bort encoder, which goes
     where `modules.json` puts the transformer module; load it with `import hf_bort` then
     `SentenceTransformer(save_directory)`, or with `SentenceTransformer(save_directory, trust_remote_code=True)`.
+    A non-empty existing `save_directory` is replaced only with `overwrite=True` (as every hf_bort writer).
 
     Example:
 
@@ -426,6 +435,7 @@ def convert_to_bort(
         check_output_dir(save_directory, "save_directory")
         if isinstance(model_or_path, (str, os.PathLike)):
             check_not_overlapping(model_or_path, save_directory, "model_or_path", "save_directory")
+        check_overwrite(save_directory, overwrite, "save_directory")
     source_path = None
     if isinstance(model_or_path, (str, os.PathLike)):
         source_path = model_or_path
@@ -479,7 +489,7 @@ def convert_to_bort(
     bort.train(model.training)
 
     if save_directory is not None:
-        save_converted(bort, save_directory, tokenizer, source_path, **from_pretrained_kwargs)
+        save_converted(bort, save_directory, tokenizer, source_path, overwrite=overwrite, **from_pretrained_kwargs)
     return bort
 
 
@@ -491,17 +501,22 @@ def save_converted(
     *,
     source: str | os.PathLike | None = None,
     max_abs_difference: float | None = None,
+    overwrite: bool = False,
     **from_pretrained_kwargs,
 ) -> Path:
     """
     Save a converted model with its tokenizer (`tokenizer`, or the one beside `source_path`) and a `README.md` model
     card naming the source (`source`, default `source_path` or the model's `name_or_path`) and, when given, the
     measured `max_abs_difference` to it; return the folder. When `source_path` is a local sentence-transformers
-    folder, its module layout is written around the model.
+    folder, its module layout is written around the model. A non-empty existing `save_directory` is refused unless
+    `overwrite=True`; the folder is written beside it and moved in at the end (replacing the old one whole).
     """
-    from ...cards import write_converted_card
+    from ...cards import converted_card, write_card
 
-    save_directory = check_output_dir(save_directory, "save_directory")
+    final_directory = check_output_dir(save_directory, "save_directory")
+    check_overwrite(final_directory, overwrite, "save_directory")
+    clean_stale(final_directory)
+    save_directory = make_workdir(final_directory)
     layout = read_layout(source_path)
     model_directory = save_directory
     if layout is not None:
@@ -515,8 +530,11 @@ def save_converted(
     else:
         logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", save_directory)
     source = source or source_path or getattr(bort, "name_or_path", None) or None
-    write_converted_card(bort, source, save_directory, max_abs_difference=max_abs_difference)
-    return save_directory
+    card = converted_card(bort, source, max_abs_difference=max_abs_difference)
+    card.model_name = final_directory.absolute().name or card.model_name  # the folder's name, not the work folder's
+    write_card(card, save_directory)
+    replace_dir(save_directory, final_directory)
+    return final_directory
 
 
 def _load_tokenizer(path, **kwargs):
