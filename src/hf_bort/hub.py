@@ -28,6 +28,7 @@ IGNORE_PATTERNS = (".git/*", "*/.git/*", "*__pycache__*", "*.tmp", ".cache/*", "
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.onnx")
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 _SNIPPET_ID = re.compile(r'((?:\.from_pretrained|SentenceTransformer)\()"[^"]*"')
+_TITLE = re.compile(r"^# .*$", re.MULTILINE)  # the card's first level-1 heading (hf_bort cards: the model's name)
 
 
 class HubPushError(ValueError):
@@ -119,7 +120,7 @@ def check_folder(folder: str | os.PathLike) -> list[str]:
 
 
 def card_for_repo(text: str, repo_id: str) -> str:
-    """An hf_bort card's loading snippets and model-index name pointed at `repo_id` (other cards: unchanged)."""
+    """An hf_bort card's title, loading snippets and model-index name pointed at `repo_id` (other cards: unchanged)."""
     from huggingface_hub import ModelCard
 
     card = ModelCard(text)
@@ -129,6 +130,7 @@ def card_for_repo(text: str, repo_id: str) -> str:
     if getattr(card.data, "eval_results", None):
         card.data.model_name = repo_id.split("/")[-1]
     card.text = _SNIPPET_ID.sub(lambda m: f'{m.group(1)}"{repo_id}"', card.text)
+    card.text = _TITLE.sub(f"# {repo_id.split('/')[-1]}", card.text, count=1)  # the title is the repo's name
     return str(card)
 
 

@@ -107,6 +107,13 @@ def test_embedding_student_gets_its_card_and_is_pushed(tmp_path, data_dir, monke
     assert 'SentenceTransformer("me/tiny-embedder", trust_remote_code=True)' in readme
     # the card in the folder does not stop it loading as a SentenceTransformer
     assert result.load_student().encode(["a good film"]).shape == (1, 8)
+    if WITH_ONNX:  # the ONNX sits where sentence-transformers' backend="onnx" looks for it (issue 22 item 3)
+        from sentence_transformers import SentenceTransformer
+
+        texts = ["a good film", "a dull plot and bad acting"]
+        onnx = SentenceTransformer(str(student), device="cpu", backend="onnx").encode(texts, convert_to_tensor=True)
+        torch_embeddings = result.load_student().encode(texts, convert_to_tensor=True)
+        assert (onnx - torch_embeddings).abs().max() < 1e-4
 
 
 def test_embedding_push_is_checked_before_any_work(tmp_path, data_dir, monkeypatch):

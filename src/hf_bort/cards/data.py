@@ -143,6 +143,12 @@ class BortCardData:
     onnx_files: list[str] = field(default_factory=list, metadata={"help": "ONNX files, relative to the folder."})
     onnx_subfolder: str | None = field(default=None, metadata={"help": "Folder of the ONNX files ('' = root)."})
     remote_code: bool = field(default=True, metadata={"help": "The folder ships modeling code (auto_map)."})
+    onnx_config_code: bool = field(
+        default=False,
+        metadata={
+            "help": "The ONNX folder ships `configuration_bort.py` (loads without hf_bort: AutoConfig + config=)."
+        },
+    )
     pytorch_weights: bool = field(default=True, metadata={"help": "The folder holds PyTorch weights."})
     sentence_transformers: bool = field(
         default=False,
