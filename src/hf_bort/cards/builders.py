@@ -77,6 +77,9 @@ def complete_from_folder(card: BortCardData, folder: str | os.PathLike) -> BortC
         bool(card.onnx_files) and (folder / (card.onnx_subfolder or "") / "configuration_bort.py").is_file()
     )
     card.sentence_transformers = (folder / "modules.json").is_file()
+    from .provenance import complete_provenance
+
+    complete_provenance(card, folder)  # base model, licence, languages, datasets, versions, labels
     return card
 
 

@@ -326,7 +326,17 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         eval_results=eval_results,
         limitations=limitations,
         sentence_transformers=embedding,
+        widget=_widget(data.get("examples") or [], embedding),
     )
+
+
+def _widget(examples: list[str], embedding: bool) -> list[dict[str, Any]]:
+    """The Hub widget from dev texts of the run's data: a sentence-similarity example (first text against the
+    others) for an embedding student, one text classification example per text otherwise."""
+    texts = [str(text) for text in examples if str(text).strip()]
+    if embedding:
+        return [{"source_sentence": texts[0], "sentences": texts[1:]}] if len(texts) > 1 else []
+    return [{"text": text} for text in texts]
 
 
 def display(source: Any) -> str:

@@ -161,6 +161,26 @@ class BortCardData:
     files: list[tuple[str, str]] = field(default_factory=list, metadata={"help": "Other files and what they hold."})
     tags: list[str] = field(default_factory=list, metadata={"help": "Extra Hub tags."})
     agora: bool = field(default=False, metadata={"help": "Agora was used (cites it)."})
+    base_model_id: str | None = field(
+        default=None,
+        metadata={"help": "The source's Hub id (`base_model`); default: read from the source (cards.provenance)."},
+    )
+    base_model_origin: str | None = field(
+        default=None, metadata={"help": "Where the base model's Hub id was read, when not given as such."}
+    )
+    license: str | None = field(default=None, metadata={"help": "Licence, from the source's card when it says."})
+    language: list[str] = field(default_factory=list, metadata={"help": "Languages, from the source's card."})
+    source_datasets: list[str] = field(
+        default_factory=list, metadata={"help": "Datasets the source's card names (added to `datasets`)."}
+    )
+    source_card: bool = field(default=False, metadata={"help": "The source has a card whose metadata was read."})
+    framework_versions: list[tuple[str, str]] = field(
+        default_factory=list, metadata={"help": "(library, version) of the libraries that made the model."}
+    )
+    widget: list[dict[str, Any]] = field(
+        default_factory=list, metadata={"help": "Hub widget examples (texts from the data the model was made on)."}
+    )
+    labels: list[str] = field(default_factory=list, metadata={"help": "Label names of a classifier, in id order."})
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -171,8 +191,9 @@ class BortCardData:
     # ------------------------------------------------------------------------------------------------ derived
     @property
     def base_model(self) -> str | None:
-        """The source as a Hub id (`base_model` metadata), or None for a local source."""
-        return hub_id(self.source)
+        """The source's Hub id (`base_model` metadata): `base_model_id`, or the source when it is a Hub id; None
+        when unknown (a local folder that records none)."""
+        return self.base_model_id or hub_id(self.source)
 
     @property
     def source_name(self) -> str | None:
@@ -223,15 +244,19 @@ class BortCardData:
             )
             for r in self.eval_results
         ]
+        extra = {"widget": list(self.widget)} if self.widget else {}
         return ModelCardData(
             library_name=self.library_name,
             base_model=self.base_model,
+            license=self.license,
+            language=list(self.language) or None,
             pipeline_tag=self.pipeline_tag,
             tags=self.all_tags,
-            datasets=list(self.datasets) or None,
+            datasets=list(dict.fromkeys([*self.datasets, *self.source_datasets])) or None,
             metrics=sorted({r.metric for r in self.eval_results}) or None,
             model_name=self.model_name if results else None,
             eval_results=results or None,
+            **extra,
         )
 
 

@@ -386,6 +386,7 @@ def compress(config: CompressionConfig) -> CompressionResult:
             "sizes": data.sizes(),
             "num_labels": data.num_labels,
             "label_names": data.label_names,
+            "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
             "validation_carved": data.validation_carved,
             "notes": data.notes,
             "source_is_finetuned_classifier": is_classifier,
