@@ -58,6 +58,8 @@ def test_embedding_student_gets_its_card_and_is_pushed(tmp_path, data_dir, monke
     assert "sentence-similarity" in tags and "extracted" not in tags
     assert ("onnx" in tags) == WITH_ONNX
     assert data.model_name == "tiny-embedder" and data.base_model is None  # a local source is no base_model
+    examples = report["data"]["examples"]  # dev texts of the run's data: the widget (issue 22 item 2)
+    assert len(examples) == 3 and data.widget == [{"source_sentence": examples[0], "sentences": examples[1:]}]
     saved = json.loads((out / "compression_report.json").read_text())
     built = complete_from_folder(compressed_card(saved, "tiny-embedder"), student).hub_card_data()
     assert data.to_dict() == built.to_dict()
