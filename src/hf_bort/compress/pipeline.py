@@ -35,6 +35,7 @@ import torch
 from .._outputs import check_output_dir
 from .config import CompressionConfig
 from .data import TaskData, load_task_data
+from .quiet import quietly
 
 if TYPE_CHECKING:
     from ..ose.space import Candidate
@@ -324,6 +325,7 @@ def _picks(result) -> dict[str, Any]:
     return picks
 
 
+@quietly  # no datasets Map bars, no "newly initialized … TRAIN" for the head it trains next (compress/quiet.py)
 def compress(config: CompressionConfig) -> CompressionResult:
     """
     Compresses `config.model` for the labelled `config.dataset` within the budget: see the module docstring for the

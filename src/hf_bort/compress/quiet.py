@@ -1,0 +1,89 @@
+"""
+Quiet, honest output for `compress`: only what is wrong in context is silenced, everything else is kept.
+
+- `datasets`' "Map" / "Filter" bars (one per tokenised split) are turned off for the run and restored after it: the
+  stage bar says which stage runs.
+- transformers' "Some weights of … were not initialized from the model checkpoint at SOURCE and are newly
+  initialized: [classifier…] You should probably TRAIN this model on a down-stream task" is dropped when it is about
+  the source given to `compress` and names only the classification head (and pooler) it is about to fine-tune; it is
+  replaced by one INFO line. The same warning for any other checkpoint, or naming any other weight, still shows.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from contextlib import contextmanager
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_NEW_HEAD = re.compile(
+    r"newly initialized: \[(?P<names>[^\]]*)\]", re.DOTALL
+)  # transformers 4.x and 5.x word it the same way
+_HEAD_PARTS = ("classifier", "pooler", "score.")
+
+
+class _NewHeadFilter(logging.Filter):
+    """Drops the 'newly initialized … TRAIN' record for `source` when it names head weights only."""
+
+    def __init__(self, source: str):
+        super().__init__()
+        self.source = str(source)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a record that does not format is not ours to judge
+            return True
+        if "You should probably TRAIN" not in message or f"checkpoint at {self.source} " not in message:
+            return True
+        match = _NEW_HEAD.search(message)
+        names = [name.strip(" '\"") for name in match["names"].split(",")] if match else []
+        if not names or not all(any(part in name for part in _HEAD_PARTS) for name in names):
+            return True
+        logger.info("A new classification head for %s (%s) is initialised; it is fine-tuned next.", self.source, names)
+        return False
+
+
+def _transformers_targets() -> list[Any]:
+    """The loggers and handlers transformers' loading warnings go through."""
+    targets: list[Any] = [logging.getLogger("transformers.modeling_utils")]
+    targets += list(logging.getLogger("transformers").handlers)
+    return targets
+
+
+@contextmanager
+def quiet_progress(source: str | None = None):
+    """Within the block: no `datasets` progress bars, and no 'newly initialized … TRAIN' warning for the head of
+    `source` that is about to be trained (see the module docstring); both restored after."""
+    import datasets
+
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    head_filter = _NewHeadFilter(source) if source is not None else None
+    targets = _transformers_targets() if head_filter is not None else []
+    for target in targets:
+        target.addFilter(head_filter)
+    try:
+        yield
+    finally:
+        for target in targets:
+            target.removeFilter(head_filter)
+        if bars_were_on:
+            datasets.enable_progress_bars()
+
+
+def quietly(function):
+    """Decorator of `compress(config)`: runs it inside [`quiet_progress`] for `config.model`."""
+
+    @functools.wraps(function)
+    def wrapper(config, *args, **kwargs):
+        with quiet_progress(getattr(config, "model", None)):
+            return function(config, *args, **kwargs)
+
+    return wrapper
+
+
+__all__ = ["quiet_progress", "quietly"]
