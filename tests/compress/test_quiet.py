@@ -25,7 +25,8 @@ def test_the_new_head_warning_is_dropped_for_the_source_only(tmp_path, caplog):
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             _load_with_new_head(path)
-        return any("You should probably TRAIN" in record.getMessage() for record in caplog.records)
+        messages = [record.getMessage() for record in caplog.records]
+        return any("You should probably TRAIN" in m or "LOAD REPORT" in m for m in messages)  # 4.x / 5.x
 
     assert warned(tmp_path / "src")  # the warning as transformers gives it
     with quiet_progress(str(tmp_path / "src")):

@@ -4,7 +4,8 @@ Quiet, honest output for `compress`: only what is wrong in context is silenced, 
 - `datasets`' "Map" / "Filter" bars (one per tokenised split) are turned off for the run and restored after it: the
   stage bar says which stage runs.
 - transformers' "Some weights of … were not initialized from the model checkpoint at SOURCE and are newly
-  initialized: [classifier…] You should probably TRAIN this model on a down-stream task" is dropped when it is about
+  initialized: [classifier…] You should probably TRAIN this model on a down-stream task" (5.x: a "LOAD REPORT" whose
+  only rows are MISSING head weights) is dropped when it is about
   the source given to `compress` and names only the classification head (and pooler) it is about to fine-tune; it is
   replaced by one INFO line. The same warning for any other checkpoint, or naming any other weight, still shows.
 """
@@ -23,6 +24,7 @@ _NEW_HEAD = re.compile(
     r"newly initialized: \[(?P<names>[^\]]*)\]", re.DOTALL
 )  # transformers 4.x and 5.x word it the same way
 _HEAD_PARTS = ("classifier", "pooler", "score.")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class _NewHeadFilter(logging.Filter):
@@ -34,17 +36,26 @@ class _NewHeadFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            message = record.getMessage()
+            message = _ANSI.sub("", record.getMessage())
         except Exception:  # a record that does not format is not ours to judge
             return True
-        if "You should probably TRAIN" not in message or f"checkpoint at {self.source} " not in message:
-            return True
-        match = _NEW_HEAD.search(message)
-        names = [name.strip(" '\"") for name in match["names"].split(",")] if match else []
+        names = self._new_head_names(message)
         if not names or not all(any(part in name for part in _HEAD_PARTS) for name in names):
             return True
         logger.info("A new classification head for %s (%s) is initialised; it is fine-tuned next.", self.source, names)
         return False
+
+    def _new_head_names(self, message: str) -> list[str]:
+        """The newly initialised weights a transformers loading warning about `source` names (4.x: one sentence;
+        5.x: a LOAD REPORT table), or [] when it is not such a warning or also reports anything else."""
+        if "You should probably TRAIN" in message and f"checkpoint at {self.source} " in message:  # 4.x
+            match = _NEW_HEAD.search(message)
+            return [name.strip(" '\"") for name in match["names"].split(",")] if match else []
+        if "LOAD REPORT" in message and f"from: {self.source}" in message:  # 5.x
+            if any(word in message for word in ("UNEXPECTED", "MISMATCH", "CONVERSION")):
+                return []
+            return [line.split("|")[0].strip() for line in message.splitlines() if "| MISSING" in line]
+        return []
 
 
 def _transformers_targets() -> list[Any]:
