@@ -101,6 +101,11 @@ def test_extract_to_a_file_fails_before_work(tmp_path, capsys):
     assert "save_directory" in capsys.readouterr().err and target.read_text() == "not a folder"
     assert main([*argv, str(source)]) == 2  # nor into the source folder it reads
     assert "the source folder" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("mine")
+    assert main([*argv, str(tmp_path / "mine")]) == 2  # a non-empty folder: only with --overwrite (issue 22)
+    assert "is not empty; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "keep.txt").read_text() == "mine"
 
 
 def test_version(capsys):
