@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -516,24 +517,28 @@ def save_converted(
     final_directory = check_output_dir(save_directory, "save_directory")
     check_overwrite(final_directory, overwrite, "save_directory")
     clean_stale(final_directory)
-    save_directory = make_workdir(final_directory)
-    layout = read_layout(source_path)
-    model_directory = save_directory
-    if layout is not None:
-        layout.write(save_directory, hidden_size=bort.config.hidden_size)
-        model_directory = layout.transformer_output_dir(save_directory)
-    bort.save_pretrained(model_directory)
-    if tokenizer is None and source_path is not None:
-        tokenizer = _load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(model_directory)
-    else:
-        logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", save_directory)
-    source = source or source_path or getattr(bort, "name_or_path", None) or None
-    card = converted_card(bort, source, max_abs_difference=max_abs_difference)
-    card.model_name = final_directory.absolute().name or card.model_name  # the folder's name, not the work folder's
-    write_card(card, save_directory)
-    replace_dir(save_directory, final_directory)
+    workdir = make_workdir(final_directory)  # written beside the output, moved in whole at the end
+    try:
+        layout = read_layout(source_path)
+        model_directory = workdir
+        if layout is not None:
+            layout.write(workdir, hidden_size=bort.config.hidden_size)
+            model_directory = layout.transformer_output_dir(workdir)
+        bort.save_pretrained(model_directory)
+        if tokenizer is None and source_path is not None:
+            tokenizer = _load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(model_directory)
+        else:
+            logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", final_directory)
+        source = source or source_path or getattr(bort, "name_or_path", None) or None
+        card = converted_card(bort, source, max_abs_difference=max_abs_difference)
+        card.model_name = final_directory.absolute().name or card.model_name  # not the work folder's name
+        write_card(card, workdir)
+        replace_dir(workdir, final_directory)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     return final_directory
 
 
