@@ -40,3 +40,26 @@ def test_datasets_bars_are_off_inside_and_restored(caplog):
     with caplog.at_level(logging.INFO, logger="hf_bort.compress.quiet"), quiet_progress("x"):
         assert datasets.are_progress_bars_disabled()
     assert not datasets.are_progress_bars_disabled()
+
+
+def test_trainer_bars_are_nested_under_the_stage_bar(tmp_path):
+    from transformers import ProgressCallback, Trainer, TrainingArguments
+
+    from hf_bort.compress.quiet import nest_trainer_progress
+
+    model = transformers.BertForSequenceClassification(transformers.BertConfig(**TINY_SHAPE))
+    trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path), report_to=[], disable_tqdm=False))
+    nest_trainer_progress(trainer)
+    (nested,) = [c for c in trainer.callback_handler.callbacks if isinstance(c, ProgressCallback)]
+    assert type(nested).__name__ == "NestedProgressCallback"
+
+    class State:
+        is_world_process_zero, max_steps = True, 3
+
+    nested.on_train_begin(trainer.args, State(), None)
+    assert nested.training_bar.pos in (1, -1) and not nested.training_bar.leave  # one line under the stage bar
+    nested.on_train_end(trainer.args, State(), None)
+    quiet = Trainer(model=model, args=TrainingArguments(str(tmp_path), report_to=[], disable_tqdm=True))
+    before = [type(c) for c in quiet.callback_handler.callbacks]
+    nest_trainer_progress(quiet)  # bars off (--no-show-progress): the Trainer keeps its log printer as it was
+    assert [type(c) for c in quiet.callback_handler.callbacks] == before

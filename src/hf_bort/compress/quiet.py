@@ -8,6 +8,8 @@ Quiet, honest output for `compress`: only what is wrong in context is silenced, 
   only rows are MISSING head weights) is dropped when it is about
   the source given to `compress` and names only the classification head (and pooler) it is about to fine-tune; it is
   replaced by one INFO line. The same warning for any other checkpoint, or naming any other weight, still shows.
+- The Trainer's bars (fine-tuning, distillation) sit one line under the stage bar and are cleared when done
+  ([`nest_trainer_progress`]), so one bar line per stage stays.
 """
 
 from __future__ import annotations
@@ -97,4 +99,45 @@ def quietly(function):
     return wrapper
 
 
-__all__ = ["quiet_progress", "quietly"]
+def nest_trainer_progress(trainer) -> None:
+    """Show `trainer`'s bars one line under the `compress` stage bar and remove them when done (its default
+    `ProgressCallback` replaced); nothing changes when its bars are off (`--no-show-progress`: logs as before)."""
+    from transformers import ProgressCallback
+
+    if not any(type(callback) is ProgressCallback for callback in trainer.callback_handler.callbacks):
+        return
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(_nested_progress_class()())
+
+
+def _nested_progress_class():
+    from tqdm.auto import tqdm
+    from transformers import ProgressCallback
+
+    class NestedProgressCallback(ProgressCallback):
+        """transformers' `ProgressCallback` with its bars nested under the stage bar (position 1, then 2 for
+        evaluation) and cleared when finished; its log lines are kept."""
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.training_bar = tqdm(
+                    total=state.max_steps, dynamic_ncols=True, position=1, leave=False, desc="  training steps"
+                )
+            self.current_step = 0
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            if state.is_world_process_zero and eval_dataloader is not None and hasattr(eval_dataloader, "__len__"):
+                if self.prediction_bar is None:
+                    self.prediction_bar = tqdm(
+                        total=len(eval_dataloader),
+                        dynamic_ncols=True,
+                        position=2 if self.training_bar is not None else 1,
+                        leave=False,
+                        desc="  evaluation",
+                    )
+                self.prediction_bar.update(1)
+
+    return NestedProgressCallback
+
+
+__all__ = ["nest_trainer_progress", "quiet_progress", "quietly"]
