@@ -237,6 +237,7 @@ def compress_embeddings(config: CompressionConfig):
             "fingerprint": fingerprint,
             "sizes": data.sizes(),
             "validation_carved": data.validation_carved,
+            "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
             "notes": data.notes,
             "task": config.task,
             **budget,

@@ -45,6 +45,7 @@ from .._outputs import (
 )
 from .config import CompressionConfig
 from .data import TaskData, load_task_data
+from .quiet import quietly
 
 if TYPE_CHECKING:
     from ..ose.space import Candidate
@@ -343,6 +344,9 @@ def _source_kind(model: str) -> tuple[Any, bool]:
         )
     if folder.is_dir():
         _check_weights(model, folder, config)
+    # A config naming a classifier is a fine-tuned source: its head must have weights (checked by `_load_source` in
+    # stage 1, an error naming the tensors: issue 19). Heads other than the task's (an MLM named by a
+    # sentence-transformers checkpoint) are decided from the weights where the encoder is loaded (models.source_class).
     architectures = getattr(config, "architectures", None) or []
     return config, any(name.endswith("ForSequenceClassification") for name in architectures)
 
@@ -597,6 +601,7 @@ def _picks(result) -> dict[str, Any]:
     return picks
 
 
+@quietly  # no datasets Map bars, no "newly initialized … TRAIN" for the head it trains next (compress/quiet.py)
 def compress(config: CompressionConfig) -> CompressionResult:
     """
     Compresses `config.model` for the labelled `config.dataset` within the budget: see the module docstring for the
@@ -667,6 +672,7 @@ def _compress_classifier(config: CompressionConfig) -> CompressionResult:
             "sizes": data.sizes(),
             "num_labels": data.num_labels,
             "label_names": data.label_names,
+            "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
             "validation_carved": data.validation_carved,
             "notes": data.notes,
             "source_is_finetuned_classifier": is_classifier,

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
+from .quiet import nest_trainer_progress
 
 
 def tokenise(dataset, tokenizer, max_length: int, *, keep_labels: bool = True):
@@ -136,6 +137,7 @@ def finetune(
             train_dataset=train_dataset,
             data_collator=DataCollatorWithPadding(tokenizer),
         )
+    nest_trainer_progress(trainer)  # its bars under the stage bar (compress/quiet.py)
     start = time.perf_counter()
     output = trainer.train()
     model.eval()
@@ -190,6 +192,7 @@ def distil_hidden_states(
         heldout_dataset.select_columns([c for c in heldout_dataset.column_names if c != "labels"]), tokenizer, 64
     )
     before = _heldout_hidden_loss(trainer, heldout)
+    nest_trainer_progress(trainer)  # its bars under the stage bar (compress/quiet.py)
     start = time.perf_counter()
     output = trainer.train()
     wall = time.perf_counter() - start

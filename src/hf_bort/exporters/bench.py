@@ -483,12 +483,7 @@ def run_benchmark(
             del model
             gc.collect()
     machine["load_average_end"] = os.getloadavg()
-    # The peak is measured again at the end (a shared machine may have been busy at the start); the best counts.
-    machine["matmul_peak_gflops_start"] = peak
-    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads, config.peak_size)
-    machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
-    for row in rows:
-        row["peak_fraction"] = row["gflops"] / peak
+    # The peak is measured once, before the timings: the figure logged (--verbose), stored and shown in bench.md.
     return BenchResult(
         config=asdict(config),
         machine=machine,

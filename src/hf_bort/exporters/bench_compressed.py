@@ -450,11 +450,6 @@ def run_compressed_benchmark(
     for item in accuracy:
         item.pop("predictions")
     machine["load_average_end"] = os.getloadavg()
-    machine["matmul_peak_gflops_start"] = peak
-    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads, config.peak_size)
-    machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
-    for row in rows:
-        row["peak_fraction"] = row["gflops"] / peak
     settings = asdict(replace(config, dataset=data_info["source"]))  # an in-memory dataset is named, not copied
     return CompressedBenchResult(
         config=settings,

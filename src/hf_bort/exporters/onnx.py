@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._outputs import check_not_overlapping, clean_stale, make_workdir, replace_dir
+from .._outputs import check_not_overlapping, check_overwrite, clean_stale, make_workdir, replace_dir
 from .quantize import QUANTIZE_CHOICES, Int8Config
 
 if TYPE_CHECKING:
@@ -258,10 +258,7 @@ def _prepare_output_dir(output_dir: Path, overwrite: bool) -> Path:
         clean_stale(output_dir)
     except OSError as error:
         logger.warning("Could not clean stale temporary folders beside %s: %s", output_dir, error)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise ValueError(
-            f"output_dir {str(output_dir)!r} is not empty; pass overwrite=True (--overwrite) to replace it."
-        )
+    check_overwrite(output_dir, overwrite)
     try:
         return make_workdir(output_dir)
     except OSError as error:
@@ -535,7 +532,10 @@ def export_onnx(
     Args:
         model_or_path: a `PreTrainedModel` or a checkpoint path / Hub id (`bort` needs `import hf_bort`, done here).
         output_dir: directory that will hold `model.onnx`, `config.json`, the tokenizer and, with `quantize`,
-            `model_quantized.onnx`; the layout the `ORTModelFor*` classes load.
+            `model_quantized.onnx`; the layout the `ORTModelFor*` classes load. For a local sentence-transformers
+            folder (`modules.json`), a copy of that folder with the encoder's ONNX in its transformer module's
+            `onnx/` sub-folder, the layout `SentenceTransformer(output_dir, backend="onnx")` loads
+            (see `hf_bort.exporters.sentence_transformers_onnx`).
         task: one of `SUPPORTED_TASKS`; inferred from the model class for an in-memory model, default
             `feature-extraction` for a path.
         quantize: `None`, `"dynamic-int8"` (dynamic, per-channel weights), `"static-int8"` (QDQ, calibrated on
@@ -576,6 +576,15 @@ def export_onnx(
     True
     ```
     """
+    from .sentence_transformers_onnx import export_sentence_transformer, is_sentence_transformers_folder
+
+    if is_sentence_transformers_folder(model_or_path):  # the ST layout: <transformer module>/onnx/model.onnx
+        return export_sentence_transformer(
+            model_or_path, output_dir, task, quantize=quantize, tokenizer=tokenizer, opset=opset, atol=atol,
+            validation_texts=validation_texts, min_argmax_agreement=min_argmax_agreement,
+            int8_per_channel=int8_per_channel, overwrite=overwrite, optimize=optimize, int8=int8,
+            calibration_texts=calibration_texts,
+        )  # fmt: skip
     _check_task(task)
     _check_quantize(quantize)
     if not isinstance(optimize, bool):
@@ -651,6 +660,7 @@ def _write_card(result: OnnxExportResult, model_or_path: Any, model: PreTrainedM
     source = model_or_path if isinstance(model_or_path, (str, os.PathLike)) else model.name_or_path or None
     card = onnx_card(result, source)
     card.model_name = output_dir.name or card.model_name
+    card.repo_id = card.repo_id or output_dir.as_posix()  # the snippets load this folder (a push names the repo)
     card.architecture = type(model).__name__
     write_card(card, workdir)
 

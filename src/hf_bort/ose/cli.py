@@ -95,6 +95,9 @@ class ExtractArguments:
         default=None,
         metadata={"help": "Candidate key like D2-A6-H384-I512-d32 (default: best.json of --output-dir's search)."},
     )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace a non-empty save directory (as `export --overwrite`)."}
+    )
 
     def __post_init__(self) -> None:
         check_strings(self, "save_directory", what="a folder path")
@@ -133,7 +136,7 @@ def parse_extract(argv: list[str]) -> tuple[ExtractArguments, SearchConfig]:
 
 
 def _extract(argv: list[str]) -> int:
-    from .._outputs import check_not_overlapping, check_output_dir
+    from .._outputs import check_not_overlapping, check_output_dir, check_overwrite
     from .._sources import check_source
     from .space import Candidate
 
@@ -143,6 +146,7 @@ def _extract(argv: list[str]) -> int:
     check_source(settings.source, "source")
     # the extracted checkpoint must not land in (and replace) its source
     check_not_overlapping(settings.source, args.save_directory, "source", "save_directory")
+    check_overwrite(args.save_directory, args.overwrite, "save_directory")  # the rule of every writer
     search = _search_from_args(settings)
     if args.candidate:
         candidate = Candidate.from_key(args.candidate)
