@@ -59,6 +59,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..measure import cpu_flags, latency_summary, ort_session, run_session, session_feed, time_calls
+
 logger = logging.getLogger(__name__)
 
 QUANTIZATION_TARGETS: tuple[str, ...] = ("avx2", "avx512", "avx512_vnni", "arm64")
@@ -90,16 +92,12 @@ def detect_quantization_target(cpuinfo: str | os.PathLike = "/proc/cpuinfo", mac
     if machine in ("arm64", "aarch64") or machine.startswith("armv8"):
         return "arm64"
     try:
-        text = Path(cpuinfo).read_text()
+        flags = cpu_flags(cpuinfo)
     except OSError as error:
         raise ValueError(
             f"could not read the CPU flags from {str(cpuinfo)!r} ({error}) on machine {machine!r}; pass the "
             f"quantization target explicitly (target= / --int8-target, one of {', '.join(QUANTIZATION_TARGETS)})."
         ) from error
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.split(":", 1)[1].split())
     if {"avx512_vnni", "avx512vnni"} & flags:
         return "avx512_vnni"
     if "avx512f" in flags:
@@ -455,35 +453,19 @@ def progressive_exclusion(
     return path, metrics, excluded, steps
 
 
-def _ort_session(path: Path, threads: int):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def run_onnx(path: Path, inputs: dict[str, Any], names: list[str], threads: int = 0) -> dict[str, Any]:
     """The `names` outputs of the ONNX graph at `path` on numpy `inputs`, with `threads` threads (0: all)."""
-    session = _ort_session(path, threads or (os.cpu_count() or 1))
-    feed_names = {item.name for item in session.get_inputs()}
-    return dict(zip(names, session.run(names, {k: v for k, v in inputs.items() if k in feed_names}), strict=True))
+    return run_session(ort_session(path, threads or (os.cpu_count() or 1)), inputs, names)
 
 
 def _latency_ms(path: Path, feed: dict[str, Any], config: Int8Config) -> dict[str, float]:
-    from .bench import _latencies, _percentile
-
-    session = _ort_session(path, config.threads or (os.cpu_count() or 1))
-    names = {item.name for item in session.get_inputs()}
-    feed = {key: value for key, value in feed.items() if key in names}
+    session = ort_session(path, config.threads or (os.cpu_count() or 1))
+    feed = session_feed(session, feed)
     try:
-        times = _latencies(partial(session.run, None, feed), 2, config.latency_runs, config.latency_max_seconds)
+        times = time_calls(partial(session.run, None, feed), 2, config.latency_runs, config.latency_max_seconds)
     finally:
         del session  # stop its thread pool before the next variant is timed
-    return {"p50_ms": 1e3 * _percentile(times, 0.5), "p90_ms": 1e3 * _percentile(times, 0.9), "runs": len(times)}
+    return latency_summary(times)
 
 
 def agreement(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> dict[str, float]:
