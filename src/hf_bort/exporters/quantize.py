@@ -471,7 +471,7 @@ def _latency_ms(path: Path, feed: dict[str, Any], config: Int8Config) -> dict[st
 def agreement(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> dict[str, float]:
     """Agreement of int8 outputs with fp32 ones: `label_agreement` for logits outputs; `cosine_mean`,
     `cosine_min` and `neighbour_agreement` for `last_hidden_state` (mean-pooled sentence embeddings)."""
-    from .onnx import _pooled_cosine, argmax_agreement
+    from .agreement import _pooled_cosine, argmax_agreement
 
     out: dict[str, float] = {}
     logits = {name: value for name, value in reference.items() if name not in ("last_hidden_state", "pooler_output")}
