@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 
-def _max_abs_diff(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> float:
+def max_abs_diff(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> float:
+    """Largest absolute difference between two output sets, padded positions ignored."""
     import numpy as np
 
     worst = 0.0
@@ -27,7 +28,7 @@ def argmax_agreement(reference: dict[str, Any], candidate: dict[str, Any], mask:
     for name, ref in reference.items():
         cand = candidate[name]
         if name in ("last_hidden_state",):
-            ref_nn, cand_nn = _nearest_neighbours(ref, mask), _nearest_neighbours(cand, mask)
+            ref_nn, cand_nn = nearest_neighbours(ref, mask), nearest_neighbours(cand, mask)
             agree += int((ref_nn == cand_nn).sum())
             total += ref_nn.size
             continue
@@ -42,7 +43,7 @@ def argmax_agreement(reference: dict[str, Any], candidate: dict[str, Any], mask:
     return agree / total if total else float("nan")
 
 
-def _nearest_neighbours(hidden: Any, mask: Any) -> Any:
+def nearest_neighbours(hidden: Any, mask: Any) -> Any:
     """For each sentence, the index of the most cosine-similar other sentence (mean-pooled embeddings)."""
     import numpy as np
 
@@ -55,7 +56,7 @@ def _nearest_neighbours(hidden: Any, mask: Any) -> Any:
     return similarity.argmax(-1)
 
 
-def _pooled_cosine(reference: Any, candidate: Any, mask: Any) -> tuple[float, float]:
+def pooled_cosine(reference: Any, candidate: Any, mask: Any) -> tuple[float, float]:
     """(min, mean) cosine similarity between the mean-pooled sentence embeddings of two hidden-state arrays."""
     import numpy as np
 
@@ -67,3 +68,18 @@ def _pooled_cosine(reference: Any, candidate: Any, mask: Any) -> tuple[float, fl
 
     cosine = (pooled(reference) * pooled(candidate)).sum(-1)
     return float(cosine.min()), float(cosine.mean())
+
+
+def agreement_metrics(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> dict[str, float]:
+    """Agreement of int8 outputs with fp32 ones: `label_agreement` for logits outputs; `cosine_mean`,
+    `cosine_min` and `neighbour_agreement` for `last_hidden_state` (mean-pooled sentence embeddings)."""
+    out: dict[str, float] = {}
+    logits = {name: value for name, value in reference.items() if name not in ("last_hidden_state", "pooler_output")}
+    if logits:
+        out["label_agreement"] = argmax_agreement(logits, candidate, mask)
+    if "last_hidden_state" in reference:
+        hidden = {"last_hidden_state": reference["last_hidden_state"]}
+        out["neighbour_agreement"] = argmax_agreement(hidden, candidate, mask)
+        low, mean = pooled_cosine(reference["last_hidden_state"], candidate["last_hidden_state"], mask)
+        out.update(cosine_mean=mean, cosine_min=low)
+    return out

@@ -243,8 +243,10 @@ def resolve_model(spec: str | os.PathLike, seed: int = 0) -> tuple[PreTrainedMod
     import torch
     import transformers
 
-    import hf_bort
-    from hf_bort.assets import packaged_minilm_path
+    from ..assets import packaged_minilm_path
+    from ..models.bort import BORT_PRESETS, BortConfig, BortModel, register
+
+    register()  # the bort Auto classes, for checkpoints of type bort
 
     spec = str(spec)
     torch.manual_seed(seed)
@@ -255,8 +257,8 @@ def resolve_model(spec: str | os.PathLike, seed: int = 0) -> tuple[PreTrainedMod
             hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
         )
         return transformers.BertModel(config).eval(), None
-    if spec in hf_bort.BORT_PRESETS:
-        return hf_bort.BortModel(hf_bort.BortConfig.from_preset(spec)).eval(), None
+    if spec in BORT_PRESETS:
+        return BortModel(BortConfig.from_preset(spec)).eval(), None
     path: str | os.PathLike = packaged_minilm_path() if spec == "minilm" else spec
     if spec != "minilm" and not Path(spec).exists() and "/" not in spec:
         raise ValueError(f"model {spec!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing path.")

@@ -200,7 +200,9 @@ def _load_classifier(path: Path):
     """(sequence classifier in eval mode, tokenizer); a head the checkpoint lacks (random init) is refused."""
     import transformers
 
-    import hf_bort  # noqa: F401  (registers the bort Auto classes)
+    from ..models.bort import register
+
+    register()  # the bort Auto classes
 
     from .onnx import _check_head_loaded
 

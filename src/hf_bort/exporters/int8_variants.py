@@ -43,7 +43,7 @@ def _quantization_config(target: str, is_static: bool, per_channel: bool, **kwar
     return getattr(AutoQuantizationConfig, target)(is_static=is_static, per_channel=per_channel, **kwargs)
 
 
-def _quantize_dynamic(
+def quantize_dynamic(
     directory: Path,
     name: str,
     target: str,
@@ -52,6 +52,7 @@ def _quantize_dynamic(
     exclude: Sequence[str] = (),
     reduce_range: bool = False,
 ) -> Path:
+    """`dynamic-int8`: optimum's `ORTQuantizer` with dynamic quantization (see the module docstring)."""
     from optimum.onnxruntime import ORTQuantizer
 
     quantizer = ORTQuantizer.from_pretrained(directory, file_name="model.onnx")
@@ -67,7 +68,7 @@ def _quantize_dynamic(
     return directory / f"model_{name}.onnx"
 
 
-def _quantize_static(
+def quantize_static(
     directory: Path,
     name: str,
     target: str,
@@ -76,6 +77,7 @@ def _quantize_static(
     method: str,
     reduce_range: bool = False,
 ) -> Path:
+    """`static-int8`: ONNX Runtime's `quantize_static` (QDQ) calibrated on the given batches."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
     config = _quantization_config(target, is_static=True, per_channel=per_channel)
@@ -113,7 +115,7 @@ def _quantize_static(
     return output
 
 
-def _quantize_blockwise(directory: Path, name: str, block_size: int) -> Path:
+def quantize_blockwise(directory: Path, name: str, block_size: int) -> Path:
     """Every `MatMul` with a constant 2-D weight → ONNX Runtime's `MatMulNBits` (8 bits, symmetric, one scale per
     `block_size` input channels of each output column, `accuracy_level=4`: int8 products with the activations
     quantized per row and block at run time)."""

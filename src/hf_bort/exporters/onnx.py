@@ -33,22 +33,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._outputs import check_not_overlapping, clean_stale, make_workdir, replace_dir
-from .agreement import _max_abs_diff, _pooled_cosine, argmax_agreement
+from .agreement import argmax_agreement, max_abs_diff, pooled_cosine
 from .onnx_config import (
-    _AUTO_CLASS,
+    AUTO_CLASS,
     INSTALL_HINT,
     SUPPORTED_TASKS,
-    _bort_onnx_config_class,
-    _check_model_type,
-    _onnx_config,
+    bort_onnx_config_class,
+    check_exportable_model_type,
     infer_task,
+    onnx_config_for,
     register_onnx,
     require_onnx,
     supported_model_types,
 )
-from .optimize import _add_shape_info, _num_layers, _optimize_into
+from .optimize import add_shape_info, encoder_depth, optimize_into
 from .quantize import QUANTIZE_CHOICES, Int8Config
-from .validation import VALIDATION_TEXTS, OnnxValidationError, _ort_outputs, _torch_outputs, validation_inputs
+from .validation import VALIDATION_TEXTS, OnnxValidationError, ort_outputs, torch_outputs, validation_inputs
 
 if TYPE_CHECKING:
     import torch
@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 def __getattr__(name: str) -> Any:  # lazy public name: hf_bort.exporters.onnx.BortOnnxConfig
     if name == "BortOnnxConfig":
-        return _bort_onnx_config_class()
+        return bort_onnx_config_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -158,7 +158,9 @@ def _load_model(model_or_path: Any, task: str | None) -> tuple[PreTrainedModel, 
     import transformers
     from transformers import PreTrainedModel
 
-    import hf_bort  # noqa: F401  (registers the bort Auto classes)
+    from ..models.bort import register
+
+    register()  # the bort Auto classes
 
     if isinstance(model_or_path, PreTrainedModel):
         model = model_or_path
@@ -171,10 +173,10 @@ def _load_model(model_or_path: Any, task: str | None) -> tuple[PreTrainedModel, 
 
     check_source(model_or_path, "model_or_path")
     config = transformers.AutoConfig.from_pretrained(model_or_path)
-    _check_model_type(config.model_type, task or "feature-extraction")
+    check_exportable_model_type(config.model_type, task or "feature-extraction")
     check_encoder_config(config, "The ONNX export")  # GPT-2, T5…: refused before loading, with convert's message
     task = task or "feature-extraction"
-    auto_class = getattr(transformers, _AUTO_CLASS[task])
+    auto_class = getattr(transformers, AUTO_CLASS[task])
     model, loading_info = auto_class.from_pretrained(model_or_path, output_loading_info=True)
     _check_head_loaded(model, task, loading_info.get("missing_keys", []), model_or_path)
     try:
@@ -292,7 +294,7 @@ def export_onnx(
     tokenizer = tokenizer if tokenizer is not None else loaded_tokenizer
     from ..models.bort.convert import check_encoder_config
 
-    _check_model_type(model.config.model_type, task)
+    check_exportable_model_type(model.config.model_type, task)
     check_encoder_config(model.config, "The ONNX export")
     # Fail on bad inputs before the (long) export.
     inputs = validation_inputs(model, task, tokenizer, validation_texts)
@@ -381,7 +383,7 @@ def _export_into(
 
     from optimum.exporters.onnx import export
 
-    onnx_config = _onnx_config(model, task)
+    onnx_config = onnx_config_for(model, task)
     onnx_path = workdir / "model.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -391,9 +393,9 @@ def _export_into(
         tokenizer.save_pretrained(workdir)
     inputs = {key: value for key, value in inputs.items() if key in input_names}
     mask = inputs["attention_mask"].numpy()
-    reference = _torch_outputs(model, inputs, output_names)
-    fp32 = _ort_outputs(onnx_path, inputs, output_names)
-    max_diff = _max_abs_diff(reference, fp32, mask)
+    reference = torch_outputs(model, inputs, output_names)
+    fp32 = ort_outputs(onnx_path, inputs, output_names)
+    max_diff = max_abs_diff(reference, fp32, mask)
     if not max_diff <= atol:
         raise OnnxValidationError(
             f"ONNX export of {model.config.model_type} ({task}) failed validation: max abs difference "
@@ -410,15 +412,15 @@ def _export_into(
         max_abs_diff=max_diff,
         atol=atol,
         num_validation_examples=int(inputs["input_ids"].shape[0]),
-        num_layers=_num_layers(model.config),
+        num_layers=encoder_depth(model.config),
     )
     if optimize:
-        fp32 = _optimize_into(result, model, task, inputs, reference, fp32, mask, onnx_path, atol)
+        fp32 = optimize_into(result, model, task, inputs, reference, fp32, mask, onnx_path, atol)
     if quantize is not None:
         from .quantize import quantize_exported
 
         if result.optimized:
-            _add_shape_info(onnx_path)
+            add_shape_info(onnx_path)
         report = quantize_exported(
             workdir,
             quantize,
@@ -436,13 +438,13 @@ def _export_into(
         result.extra["int8_per_channel"] = int8_per_channel
         if report["chosen"] is not None:
             quantized_path = workdir / "model_quantized.onnx"
-            int8_outputs = _ort_outputs(quantized_path, inputs, output_names)
+            int8_outputs = ort_outputs(quantized_path, inputs, output_names)
             result.quantized_path = str(quantized_path)
-            result.int8_max_abs_diff = _max_abs_diff(reference, int8_outputs, mask)
+            result.int8_max_abs_diff = max_abs_diff(reference, int8_outputs, mask)
             result.argmax_agreement = argmax_agreement(reference, int8_outputs, mask)
             result.int8_argmax_agreement_vs_fp32 = argmax_agreement(fp32, int8_outputs, mask)
             if "last_hidden_state" in output_names:
-                low, mean = _pooled_cosine(reference["last_hidden_state"], int8_outputs["last_hidden_state"], mask)
+                low, mean = pooled_cosine(reference["last_hidden_state"], int8_outputs["last_hidden_state"], mask)
                 result.extra.update(int8_embedding_cosine_min=low, int8_embedding_cosine_mean=mean)
             if min_argmax_agreement is not None and result.argmax_agreement < min_argmax_agreement:
                 raise OnnxValidationError(

@@ -25,7 +25,7 @@ SUPPORTED_TASKS: tuple[str, ...] = (
 )
 
 # transformers Auto class per task (names, so transformers is imported lazily too).
-_AUTO_CLASS = {
+AUTO_CLASS = {
     "feature-extraction": "AutoModel",
     "fill-mask": "AutoModelForMaskedLM",
     "text-classification": "AutoModelForSequenceClassification",
@@ -59,7 +59,7 @@ def require_onnx() -> None:
 _BORT_ONNX_CONFIG: type | None = None
 
 
-def _bort_onnx_config_class() -> type:
+def bort_onnx_config_class() -> type:
     """Build (once) the optimum OnnxConfig subclass for Bort; optimum is imported here, not at module import."""
     global _BORT_ONNX_CONFIG
     if _BORT_ONNX_CONFIG is not None:
@@ -100,7 +100,7 @@ def register_onnx() -> type:
 
     Idempotent. Called by [`export_onnx`]; call it yourself before using optimum APIs on Bort directly.
     """
-    config_class = _bort_onnx_config_class()
+    config_class = bort_onnx_config_class()
     from optimum.exporters.tasks import TasksManager
 
     supported = TasksManager._LIBRARY_TO_SUPPORTED_MODEL_TYPES["transformers"].get("bort", {}).get("onnx", {})
@@ -111,7 +111,7 @@ def register_onnx() -> type:
 
 def __getattr__(name: str) -> Any:  # lazy public name: hf_bort.exporters.onnx.BortOnnxConfig
     if name == "BortOnnxConfig":
-        return _bort_onnx_config_class()
+        return bort_onnx_config_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -137,7 +137,8 @@ def supported_model_types(task: str = "feature-extraction") -> list[str]:
     return sorted(types | {"bort"})
 
 
-def _check_model_type(model_type: str | None, task: str) -> None:
+def check_exportable_model_type(model_type: str | None, task: str) -> None:
+    """Refuse a model type optimum-onnx (with Bort registered) cannot export for `task`."""
     register_onnx()
     supported = supported_model_types(task)
     if model_type not in supported:
@@ -147,7 +148,8 @@ def _check_model_type(model_type: str | None, task: str) -> None:
         )
 
 
-def _onnx_config(model: PreTrainedModel, task: str):
+def onnx_config_for(model: PreTrainedModel, task: str):
+    """optimum's ONNX config instance for `model` and `task` (Bort's once registered)."""
     from optimum.exporters.tasks import TasksManager
 
     constructor = TasksManager.get_exporter_config_constructor(

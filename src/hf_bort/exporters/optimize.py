@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .agreement import _max_abs_diff
-from .validation import OnnxValidationError, _ort_outputs
+from .agreement import max_abs_diff
+from .validation import OnnxValidationError, ort_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 _ATTENTION_OPS = ("Attention", "MultiHeadAttention")
 
 
-def _num_layers(config: Any) -> int | None:
+def encoder_depth(config: Any) -> int | None:
+    """The encoder's number of layers, whatever the config calls it (None when it has no such field)."""
     for name in ("num_hidden_layers", "n_layers", "num_layers"):
         value = getattr(config, name, None)
         if isinstance(value, int):
@@ -32,7 +33,7 @@ def _num_layers(config: Any) -> int | None:
     return None
 
 
-def _optimize_graph(source: Path, target: Path) -> dict[str, int]:
+def optimize_graph(source: Path, target: Path) -> dict[str, int]:
     """Run ONNX Runtime's transformer optimizer on `source`, write the fused graph to `target`; return the counts.
 
     `num_heads=0, hidden_size=0`: heads and widths are read per layer from the graph (Bort's per-layer head counts,
@@ -67,7 +68,7 @@ def _optimize_graph(source: Path, target: Path) -> dict[str, int]:
     return counts
 
 
-def _add_shape_info(onnx_path: Path) -> None:
+def add_shape_info(onnx_path: Path) -> None:
     """Annotate a fused graph with the types / shapes of its tensors, in place (ORT's symbolic shape inference knows
     the com.microsoft fused operators; ONNX's does not, and the quantizer needs the type of every MatMul input)."""
     import onnx
@@ -77,7 +78,7 @@ def _add_shape_info(onnx_path: Path) -> None:
     onnx.save(inferred, str(onnx_path))
 
 
-def _optimize_into(
+def optimize_into(
     result: OnnxExportResult,
     model: PreTrainedModel,
     task: str,
@@ -95,14 +96,14 @@ def _optimize_into(
     """
     fused_path = onnx_path.with_name("model_fused.onnx")
     try:
-        counts = _optimize_graph(onnx_path, fused_path)
+        counts = optimize_graph(onnx_path, fused_path)
     except Exception as error:  # noqa: BLE001 - the optimizer's pattern matching fails in many ways; keep the plain graph
         fused_path.unlink(missing_ok=True)
         result.extra["optimize_error"] = f"{type(error).__name__}: {error}"
         logger.warning("ONNX Runtime's transformer optimizer failed (%s); model.onnx is the plain graph.", error)
         return fp32
-    fused = _ort_outputs(fused_path, inputs, result.outputs)
-    fused_diff = _max_abs_diff(reference, fused, mask)
+    fused = ort_outputs(fused_path, inputs, result.outputs)
+    fused_diff = max_abs_diff(reference, fused, mask)
     if not fused_diff <= atol:
         fused_path.unlink(missing_ok=True)
         raise OnnxValidationError(

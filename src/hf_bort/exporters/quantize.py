@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measure import latency_summary, ort_session, run_session, session_feed, time_calls
+from .agreement import agreement_metrics as agreement
 from .int8_config import (
     CALIBRATION_METHODS,
     INT8_VARIANTS,
@@ -66,12 +67,12 @@ from .int8_config import (
     meets,
 )
 from .int8_variants import (
-    _quantize_blockwise,
-    _quantize_dynamic,
-    _quantize_static,
     node_sensitivity,
     progressive_cap,
     progressive_exclusion,
+    quantize_blockwise,
+    quantize_dynamic,
+    quantize_static,
 )
 
 logger = logging.getLogger(__name__)
@@ -93,23 +94,6 @@ def _latency_ms(path: Path, feed: dict[str, Any], config: Int8Config) -> dict[st
     finally:
         del session  # stop its thread pool before the next variant is timed
     return latency_summary(times)
-
-
-def agreement(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> dict[str, float]:
-    """Agreement of int8 outputs with fp32 ones: `label_agreement` for logits outputs; `cosine_mean`,
-    `cosine_min` and `neighbour_agreement` for `last_hidden_state` (mean-pooled sentence embeddings)."""
-    from .agreement import _pooled_cosine, argmax_agreement
-
-    out: dict[str, float] = {}
-    logits = {name: value for name, value in reference.items() if name not in ("last_hidden_state", "pooler_output")}
-    if logits:
-        out["label_agreement"] = argmax_agreement(logits, candidate, mask)
-    if "last_hidden_state" in reference:
-        hidden = {"last_hidden_state": reference["last_hidden_state"]}
-        out["neighbour_agreement"] = argmax_agreement(hidden, candidate, mask)
-        low, mean = _pooled_cosine(reference["last_hidden_state"], candidate["last_hidden_state"], mask)
-        out.update(cosine_mean=mean, cosine_min=low)
-    return out
 
 
 def _latency_feed(inputs: dict[str, Any], config: Int8Config, vocab_size: int | None, max_len: int | None):
@@ -186,7 +170,7 @@ def quantize_exported(
     report["quantize_attention"] = fused and config.quantize_attention
     report["reduce_range"] = config.reduce_range
     dynamic = partial(
-        _quantize_dynamic,
+        quantize_dynamic,
         directory,
         target=target,
         per_channel=per_channel,
@@ -205,7 +189,7 @@ def quantize_exported(
         if name == "dynamic-int8":
             paths[name] = dynamic(name)
         elif name == "static-int8":
-            paths[name] = _quantize_static(
+            paths[name] = quantize_static(
                 directory,
                 name,
                 target,
@@ -216,7 +200,7 @@ def quantize_exported(
             )
             entry["calibration_method"] = config.calibration_method
         elif name == "blockwise-int8":
-            paths[name] = _quantize_blockwise(directory, name, config.block_size)
+            paths[name] = quantize_blockwise(directory, name, config.block_size)
             entry["block_size"] = config.block_size
         else:
             if sensitivity is None:

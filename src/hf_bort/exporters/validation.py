@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..measure import ort_session, run_session
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
@@ -71,7 +73,8 @@ def validation_inputs(
     return inputs
 
 
-def _torch_outputs(model: PreTrainedModel, inputs: dict[str, torch.Tensor], names: list[str]) -> dict[str, Any]:
+def torch_outputs(model: PreTrainedModel, inputs: dict[str, torch.Tensor], names: list[str]) -> dict[str, Any]:
+    """The `names` outputs of `model` on `inputs` in PyTorch (inference mode), as float32 numpy arrays."""
     import torch
 
     with torch.inference_mode():
@@ -79,11 +82,6 @@ def _torch_outputs(model: PreTrainedModel, inputs: dict[str, torch.Tensor], name
     return {name: output[name].float().numpy() for name in names}
 
 
-def _ort_outputs(onnx_path: Path, inputs: dict[str, torch.Tensor], names: list[str]) -> dict[str, Any]:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    feed_names = {item.name for item in session.get_inputs()}
-    feed = {key: value.numpy() for key, value in inputs.items() if key in feed_names}
-    values = session.run(names, feed)
-    return dict(zip(names, values, strict=True))
+def ort_outputs(onnx_path: Path, inputs: dict[str, torch.Tensor], names: list[str]) -> dict[str, Any]:
+    """The `names` outputs of the ONNX file at `onnx_path` on `inputs` in ONNX Runtime (CPU)."""
+    return run_session(ort_session(onnx_path), inputs, names)
