@@ -6,7 +6,6 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from .distributed import rank_world
 from .results import CandidateResult
@@ -72,15 +71,3 @@ class CandidateStore:
             os.write(fd, line)  # one write with O_APPEND: whole lines even with several processes
         finally:
             os.close(fd)
-
-
-def load_results(output_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Raw records of a search's store (all runs), skipping a torn last line."""
-    path = Path(output_dir) / STORE_NAME
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records

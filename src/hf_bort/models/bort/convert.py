@@ -377,7 +377,9 @@ def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Te
     return out
 
 
-def _load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
+def load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
+    """The encoder at `path` (a checkpoint, a Hub id or a sentence-transformers folder) with the head it was saved
+    with, checked to be a supported family (`hf-bort convert` and [`convert_to_bort`] load their source with it)."""
     import transformers
 
     check_source(path, "source")  # a missing path or a file: say so, not "check your internet connection"
@@ -431,7 +433,7 @@ def convert_to_bort(
     source_path = None
     if isinstance(model_or_path, (str, os.PathLike)):
         source_path = model_or_path
-        model = _load_source(model_or_path, **from_pretrained_kwargs)
+        model = load_source(model_or_path, **from_pretrained_kwargs)
     elif isinstance(model_or_path, PreTrainedModel):
         model = model_or_path
         _check_model_type(model.config.model_type)
@@ -511,7 +513,7 @@ def save_converted(
         model_directory = layout.transformer_output_dir(save_directory)
     bort.save_pretrained(model_directory)
     if tokenizer is None and source_path is not None:
-        tokenizer = _load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
+        tokenizer = load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
     if tokenizer is not None:
         tokenizer.save_pretrained(model_directory)
     else:
@@ -521,7 +523,8 @@ def save_converted(
     return save_directory
 
 
-def _load_tokenizer(path, **kwargs):
+def load_tokenizer(path, **kwargs):
+    """The tokenizer at `path`, or None (with a warning) when there is none."""
     from transformers import AutoTokenizer
 
     try:
