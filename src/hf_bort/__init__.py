@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .models.bort import register
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
@@ -63,7 +64,6 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
         extract_subnetwork,
     )
 
-__version__ = "0.1.0"
 
 # Public name -> the module it lives in. `import hf_bort` imports only the Bort model family (and registers it with
 # transformers' Auto classes); the rest (Trainer, datasets, accelerate, optimum...) is imported on first use of a
