@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..measure import ort_session
 from .int8_config import Int8Config, meets
 
 logger = logging.getLogger(__name__)
@@ -184,7 +185,6 @@ def node_sensitivity(onnx_path: str | os.PathLike, batches: list[dict[str, Any]]
     """
     import numpy as np
     import onnx
-    import onnxruntime
     from onnx import numpy_helper
 
     model = onnx.load(str(onnx_path))
@@ -200,7 +200,7 @@ def node_sensitivity(onnx_path: str | os.PathLike, batches: list[dict[str, Any]]
     for name in dict.fromkeys(node.input[0] for node in nodes):
         if name not in existing:
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort_session(model.SerializeToString())
     feed_names = {item.name for item in session.get_inputs()}
     activations = list(dict.fromkeys(node.input[0] for node in nodes))
     error = {node.name: 0.0 for node in nodes}

@@ -8,9 +8,9 @@ from typing import Any
 ONNXRUNTIME_HINT = 'pip install "hf-bort[onnx]"'
 
 
-def ort_session(path: str | os.PathLike, threads: int | None = None):
-    """A CPU `InferenceSession` for the ONNX file at `path`: `threads` intra-op threads (None or 0: ORT's default),
-    one inter-op thread, sequential execution, every graph optimisation."""
+def ort_session(path: str | os.PathLike | bytes, threads: int | None = None):
+    """A CPU `InferenceSession` for the ONNX file at `path` (or a serialized model): `threads` intra-op threads
+    (None or 0: ORT's default), one inter-op thread, sequential execution, every graph optimisation."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -19,7 +19,8 @@ def ort_session(path: str | os.PathLike, threads: int | None = None):
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    model = path if isinstance(path, bytes) else str(path)
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def session_feed(session, inputs: dict[str, Any]) -> dict[str, Any]:
