@@ -392,7 +392,8 @@ def measure_latency(
 
         return run
 
-    out["pytorch"] = time_interleaved({n: torch_runner(m.eval(), inputs[n]) for n, m in models.items()}, runs)
+    pytorch, onnx_fp32 = measure.REPORT_ENGINE_KEYS["pytorch"], measure.REPORT_ENGINE_KEYS["ort-fp32"]
+    out[pytorch] = time_interleaved({n: torch_runner(m.eval(), inputs[n]) for n, m in models.items()}, runs)
     if onnx_dir is not None:
         from ..exporters import export_onnx
 
@@ -404,10 +405,10 @@ def measure_latency(
             runners[name] = (lambda s, f: lambda: s.run(None, f))(session, feed)
             differences[name] = result.max_abs_diff
             fused[name] = dict(result.fused_operators or {})
-        out["onnxruntime_fp32"] = time_interleaved(runners, runs)
+        out[onnx_fp32] = time_interleaved(runners, runs)
         out["onnx_max_abs_diff_vs_pytorch"] = differences
         out["onnx_fused_operators"] = fused
-    for engine in ("pytorch", "onnxruntime_fp32"):
+    for engine in (pytorch, onnx_fp32):
         if engine in out:
             for entry in out[engine].values():
                 entry[f"ratio_to_{first}"] = entry["p50_ms"] / out[engine][first]["p50_ms"]

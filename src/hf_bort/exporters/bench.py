@@ -215,6 +215,9 @@ def plot(result: BenchResult, path: str | os.PathLike) -> Path | None:
     return Path(path)
 
 
+machine_info = bench_machine_info  # the name this module exported before hf_bort.measure
+
+
 def check_bench_model(spec: PreTrainedModel | str | os.PathLike) -> None:
     """
     Refuse, before any benchmarking, a model the benchmark cannot count (its multiply-adds need a Bort or BERT-family
