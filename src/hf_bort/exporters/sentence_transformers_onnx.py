@@ -46,6 +46,7 @@ def export_sentence_transformer(
     overwrite: bool = False,
     atol: float = 1e-4,
     validation_texts: list[str] | tuple[str, ...] | None = None,
+    export_encoder,
     **export_kwargs,
 ):
     """
@@ -55,13 +56,14 @@ def export_sentence_transformer(
     `SentenceTransformer(output_dir, backend="onnx")` loads. The export is validated against PyTorch (`atol`) and,
     when sentence-transformers is installed, the ONNX pipeline's embeddings are compared with the PyTorch ones on
     `validation_texts` (an [`OnnxValidationError`] above `atol`). Returns the [`OnnxExportResult`], its paths in
-    `output_dir`. A non-empty `output_dir` is replaced only with `overwrite=True`.
+    `output_dir`. A non-empty `output_dir` is replaced only with `overwrite=True`. `export_encoder` exports the
+    encoder: `export_onnx` passes itself (it calls this function for such folders; users call `export_onnx`).
     """
     from transformers import AutoTokenizer
 
     from ..models.sentence_transformers_folder import transformer_source
     from ..models.source_class import load_source_model
-    from .onnx import VALIDATION_TEXTS, OnnxValidationError, export_onnx
+    from .validation import VALIDATION_TEXTS, OnnxValidationError
 
     if task not in (None, "feature-extraction"):
         raise ValueError(
@@ -79,7 +81,7 @@ def export_sentence_transformer(
         staging = workdir.parent / f"{workdir.name}-onnx"
         encoder_dir = transformer_source(folder)
         encoder = load_source_model(encoder_dir).eval()  # the encoder, whatever head `architectures` names
-        result = export_onnx(
+        result = export_encoder(
             encoder,
             staging,
             tokenizer=export_kwargs.pop("tokenizer", None) or AutoTokenizer.from_pretrained(encoder_dir),

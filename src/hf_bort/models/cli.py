@@ -82,7 +82,7 @@ def run_convert(argv: list[str]) -> int:
     from .._outputs import check_not_overlapping, check_output_dir, check_overwrite
     from .._sources import check_source
     from . import bort
-    from .bort.convert import _load_source, _load_tokenizer, save_converted
+    from .bort.convert import load_source, load_tokenizer, save_converted
     from .sentence_transformers_folder import transformer_source
 
     args = parse_convert(argv)
@@ -90,7 +90,7 @@ def run_convert(argv: list[str]) -> int:
     check_source(args.source, "source")
     check_not_overlapping(args.source, args.output_dir, "source")
     check_overwrite(args.output_dir, args.overwrite)  # the rule of every writer, before anything is loaded
-    source = _load_source(args.source).eval()
+    source = load_source(args.source).eval()
     converted = bort.convert_to_bort(source)  # validated below before anything is written
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, source.config.vocab_size, (2, 16), generator=generator)
@@ -115,7 +115,7 @@ def run_convert(argv: list[str]) -> int:
     save_converted(
         converted,
         args.output_dir,
-        _load_tokenizer(transformer_source(args.source)),
+        load_tokenizer(transformer_source(args.source)),
         args.source,
         source=args.source,
         max_abs_difference=difference,

@@ -114,7 +114,7 @@ def source_model_class(config, weight_names: set[str], weights_file: str | os.Pa
     """
 
     architecture = (getattr(config, "architectures", None) or [None])[0]
-    named = _named_class(architecture)
+    named = _named_class(architecture, config)
     base_class = _base_class(config)
     if named is not None and named is not base_class:
         prefix = named.base_model_prefix + "."
@@ -152,15 +152,34 @@ def source_model_class(config, weight_names: set[str], weights_file: str | os.Pa
     return SourceClass(base_class, init_kwargs, reason)
 
 
-def _named_class(architecture: str | None):
-    """The class `architectures` names: a transformers class, or one of hf_bort's Bort classes."""
+def _named_class(architecture: str | None, config=None):
+    """The class `architectures` names: a transformers class, or a class registered with the Auto classes for
+    `config`'s type (hf_bort's Bort classes, registered at `import hf_bort`, which a `BortConfig` implies)."""
     import transformers
-
-    from .bort import modeling_bort
+    from transformers.models.auto import modeling_auto
 
     if not architecture:
         return None
-    return getattr(transformers, architecture, None) or getattr(modeling_bort, architecture, None)
+    found = getattr(transformers, architecture, None)
+    if found is not None or config is None:
+        return found
+    for name in (
+        "MODEL_MAPPING",
+        "MODEL_FOR_MASKED_LM_MAPPING",
+        "MODEL_FOR_PRETRAINING_MAPPING",
+        "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING",
+        "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING",
+        "MODEL_FOR_QUESTION_ANSWERING_MAPPING",
+        "MODEL_FOR_MULTIPLE_CHOICE_MAPPING",
+    ):
+        mapping = getattr(modeling_auto, name, None)
+        try:
+            candidate = mapping[type(config)] if mapping is not None else None
+        except KeyError:
+            continue
+        if candidate is not None and candidate.__name__ == architecture:
+            return candidate
+    return None
 
 
 def _base_class(config):

@@ -78,9 +78,10 @@ def _search(config) -> int:
         if rank_world()[0] != 0:  # under torchrun every rank holds the same result; rank 0 writes and reports
             return 0
         out = Path(config.output_dir)
+        # The results first: a plotting failure (matplotlib missing or broken) must not lose best.json.
+        (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
         (out / "front.md").write_text(result.to_markdown())
         result.plot(out / "front.png")
-        (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
     print(result.to_markdown())
     print(f"best: {best.candidate.key} (ê {best.error:.4f}); front.md, front.png and best.json in {out}")
     return 0
@@ -224,7 +225,7 @@ def _cpu_ranks() -> bool:
 
 def _distill(argv: list[str]) -> int:
     from datasets import Dataset
-    from transformers import AutoModel, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
+    from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding
 
     from .._outputs import check_output_dir
     from .._sources import check_source
@@ -255,8 +256,8 @@ def _distill(argv: list[str]) -> int:
         # every rank would train alone on all the data.
         **({"use_cpu": True, "ddp_backend": "gloo"} if _cpu_ranks() else {}),
     )
-    mlm = hasattr(teacher, "cls") and hasattr(student, "cls")
-    collator = DataCollatorForLanguageModeling(tokenizer) if mlm else DataCollatorWithPadding(tokenizer)
+    # The student is loaded with AutoModel (no MLM head): hidden-state distillation, padded batches.
+    collator = DataCollatorWithPadding(tokenizer)
     trainer = DistillationTrainer(
         model=student, teacher=teacher, args=config, train_dataset=dataset, data_collator=collator
     )

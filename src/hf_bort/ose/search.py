@@ -41,7 +41,7 @@ from .pareto import covers, dominates, pareto_front
 from .pruning import prune
 from .results import CandidateResult, SearchResult
 from .space import Candidate, SearchSpace
-from .store import STORE_NAME, CandidateStore, load_results
+from .store import STORE_NAME, CandidateStore
 from .surrogate import CandidateTrainer
 
 logger = logging.getLogger(__name__)
@@ -757,9 +757,9 @@ class OSESearch:
 
 
 def _config_of(source: Any):
-    from .space import _source_config
+    from .space import source_config
 
-    return _source_config(source)
+    return source_config(source)
 
 
 __all__ = [
@@ -769,7 +769,6 @@ __all__ = [
     "SearchResult",
     "covers",
     "dominates",
-    "load_results",
     "pareto_front",
 ]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -167,13 +166,6 @@ class SearchSpace:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
-        return cls(**data)
-
-    def fingerprint(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
     def paper_bert(cls) -> SearchSpace:
         """The Bort paper's grid for BERT: D∈{2,…,12}, A∈{4,8,12,16}, H∈{512,768,1024}, I∈{256,…,3072}, H/A heads."""
         return cls(**PAPER_BERT_GRID)
@@ -197,7 +189,7 @@ class SearchSpace:
         """
         from ..models.bort.convert import check_encoder_config
 
-        config = _source_config(source)
+        config = source_config(source)
         check_encoder_config(config, "The OSE search")  # GPT-2, T5…: refused here, not deep inside
         depth = config.num_hidden_layers
         heads = (
@@ -226,7 +218,9 @@ class SearchSpace:
         )
 
 
-def _source_config(source: Any):
+def source_config(source: Any):
+    """The config of `source`: a config, a model, or a path / Hub id `AutoConfig` loads (a sentence-transformers
+    folder: its transformer module's)."""
     from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
     if isinstance(source, PretrainedConfig):

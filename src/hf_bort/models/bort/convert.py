@@ -385,7 +385,7 @@ def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Te
     return out
 
 
-def _load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
+def load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
     """The source model, with the class its weights support (a head named in `architectures` but absent from the
     weights is not built; the pooler is built when it has weights): see [`source_model_class`]."""
     from ..source_class import load_source_model
@@ -440,7 +440,7 @@ def convert_to_bort(
     source_path = None
     if isinstance(model_or_path, (str, os.PathLike)):
         source_path = model_or_path
-        model = _load_source(model_or_path, **from_pretrained_kwargs)
+        model = load_source(model_or_path, **from_pretrained_kwargs)
     elif isinstance(model_or_path, PreTrainedModel):
         model = model_or_path
         _check_model_type(model.config.model_type)
@@ -526,7 +526,7 @@ def save_converted(
             model_directory = layout.transformer_output_dir(workdir)
         bort.save_pretrained(model_directory)
         if tokenizer is None and source_path is not None:
-            tokenizer = _load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
+            tokenizer = load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
         if tokenizer is not None:
             tokenizer.save_pretrained(model_directory)
         else:
@@ -542,7 +542,8 @@ def save_converted(
     return final_directory
 
 
-def _load_tokenizer(path, **kwargs):
+def load_tokenizer(path, **kwargs):
+    """The tokenizer at `path`, or None (with a warning) when there is none."""
     from transformers import AutoTokenizer
 
     try:
