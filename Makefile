@@ -32,9 +32,11 @@ demo: $(VENV)/.installed
 
 LINT_PATHS = $(wildcard src tests examples benchmarks)
 
+# lint-imports: the import contracts in pyproject.toml ([tool.importlinter]: layers, leaf services, no cycles).
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/lint-imports
 
 test-pinned: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)

@@ -19,7 +19,7 @@ def main(output_dir: str = "runs/minilm-bort") -> None:
     tokenizer = AutoTokenizer.from_pretrained(source_path)
     source = AutoModel.from_pretrained(source_path).eval()
 
-    hf_bort.convert_to_bort(source, output_dir, tokenizer=tokenizer)
+    hf_bort.convert_to_bort(source, output_dir, tokenizer=tokenizer, overwrite=True)  # a rerun replaces it
     bort = AutoModel.from_pretrained(output_dir).eval()  # a BortModel, through the registered Auto classes
     print(type(bort).__name__, f"{hf_bort.count_parameters(bort.config).total:,} parameters")
 

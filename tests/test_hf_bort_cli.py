@@ -98,6 +98,11 @@ def test_extract_to_a_file_fails_before_work(tmp_path, capsys):
     assert "save_directory" in capsys.readouterr().err and target.read_text() == "not a folder"
     assert main([*argv, str(source)]) == 2  # nor into the source folder it reads
     assert "the source folder" in capsys.readouterr().err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "keep.txt").write_text("mine")
+    assert main([*argv, str(tmp_path / "mine")]) == 2  # a non-empty folder: only with --overwrite (issue 22)
+    assert "is not empty; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "keep.txt").read_text() == "mine"
 
 
 def test_version(capsys):
@@ -242,3 +247,41 @@ def test_cli_defaults_equal_the_python_api_defaults():
             differing.append(f"{command} {dest}: CLI {actual!r}, API {expected!r}")
     assert not differing, differing
     assert parsers["search"].get_default("epsilon") == 0.1  # was 0.2 while OSESearch used 0.1
+
+
+def test_convert_refuses_a_non_empty_output_unless_overwrite(tmp_path, capsys):
+    """Issue 22 item 5: one overwrite rule for every writer (`export` already needed --overwrite)."""
+    source = _bert_source(tmp_path / "src")
+    (tmp_path / "dst").mkdir()
+    (tmp_path / "dst" / "keep.txt").write_text("mine")
+    assert main(["convert", str(source), str(tmp_path / "dst")]) == 2
+    err = capsys.readouterr().err
+    assert "output_dir" in err and "is not empty; pass overwrite=True (--overwrite) to replace it" in err
+    assert (tmp_path / "dst" / "keep.txt").read_text() == "mine"
+    assert main(["convert", str(source), str(tmp_path / "dst"), "--overwrite"]) == 0
+    assert not (tmp_path / "dst" / "keep.txt").exists() and (tmp_path / "dst" / "config.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".dst.")]  # no work folder left beside it
+    capsys.readouterr()
+    from hf_bort import convert_to_bort
+
+    with pytest.raises(ValueError, match="save_directory .* is not empty; pass overwrite=True"):
+        convert_to_bort(source, tmp_path / "dst")
+
+
+def test_supported_families_agree_in_help_readme_and_docs():
+    """Issue 22 item 5: `convert --help`, README and docs/compress.md list the same families."""
+    from hf_bort.models import SUPPORTED_FAMILIES
+    from hf_bort.models.cli import _convert_parser
+
+    root = Path(__file__).resolve().parents[1]
+    flat = " ".join(_convert_parser().format_help().split())
+    assert SUPPORTED_FAMILIES in flat
+    for doc in ("README.md", "docs/compress.md"):
+        assert SUPPORTED_FAMILIES in " ".join((root / doc).read_text().split()), doc
+
+
+def test_readme_says_the_demo_shape_depends_on_the_machine_and_where_the_report_is():
+    """Issue 22 item 5: the demo's printed shape came out different on another CPU with the same seed."""
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "depend on the CPU's floating point" in text
+    assert "`runs/demo/compression_report.json`" in text and "`search.candidate` is the shape" in text

@@ -84,6 +84,7 @@ def test_push_uploads_every_file_and_the_card_in_one_commit(online, model_dir):
     uploaded = ModelCard(by_path["README.md"].decode())  # the card, pointed at the repo
     assert 'from_pretrained("me/bort-tiny", trust_remote_code=True)' in uploaded.text
     assert 'from_pretrained("student"' not in uploaded.text and "hf_bort" in uploaded.data.tags
+    assert uploaded.text.lstrip().startswith("# bort-tiny\n") and "# student\n" not in uploaded.text  # title
     assert 'from_pretrained("student"' in (model_dir / "README.md").read_text()  # local card unchanged
 
 

@@ -6,6 +6,7 @@ Every command that writes a folder goes through these helpers so that no input i
   writable (probed by creating and removing an empty folder); a file where a folder goes or an unwritable place is
   an error *before* work (transformers' `save_pretrained` only logs an error and returns; a permission error used
   to come only after the models were loaded and trained).
+- [`check_overwrite`]: a non-empty existing output folder is replaced only with `overwrite=True` (`--overwrite`).
 - [`check_not_overlapping`]: an output that is, contains or lies inside its source folder is refused (replacing it
   would delete the source).
 - [`make_workdir`] / [`replace_dir`]: the new content is written to `.NAME.tmp-HOST-PID-*` beside the output and
@@ -56,6 +57,14 @@ def check_output_dir(path: str | os.PathLike, field: str = "output_dir") -> Path
     if existing is not None:
         _check_writable(existing, path, field)
     return path
+
+
+def check_overwrite(path: str | os.PathLike, overwrite: bool, field: str = "output_dir") -> None:
+    """The one rule of every writer: a non-empty existing folder is replaced only with `overwrite=True`
+    (CLI: `--overwrite`); otherwise a ValueError naming `field`."""
+    path = Path(path)
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise ValueError(f"{field} {str(path)!r} is not empty; pass overwrite=True (--overwrite) to replace it.")
 
 
 def _check_writable(folder: Path, path: Path, field: str) -> None:

@@ -62,7 +62,7 @@ def _demo(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(prog="hf-bort", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"hf-bort {__version__}", help="Print the version.")

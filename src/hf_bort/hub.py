@@ -62,6 +62,7 @@ WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.onnx")
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 # A loading snippet's repo argument: a JSON string literal (the card template writes it with `tojson`).
 _SNIPPET_ID = re.compile(r'((?:\.from_pretrained|SentenceTransformer)\()"(?:[^"\\]|\\.)*"')
+_TITLE = re.compile(r"^# .*$", re.MULTILINE)  # the card's first level-1 heading (hf_bort cards: the model's name)
 
 
 class HubPushError(ValueError):
@@ -197,7 +198,7 @@ def _check_folder(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
 
 
 def card_for_repo(text: str, repo_id: str) -> str:
-    """An hf_bort card's loading snippets and model-index name pointed at `repo_id` (other cards: unchanged)."""
+    """An hf_bort card's title, loading snippets and model-index name pointed at `repo_id` (other cards: unchanged)."""
     from huggingface_hub import ModelCard
 
     card = ModelCard(text)
@@ -207,6 +208,7 @@ def card_for_repo(text: str, repo_id: str) -> str:
     if getattr(card.data, "eval_results", None):
         card.data.model_name = repo_id.split("/")[-1]
     card.text = _SNIPPET_ID.sub(lambda m: f'{m.group(1)}"{repo_id}"', card.text)
+    card.text = _TITLE.sub(f"# {repo_id.split('/')[-1]}", card.text, count=1)  # the title is the repo's name
     return str(card)
 
 

@@ -176,10 +176,14 @@ def test_onnx_export_writes_a_card(tmp_path, tiny_student):
     result = export_onnx(tiny_student.eval(), tmp_path / "bort-onnx", quantize="dynamic-int8")
     card = _load(tmp_path / "bort-onnx")
     assert {"hf_bort", "bort", "onnx"} <= set(card.data.tags) and card.data.pipeline_tag == "text-classification"
-    assert 'ORTModelForSequenceClassification.from_pretrained("bort-onnx")' in card.text
+    path = (tmp_path / "bort-onnx").as_posix()  # the real folder, not its bare name (issue 22 item 2)
+    assert f'ORTModelForSequenceClassification.from_pretrained("{path}")' in card.text
     assert "`model.onnx`" in card.text and "`model_quantized.onnx`" in card.text
     assert f"{result.max_abs_diff:.3g}" in card.text
-    assert "trust_remote_code" not in card.text  # no PyTorch weights, no code in an ONNX folder
+    # no PyTorch weights, no modeling code in an ONNX folder: remote code only reads the config (issue 22 item 3)
+    assert [line for line in card.text.splitlines() if "trust_remote_code=True)" in line] == [
+        f'config = AutoConfig.from_pretrained("{path}", trust_remote_code=True)'
+    ]
 
 
 HOSTILE = {

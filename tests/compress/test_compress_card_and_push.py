@@ -65,6 +65,9 @@ def test_compress_writes_the_card_and_pushes_the_student_folder(tmp_path, tiny_s
     assert card.data.model_name == "tiny-student" and card.data.pipeline_tag == "text-classification"
     assert {"hf_bort", "bort", "compressed", "bert"} <= set(card.data.tags)
     assert card.data.base_model is None  # a local source is no base_model
+    examples = report["data"]["examples"]  # dev texts of the run's data: the widget (issue 22 item 2)
+    assert len(examples) == 3 and card.data.widget == [{"text": text} for text in examples]
+    assert "- Base model: unknown" in card.text and "### Framework versions" in card.text
     values = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
     assert values[("test", "accuracy")] == report["student"]["test"]["accuracy"]
     assert values[("validation", "f1")] == report["student"]["dev"]["macro_f1"]
@@ -81,6 +84,7 @@ def test_compress_writes_the_card_and_pushes_the_student_folder(tmp_path, tiny_s
     assert report["hub"]["repo_id"] == "me/tiny-student"
     readme = next(op for op in operations if op.path_in_repo == "README.md").path_or_fileobj.decode()
     assert 'from_pretrained("me/tiny-student", trust_remote_code=True)' in readme
+    assert ModelCard(readme).text.lstrip().startswith("# tiny-student\n")  # the title is the repo name
 
 
 def test_cli_flags_for_the_hub():

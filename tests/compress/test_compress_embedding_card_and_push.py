@@ -58,6 +58,8 @@ def test_embedding_student_gets_its_card_and_is_pushed(tmp_path, data_dir, monke
     assert "sentence-similarity" in tags and "extracted" not in tags
     assert ("onnx" in tags) == WITH_ONNX
     assert data.model_name == "tiny-embedder" and data.base_model is None  # a local source is no base_model
+    examples = report["data"]["examples"]  # dev texts of the run's data: the widget (issue 22 item 2)
+    assert len(examples) == 3 and data.widget == [{"source_sentence": examples[0], "sentences": examples[1:]}]
     saved = json.loads((out / "compression_report.json").read_text())
     built = complete_from_folder(compressed_card(saved, "tiny-embedder"), student).hub_card_data()
     assert data.to_dict() == built.to_dict()
@@ -107,6 +109,13 @@ def test_embedding_student_gets_its_card_and_is_pushed(tmp_path, data_dir, monke
     assert 'SentenceTransformer("me/tiny-embedder", trust_remote_code=True)' in readme
     # the card in the folder does not stop it loading as a SentenceTransformer
     assert result.load_student().encode(["a good film"]).shape == (1, 8)
+    if WITH_ONNX:  # the ONNX sits where sentence-transformers' backend="onnx" looks for it (issue 22 item 3)
+        from sentence_transformers import SentenceTransformer
+
+        texts = ["a good film", "a dull plot and bad acting"]
+        onnx = SentenceTransformer(str(student), device="cpu", backend="onnx").encode(texts, convert_to_tensor=True)
+        torch_embeddings = result.load_student().encode(texts, convert_to_tensor=True)
+        assert (onnx - torch_embeddings).abs().max() < 1e-4
 
 
 def test_embedding_push_is_checked_before_any_work(tmp_path, data_dir, monkeypatch):

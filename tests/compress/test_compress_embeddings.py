@@ -149,3 +149,15 @@ def test_search_embedding_objective_needs_the_head(tmp_path):
     source = tiny_sentence_transformer(tmp_path / "st")
     with pytest.raises(ValueError, match="embedding_head"):
         OSESearch(source, text_dataset=["a text"] * 64, objective="embedding", output_dir=tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_compress_an_st_folder_whose_config_names_a_masked_lm(tmp_path, data_dir):
+    """Issue 22 item 1, end to end: all-mpnet-base-v2 says MPNetForMaskedLM and ships no MLM head; compress used to
+    fail with "'MaskedLMOutput' object has no attribute 'last_hidden_state'"."""
+    source = tiny_sentence_transformer(tmp_path / "st")
+    config = json.loads((source / "config.json").read_text())
+    config["architectures"] = ["BertForMaskedLM"]
+    (source / "config.json").write_text(json.dumps(config))
+    result = compress(_config(source, str(data_dir), tmp_path / "out", candidate="D1-A2-H32-I16-d8"))
+    assert result.report["source"]["head_check_max_abs_difference"] < 1e-5

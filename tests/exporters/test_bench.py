@@ -156,3 +156,30 @@ def test_bench_cli(tmp_path, capsys):
     args = parser.parse_args(["bench", "bort", "--compare", "nocolon"])
     assert args.func(args) == 2  # refused before any benchmarking
     assert "`compare` expects MODEL:REFERENCE pairs, got 'nocolon'" in capsys.readouterr().err
+
+
+def test_the_matmul_peak_is_measured_once_and_reported_once(monkeypatch):
+    """Issue 22 item 5: `bench --verbose` logged one peak and bench.md showed another (measured again at the end)."""
+    import hf_bort.exporters.bench as bench
+
+    figures = iter([95.2, 175.1])
+    calls = []
+    monkeypatch.setattr(bench, "measure_matmul_peak", lambda *args: calls.append(args) or next(figures))
+    torch.manual_seed(0)
+    model = BortModel(
+        BortConfig(
+            vocab_size=99,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            intermediate_size=37,
+            max_position_embeddings=64,
+        )
+    )
+    config = BenchConfig(batch_sizes=[1], seq_lengths=[8], threads=1, warmup=1, iterations=2, engines=["pytorch"])
+    log: list[str] = []
+    result = bench.run_benchmark({"tiny": model}, config, log=log.append)
+    assert len(calls) == 1
+    assert "matmul peak 95.2 GFLOP/s" in log[0] and "matmul peak 95.2 GFLOP/s" in result.to_markdown()
+    row = result.rows[0]
+    assert row["peak_fraction"] == pytest.approx(row["gflops"] / 95.2)

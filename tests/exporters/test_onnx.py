@@ -210,12 +210,12 @@ def test_optimized_export_of_each_task_and_int8(tmp_path):
 
 
 def test_optimizer_failure_keeps_the_plain_graph(tmp_path, monkeypatch):
-    import hf_bort.exporters.onnx as onnx_module
+    import hf_bort.exporters.optimize as optimize_module
 
     def broken(source, target):
         raise RuntimeError("no pattern matched")
 
-    monkeypatch.setattr(onnx_module, "_optimize_graph", broken)
+    monkeypatch.setattr(optimize_module, "optimize_graph", broken)
     result = export_onnx(_model(BortModel), tmp_path / "out")
     assert not result.optimized and result.fused_operators == {}
     assert "no pattern matched" in result.extra["optimize_error"] and result.max_abs_diff < 1e-4

@@ -105,3 +105,26 @@ def test_search_sequence_length_defaults_to_the_api_and_reaches_the_search(tmp_p
     bert_tok.save_pretrained(source)
     config = parse_search([str(source), "--sequence-length", "48", "--output-dir", str(tmp_path / "run")])
     assert config.to_search(list(texts)).sequence_length == 48
+
+
+def test_search_writes_best_json_before_plotting(tmp_path, bert_tok, texts, monkeypatch):
+    """A plotting failure (matplotlib missing or broken) comes after best.json and front.md are written."""
+    import pytest
+
+    from hf_bort.ose.results import SearchResult
+    from tiny_shapes import TINY_SHAPE
+
+    def broken_plot(self, path):
+        raise RuntimeError("no matplotlib")
+
+    monkeypatch.setattr(SearchResult, "plot", broken_plot)
+    source = tmp_path / "source"
+    BertModel(BertConfig(**TINY_SHAPE)).save_pretrained(source)
+    bert_tok.save_pretrained(source)
+    (tmp_path / "texts.txt").write_text("\n".join(texts))
+    argv = ["search", str(source), "--texts", str(tmp_path / "texts.txt"), "--output-dir", str(tmp_path / "run")]
+    args = _parser().parse_args([*argv, "--layers", "1", "--heads", "2", "--hidden", "32", "--intermediate", "8"])
+    with pytest.raises(RuntimeError, match="no matplotlib"):
+        args.func(args)
+    assert json.loads((tmp_path / "run" / "best.json").read_text())["candidate"]
+    assert (tmp_path / "run" / "front.md").is_file()

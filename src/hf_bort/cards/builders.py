@@ -73,7 +73,13 @@ def complete_from_folder(card: BortCardData, folder: str | os.PathLike) -> BortC
                 card.onnx_files = [f"{sub}/{name}" if sub else name for name in found]
                 card.onnx_subfolder = sub or None
                 break
+    card.onnx_config_code = (
+        bool(card.onnx_files) and (folder / (card.onnx_subfolder or "") / "configuration_bort.py").is_file()
+    )
     card.sentence_transformers = (folder / "modules.json").is_file()
+    from .provenance import complete_provenance
+
+    complete_provenance(card, folder)  # base model, licence, languages, datasets, versions, labels
     return card
 
 

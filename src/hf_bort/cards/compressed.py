@@ -331,11 +331,29 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         eval_results=eval_results,
         limitations=limitations,
         sentence_transformers=embedding,
+        widget=_widget(data.get("examples") or [], embedding),
     )
+
+
+def _widget(examples: list[str], embedding: bool) -> list[dict[str, Any]]:
+    """The Hub widget from dev texts of the run's data: a sentence-similarity example (first text against the
+    others) for an embedding student, one text classification example per text otherwise."""
+    texts = [str(text) for text in examples if str(text).strip()]
+    if embedding:
+        return [{"source_sentence": texts[0], "sentences": texts[1:]}] if len(texts) > 1 else []
+    return [{"text": text} for text in texts]
 
 
 def display(source: Any) -> str:
     return display_name(source) or "the source"
+
+
+def _st_onnx_dir(folder: Path) -> Path | None:
+    """`onnx/` in the encoder's folder of a sentence-transformers `folder`, else None."""
+    from ..models.sentence_transformers_folder import SentenceTransformerLayout
+
+    layout = SentenceTransformerLayout.read(folder)
+    return None if layout is None else layout.transformer_output_dir(folder) / ONNX_SUBFOLDER
 
 
 def write_compressed_card(
@@ -366,8 +384,11 @@ def write_compressed_card(
         files.append(("front.png", "the search's Pareto front"))
     onnx_source = run_dir / ONNX_SUBFOLDER / "student"
     if (onnx_source / "model.onnx").is_file():
-        shutil.rmtree(student_dir / ONNX_SUBFOLDER, ignore_errors=True)
-        shutil.copytree(onnx_source, student_dir / ONNX_SUBFOLDER)
-        files.append((f"{ONNX_SUBFOLDER}/", "the student exported to ONNX (fused fp32 graph, validated vs PyTorch)"))
+        # a sentence-transformers student: in its encoder's folder, where `backend="onnx"` looks (issue 22)
+        target = _st_onnx_dir(student_dir) or student_dir / ONNX_SUBFOLDER
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(onnx_source, target)
+        where = target.relative_to(student_dir).as_posix()
+        files.append((f"{where}/", "the student exported to ONNX (fused fp32 graph, validated vs PyTorch)"))
     card.files = files
     return write_card(card, student_dir)

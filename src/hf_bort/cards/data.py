@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 
 TEMPLATE_PATH = Path(__file__).parent / "templates" / "model_card.md.j2"
 CARD_NAME = "README.md"
@@ -175,6 +175,12 @@ class BortCardData:
     onnx_files: list[str] = field(default_factory=list, metadata={"help": "ONNX files, relative to the folder."})
     onnx_subfolder: str | None = field(default=None, metadata={"help": "Folder of the ONNX files ('' = root)."})
     remote_code: bool = field(default=True, metadata={"help": "The folder ships modeling code (auto_map)."})
+    onnx_config_code: bool = field(
+        default=False,
+        metadata={
+            "help": "The ONNX folder ships `configuration_bort.py` (loads without hf_bort: AutoConfig + config=)."
+        },
+    )
     pytorch_weights: bool = field(default=True, metadata={"help": "The folder holds PyTorch weights."})
     sentence_transformers: bool = field(
         default=False,
@@ -187,6 +193,26 @@ class BortCardData:
     files: list[tuple[str, str]] = field(default_factory=list, metadata={"help": "Other files and what they hold."})
     tags: list[str] = field(default_factory=list, metadata={"help": "Extra Hub tags."})
     agora: bool = field(default=False, metadata={"help": "Agora was used (cites it)."})
+    base_model_id: str | None = field(
+        default=None,
+        metadata={"help": "The source's Hub id (`base_model`); default: read from the source (cards.provenance)."},
+    )
+    base_model_origin: str | None = field(
+        default=None, metadata={"help": "Where the base model's Hub id was read, when not given as such."}
+    )
+    license: str | None = field(default=None, metadata={"help": "Licence, from the source's card when it says."})
+    language: list[str] = field(default_factory=list, metadata={"help": "Languages, from the source's card."})
+    source_datasets: list[str] = field(
+        default_factory=list, metadata={"help": "Datasets the source's card names (added to `datasets`)."}
+    )
+    source_card: bool = field(default=False, metadata={"help": "The source has a card whose metadata was read."})
+    framework_versions: list[tuple[str, str]] = field(
+        default_factory=list, metadata={"help": "(library, version) of the libraries that made the model."}
+    )
+    widget: list[dict[str, Any]] = field(
+        default_factory=list, metadata={"help": "Hub widget examples (texts from the data the model was made on)."}
+    )
+    labels: list[str] = field(default_factory=list, metadata={"help": "Label names of a classifier, in id order."})
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -197,8 +223,9 @@ class BortCardData:
     # ------------------------------------------------------------------------------------------------ derived
     @property
     def base_model(self) -> str | None:
-        """The source as a Hub id (`base_model` metadata), or None for a local source."""
-        return hub_id(self.source)
+        """The source's Hub id (`base_model` metadata): `base_model_id`, or the source when it is a Hub id; None
+        when unknown (a local folder that records none)."""
+        return self.base_model_id or hub_id(self.source)
 
     @property
     def source_name(self) -> str | None:
@@ -213,6 +240,32 @@ class BortCardData:
     def source_shown(self) -> str | None:
         """The source as the card's text names it (a code span, escaped)."""
         return escape_markdown(self.source_name, code=True) if self.source_name else None
+
+    @property
+    def source_lines(self) -> dict[str, str]:
+        """The card's "Source" section values, escaped: base model (a link), licence, languages, datasets — the last
+        three come from the source's own card, so they are user strings too."""
+        from urllib.parse import quote
+
+        base = self.base_model
+        if base:
+            shown = f"[{escape_markdown(base, code=True)}](https://huggingface.co/{quote(base, safe='/')})"
+            if self.base_model_origin:
+                shown += f" (read from {self.base_model_origin})"
+        else:
+            named = f" {self.source_shown}" if self.source_shown else ""
+            shown = f"unknown (the source{named} is not a Hub id and records none)"
+        if self.license:
+            licence = escape_markdown(self.license)
+        else:
+            where = "the source's card does not say" if self.source_card else "no source card was found"
+            licence = f"unknown ({where}: check the source's terms)"
+        return {
+            "base_model": shown,
+            "license": licence,
+            "language": ", ".join(escape_markdown(x) for x in self.language) or "unknown",
+            "datasets": ", ".join(escape_markdown(x) for x in self.source_datasets) or "unknown",
+        }
 
     @property
     def onnx_files_shown(self) -> list[str]:
@@ -263,15 +316,19 @@ class BortCardData:
             )
             for r in self.eval_results
         ]
+        extra = {"widget": list(self.widget)} if self.widget else {}
         return ModelCardData(
             library_name=self.library_name,
             base_model=self.base_model,
+            license=self.license,
+            language=list(self.language) or None,
             pipeline_tag=self.pipeline_tag,
             tags=self.all_tags,
-            datasets=list(self.datasets) or None,
+            datasets=list(dict.fromkeys([*self.datasets, *self.source_datasets])) or None,
             metrics=sorted({r.metric for r in self.eval_results}) or None,
             model_name=self.model_name if results else None,
             eval_results=results or None,
+            **extra,
         )
 
 

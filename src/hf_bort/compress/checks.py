@@ -48,6 +48,10 @@ def source_kind(model: str) -> tuple[Any, bool]:
         )
     if folder.is_dir():
         check_weights(model, folder, config)
+    # A config naming a classifier is a fine-tuned source: its head must have weights (checked by
+    # `load_source_classifier` in stage 1, an error naming the tensors: issue 19). Heads other than the task's (an MLM
+    # named by a sentence-transformers checkpoint) are decided from the weights where the encoder is loaded
+    # (models.source_class).
     architectures = getattr(config, "architectures", None) or []
     return config, any(name.endswith("ForSequenceClassification") for name in architectures)
 

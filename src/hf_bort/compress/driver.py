@@ -31,6 +31,7 @@ import torch
 
 from .checks import budget_check, search_space
 from .config import CompressionConfig
+from .quiet import quietly
 from .report import CompressionResult, front_picks, publish, search_record, student_record
 from .run import STAGES, Run, output_folder
 from .tasks.base import CompressionTask
@@ -38,6 +39,7 @@ from .tasks.base import CompressionTask
 logger = logging.getLogger(__name__)
 
 
+@quietly  # no datasets Map bars, no "newly initialized … TRAIN" for the head it trains next (compress/quiet.py)
 def run_stages(config: CompressionConfig, task: CompressionTask) -> CompressionResult:
     """
     Runs `task`'s compression with `config` in its output folder, checked and locked until it returns (see the module

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import measure
 from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
+from .quiet import nest_trainer_progress
 
 
 def tokenise(dataset, tokenizer, max_length: int, *, keep_labels: bool = True):
@@ -136,6 +137,7 @@ def finetune(
             train_dataset=train_dataset,
             data_collator=DataCollatorWithPadding(tokenizer),
         )
+    nest_trainer_progress(trainer)  # its bars under the stage bar (compress/quiet.py)
     start = time.perf_counter()
     output = trainer.train()
     model.eval()
@@ -190,6 +192,7 @@ def distil_hidden_states(
         heldout_dataset.select_columns([c for c in heldout_dataset.column_names if c != "labels"]), tokenizer, 64
     )
     before = _heldout_hidden_loss(trainer, heldout)
+    nest_trainer_progress(trainer)  # its bars under the stage bar (compress/quiet.py)
     start = time.perf_counter()
     output = trainer.train()
     wall = time.perf_counter() - start
@@ -362,38 +365,12 @@ def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: li
     }
 
 
-def _latency_inputs(config, batch_size: int, length: int, seed: int) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(min(1000, config.vocab_size - 1), config.vocab_size, (batch_size, length), generator=generator)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    if getattr(config, "type_vocab_size", 0):
-        inputs["token_type_ids"] = torch.zeros_like(ids)
-    return inputs
-
-
 def time_interleaved(
     runners: dict[str, Any], runs: int, rounds: int = 5, warmup: int = 5
 ) -> dict[str, dict[str, float]]:
     """Interleaved rounds (A runs/rounds times, then B, …) so drift on a shared CPU hits every model alike."""
-    for run in runners.values():
-        for _ in range(warmup):
-            run()
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    per_round = max(1, runs // rounds)
-    for _ in range(rounds):
-        for name, run in runners.items():
-            for _ in range(per_round):
-                start = time.perf_counter()
-                run()
-                times[name].append(time.perf_counter() - start)
-    return {
-        name: {
-            "p50_ms": 1000 * statistics.median(values),
-            "p90_ms": 1000 * float(np.percentile(values, 90)),
-            "runs": len(values),
-        }
-        for name, values in times.items()
-    }
+    times = measure.time_interleaved(runners, runs, rounds=rounds, warmup=warmup)
+    return {name: measure.latency_summary(values, median=True) for name, values in times.items()}
 
 
 def measure_latency(
@@ -419,7 +396,12 @@ def measure_latency(
         "sequence_length": sequence_length,
         "threads": torch.get_num_threads(),
     }
-    inputs = {name: _latency_inputs(m.config, batch_size, sequence_length, seed) for name, m in models.items()}
+    inputs = {
+        name: measure.random_inputs(
+            m.config, batch_size, sequence_length, seed, low=min(1000, m.config.vocab_size - 1)
+        )
+        for name, m in models.items()
+    }
 
     def torch_runner(model, feed):
         def run():
@@ -428,55 +410,27 @@ def measure_latency(
 
         return run
 
-    out["pytorch"] = time_interleaved({n: torch_runner(m.eval(), inputs[n]) for n, m in models.items()}, runs)
+    pytorch, onnx_fp32 = measure.REPORT_ENGINE_KEYS["pytorch"], measure.REPORT_ENGINE_KEYS["ort-fp32"]
+    out[pytorch] = time_interleaved({n: torch_runner(m.eval(), inputs[n]) for n, m in models.items()}, runs)
     if onnx_dir is not None:
-        import onnxruntime
-
         from ..exporters import export_onnx
 
         runners, differences, fused = {}, {}, {}
         for name, model in models.items():
             result = export_onnx(model, onnx_dir / name, task=task, tokenizer=tokenizer, overwrite=True)
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            options.inter_op_num_threads = 1
-            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-            session = onnxruntime.InferenceSession(result.onnx_path, options, providers=["CPUExecutionProvider"])
-            names = {i.name for i in session.get_inputs()}
-            feed = {k: v.numpy() for k, v in inputs[name].items() if k in names}
+            session = measure.ort_session(result.onnx_path, torch.get_num_threads())
+            feed = measure.session_feed(session, inputs[name])
             runners[name] = (lambda s, f: lambda: s.run(None, f))(session, feed)
             differences[name] = result.max_abs_diff
             fused[name] = dict(result.fused_operators or {})
-        out["onnxruntime_fp32"] = time_interleaved(runners, runs)
+        out[onnx_fp32] = time_interleaved(runners, runs)
         out["onnx_max_abs_diff_vs_pytorch"] = differences
         out["onnx_fused_operators"] = fused
-    for engine in ("pytorch", "onnxruntime_fp32"):
+    for engine in (pytorch, onnx_fp32):
         if engine in out:
             for entry in out[engine].values():
                 entry[f"ratio_to_{first}"] = entry["p50_ms"] / out[engine][first]["p50_ms"]
     return out
 
 
-def machine_info() -> dict[str, Any]:
-    """The CPU, core count, torch threads and library versions a measurement was taken with."""
-    import platform
-
-    import transformers
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "platform": platform.platform(),
-    }
+machine_info = measure.machine_info  # the CPU, cores, threads and versions (report key `machine`)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -23,62 +22,33 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..measure import (
+    BENCH_ENGINES,
+    bench_machine_info,
+    measure_matmul_peak,
+    ort_session,
+    percentile,
+    random_inputs,
+    session_feed,
+    time_calls,
+)
+
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel
 
-ENGINES: tuple[str, ...] = ("pytorch", "ort-fp32", "ort-int8")
+ENGINES: tuple[str, ...] = BENCH_ENGINES
 # Named random-weight models (speed does not depend on the weights) and the packaged real encoder.
 NAMED_MODELS: tuple[str, ...] = ("bert-base", "bert-large", "bort", "bort-paper", "minilm")
 
 
-def _layer_shapes(config: PretrainedConfig) -> list[tuple[int, int, int]]:
-    """(heads, head size, FFN width) per layer for a Bort config or any BERT-like config."""
-    layers = config.num_hidden_layers
-    if hasattr(config, "layer_num_attention_heads"):
-        heads = config.layer_num_attention_heads
-        ffn = config.layer_intermediate_sizes
-        head_size = config.attention_head_size or config.hidden_size // heads[0]
-        return [(h, head_size, i) for h, i in zip(heads, ffn, strict=True)]
-    heads = config.num_attention_heads
-    head_size = getattr(config, "attention_head_size", None) or config.hidden_size // heads
-    return [(heads, head_size, config.intermediate_size)] * layers
-
-
 def multiply_adds(config: PretrainedConfig, batch_size: int, seq_len: int) -> int:
-    """Analytic multiply-adds of one encoder forward pass (embedding lookups and the pooler excluded).
+    """Analytic multiply-adds of one encoder forward pass of `batch_size` sequences of `seq_len` tokens: `batch_size`
+    times [`hf_bort.ose.costs.encoder_multiply_adds`] (the one multiply-add formula of hf_bort, pooler and heads
+    excluded) of the config translated to a Bort config (any supported encoder family)."""
+    from ..models.bort.convert import bort_config_from
+    from ..ose.costs import encoder_multiply_adds
 
-    Per layer with hidden H, A heads of size d, FFN width I and sequence length L:
-    Q, K, V projections 3·L·H·A·d, attention scores A·L²·d, context A·L²·d, output projection L·A·d·H, FFN 2·L·H·I;
-    plus L·E·H for an embedding projection when the embedding width E differs from H. Times the batch size.
-    """
-    hidden = config.hidden_size
-    total = 0
-    for heads, head_size, ffn in _layer_shapes(config):
-        inner = heads * head_size
-        total += 3 * seq_len * hidden * inner  # Q, K, V
-        total += 2 * heads * seq_len * seq_len * head_size  # scores and context
-        total += seq_len * inner * hidden  # attention output
-        total += 2 * seq_len * hidden * ffn  # FFN in and out
-    embedding = getattr(config, "embedding_size", None) or hidden
-    if embedding != hidden:
-        total += seq_len * embedding * hidden
-    return int(total * batch_size)
-
-
-def measure_matmul_peak(threads: int, size: int = 2048, repeats: int = 10) -> float:
-    """Best fp32 GFLOP/s of a `size`² torch matmul with `threads` threads (the machine's practical peak)."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    for _ in range(3):
-        torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+    return batch_size * encoder_multiply_adds(bort_config_from(config), seq_len)
 
 
 @dataclass
@@ -245,6 +215,9 @@ def plot(result: BenchResult, path: str | os.PathLike) -> Path | None:
     return Path(path)
 
 
+machine_info = bench_machine_info  # the name this module exported before hf_bort.measure
+
+
 def check_bench_model(spec: PreTrainedModel | str | os.PathLike) -> None:
     """
     Refuse, before any benchmarking, a model the benchmark cannot count (its multiply-adds need a Bort or BERT-family
@@ -273,8 +246,10 @@ def resolve_model(spec: str | os.PathLike, seed: int = 0) -> tuple[PreTrainedMod
     import torch
     import transformers
 
-    import hf_bort
-    from hf_bort.assets import packaged_minilm_path
+    from ..assets import packaged_minilm_path
+    from ..models.bort import BORT_PRESETS, BortConfig, BortModel, register
+
+    register()  # the bort Auto classes, for checkpoints of type bort
 
     spec = str(spec)
     torch.manual_seed(seed)
@@ -285,8 +260,8 @@ def resolve_model(spec: str | os.PathLike, seed: int = 0) -> tuple[PreTrainedMod
             hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096
         )
         return transformers.BertModel(config).eval(), None
-    if spec in hf_bort.BORT_PRESETS:
-        return hf_bort.BortModel(hf_bort.BortConfig.from_preset(spec)).eval(), None
+    if spec in BORT_PRESETS:
+        return BortModel(BortConfig.from_preset(spec)).eval(), None
     path: str | os.PathLike = packaged_minilm_path() if spec == "minilm" else spec
     if spec != "minilm" and not Path(spec).exists() and "/" not in spec:
         raise ValueError(f"model {spec!r} is neither one of {', '.join(NAMED_MODELS)} nor an existing path.")
@@ -298,52 +273,11 @@ def resolve_model(spec: str | os.PathLike, seed: int = 0) -> tuple[PreTrainedMod
     return model, tokenizer
 
 
-def _latencies(run: Callable[[], Any], warmup: int, iterations: int, max_seconds: float) -> list[float]:
-    for _ in range(warmup):
-        run()
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < iterations and (len(times) < 3 or time.perf_counter() - started < max_seconds):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def machine_info(threads: int, peak: float) -> dict[str, Any]:
-    """CPU, cores, threads, the measured matmul peak, library versions and the load average now."""
-    import torch
-
-    machine: dict[str, Any] = {
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "threads": threads,
-        "matmul_peak_gflops": peak,
-        "torch": torch.__version__,
-    }
-    try:
-        import onnxruntime
-
-        machine["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
-    machine["load_average_start"] = os.getloadavg()
-    return machine
-
-
 def timing_row(
     model: str, engine: str, batch_size: int, seq_len: int, times: list[float], macs: int, peak: float
 ) -> dict[str, Any]:
     """One result row: p50/p90/p99 and mean latency (ms), throughput (sequences/s), multiply-adds, GFLOP/s."""
-    p50 = _percentile(times, 0.5)
+    p50 = percentile(times, 0.5)
     return {
         "model": model,
         "engine": engine,
@@ -351,36 +285,14 @@ def timing_row(
         "seq_len": seq_len,
         "iterations": len(times),
         "p50_ms": 1e3 * p50,
-        "p90_ms": 1e3 * _percentile(times, 0.9),
-        "p99_ms": 1e3 * _percentile(times, 0.99),
+        "p90_ms": 1e3 * percentile(times, 0.9),
+        "p99_ms": 1e3 * percentile(times, 0.99),
         "mean_ms": 1e3 * statistics.fmean(times),
         "throughput": batch_size / statistics.fmean(times),
         "macs": macs,
         "gflops": 2 * macs / p50 / 1e9,
         "peak_fraction": 2 * macs / p50 / 1e9 / peak,
     }
-
-
-def _ort_session(path: str, threads: int):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
-def _inputs(config: PretrainedConfig, batch_size: int, seq_len: int, seed: int) -> dict[str, Any]:
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.randint(5, config.vocab_size, (batch_size, seq_len), generator=generator)
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    if getattr(config, "type_vocab_size", 0) > 0:
-        inputs["token_type_ids"] = torch.zeros_like(ids)
-    return inputs
 
 
 def run_benchmark(
@@ -425,7 +337,7 @@ def run_benchmark(
 
     torch.set_num_threads(config.threads)
     peak = measure_matmul_peak(config.threads, config.peak_size)
-    machine = machine_info(config.threads, peak)
+    machine = bench_machine_info(config.threads, peak)
     log(f"threads={config.threads} matmul peak {peak:.1f} GFLOP/s")
 
     rows: list[dict[str, Any]] = []
@@ -475,33 +387,30 @@ def run_benchmark(
             for batch_size in config.batch_sizes:
                 for seq_len in config.seq_lengths:
                     macs = multiply_adds(model.config, batch_size, seq_len)
-                    inputs = _inputs(model.config, batch_size, seq_len, config.seed)
+                    inputs = random_inputs(model.config, batch_size, seq_len, config.seed)
                     for engine in config.engines:
-                        times = _time_engine(engine, model, inputs, onnx_paths, config)
+                        times = time_engine(engine, model, inputs, onnx_paths, config)
                         rows.append(timing_row(name, engine, batch_size, seq_len, times, macs, peak))
                         log(f"{name} {engine} b={batch_size} L={seq_len}: p50 {rows[-1]['p50_ms']:.2f} ms")
             del model
             gc.collect()
     machine["load_average_end"] = os.getloadavg()
-    # The peak is measured again at the end (a shared machine may have been busy at the start); the best counts.
-    machine["matmul_peak_gflops_start"] = peak
-    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads, config.peak_size)
-    machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
-    for row in rows:
-        row["peak_fraction"] = row["gflops"] / peak
+    # The peak is measured once, before the timings: the figure logged (--verbose), stored and shown in bench.md.
     return BenchResult(
         config=asdict(config),
         machine=machine,
         models=model_info,
         rows=rows,
-        engine_ratios=_engine_ratios(rows),
-        comparisons=_comparisons(rows, comparisons),
+        engine_ratios=engine_ratios(rows),
+        comparisons=speedup_comparisons(rows, comparisons),
     )
 
 
-def _time_engine(
+def time_engine(
     engine: str, model: PreTrainedModel, inputs: dict[str, Any], onnx_paths: dict[str, str], config: BenchConfig
 ) -> list[float]:
+    """Seconds per forward pass of `model` on `engine` (`pytorch`, or the ONNX file `onnx_paths[engine]` in ONNX
+    Runtime), timed with [`hf_bort.measure.time_calls`] under `config`'s warm-up, iterations and time cap."""
     import torch
 
     if engine == "pytorch":
@@ -511,12 +420,11 @@ def _time_engine(
             with torch.inference_mode():
                 return model(**inputs)
 
-        return _latencies(run, config.warmup, config.iterations, config.max_seconds)
-    session = _ort_session(onnx_paths[engine], config.threads)
-    names = {item.name for item in session.get_inputs()}
-    feed = {key: value.numpy() for key, value in inputs.items() if key in names}
+        return time_calls(run, config.warmup, config.iterations, config.max_seconds)
+    session = ort_session(onnx_paths[engine], config.threads)
+    feed = session_feed(session, inputs)
     try:
-        return _latencies(partial(session.run, None, feed), config.warmup, config.iterations, config.max_seconds)
+        return time_calls(partial(session.run, None, feed), config.warmup, config.iterations, config.max_seconds)
     finally:
         del session  # stop its (spinning) thread pool before the next engine runs
         gc.collect()
@@ -529,7 +437,8 @@ def _cell(rows: list[dict[str, Any]], model: str, engine: str, batch: int, seq: 
     return None
 
 
-def _engine_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def engine_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per model and shape, the p50 speed-ups between engines measured in the same run."""
     ratios = []
     for model, batch, seq in dict.fromkeys((r["model"], r["batch_size"], r["seq_len"]) for r in rows):
         pt, fp32, int8 = (_cell(rows, model, engine, batch, seq) for engine in ENGINES)
@@ -544,7 +453,8 @@ def _engine_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ratios
 
 
-def _comparisons(rows: list[dict[str, Any]], pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+def speedup_comparisons(rows: list[dict[str, Any]], pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Per (model, reference) pair, engine and shape: measured p50 speed-up next to the multiply-add ratio."""
     out = []
     for model, reference in pairs:
         for row in rows:

@@ -35,18 +35,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+from ..measure import bench_machine_info, measure_matmul_peak, ort_session, random_inputs
 from .bench import (
     ENGINES,
     BenchConfig,
     BenchResult,
-    _comparisons,
-    _engine_ratios,
-    _inputs,
-    _ort_session,
-    _time_engine,
-    machine_info,
-    measure_matmul_peak,
+    engine_ratios,
     multiply_adds,
+    speedup_comparisons,
+    time_engine,
     timing_row,
 )
 from .quantize import QUANTIZE_CHOICES, Int8Config
@@ -203,7 +200,9 @@ def _load_classifier(path: Path):
     """(sequence classifier in eval mode, tokenizer); a head the checkpoint lacks (random init) is refused."""
     import transformers
 
-    import hf_bort  # noqa: F401  (registers the bort Auto classes)
+    from ..models.bort import register
+
+    register()  # the bort Auto classes
 
     from ..models.heads import load_with_head
 
@@ -291,7 +290,7 @@ def _engine_runner(engine: str, model, path: str | None, threads: int):
                 return model(**batch).logits.numpy()
 
         return run, None
-    session = _ort_session(path, threads)
+    session = ort_session(path, threads)
     names = {item.name for item in session.get_inputs()}
 
     def run(batch: dict[str, Any]):
@@ -358,7 +357,7 @@ def run_compressed_benchmark(
 
     torch.set_num_threads(config.threads)
     peak = measure_matmul_peak(config.threads, config.peak_size)
-    machine = machine_info(config.threads, peak)
+    machine = bench_machine_info(config.threads, peak)
     log(f"threads={config.threads} matmul peak {peak:.1f} GFLOP/s; test rows {len(test_texts)}")
     rows: list[dict[str, Any]] = []
     accuracy: list[dict[str, Any]] = []
@@ -439,9 +438,9 @@ def run_compressed_benchmark(
             for batch_size in config.batch_sizes:
                 for seq_len in config.seq_lengths:
                     macs = multiply_adds(model.config, batch_size, seq_len)
-                    inputs = _inputs(model.config, batch_size, seq_len, config.seed)
+                    inputs = random_inputs(model.config, batch_size, seq_len, config.seed)
                     for engine in config.engines:
-                        times = _time_engine(engine, model, inputs, onnx_paths, config)
+                        times = time_engine(engine, model, inputs, onnx_paths, config)
                         rows.append(timing_row(name, engine, batch_size, seq_len, times, macs, peak))
                         log(f"{name} {engine} b={batch_size} L={seq_len}: p50 {rows[-1]['p50_ms']:.2f} ms")
             del model
@@ -450,19 +449,14 @@ def run_compressed_benchmark(
     for item in accuracy:
         item.pop("predictions")
     machine["load_average_end"] = os.getloadavg()
-    machine["matmul_peak_gflops_start"] = peak
-    machine["matmul_peak_gflops_end"] = measure_matmul_peak(config.threads, config.peak_size)
-    machine["matmul_peak_gflops"] = peak = max(peak, machine["matmul_peak_gflops_end"])
-    for row in rows:
-        row["peak_fraction"] = row["gflops"] / peak
     settings = asdict(replace(config, dataset=data_info["source"]))  # an in-memory dataset is named, not copied
     return CompressedBenchResult(
         config=settings,
         machine=machine,
         models=model_info,
         rows=rows,
-        engine_ratios=_engine_ratios(rows),
-        comparisons=_comparisons(rows, [("student", "source")]),
+        engine_ratios=engine_ratios(rows),
+        comparisons=speedup_comparisons(rows, [("student", "source")]),
         accuracy=accuracy,
         data=data_info,
     )

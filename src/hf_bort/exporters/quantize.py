@@ -45,477 +45,55 @@ which set the weight / activation types) follows the CPU the export runs on ([`d
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import math
 import os
-import platform
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ..measure import latency_summary, ort_session, run_session, session_feed, time_calls
+from .agreement import agreement_metrics as agreement
+from .int8_config import (
+    CALIBRATION_METHODS,
+    INT8_VARIANTS,
+    QUANTIZATION_TARGETS,
+    QUANTIZE_CHOICES,
+    Int8AgreementError,
+    Int8Config,
+    detect_quantization_target,
+    meets,
+)
+from .int8_variants import (
+    node_sensitivity,
+    progressive_cap,
+    progressive_exclusion,
+    quantize_blockwise,
+    quantize_dynamic,
+    quantize_static,
+)
+
 logger = logging.getLogger(__name__)
 
-QUANTIZATION_TARGETS: tuple[str, ...] = ("avx2", "avx512", "avx512_vnni", "arm64")
-INT8_VARIANTS: tuple[str, ...] = (
-    "dynamic-int8",
-    "static-int8",
-    "selective-int8",
-    "progressive-int8",
-    "blockwise-int8",
-)
-QUANTIZE_CHOICES: tuple[str, ...] = ("auto", *INT8_VARIANTS)
-CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
 REPORT_NAME = "quantization_report.json"
 QUANTIZED_NAME = "model_quantized.onnx"
 
 
-class Int8AgreementError(ValueError):
-    """No int8 variant agrees with fp32 well enough (`quantize="auto"` without `best_effort`)."""
-
-    def __init__(self, message: str, report: dict[str, Any]):
-        super().__init__(message)
-        self.report = report
-
-
-def detect_quantization_target(cpuinfo: str | os.PathLike = "/proc/cpuinfo", machine: str | None = None) -> str:
-    """The int8 target of this CPU: `arm64` on ARM, else the best of `avx512_vnni` / `avx512` / `avx2` that
-    `/proc/cpuinfo` lists. Raises a ValueError (asking for an explicit target) when it cannot tell."""
-    machine = (machine if machine is not None else platform.machine()).lower()
-    if machine in ("arm64", "aarch64") or machine.startswith("armv8"):
-        return "arm64"
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError as error:
-        raise ValueError(
-            f"could not read the CPU flags from {str(cpuinfo)!r} ({error}) on machine {machine!r}; pass the "
-            f"quantization target explicitly (target= / --int8-target, one of {', '.join(QUANTIZATION_TARGETS)})."
-        ) from error
-    flags: set[str] = set()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            flags.update(line.split(":", 1)[1].split())
-    if {"avx512_vnni", "avx512vnni"} & flags:
-        return "avx512_vnni"
-    if "avx512f" in flags:
-        return "avx512"
-    if "avx2" in flags:
-        return "avx2"
-    raise ValueError(
-        f"this CPU ({machine}) lists none of avx2 / avx512f / avx512_vnni in {str(cpuinfo)!r}; pass the quantization "
-        f"target explicitly (target= / --int8-target, one of {', '.join(QUANTIZATION_TARGETS)})."
-    )
-
-
-@dataclass
-class Int8Config:
-    """How int8 variants are built, compared with fp32 and chosen (`export_onnx(..., int8=Int8Config(...))`)."""
-
-    target: str | None = field(
-        default=None,
-        metadata={"help": f"Quantization target, one of {', '.join(QUANTIZATION_TARGETS)}; None: this CPU's."},
-    )
-    variants: list[str] = field(
-        default_factory=lambda: list(INT8_VARIANTS), metadata={"help": "Variants quantize='auto' compares."}
-    )
-    min_label_agreement: float = field(
-        default=0.995, metadata={"help": "auto: least argmax (label) agreement with fp32, for task heads."}
-    )
-    min_cosine: float = field(
-        default=0.995, metadata={"help": "auto: least mean cosine of sentence embeddings, feature extraction."}
-    )
-    min_neighbour_agreement: float = field(
-        default=0.99, metadata={"help": "auto: least nearest-neighbour agreement, feature extraction."}
-    )
-    best_effort: bool = field(
-        default=False,
-        metadata={"help": "auto: when no variant meets the thresholds keep fp32 only (reported), instead of failing."},
-    )
-    selective_fraction: float = field(
-        default=0.25, metadata={"help": "selective-int8: fraction of quantizable nodes (most sensitive) kept fp32."}
-    )
-    progressive_max_fraction: float = field(
-        default=0.5,
-        metadata={
-            "help": "progressive-int8: most nodes (fraction of the quantizable ones, most sensitive first) kept fp32 "
-            "before giving up; 1, 2, 4, ... nodes are tried up to this cap."
-        },
-    )
-    quantize_attention: bool = field(
-        default=True,
-        metadata={
-            "help": "Dynamic variants: quantize the fused Attention (QAttention, its QKV projection in int8); False "
-            "keeps it fp32 and quantizes the MatMuls only."
-        },
-    )
-    reduce_range: bool = field(
-        default=False, metadata={"help": "Quantize weights to 7 bits (ONNX Runtime's reduce_range)."}
-    )
-    block_size: int = field(
-        default=32,
-        metadata={
-            "help": "blockwise-int8: input channels per weight scale (a power of two >= 16); activations are "
-            "quantized per row and block at run time."
-        },
-    )
-    calibration_method: str = field(
-        default="percentile", metadata={"help": f"static-int8 calibration: {', '.join(CALIBRATION_METHODS)}."}
-    )
-    calibration_batch_size: int = field(default=8, metadata={"help": "Texts per calibration batch."})
-    latency_batch_size: int = field(default=1, metadata={"help": "auto: batch size of the latency measurement."})
-    latency_seq_len: int = field(default=128, metadata={"help": "auto: sequence length of the latency measurement."})
-    latency_runs: int = field(default=20, metadata={"help": "auto: timed runs per variant (at most)."})
-    latency_max_seconds: float = field(default=5.0, metadata={"help": "auto: time budget per variant (>= 3 runs)."})
-    threads: int = field(default=0, metadata={"help": "ONNX Runtime threads for the latency measurement (0: all)."})
-    keep_variants: bool = field(
-        default=False, metadata={"help": "Keep every evaluated variant as model_<variant>.onnx beside the chosen one."}
-    )
-
-    def __post_init__(self) -> None:
-        if self.target is not None and self.target not in QUANTIZATION_TARGETS:
-            raise ValueError(f"target must be None or one of {', '.join(QUANTIZATION_TARGETS)}; got {self.target!r}.")
-        self.variants = list(self.variants)
-        unknown = [v for v in self.variants if v not in INT8_VARIANTS]
-        if unknown or not self.variants:
-            raise ValueError(
-                f"variants must be a non-empty subset of {', '.join(INT8_VARIANTS)}; got {self.variants}."
-            )
-        for name in ("min_label_agreement", "min_cosine", "min_neighbour_agreement"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1]; got {value}.")
-        for name in ("selective_fraction", "progressive_max_fraction"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in (0, 1); got {getattr(self, name)}.")
-        if self.calibration_method not in CALIBRATION_METHODS:
-            raise ValueError(
-                f"calibration_method must be one of {', '.join(CALIBRATION_METHODS)}; got {self.calibration_method!r}."
-            )
-        for name in ("calibration_batch_size", "latency_batch_size", "latency_seq_len", "latency_runs"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
-        if not isinstance(self.block_size, int) or self.block_size < 16 or self.block_size & (self.block_size - 1):
-            raise ValueError(f"block_size must be a power of two >= 16; got {self.block_size!r}.")
-        if not self.latency_max_seconds > 0:
-            raise ValueError(f"latency_max_seconds must be > 0; got {self.latency_max_seconds}.")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0 (0: all cores); got {self.threads}.")
-
-    def resolved_target(self) -> tuple[str, str]:
-        """(target, where it came from)."""
-        if self.target is not None:
-            return self.target, "argument"
-        return detect_quantization_target(), f"detected ({platform.machine()}, /proc/cpuinfo flags)"
-
-
-class _TextReader:
-    """ONNX Runtime `CalibrationDataReader` over batches of tokenized texts (numpy feeds)."""
-
-    def __init__(self, batches: list[dict[str, Any]]):
-        self._batches = iter(batches)
-
-    def get_next(self) -> dict[str, Any] | None:
-        return next(self._batches, None)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        item = self.get_next()
-        if item is None:
-            raise StopIteration
-        return item
-
-
-def _quantization_config(target: str, is_static: bool, per_channel: bool, **kwargs: Any):
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    return getattr(AutoQuantizationConfig, target)(is_static=is_static, per_channel=per_channel, **kwargs)
-
-
-def _quantize_dynamic(
-    directory: Path,
-    name: str,
-    target: str,
-    per_channel: bool,
-    fused: bool,
-    exclude: Sequence[str] = (),
-    reduce_range: bool = False,
-) -> Path:
-    from optimum.onnxruntime import ORTQuantizer
-
-    quantizer = ORTQuantizer.from_pretrained(directory, file_name="model.onnx")
-    config = _quantization_config(
-        target,
-        is_static=False,
-        per_channel=per_channel,
-        operators_to_quantize=["MatMul", "Attention"] if fused else ["MatMul"],
-        nodes_to_exclude=list(exclude),
-    )
-    config.reduce_range = config.reduce_range or reduce_range  # not every preset takes the argument
-    quantizer.quantize(quantization_config=config, save_dir=directory, file_suffix=name)
-    return directory / f"model_{name}.onnx"
-
-
-def _quantize_static(
-    directory: Path,
-    name: str,
-    target: str,
-    per_channel: bool,
-    batches: list[dict[str, Any]],
-    method: str,
-    reduce_range: bool = False,
-) -> Path:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
-
-    config = _quantization_config(target, is_static=True, per_channel=per_channel)
-    output = directory / f"model_{name}.onnx"
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "percentile": CalibrationMethod.Percentile,
-        "entropy": CalibrationMethod.Entropy,
-    }
-    if method != "minmax":  # histogram collectors stack every batch's tensors: all batches must have one shape
-        batches = [
-            {key: value[row : row + 1] for key, value in batch.items()}
-            for batch in batches
-            for row in range(batch["input_ids"].shape[0])
-        ]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):  # calibration prints progress; keep stdout for the CLI's JSON
-        quantize_static(
-            str(directory / "model.onnx"),
-            str(output),
-            _TextReader(batches),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=["MatMul"],
-            per_channel=per_channel,
-            reduce_range=config.reduce_range or reduce_range,
-            activation_type=config.activations_dtype,
-            weight_type=config.weights_dtype,
-            calibrate_method=methods[method],
-            extra_options={
-                "ActivationSymmetric": config.activations_symmetric,
-                "WeightSymmetric": config.weights_symmetric,
-            },
-        )
-    logger.debug("quantize_static printed: %s", printed.getvalue().strip())
-    return output
-
-
-def _quantize_blockwise(directory: Path, name: str, block_size: int) -> Path:
-    """Every `MatMul` with a constant 2-D weight → ONNX Runtime's `MatMulNBits` (8 bits, symmetric, one scale per
-    `block_size` input channels of each output column, `accuracy_level=4`: int8 products with the activations
-    quantized per row and block at run time)."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(directory / "model.onnx"))
-    weights = {init.name: init for init in model.graph.initializer}
-    nodes = []
-    for node in model.graph.node:
-        weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
-        if weight is None or len(weight.dims) != 2:
-            nodes.append(node)
-            continue
-        w = numpy_helper.to_array(weight).astype(np.float32)
-        rows, cols = w.shape
-        blocks = -(-rows // block_size)
-        padded = np.zeros((cols, blocks * block_size), np.float32)
-        padded[:, :rows] = w.T
-        padded = padded.reshape(cols, blocks, block_size)
-        scale = np.abs(padded).max(-1) / 127
-        scale[scale == 0] = 1.0
-        quantized = (np.clip(np.round(padded / scale[..., None]), -127, 127) + 128).astype(np.uint8)  # zero point 128
-        prefix = f"{node.name or node.output[0]}_int8"
-        model.graph.initializer.extend(
-            [
-                numpy_helper.from_array(quantized, f"{prefix}_B"),
-                numpy_helper.from_array(scale.reshape(-1), f"{prefix}_scales"),
-            ]
-        )
-        nodes.append(
-            helper.make_node(
-                "MatMulNBits",
-                [node.input[0], f"{prefix}_B", f"{prefix}_scales"],
-                list(node.output),
-                name=node.name,
-                domain="com.microsoft",
-                K=rows,
-                N=cols,
-                bits=8,
-                block_size=block_size,
-                accuracy_level=4,
-            )
-        )
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    used = {name for node in model.graph.node for name in node.input}
-    kept = [init for init in model.graph.initializer if init.name in used]
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(kept)
-    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    output = directory / f"model_{name}.onnx"
-    onnx.save(model, str(output))
-    return output
-
-
-def node_sensitivity(onnx_path: str | os.PathLike, batches: list[dict[str, Any]], per_channel: bool = True):
-    """Measured int8 sensitivity of every quantizable node (`MatMul` / `Attention` with a constant weight).
-
-    Returns `{node name: relative error}`: the fp32 graph runs on `batches` with each such node's activation input
-    exposed, and the node's product is recomputed with the activation quantized per tensor (asymmetric uint8, as the
-    dynamic path does at run time) and the weight quantized symmetric int8 (per output channel with
-    `per_channel`): ``|| Q(x) Q(W) - x W ||_F / || x W ||_F`` summed over batches.
-    """
-    import numpy as np
-    import onnx
-    import onnxruntime
-    from onnx import numpy_helper
-
-    model = onnx.load(str(onnx_path))
-    weights = {init.name: init for init in model.graph.initializer}
-    nodes = [
-        node
-        for node in model.graph.node
-        if node.op_type in ("MatMul", "Attention") and len(node.input) > 1 and node.input[1] in weights and node.name
-    ]
-    if not nodes:
-        return {}
-    existing = {output.name for output in model.graph.output}
-    for name in dict.fromkeys(node.input[0] for node in nodes):
-        if name not in existing:
-            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feed_names = {item.name for item in session.get_inputs()}
-    activations = list(dict.fromkeys(node.input[0] for node in nodes))
-    error = {node.name: 0.0 for node in nodes}
-    norm = {node.name: 0.0 for node in nodes}
-    for batch in batches:
-        values = dict(
-            zip(
-                activations, session.run(activations, {k: v for k, v in batch.items() if k in feed_names}), strict=True
-            )
-        )
-        for node in nodes:
-            x = values[node.input[0]].astype(np.float64)
-            w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float64)
-            x2 = x.reshape(-1, x.shape[-1])
-            low, high = min(x2.min(), 0.0), max(x2.max(), 0.0)
-            scale = (high - low) / 255 or 1.0
-            zero = np.round(-low / scale)
-            xq = (np.clip(np.round(x2 / scale) + zero, 0, 255) - zero) * scale
-            wmax = np.abs(w).max(axis=0, keepdims=True) if per_channel else np.abs(w).max()
-            wscale = np.where(wmax > 0, wmax / 127, 1.0)
-            wq = np.clip(np.round(w / wscale), -127, 127) * wscale
-            reference = x2 @ w
-            error[node.name] += float(((xq @ wq - reference) ** 2).sum())
-            norm[node.name] += float((reference**2).sum())
-    return {name: math.sqrt(error[name] / norm[name]) if norm[name] > 0 else 0.0 for name in error}
-
-
-def progressive_cap(nodes: int, max_fraction: float) -> int:
-    """The most nodes `progressive-int8` keeps fp32: `max_fraction` of `nodes` (at least one when there are any)."""
-    return min(nodes, max(1, math.floor(max_fraction * nodes))) if nodes else 0
-
-
-def progressive_exclusion(
-    quantize: Any, measure: Any, ranked: Sequence[str], config: Int8Config
-) -> tuple[Path, dict[str, float], list[str], list[dict[str, Any]]]:
-    """Exclude the `ranked` nodes (most sensitive first) 1, 2, 4, ... at a time, up to
-    `progressive_cap(len(ranked), config.progressive_max_fraction)`, and stop at the first count whose measured
-    agreement meets `config`'s thresholds (else the cap's graph is kept, and fails).
-
-    `quantize(exclude=[...])` writes a dynamic int8 graph and returns its path; `measure(path)` returns its agreement
-    metrics. Returns (path, metrics, excluded nodes, steps): one step per count tried, with its agreement.
-    """
-    cap = progressive_cap(len(ranked), config.progressive_max_fraction)
-    counts, count = [], 1
-    while count < cap:
-        counts.append(count)
-        count *= 2
-    counts.append(cap)
-    steps: list[dict[str, Any]] = []
-    for count in counts:  # never empty: the cap (0 without quantizable nodes: plain dynamic) is always tried
-        excluded = list(ranked[:count])
-        path = quantize(exclude=excluded)
-        metrics = measure(path)
-        passed = meets(metrics, config)[0]
-        steps.append({"excluded": count, **metrics, "meets_thresholds": passed})
-        logger.info("int8 progressive: %d node(s) kept fp32: %s", count, metrics)
-        if passed:
-            break
-    return path, metrics, excluded, steps
-
-
-def _ort_session(path: Path, threads: int):
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def run_onnx(path: Path, inputs: dict[str, Any], names: list[str], threads: int = 0) -> dict[str, Any]:
     """The `names` outputs of the ONNX graph at `path` on numpy `inputs`, with `threads` threads (0: all)."""
-    session = _ort_session(path, threads or (os.cpu_count() or 1))
-    feed_names = {item.name for item in session.get_inputs()}
-    return dict(zip(names, session.run(names, {k: v for k, v in inputs.items() if k in feed_names}), strict=True))
+    return run_session(ort_session(path, threads or (os.cpu_count() or 1)), inputs, names)
 
 
 def _latency_ms(path: Path, feed: dict[str, Any], config: Int8Config) -> dict[str, float]:
-    from .bench import _latencies, _percentile
-
-    session = _ort_session(path, config.threads or (os.cpu_count() or 1))
-    names = {item.name for item in session.get_inputs()}
-    feed = {key: value for key, value in feed.items() if key in names}
+    session = ort_session(path, config.threads or (os.cpu_count() or 1))
+    feed = session_feed(session, feed)
     try:
-        times = _latencies(partial(session.run, None, feed), 2, config.latency_runs, config.latency_max_seconds)
+        times = time_calls(partial(session.run, None, feed), 2, config.latency_runs, config.latency_max_seconds)
     finally:
         del session  # stop its thread pool before the next variant is timed
-    return {"p50_ms": 1e3 * _percentile(times, 0.5), "p90_ms": 1e3 * _percentile(times, 0.9), "runs": len(times)}
-
-
-def agreement(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> dict[str, float]:
-    """Agreement of int8 outputs with fp32 ones: `label_agreement` for logits outputs; `cosine_mean`,
-    `cosine_min` and `neighbour_agreement` for `last_hidden_state` (mean-pooled sentence embeddings)."""
-    from .onnx import _pooled_cosine, argmax_agreement
-
-    out: dict[str, float] = {}
-    logits = {name: value for name, value in reference.items() if name not in ("last_hidden_state", "pooler_output")}
-    if logits:
-        out["label_agreement"] = argmax_agreement(logits, candidate, mask)
-    if "last_hidden_state" in reference:
-        hidden = {"last_hidden_state": reference["last_hidden_state"]}
-        out["neighbour_agreement"] = argmax_agreement(hidden, candidate, mask)
-        low, mean = _pooled_cosine(reference["last_hidden_state"], candidate["last_hidden_state"], mask)
-        out.update(cosine_mean=mean, cosine_min=low)
-    return out
-
-
-def meets(metrics: dict[str, float], config: Int8Config) -> tuple[bool, list[str]]:
-    """Whether `metrics` meet `config`'s thresholds, and the failures in words."""
-    checks = [
-        ("label_agreement", config.min_label_agreement),
-        ("cosine_mean", config.min_cosine),
-        ("neighbour_agreement", config.min_neighbour_agreement),
-    ]
-    failures = [
-        f"{name} {metrics[name]:.4f} < {threshold}"
-        for name, threshold in checks
-        if name in metrics and not metrics[name] >= threshold
-    ]
-    return not failures, failures
+    return latency_summary(times)
 
 
 def _latency_feed(inputs: dict[str, Any], config: Int8Config, vocab_size: int | None, max_len: int | None):
@@ -592,7 +170,7 @@ def quantize_exported(
     report["quantize_attention"] = fused and config.quantize_attention
     report["reduce_range"] = config.reduce_range
     dynamic = partial(
-        _quantize_dynamic,
+        quantize_dynamic,
         directory,
         target=target,
         per_channel=per_channel,
@@ -611,7 +189,7 @@ def quantize_exported(
         if name == "dynamic-int8":
             paths[name] = dynamic(name)
         elif name == "static-int8":
-            paths[name] = _quantize_static(
+            paths[name] = quantize_static(
                 directory,
                 name,
                 target,
@@ -622,7 +200,7 @@ def quantize_exported(
             )
             entry["calibration_method"] = config.calibration_method
         elif name == "blockwise-int8":
-            paths[name] = _quantize_blockwise(directory, name, config.block_size)
+            paths[name] = quantize_blockwise(directory, name, config.block_size)
             entry["block_size"] = config.block_size
         else:
             if sensitivity is None:
@@ -712,3 +290,24 @@ def report_summary(report: dict[str, Any]) -> str:
     if report["chosen"] is None:
         lines.append(f"  kept fp32 only: {report['reason']}")
     return "\n".join(lines)
+
+
+__all__ = [
+    "CALIBRATION_METHODS",
+    "INT8_VARIANTS",
+    "QUANTIZATION_TARGETS",
+    "QUANTIZED_NAME",
+    "QUANTIZE_CHOICES",
+    "REPORT_NAME",
+    "Int8AgreementError",
+    "Int8Config",
+    "agreement",
+    "detect_quantization_target",
+    "meets",
+    "node_sensitivity",
+    "progressive_cap",
+    "progressive_exclusion",
+    "quantize_exported",
+    "report_summary",
+    "run_onnx",
+]

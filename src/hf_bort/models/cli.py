@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, field
 
 from .._cli import add_command, api_default, check_strings, command_parser, parse_dataclasses
+from . import SUPPORTED_FAMILIES
 from .bort.parameters import count_parameters
 
 
@@ -17,11 +18,14 @@ class ConvertArguments:
     """Settings of `hf-bort convert SOURCE OUTPUT_DIR` (`--config FILE` reads them from a YAML/JSON file)."""
 
     source: str = field(
-        metadata={"help": "Path or Hub id of a BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA, DistilBERT or MPNet model."}
+        metadata={"help": f"Path or Hub id of a model of a supported family: {SUPPORTED_FAMILIES} (amazon/bort too)."}
     )
     output_dir: str = field(metadata={"help": "Where to save the Bort checkpoint and tokenizer."})
     tolerance: float = field(
         default=1e-5, metadata={"help": "Largest output difference from the source accepted (nothing saved above)."}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace a non-empty output directory (as `export --overwrite`)."}
     )
 
     def __post_init__(self) -> None:
@@ -75,17 +79,18 @@ def parse_count(argv: list[str]) -> CountArguments:
 def run_convert(argv: list[str]) -> int:
     import torch
 
-    from .._outputs import check_not_overlapping, check_output_dir
+    from .._outputs import check_not_overlapping, check_output_dir, check_overwrite
     from .._sources import check_source
     from . import bort
-    from .bort.convert import _load_source, _load_tokenizer, save_converted
+    from .bort.convert import load_source, load_tokenizer, save_converted
     from .sentence_transformers_folder import transformer_source
 
     args = parse_convert(argv)
     check_output_dir(args.output_dir, "output_dir")
     check_source(args.source, "source")
     check_not_overlapping(args.source, args.output_dir, "source")
-    source = _load_source(args.source).eval()
+    check_overwrite(args.output_dir, args.overwrite)  # the rule of every writer, before anything is loaded
+    source = load_source(args.source).eval()
     converted = bort.convert_to_bort(source)  # validated below before anything is written
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, source.config.vocab_size, (2, 16), generator=generator)
@@ -110,10 +115,11 @@ def run_convert(argv: list[str]) -> int:
     save_converted(
         converted,
         args.output_dir,
-        _load_tokenizer(transformer_source(args.source)),
+        load_tokenizer(transformer_source(args.source)),
         args.source,
         source=args.source,
         max_abs_difference=difference,
+        overwrite=args.overwrite,
     )
     print(json.dumps({**report, "saved": True}))
     return 0

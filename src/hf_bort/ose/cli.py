@@ -78,9 +78,10 @@ def _search(config) -> int:
         if rank_world()[0] != 0:  # under torchrun every rank holds the same result; rank 0 writes and reports
             return 0
         out = Path(config.output_dir)
+        # The results first: a plotting failure (matplotlib missing or broken) must not lose best.json.
+        (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
         (out / "front.md").write_text(result.to_markdown())
         result.plot(out / "front.png")
-        (out / "best.json").write_text(json.dumps(best.to_record(search.run_id), indent=1))
     print(result.to_markdown())
     print(f"best: {best.candidate.key} (ê {best.error:.4f}); front.md, front.png and best.json in {out}")
     return 0
@@ -94,6 +95,9 @@ class ExtractArguments:
     candidate: str | None = field(
         default=None,
         metadata={"help": "Candidate key like D2-A6-H384-I512-d32 (default: best.json of --output-dir's search)."},
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace a non-empty save directory (as `export --overwrite`)."}
     )
 
     def __post_init__(self) -> None:
@@ -133,7 +137,7 @@ def parse_extract(argv: list[str]) -> tuple[ExtractArguments, SearchConfig]:
 
 
 def _extract(argv: list[str]) -> int:
-    from .._outputs import check_not_overlapping, check_output_dir
+    from .._outputs import check_not_overlapping, check_output_dir, check_overwrite
     from .._sources import check_source
     from .space import Candidate
 
@@ -143,6 +147,7 @@ def _extract(argv: list[str]) -> int:
     check_source(settings.source, "source")
     # the extracted checkpoint must not land in (and replace) its source
     check_not_overlapping(settings.source, args.save_directory, "source", "save_directory")
+    check_overwrite(args.save_directory, args.overwrite, "save_directory")  # the rule of every writer
     search = _search_from_args(settings)
     if args.candidate:
         candidate = Candidate.from_key(args.candidate)
@@ -220,7 +225,7 @@ def _cpu_ranks() -> bool:
 
 def _distill(argv: list[str]) -> int:
     from datasets import Dataset
-    from transformers import AutoModel, AutoTokenizer, DataCollatorForLanguageModeling, DataCollatorWithPadding
+    from transformers import AutoModel, AutoTokenizer, DataCollatorWithPadding
 
     from .._outputs import check_output_dir
     from .._sources import check_source
@@ -251,8 +256,8 @@ def _distill(argv: list[str]) -> int:
         # every rank would train alone on all the data.
         **({"use_cpu": True, "ddp_backend": "gloo"} if _cpu_ranks() else {}),
     )
-    mlm = hasattr(teacher, "cls") and hasattr(student, "cls")
-    collator = DataCollatorForLanguageModeling(tokenizer) if mlm else DataCollatorWithPadding(tokenizer)
+    # The student is loaded with AutoModel (no MLM head): hidden-state distillation, padded batches.
+    collator = DataCollatorWithPadding(tokenizer)
     trainer = DistillationTrainer(
         model=student, teacher=teacher, args=config, train_dataset=dataset, data_collator=collator
     )

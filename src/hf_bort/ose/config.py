@@ -15,11 +15,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..measure.engines import SEARCH_ENGINES
+
 CONFIG_NAME = "ose_config.json"
 # The values of the choice settings, defined here once (the tuples are what the other modules check against).
 Objective = Literal["auto", "task", "mlm", "hidden", "embedding"]
 Cost = Literal["multiply_adds", "latency_ms"]
-Engine = Literal["pytorch", "onnxruntime"]
+Engine = Literal[SEARCH_ENGINES]  # the engine names are hf_bort.measure's
 ImportanceMethod = Literal["activation", "gradient"]
 LayerSelection = Literal["importance", "first", "uniform"]
 SEARCH_OBJECTIVES = typing.get_args(Objective)

@@ -7,9 +7,7 @@ import json
 import logging
 import math
 import os
-import platform
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,14 @@ from typing import Any
 import torch
 
 from .._lock import exclusive_lock
+from ..measure import SEARCH_ENGINES, device_fingerprint, ort_session, time_calls
 from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.parameters import count_parameters
-from .config import ENGINES
 from .space import Candidate
 
 logger = logging.getLogger(__name__)
+
+ENGINES = SEARCH_ENGINES
 
 
 # Per-layer fields that follow their layer (ModernBERT's θ, window type and first-layer norm), not the search.
@@ -113,20 +113,6 @@ def candidate_costs(candidate: Candidate, base: BortConfig, sequence_length: int
         encoder_params=count.encoder,
         multiply_adds=encoder_multiply_adds(config, sequence_length),
     )
-
-
-def device_fingerprint() -> str:
-    """Identifies the machine a latency was measured on (CPU model, cores, torch threads, torch version)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}|cores={os.cpu_count()}|threads={torch.get_num_threads()}|torch={torch.__version__}"
 
 
 def _valid_latency(value: Any) -> bool:
@@ -281,19 +267,13 @@ def _measure(config: BortConfig, batch_size: int, sequence_length: int, engine: 
         def run() -> None:
             session.run(None, feeds)
 
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return float(statistics.median(times))
+    times = time_calls(run, warmup, repeats)
+    return float(statistics.median(times)) * 1000.0
 
 
 def _onnx_session(model, input_ids, attention_mask):
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: F401  (checked here: the export below is slow)
     except ImportError as error:
         raise ImportError('Measuring ONNX Runtime latency needs onnxruntime: pip install "hf-bort[onnx]".') from error
     import tempfile
@@ -316,6 +296,4 @@ def _onnx_session(model, input_ids, attention_mask):
             output_names=["last_hidden_state"],
             dynamo=False,
         )
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return ort_session(path, torch.get_num_threads())

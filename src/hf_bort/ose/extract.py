@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..models.bort.configuration_bort import BortConfig
-from ..models.bort.convert import SUPPORTED_MODEL_TYPES, TASK_TO_BORT_CLASS, convert_to_bort
+from ..models.bort.convert import SUPPORTED_MODEL_TYPES, convert_to_bort
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from ..models.sentence_transformers_folder import read_layout, transformer_source
 from .config import IMPORTANCE_METHODS, LAYER_SELECTIONS
@@ -586,8 +586,3 @@ def save_extracted(
 
         write_extracted_card(student, save_directory, source)
     return save_directory
-
-
-def random_student(base_config: BortConfig, candidate: Candidate, task: str = "feature-extraction") -> nn.Module:
-    """A randomly initialised candidate (for sources without a weight mapping)."""
-    return TASK_TO_BORT_CLASS[task](candidate_config(candidate, base_config))

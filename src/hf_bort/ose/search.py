@@ -42,7 +42,7 @@ from .pareto import covers, dominates, pareto_front
 from .pruning import prune
 from .results import CandidateResult, SearchResult
 from .space import Candidate, SearchSpace
-from .store import STORE_NAME, CandidateStore, load_results
+from .store import STORE_NAME, CandidateStore
 from .surrogate import CandidateTrainer
 
 logger = logging.getLogger(__name__)
@@ -696,7 +696,6 @@ __all__ = [
     "SearchResult",
     "covers",
     "dominates",
-    "load_results",
     "pareto_front",
 ]
 

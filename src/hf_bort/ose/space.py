@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -167,13 +166,6 @@ class SearchSpace:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
-        return cls(**data)
-
-    def fingerprint(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
     def paper_bert(cls) -> SearchSpace:
         """The Bort paper's grid for BERT: D∈{2,…,12}, A∈{4,8,12,16}, H∈{512,768,1024}, I∈{256,…,3072}, H/A heads."""
         return cls(**PAPER_BERT_GRID)
@@ -227,7 +219,8 @@ class SearchSpace:
 
 
 def source_config(source: Any):
-    """The transformers config of `source`: a config, a model, or a path (or Hub id) `AutoConfig` loads."""
+    """The config of `source`: a config, a model, or a path / Hub id `AutoConfig` loads (a sentence-transformers
+    folder: its transformer module's)."""
     from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
     if isinstance(source, PretrainedConfig):

@@ -47,6 +47,7 @@ class ClassificationTask:
         return {
             "num_labels": data.num_labels,
             "label_names": data.label_names,
+            "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
             "validation_carved": data.validation_carved,
             "notes": data.notes,
             "source_is_finetuned_classifier": self.is_classifier,

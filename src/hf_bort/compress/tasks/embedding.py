@@ -60,7 +60,12 @@ class EmbeddingTask:
 
     def data_record(self) -> dict[str, Any]:
         data = self.data
-        return {"validation_carved": data.validation_carved, "notes": data.notes, "task": self.config.task}
+        return {
+            "validation_carved": data.validation_carved,
+            "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
+            "notes": data.notes,
+            "task": self.config.task,
+        }
 
     def _encode(self, encoder, head, texts: list[str], max_length: int | None = None):
         return embedding.encode(encoder, head, self.tokenizer, texts, max_length or self.max_length)

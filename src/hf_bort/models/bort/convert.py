@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from ..._outputs import check_not_overlapping, check_output_dir
+from ..._outputs import (
+    check_not_overlapping,
+    check_output_dir,
+    check_overwrite,
+    clean_stale,
+    make_workdir,
+    replace_dir,
+)
 from ..._sources import check_source
 from ..sentence_transformers_folder import read_layout, transformer_source
 from .configuration_bort import BortConfig
@@ -377,18 +385,16 @@ def _renamed_state_dict(model: PreTrainedModel, task: str) -> dict[str, torch.Te
     return out
 
 
-def _load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
-    import transformers
+def load_source(path: str | os.PathLike, **kwargs) -> PreTrainedModel:
+    """The source model, with the class its weights support (a head named in `architectures` but absent from the
+    weights is not built; the pooler is built when it has weights): see [`source_model_class`]."""
+    from ..source_class import load_source_model
 
     check_source(path, "source")  # a missing path or a file: say so, not "check your internet connection"
     path = transformer_source(path)  # a sentence-transformers folder may keep its encoder in a sub-folder
     config = AutoConfig.from_pretrained(path, **kwargs)
     _check_model_type(config.model_type)  # before any weight is read
-    architecture = (getattr(config, "architectures", None) or [None])[0]
-    model_class = getattr(transformers, architecture, None) if architecture else None
-    if model_class is None:
-        model_class = transformers.AutoModel
-    return model_class.from_pretrained(path, **kwargs)
+    return load_source_model(path, config, **kwargs)
 
 
 def convert_to_bort(
@@ -396,6 +402,7 @@ def convert_to_bort(
     save_directory: str | os.PathLike | None = None,
     *,
     tokenizer=None,
+    overwrite: bool = False,
     **from_pretrained_kwargs,
 ) -> BortPreTrainedModel:
     """
@@ -409,6 +416,7 @@ def convert_to_bort(
     `Dense` and `Normalize` modules and `sentence_bert_config.json` are written around the Bort encoder, which goes
     where `modules.json` puts the transformer module; load it with `import hf_bort` then
     `SentenceTransformer(save_directory)`, or with `SentenceTransformer(save_directory, trust_remote_code=True)`.
+    A non-empty existing `save_directory` is replaced only with `overwrite=True` (as every hf_bort writer).
 
     Example:
 
@@ -428,10 +436,11 @@ def convert_to_bort(
         check_output_dir(save_directory, "save_directory")
         if isinstance(model_or_path, (str, os.PathLike)):
             check_not_overlapping(model_or_path, save_directory, "model_or_path", "save_directory")
+        check_overwrite(save_directory, overwrite, "save_directory")
     source_path = None
     if isinstance(model_or_path, (str, os.PathLike)):
         source_path = model_or_path
-        model = _load_source(model_or_path, **from_pretrained_kwargs)
+        model = load_source(model_or_path, **from_pretrained_kwargs)
     elif isinstance(model_or_path, PreTrainedModel):
         model = model_or_path
         _check_model_type(model.config.model_type)
@@ -481,7 +490,7 @@ def convert_to_bort(
     bort.train(model.training)
 
     if save_directory is not None:
-        save_converted(bort, save_directory, tokenizer, source_path, **from_pretrained_kwargs)
+        save_converted(bort, save_directory, tokenizer, source_path, overwrite=overwrite, **from_pretrained_kwargs)
     return bort
 
 
@@ -493,35 +502,48 @@ def save_converted(
     *,
     source: str | os.PathLike | None = None,
     max_abs_difference: float | None = None,
+    overwrite: bool = False,
     **from_pretrained_kwargs,
 ) -> Path:
     """
     Save a converted model with its tokenizer (`tokenizer`, or the one beside `source_path`) and a `README.md` model
     card naming the source (`source`, default `source_path` or the model's `name_or_path`) and, when given, the
     measured `max_abs_difference` to it; return the folder. When `source_path` is a local sentence-transformers
-    folder, its module layout is written around the model.
+    folder, its module layout is written around the model. A non-empty existing `save_directory` is refused unless
+    `overwrite=True`; the folder is written beside it and moved in at the end (replacing the old one whole).
     """
-    from ...cards import write_converted_card
+    from ...cards import converted_card, write_card
 
-    save_directory = check_output_dir(save_directory, "save_directory")
-    layout = read_layout(source_path)
-    model_directory = save_directory
-    if layout is not None:
-        layout.write(save_directory, hidden_size=bort.config.hidden_size)
-        model_directory = layout.transformer_output_dir(save_directory)
-    bort.save_pretrained(model_directory)
-    if tokenizer is None and source_path is not None:
-        tokenizer = _load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(model_directory)
-    else:
-        logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", save_directory)
-    source = source or source_path or getattr(bort, "name_or_path", None) or None
-    write_converted_card(bort, source, save_directory, max_abs_difference=max_abs_difference)
-    return save_directory
+    final_directory = check_output_dir(save_directory, "save_directory")
+    check_overwrite(final_directory, overwrite, "save_directory")
+    clean_stale(final_directory)
+    workdir = make_workdir(final_directory)  # written beside the output, moved in whole at the end
+    try:
+        layout = read_layout(source_path)
+        model_directory = workdir
+        if layout is not None:
+            layout.write(workdir, hidden_size=bort.config.hidden_size)
+            model_directory = layout.transformer_output_dir(workdir)
+        bort.save_pretrained(model_directory)
+        if tokenizer is None and source_path is not None:
+            tokenizer = load_tokenizer(transformer_source(source_path), **from_pretrained_kwargs)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(model_directory)
+        else:
+            logger.warning("No tokenizer saved beside the Bort checkpoint in %s: pass `tokenizer=`.", final_directory)
+        source = source or source_path or getattr(bort, "name_or_path", None) or None
+        card = converted_card(bort, source, max_abs_difference=max_abs_difference)
+        card.model_name = final_directory.absolute().name or card.model_name  # not the work folder's name
+        write_card(card, workdir)
+        replace_dir(workdir, final_directory)
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return final_directory
 
 
-def _load_tokenizer(path, **kwargs):
+def load_tokenizer(path, **kwargs):
+    """The tokenizer at `path`, or None (with a warning) when there is none."""
     from transformers import AutoTokenizer
 
     try:

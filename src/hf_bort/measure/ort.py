@@ -1,0 +1,37 @@
+"""ONNX Runtime CPU sessions, built the one way hf_bort times and validates them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+ONNXRUNTIME_HINT = 'pip install "hf-bort[onnx]"'
+
+
+def ort_session(path: str | os.PathLike | bytes, threads: int | None = None):
+    """A CPU `InferenceSession` for the ONNX file at `path` (or a serialized model): `threads` intra-op threads
+    (None or 0: ORT's default), one inter-op thread, sequential execution, every graph optimisation."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    model = path if isinstance(path, bytes) else str(path)
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def session_feed(session, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The entries of `inputs` the session takes (torch tensors converted to numpy)."""
+    names = {item.name for item in session.get_inputs()}
+    return {
+        key: (value.numpy() if hasattr(value, "numpy") else value) for key, value in inputs.items() if key in names
+    }
+
+
+def run_session(session, inputs: dict[str, Any], names: list[str] | None = None) -> dict[str, Any]:
+    """Outputs `names` (None: all) of `session` on `inputs` (the ones it does not take are dropped), by name."""
+    names = names or [item.name for item in session.get_outputs()]
+    return dict(zip(names, session.run(names, session_feed(session, inputs)), strict=True))
