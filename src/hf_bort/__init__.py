@@ -6,6 +6,8 @@ Importing `hf_bort` registers the `bort` model type with transformers' Auto clas
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -127,7 +129,7 @@ _SUBMODULES = frozenset({"agora", "assets", "cards", "cli", "compress", "demo", 
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _SUBMODULES and name not in _LAZY:
         return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
@@ -140,6 +142,20 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
+
+class _Package(types.ModuleType):
+    """`hf_bort.compress` is the function `compress` (as `from hf_bort import compress` has always given), although a
+    sub-package has the same name: when the import system binds the imported sub-package `hf_bort.compress` on this
+    package, the function it exports is bound instead. The sub-package stays importable by its dotted name
+    (`from hf_bort.compress import pipeline`, `sys.modules["hf_bort.compress"]`)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and name in _SUBMODULES and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 register()
 
