@@ -141,25 +141,23 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
 class _Package(types.ModuleType):
-    """
-    `hf_bort.compress` is the function `compress` (as it was before the names were lazy), not the sub-package of that
-    name: importing a sub-package binds it onto this module (after `from hf_bort import CompressionConfig`, say), and
-    that binding is skipped for a name that is also a lazy value.
-    """
+    """`hf_bort.compress` is the function `compress` (as `from hf_bort import compress` has always given), although a
+    sub-package has the same name: when the import system binds the imported sub-package `hf_bort.compress` on this
+    package, the function it exports is bound instead. The sub-package stays importable by its dotted name
+    (`from hf_bort.compress import pipeline`, `sys.modules["hf_bort.compress"]`)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
-            return
+        if name in _LAZY and name in _SUBMODULES and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
         super().__setattr__(name, value)
 
 
 sys.modules[__name__].__class__ = _Package
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
 
 register()
 

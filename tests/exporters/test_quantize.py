@@ -99,7 +99,7 @@ def test_auto_reports_every_variant_and_keeps_the_fastest_passing(tmp_path):
         quantize="auto",
         tokenizer=tokenizer,
         calibration_texts=TEXTS,
-        int8=Int8Config(**FAST),
+        int8=Int8Config(**FAST, min_speedup=1e-6),  # any agreeing variant qualifies: this test checks the choice
     )
     report = result.quantization
     assert report == json.loads((tmp_path / "out" / "quantization_report.json").read_text())
@@ -400,3 +400,52 @@ def test_blockwise_variant_quantizes_every_matmul_per_block(tmp_path):
     assert attributes["bits"] == 8 and attributes["block_size"] == 16 and attributes["accuracy_level"] == 4
     assert "MatMul" not in {node.op_type for node in int8.graph.node}  # no fp32 MatMul left, no weight kept twice
     assert result.int8_argmax_agreement_vs_fp32 == 1.0 and result.int8_max_abs_diff < 0.05
+
+
+def _fake_latency(speedups: dict[str, float]):
+    """A timing source for `quantize_exported`: fp32 takes 10 ms, each variant 10 / speedup ms (model_<variant>)."""
+
+    def latency(path, feed, config):
+        name = Path(path).stem.removeprefix("model_")
+        return {"p50_ms": 10.0 if name == "model" else 10.0 / speedups[name], "p90_ms": 11.0, "runs": 3}
+
+    return latency
+
+
+@needs_onnx
+@pytest.mark.parametrize(
+    ("speedups", "min_speedup", "chosen"),
+    [
+        ({"dynamic-int8": 0.8, "blockwise-int8": 0.66}, 1.0, None),  # every agreeing variant slower: fp32 kept
+        ({"dynamic-int8": 1.3, "blockwise-int8": 0.66}, 1.0, "dynamic-int8"),
+        ({"dynamic-int8": 1.3, "blockwise-int8": 1.5}, 1.0, "blockwise-int8"),  # the fastest that agrees
+        ({"dynamic-int8": 1.3, "blockwise-int8": 1.2}, 1.4, None),  # faster, but not by min_speedup
+    ],
+)
+def test_auto_never_returns_a_variant_slower_than_fp32(tmp_path, monkeypatch, caplog, speedups, min_speedup, chosen):
+    """Issue 23: `auto` kept blockwise-int8 at 0.66x fp32 on an AVX2 CPU. With a fake timing source, auto keeps fp32
+    when no agreeing variant reaches `min_speedup` (a report entry and a warning, not an error)."""
+    from hf_bort.exporters import export_onnx, quantize
+
+    monkeypatch.setattr(quantize, "_latency_ms", _fake_latency(speedups))
+    config = Int8Config(**FAST, variants=list(speedups), min_label_agreement=0.0, min_speedup=min_speedup)
+    with caplog.at_level("WARNING"):
+        result = export_onnx(_model(), tmp_path / "out", quantize="auto", calibration_texts=TEXTS, int8=config)
+    report = result.quantization
+    assert report["chosen"] == chosen and report["min_speedup"] == min_speedup
+    assert {e["variant"]: round(e["speedup_vs_fp32"], 6) for e in report["variants"]} == speedups
+    if chosen is None:
+        assert report["kept_fp32"] == "speed" and "kept fp32 only" in report["reason"]
+        assert result.quantized_path is None and not (tmp_path / "out" / "model_quantized.onnx").exists()
+        assert any("kept fp32 only" in r.getMessage() for r in caplog.records)
+        assert "kept fp32 only" in quantize.report_summary(report)
+        assert "kept fp32 only" in (tmp_path / "out" / "README.md").read_text()  # the card says so
+    else:
+        assert report["kept_fp32"] is None and (tmp_path / "out" / "model_quantized.onnx").exists()
+
+
+def test_min_speedup_must_be_positive():
+    with pytest.raises(ValueError, match="min_speedup"):
+        Int8Config(min_speedup=0)
+    with pytest.raises(ValueError, match="min_speedup"):
+        Int8Config(min_speedup="fast")

@@ -340,6 +340,15 @@ def agora_card(trainer: Any, model_name: str | None = None) -> BortCardData:
 
 
 # ------------------------------------------------------------------------------------------------ ONNX
+def _int8_verdict(report: dict | None) -> str | None:
+    """What `quantize` chose, in words: the variant, or why only fp32 was kept (never silently)."""
+    if not report:
+        return None
+    if report.get("chosen"):
+        return escape_markdown(f"{report['chosen']} ({report.get('reason', '')})")
+    return escape_markdown(f"kept fp32 only: {report.get('reason', '')}")
+
+
 def onnx_card(result: Any, source: Any = None) -> BortCardData:
     """Card data of an `export_onnx` folder (`hf-bort export`), from its [`OnnxExportResult`]."""
     name = _source_name(source)
@@ -364,6 +373,7 @@ def onnx_card(result: Any, source: Any = None) -> BortCardData:
                 ("Validation examples", result.num_validation_examples),
                 ("int8 max abs difference vs PyTorch", _num(getattr(result, "int8_max_abs_diff", None), 3)),
                 ("int8 argmax agreement with PyTorch", _pct(getattr(result, "argmax_agreement", None))),
+                ("int8", _int8_verdict(getattr(result, "quantization", None))),
             ]
         ),
         limitations=["ONNX only: no PyTorch weights in this folder."],

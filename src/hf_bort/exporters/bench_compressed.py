@@ -471,7 +471,7 @@ def _int8_file(export) -> tuple[str, str, bool]:
         return str(folder / "model_quantized.onnx"), report["chosen"], True
     best = max(report["variants"], key=lambda entry: entry.get("label_agreement", 0.0))
     logger.warning(
-        "No int8 variant meets the agreement thresholds (%s); timing %s (highest agreement) anyway, flagged.",
+        "quantize='auto' kept fp32 only (%s); timing %s (highest agreement) anyway, flagged.",
         report["reason"],
         best["variant"],
     )

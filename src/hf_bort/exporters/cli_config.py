@@ -57,6 +57,13 @@ class ExportArguments:
         default=api_default(Int8Config, "best_effort"),
         metadata={"help": "With --quantize auto: if no variant meets the thresholds keep fp32 only (reported)."},
     )
+    int8_min_speedup: float = field(
+        default=api_default(Int8Config, "min_speedup"),
+        metadata={
+            "help": "With --quantize auto: least speed-up over fp32 an agreeing variant needs; else fp32 is kept "
+            "(reported)."
+        },
+    )
     min_label_agreement: float = field(
         default=api_default(Int8Config, "min_label_agreement"), metadata={"help": "auto: task heads' threshold."}
     )
@@ -116,6 +123,7 @@ class ExportArguments:
         return Int8Config(
             target=self.int8_target,
             best_effort=self.int8_best_effort,
+            min_speedup=self.int8_min_speedup,
             min_label_agreement=self.min_label_agreement,
             min_cosine=self.min_cosine,
             min_neighbour_agreement=self.min_neighbour_agreement,

@@ -80,6 +80,14 @@ class Int8Config:
         default=False,
         metadata={"help": "auto: when no variant meets the thresholds keep fp32 only (reported), instead of failing."},
     )
+    min_speedup: float = field(
+        default=1.0,
+        metadata={
+            "help": "auto: least speed-up over the fp32 graph (p50 latency ratio, measured in the same run) an "
+            "agreeing variant needs; when no agreeing variant is that fast, auto keeps fp32 only and says so (not an "
+            "error)."
+        },
+    )
     selective_fraction: float = field(
         default=0.25, metadata={"help": "selective-int8: fraction of quantizable nodes (most sensitive) kept fp32."}
     )
@@ -145,6 +153,14 @@ class Int8Config:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
         if not isinstance(self.block_size, int) or self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise ValueError(f"block_size must be a power of two >= 16; got {self.block_size!r}.")
+        if (
+            isinstance(self.min_speedup, bool)
+            or not isinstance(self.min_speedup, (int, float))
+            or not (self.min_speedup > 0)
+        ):
+            raise ValueError(
+                f"min_speedup must be a number > 0 (1.0: never slower than fp32); got {self.min_speedup!r}."
+            )
         if not self.latency_max_seconds > 0:
             raise ValueError(f"latency_max_seconds must be > 0; got {self.latency_max_seconds}.")
         if self.threads < 0:

@@ -225,14 +225,26 @@ def quantize_exported(
             entry["speedup_vs_fp32"] = report["fp32"]["p50_ms"] / entry["p50_ms"]
         report["variants"].append(entry)
         logger.info("int8 %s: %s", name, {k: v for k, v in entry.items() if k not in ("excluded_nodes", "steps")})
+    report["min_speedup"] = config.min_speedup if variant == "auto" else None
+    report["kept_fp32"] = None  # auto only: "agreement" (no variant agrees) or "speed" (none agreeing is faster)
     if variant == "auto":
         passing = sorted((e for e in report["variants"] if e["meets_thresholds"]), key=lambda e: e["p50_ms"])
-        if passing:
-            report["chosen"] = passing[0]["variant"]
+        fast = [e for e in passing if e["speedup_vs_fp32"] >= config.min_speedup]
+        if fast:
+            report["chosen"] = fast[0]["variant"]
             report["reason"] = (
-                f"fastest of the variants meeting the thresholds ({', '.join(e['variant'] for e in passing)})"
+                f"fastest of the variants meeting the thresholds ({', '.join(e['variant'] for e in passing)}), "
+                f"{fast[0]['speedup_vs_fp32']:.2f}x fp32 (min_speedup {config.min_speedup:g})"
+            )
+        elif passing:
+            report["kept_fp32"] = "speed"
+            report["reason"] = (
+                f"no agreeing int8 variant is at least {config.min_speedup:g}x as fast as fp32 on this CPU ("
+                + ", ".join(f"{e['variant']} {e['speedup_vs_fp32']:.2f}x" for e in passing)
+                + "): kept fp32 only"
             )
         else:
+            report["kept_fp32"] = "agreement"
             report["reason"] = "no int8 variant meets the agreement thresholds: " + "; ".join(
                 f"{e['variant']}: {', '.join(e['failures'])}" for e in report["variants"]
             )
@@ -252,7 +264,9 @@ def quantize_exported(
                 if entry["variant"] == name:
                     entry["file"] = None
     (directory / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-    if chosen is None:
+    if report["kept_fp32"] == "speed":  # agreeing but slower: fp32 is the better model here, not a failure
+        logger.warning("quantize='auto': %s; no %s written.", report["reason"], QUANTIZED_NAME)
+    elif chosen is None:
         message = (
             f"quantize='auto': {report['reason']} (on {report['validation_examples']} validation examples, target "
             f"{target}). "
