@@ -25,7 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .. import embedding, recipe
+from .. import embedding_steps, recipe
 from ..checks import source_kind, source_tokenizer
 from ..config import CompressionConfig
 
@@ -68,7 +68,7 @@ class EmbeddingTask:
         }
 
     def _encode(self, encoder, head, texts: list[str], max_length: int | None = None):
-        return embedding.encode(encoder, head, self.tokenizer, texts, max_length or self.max_length)
+        return embedding_steps.encode(encoder, head, self.tokenizer, texts, max_length or self.max_length)
 
     # ----------------------------------------------------------------------------------------- 2. source / head
     @cached_property
@@ -135,7 +135,8 @@ class EmbeddingTask:
         # intermediate: no card
         save_extracted(student, distilled_dir, self.tokenizer, source=self.config.model, card=False)
         student_head = self.head.sliced(student.ose_plan.dims, self.teacher.config.hidden_size)
-        embedding.save_head(distilled_dir, student_head)  # adds the projection back to the teacher's width if needed
+        # the head's Dense stages; a projection back to the teacher's width when the student is narrower
+        embedding_steps.save_head(distilled_dir, student_head)
         record["head"] = [type(stage).__name__ for stage in student_head.stages]
         return record
 
@@ -153,7 +154,7 @@ class EmbeddingTask:
         encoder = student_st[0].auto_model
         teacher_train = self._encode(self.teacher, self.head, self.train_texts)
         before = embedding_agreement(self._encode(encoder, student_head, self.dev_texts), self.dev_teacher)
-        training = embedding.distil_embeddings(
+        training = embedding_steps.distil_embeddings(
             encoder,
             student_head,
             teacher_train,
@@ -170,7 +171,7 @@ class EmbeddingTask:
             shutil.rmtree(student_dir)
         shutil.copytree(distilled_dir, student_dir)
         encoder.save_pretrained(transformer_source(student_dir))
-        embedding.save_head(student_dir, student_head)
+        embedding_steps.save_head(student_dir, student_head)
         after = embedding_agreement(self._encode(encoder, student_head, self.dev_texts), self.dev_teacher)
         return {"training": training, "dev_before": before, "dev": after}
 
@@ -186,7 +187,7 @@ class EmbeddingTask:
     def reload_check(self, out: Path) -> dict[str, Any]:
         texts = self.dev_texts[:16]
         expected = self.student_st.encode(texts, convert_to_tensor=True)
-        record = embedding.reload_check(out / "student", expected, texts)
+        record = embedding_steps.reload_check(out / "student", expected, texts)
         if not record["ok"]:
             raise RuntimeError(f"The saved student does not reload with the same embeddings: {record}")
         return record
