@@ -243,9 +243,7 @@ def test_a_bad_line_in_the_store_is_skipped_with_its_file_and_line(
     assert any("line 1 of" in r.getMessage() and "candidates.jsonl" in r.getMessage() for r in caplog.records)
     if bad_line == "NOT_UTF8":
         assert any("not valid UTF-8" in r.getMessage() for r in caplog.records)
-        from hf_bort.ose.store import load_results  # its home (search.py no longer re-exports it, main fb709ce)
-
-        assert len(load_results(tmp_path / "run")) == len(store.read_bytes().splitlines()) - 1
+        assert len(store_module.load_results(tmp_path / "run")) == len(store.read_bytes().splitlines()) - 1
     assert [(r.candidate, r.error) for r in second.final] == [(r.candidate, r.error) for r in first.final]
 
 
