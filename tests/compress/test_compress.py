@@ -236,7 +236,7 @@ def test_bad_input_fails_before_any_training(tmp_path, tiny_source, case, messag
     [
         ("max_cost_ratio", -3.0, r"`max_cost_ratio` must be a number in \(0, 1\]"),
         ("max_latency_ms", float("nan"), r"`max_latency_ms` must be a finite number > 0"),
-        ("epsilon", 0.0, r"`epsilon` must be in \(0, 1\]"),
+        ("epsilon", 0.0, r"`epsilon` must be a number in \(0, 1\]"),
         ("search_layers", "2,x", r"`search_layers` must be comma-separated positive integers"),
         ("candidate", "D2-A4", r"is not a candidate key"),
         ("task_epochs", 0.0, r"`task_epochs` must be > 0"),

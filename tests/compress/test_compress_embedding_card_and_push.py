@@ -12,7 +12,7 @@ from huggingface_hub import HfApi, ModelCard
 from hf_bort import CompressionConfig, compress
 from hf_bort.cards import compressed_card
 from hf_bort.cards.builders import complete_from_folder
-from hf_bort.compress import embedding, pipeline
+from hf_bort.compress import embedding_steps, pipeline
 from hf_bort.hub import HubPushError
 from hf_bort.ose import OSESearch
 from tiny_sentence_transformers import tiny_sentence_transformer
@@ -120,7 +120,7 @@ def test_embedding_student_gets_its_card_and_is_pushed(tmp_path, data_dir, monke
 
 def test_embedding_push_is_checked_before_any_work(tmp_path, data_dir, monkeypatch):
     monkeypatch.setattr(OSESearch, "run", lambda *a, **k: pytest.fail("searched"))
-    monkeypatch.setattr(embedding, "distil_embeddings", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(embedding_steps, "distil_embeddings", lambda *a, **k: pytest.fail("trained"))
     source = tiny_sentence_transformer(tmp_path / "st")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     config = _config(source, data_dir, tmp_path / "out", **fast_settings(push_to_hub=True, hub_model_id="me/x"))

@@ -12,7 +12,7 @@ import torch
 
 from hf_bort import CompressionConfig, InUseError, compress
 from hf_bort._outputs import WRITTEN_NAME
-from hf_bort.compress import pipeline, recipe
+from hf_bort.compress import pipeline, recipe, run
 from hf_bort.ose import OSESearch
 from tiny_tasks import fast_settings
 
@@ -141,7 +141,7 @@ def test_the_lock_is_held_for_the_whole_run(tmp_path, tiny_source, data_dir, mon
     assert held and all(held)  # fine-tuning the source and the task distillation
     assert not pipeline.is_held(out / pipeline.LOCK_NAME)
     with pytest.raises(RuntimeError, match="is not locked"):
-        pipeline._Run(_config(tiny_source, data_dir, out, **QUICK))
+        run.Run(_config(tiny_source, data_dir, out, **QUICK))
 
 
 def test_a_lock_file_replaced_while_locking_is_locked_again(tmp_path, monkeypatch):

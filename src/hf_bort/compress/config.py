@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..ose.config import OSEConfig, check_setting, mirrored_fields, ose_field, parse_axis
+
 DEFAULT_MAX_COST_RATIO = 0.25
 TASKS = ("text-classification", "feature-extraction")
 # Settings that change no result: a resumed run may differ in these from the run it continues.
@@ -124,12 +126,8 @@ class CompressionConfig:
     max_latency_ms: float = field(
         default=None, metadata={"help": "Budget: at most this many milliseconds per forward pass on this CPU."}
     )
-    latency_engine: str = field(
-        default="onnxruntime",
-        metadata={
-            "help": "Engine for latency budgets and the search's latency cost.",
-            "choices": ["onnxruntime", "pytorch"],
-        },
+    latency_engine: str = ose_field(
+        "latency_engine", default="onnxruntime", help="Also the engine of the latency budgets."
     )
     max_length: int = field(default=128, metadata={"help": "Maximum tokens per text (training and evaluation)."})
     cost_sequence_length: int = field(
@@ -147,30 +145,19 @@ class CompressionConfig:
             "help": "Skip the search and extract this shape (a key like D6-A3-H384-I384-d32), e.g. for baselines."
         },
     )
-    epsilon: float = field(
-        default=0.25,
-        metadata={"help": "Search ε: cost boxes of (1+ε) for pruning; full budget ceil(search_base_steps / ε)."},
-    )
-    search_base_steps: int = field(
-        default=32, metadata={"help": "Steps per candidate at ε = 1 (the full budget is ceil(this / ε))."}
-    )
-    search_interval: int = field(
-        default=16, metadata={"help": "Steps of the first search interval (then 2×, 4×, … up to the full budget)."}
-    )
-    search_batch_size: int = field(default=16, metadata={"help": "Batch size of the search's candidate training."})
-    search_learning_rate: float = field(default=1e-4, metadata={"help": "Constant learning rate of the search."})
+    # The search settings below mirror OSEConfig's fields (help, choices and checks from there; compress's names and
+    # defaults here): `search_config()` builds the search's OSEConfig from them.
+    epsilon: float = ose_field("epsilon", default=0.25)
+    search_base_steps: int = ose_field("base_steps", default=32)
+    search_interval: int = ose_field("interval_size", default=16)
+    search_batch_size: int = ose_field("batch_size", default=16)
+    search_learning_rate: float = ose_field("learning_rate", default=1e-4)
     search_eval_rows: int = field(default=256, metadata={"help": "Dev rows ê is measured on."})
-    search_layers: str = field(default=None, metadata={"help": "Depths to search, e.g. '2,4,6' (default: scaled)."})
-    search_heads: str = field(default=None, metadata={"help": "Heads per layer to search (default: scaled)."})
-    search_hidden: str = field(default=None, metadata={"help": "Hidden widths to search (default: scaled)."})
-    search_intermediate: str = field(default=None, metadata={"help": "FFN widths to search (default: scaled)."})
-    layer_selection: str = field(
-        default="importance",
-        metadata={
-            "help": "Which source layers a shallower student keeps.",
-            "choices": ["importance", "first", "uniform"],
-        },
-    )
+    search_layers: str = ose_field("layers")
+    search_heads: str = ose_field("heads")
+    search_hidden: str = ose_field("hidden")
+    search_intermediate: str = ose_field("intermediate")
+    layer_selection: str = ose_field("layer_selection", help="Also the student's, in extraction.")
     # ------------------------------------------------------------------------------------------------ distillation
     distill_epochs: float = field(default=2.0, metadata={"help": "Epochs of hidden-state distillation (0: skip)."})
     distill_learning_rate: float = field(
@@ -237,7 +224,6 @@ class CompressionConfig:
         positive = (
             "max_latency_ms",
             "finetune_learning_rate",
-            "search_learning_rate",
             "distill_learning_rate",
             "task_learning_rate",
             "temperature",
@@ -256,15 +242,10 @@ class CompressionConfig:
             raise ValueError("`alpha_ce` + `alpha_kd` must be > 0.")
         if not (_number(self.validation_fraction) and 0 < self.validation_fraction < 1):
             raise ValueError(f"`validation_fraction` must be in (0, 1), got {self.validation_fraction!r}.")
-        if not (_number(self.epsilon) and 0 < self.epsilon <= 1):
-            raise ValueError(f"`epsilon` must be in (0, 1], got {self.epsilon!r}.")
         ints = (
             "max_length",
             "cost_sequence_length",
             "batch_size",
-            "search_base_steps",
-            "search_interval",
-            "search_batch_size",
             "search_eval_rows",
             "latency_runs",
         )
@@ -278,14 +259,8 @@ class CompressionConfig:
             raise ValueError(f"`threads` must be a positive integer or None, got {self.threads!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be an integer >= 0, got {self.seed!r}.")
-        if self.latency_engine not in ("onnxruntime", "pytorch"):
-            raise ValueError(f"`latency_engine` must be 'onnxruntime' or 'pytorch', got {self.latency_engine!r}.")
-        if self.layer_selection not in ("importance", "first", "uniform"):
-            raise ValueError(
-                f"`layer_selection` must be 'importance', 'first' or 'uniform', got {self.layer_selection!r}."
-            )
-        for name in ("search_layers", "search_heads", "search_hidden", "search_intermediate"):
-            self.axis(name)  # validates
+        for name, setting in mirrored_fields(CompressionConfig).items():
+            check_setting(setting, getattr(self, name), name)
         if self.candidate is not None:
             from ..ose.space import Candidate
 
@@ -331,24 +306,34 @@ class CompressionConfig:
 
     def axis(self, name: str) -> tuple[int, ...] | None:
         """A search-space axis override (`search_layers`, …) as integers, or `None` for the scaled default."""
-        value = getattr(self, name)
-        if value is None:
-            return None
-        if isinstance(value, (list, tuple)):
-            parts = list(value)
-        else:
-            parts = [part.strip() for part in str(value).split(",") if part.strip()]
-        try:
-            numbers = tuple(int(part) for part in parts)
-        except ValueError:
-            raise ValueError(f"`{name}` must be comma-separated positive integers, got {value!r}.") from None
-        if not numbers or any(n <= 0 for n in numbers):
-            raise ValueError(f"`{name}` must be comma-separated positive integers, got {value!r}.")
-        return numbers
+        return parse_axis(getattr(self, name), name)
 
     @property
     def search_max_steps(self) -> int:
         return math.ceil(self.search_base_steps / self.epsilon)
+
+    def search_config(self, output_dir: str | os.PathLike, dev_rows: int) -> OSEConfig:
+        """
+        The search's `OSEConfig`: the mirrored `search_*` settings, and what compress derives for the search (the
+        budget and its cost axis, batches, seed, output folder under `output_dir`). The task adds its objective.
+        """
+        latency_budget = self.max_latency_ratio is not None or self.max_latency_ms is not None
+        mirrored = {setting: getattr(self, name) for name, setting in mirrored_fields(CompressionConfig).items()}
+        return OSEConfig(
+            **mirrored,
+            output_dir=str(Path(output_dir) / "search"),
+            max_steps=self.search_max_steps,
+            eval_batch_size=64,
+            num_eval_batches=-(-min(self.search_eval_rows, dev_rows) // 64),
+            max_train_batches=self.search_max_steps,
+            seed=self.seed,
+            cost="latency_ms" if latency_budget else "multiply_adds",
+            sequence_length=self.cost_sequence_length,
+            max_cost_ratio=self.max_latency_ratio if latency_budget else self.max_cost_ratio,
+            max_multiply_adds_ratio=self.max_cost_ratio if latency_budget else None,
+            max_latency_ms=self.max_latency_ms,
+            show_progress=self.show_progress,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self) if isinstance(self.dataset, (str, os.PathLike)) else _asdict_without_dataset(self)

@@ -1,5 +1,6 @@
 """Optimal sub-architecture extraction (OSE): search space, costs, extraction, distillation and the search."""
 
+from .config import OSEConfig
 from .costs import CandidateCosts, LatencyCache, candidate_config, candidate_costs, encoder_multiply_adds
 from .distill import (
     DistillationConfig,
@@ -38,6 +39,7 @@ __all__ = [
     "ExtractionPlan",
     "Importance",
     "LatencyCache",
+    "OSEConfig",
     "OSESearch",
     "SearchConfig",
     "SearchResult",

@@ -20,13 +20,11 @@ from ..models.bort.configuration_bort import BortConfig
 from ..models.bort.convert import SUPPORTED_MODEL_TYPES, convert_to_bort
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from ..models.sentence_transformers_folder import read_layout, transformer_source
+from .config import IMPORTANCE_METHODS, LAYER_SELECTIONS
 from .costs import candidate_config, layer_fields
 from .space import Candidate
 
 logger = logging.getLogger(__name__)
-
-IMPORTANCE_METHODS = ("activation", "gradient")
-LAYER_SELECTIONS = ("importance", "first", "uniform")
 
 
 @dataclass

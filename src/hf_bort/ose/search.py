@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -24,11 +26,10 @@ from ..models.bort.modeling_bort import (
     BortPreTrainedModel,
 )
 from ..models.sentence_transformers_folder import transformer_source
-from .costs import ENGINES, LatencyCache, candidate_config, candidate_costs
+from .config import OSEConfig
+from .costs import LatencyCache, candidate_config, candidate_costs
 from .distributed import main_process_lock, maybe_init_distributed, rank_world
 from .extract import (
-    IMPORTANCE_METHODS,
-    LAYER_SELECTIONS,
     Importance,
     compute_importance,
     extract_subnetwork,
@@ -47,9 +48,6 @@ from .surrogate import CandidateTrainer
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".hf_bort.lock"
-
-COSTS = ("multiply_adds", "latency_ms")
-SEARCH_OBJECTIVES = ("auto", "task", "mlm", "hidden", "embedding")
 
 
 class OSESearch:
@@ -75,6 +73,10 @@ class OSESearch:
     survivor is in a cost box no larger in both costs (boxes are powers of 1+ε) and has a lower error. The survivors
     are trained to `max_steps`; the result's Pareto front is taken over them.
 
+    Settings: an [`OSEConfig`] (`config`), or its fields as keywords (`OSESearch(source, space, epsilon=0.2)` builds
+    one; keywords beside a `config` replace its values). Without `space`, the source's scaled grid with the config's
+    `layers` / `heads` / `hidden` / `intermediate` overrides.
+
     A source whose type has no weight mapping to Bort is refused (candidates would start from random weights, which is
     not extraction) unless `allow_random_init=True`.
 
@@ -95,101 +97,30 @@ class OSESearch:
         self,
         source: str | os.PathLike | Any,
         space: SearchSpace | None = None,
+        config: OSEConfig | None = None,
         *,
-        epsilon: float = 0.1,
-        interval_size: int | None = None,
         text_dataset: Any = None,
         task_dataset: Any = None,
         eval_dataset: Any = None,
-        label_column: str = "label",
-        objective: str = "auto",
-        output_dir: str | os.PathLike = "ose-run",
-        base_steps: int = 4,
-        max_steps: int | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        max_length: int = 64,
-        num_eval_batches: int = 4,
-        max_train_batches: int = 64,
-        learning_rate: float = 1e-4,
-        temperature: float = 2.0,
-        alpha_ce: float = 0.5,
-        alpha_kd: float = 0.5,
-        seed: int = 0,
-        cost: str = "multiply_adds",
-        sequence_length: int = 128,
-        latency_batch_size: int = 1,
-        latency_engine: str = "pytorch",
-        latency_cache: str | os.PathLike | None = None,
-        max_cost_ratio: float | None = None,
-        max_multiply_adds_ratio: float | None = None,
-        max_latency_ms: float | None = None,
-        importance_method: str = "activation",
-        calibration_batches: int = 8,
-        heterogeneous: bool = False,
-        layer_selection: str = "importance",
-        freeze_embeddings: bool = True,
-        prune: bool = True,
-        allow_random_init: bool = False,
         tokenizer: Any = None,
-        text_column: str = "text",
-        show_progress: bool = True,
         embedding_head: Any = None,
+        **settings: Any,
     ):
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 < epsilon <= 1:
-            raise ValueError(f"`epsilon` must be a number in (0, 1], got {epsilon!r}.")
-        eval_batch_size = batch_size if eval_batch_size is None else eval_batch_size
-        for name, value in (
-            ("base_steps", base_steps),
-            ("batch_size", batch_size),
-            ("eval_batch_size", eval_batch_size),
-            ("max_length", max_length),
-            ("num_eval_batches", num_eval_batches),
-            ("max_train_batches", max_train_batches),
-            ("sequence_length", sequence_length),
-            ("latency_batch_size", latency_batch_size),
-            ("calibration_batches", calibration_batches),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        if max_steps is not None and (not isinstance(max_steps, int) or max_steps <= 0):
-            raise ValueError(f"`max_steps` must be a positive integer or None, got {max_steps!r}.")
-        self.max_steps = max_steps or math.ceil(base_steps / epsilon)
-        if interval_size is None:
-            interval_size = max(1, self.max_steps // 8)
-        if isinstance(interval_size, bool) or not isinstance(interval_size, int) or interval_size <= 0:
-            raise ValueError(f"`interval_size` must be a positive integer, got {interval_size!r}.")
-        if cost not in COSTS:
-            raise ValueError(f"`cost` must be one of {COSTS}, got {cost!r}.")
-        if latency_engine not in ENGINES:
-            raise ValueError(f"`latency_engine` must be one of {ENGINES}, got {latency_engine!r}.")
-        if objective not in SEARCH_OBJECTIVES:
-            raise ValueError(f"`objective` must be one of {SEARCH_OBJECTIVES}, got {objective!r}.")
-        if importance_method not in IMPORTANCE_METHODS:
-            raise ValueError(f"`importance_method` must be one of {IMPORTANCE_METHODS}, got {importance_method!r}.")
-        if layer_selection not in LAYER_SELECTIONS:
-            raise ValueError(f"`layer_selection` must be one of {LAYER_SELECTIONS}, got {layer_selection!r}.")
-        for name, value in (("learning_rate", learning_rate), ("temperature", temperature)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
-        for name, value in (("alpha_ce", alpha_ce), ("alpha_kd", alpha_kd)):
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
-        budgets = (
-            ("max_cost_ratio", max_cost_ratio),
-            ("max_multiply_adds_ratio", max_multiply_adds_ratio),
-            ("max_latency_ms", max_latency_ms),
-        )
-        for name, value in budgets:
-            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0):
-                raise ValueError(f"`{name}` must be a finite number > 0 or None, got {value!r}.")
-        if max_latency_ms is not None and cost != "latency_ms":
-            raise ValueError("`max_latency_ms` needs cost='latency_ms' (latencies are only measured then).")
+        if config is not None and not isinstance(config, OSEConfig):
+            raise TypeError(f"`config` must be an OSEConfig, got {type(config).__name__}.")
+        # the keyword form (`OSESearch(source, space, epsilon=0.2, ...)`) builds the OSEConfig; with a config, keywords
+        # replace its values
+        config = OSEConfig(**settings) if config is None else dataclasses.replace(config, **settings)
+        self.config = config
+        batch_size, num_eval_batches = config.batch_size, config.num_eval_batches
+        text_column, label_column = config.text_column, config.label_column
+        self.max_steps = config.max_steps_total
+        interval_size = max(1, self.max_steps // 8) if config.interval_size is None else config.interval_size
         if space is not None and not isinstance(space, SearchSpace):
             raise TypeError(f"`space` must be a SearchSpace, got {type(space).__name__}.")
-        if objective == "embedding" and embedding_head is None:
+        if config.objective == "embedding" and embedding_head is None:
             raise ValueError("objective='embedding' needs `embedding_head` (SentenceEmbeddingHead of the source).")
-        if objective == "task" and task_dataset is None:
+        if config.objective == "task" and task_dataset is None:
             raise ValueError("objective='task' needs `task_dataset` (labelled rows) and `eval_dataset`.")
         if task_dataset is not None:
             if eval_dataset is None:
@@ -216,24 +147,33 @@ class OSESearch:
             self.eval_texts = None
         self.embedding_head = embedding_head
         self.source = source
-        self.space = space if space is not None else SearchSpace.from_source(_config_of(source))
-        self.epsilon = float(epsilon)
+        if space is None:
+            space = SearchSpace.from_source(
+                _config_of(source),
+                num_layers=config.axis("layers"),
+                num_heads=config.axis("heads"),
+                hidden_sizes=config.axis("hidden"),
+                intermediate_sizes=config.axis("intermediate"),
+            )
+        self.space = space
+        self.epsilon = float(config.epsilon)
         self.interval_size = interval_size
-        self.output_dir = check_output_dir(output_dir, "output_dir")  # before any model is loaded
-        self.requested_objective = objective
-        self.batch_size, self.eval_batch_size, self.max_length = batch_size, eval_batch_size, max_length
-        self.num_eval_batches, self.max_train_batches = num_eval_batches, max_train_batches
-        self.learning_rate, self.seed, self.cost = learning_rate, seed, cost
-        self.temperature, self.alpha_ce, self.alpha_kd = temperature, alpha_ce, alpha_kd
-        self.sequence_length, self.latency_batch_size = sequence_length, latency_batch_size
-        self.latency_engine = latency_engine
-        self.latency_cache = Path(latency_cache) if latency_cache else self.output_dir / "latency.json"
-        self.max_cost_ratio, self.max_latency_ms = max_cost_ratio, max_latency_ms
-        self.max_multiply_adds_ratio = max_multiply_adds_ratio
-        self.importance_method, self.calibration_batches = importance_method, calibration_batches
-        self.heterogeneous, self.layer_selection = heterogeneous, layer_selection
-        self.freeze_embeddings, self.prune, self.show_progress = freeze_embeddings, prune, show_progress
-        self.allow_random_init = allow_random_init
+        self.output_dir = check_output_dir(config.output_dir, "output_dir")  # before any model is loaded
+        self.requested_objective = config.objective
+        self.batch_size, self.max_length = batch_size, config.max_length
+        self.eval_batch_size = batch_size if config.eval_batch_size is None else config.eval_batch_size
+        self.num_eval_batches, self.max_train_batches = num_eval_batches, config.max_train_batches
+        self.learning_rate, self.seed, self.cost = config.learning_rate, config.seed, config.cost
+        self.temperature, self.alpha_ce, self.alpha_kd = config.temperature, config.alpha_ce, config.alpha_kd
+        self.sequence_length, self.latency_batch_size = config.sequence_length, config.latency_batch_size
+        self.latency_engine = config.latency_engine
+        self.latency_cache = Path(config.latency_cache) if config.latency_cache else self.output_dir / "latency.json"
+        self.max_cost_ratio, self.max_latency_ms = config.max_cost_ratio, config.max_latency_ms
+        self.max_multiply_adds_ratio = config.max_multiply_adds_ratio
+        self.importance_method, self.calibration_batches = config.importance_method, config.calibration_batches
+        self.heterogeneous, self.layer_selection = config.heterogeneous, config.layer_selection
+        self.freeze_embeddings, self.prune = config.freeze_embeddings, config.prune
+        self.show_progress, self.allow_random_init = config.show_progress, config.allow_random_init
         self.tokenizer = tokenizer
         self._prepared = False
 
@@ -435,28 +375,15 @@ class OSESearch:
         return {"masked_input_ids": masked, "labels": labels}
 
     def _run_id(self) -> str:
+        """The settings that change results (`OSEConfig.run_id_settings`), the source and data, what they resolve."""
         settings = {
+            **self.config.run_id_settings(),
             "source": str(self.source) if isinstance(self.source, (str, os.PathLike)) else type(self.source).__name__,
             "source_config": self.base_config.to_json_string(use_diff=False),
             "texts": self.text_fingerprint.hexdigest(),
             "objective": self.objective,
-            "batch_size": self.batch_size,
             "eval_batch_size": self.eval_batch_size,
-            "max_length": self.max_length,
-            "lr": self.learning_rate,
-            "temperature": self.temperature,
-            "alpha_ce": self.alpha_ce,
-            "alpha_kd": self.alpha_kd,
-            "seed": self.seed,
-            "importance": self.importance_method,
-            "calibration_batches": self.calibration_batches,
-            "heterogeneous": self.heterogeneous,
-            "layer_selection": self.layer_selection,
-            "freeze_embeddings": self.freeze_embeddings,
-            "num_eval_batches": self.num_eval_batches,
             "num_train_batches": len(self.train_batches),
-            "cost": self.cost,
-            "sequence_length": self.sequence_length,
             "latency": [self.latency_engine, self.latency_batch_size] if self.cost == "latency_ms" else None,
         }
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -780,3 +707,17 @@ def _max_positions(config: BortConfig) -> int | None:
         return None
     positions = config.max_position_embeddings
     return positions - ((config.pad_token_id or 0) + 1) if kind == "roberta" else positions
+
+
+def _keyword_signature() -> inspect.Signature:
+    """`OSESearch(source, space, config, *, data..., **settings)` with each setting as a keyword and its default."""
+    own = inspect.signature(OSESearch.__init__)
+    parameters = [p for name, p in own.parameters.items() if name not in ("self", "settings")]
+    parameters += [
+        inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=spec.type)
+        for spec in dataclasses.fields(OSEConfig)
+    ]
+    return own.replace(parameters=parameters)
+
+
+OSESearch.__signature__ = _keyword_signature()  # help(), IDEs and `api_default(OSESearch, name)` see every setting

@@ -1,0 +1,200 @@
+"""
+`ClassificationTask` (`task="text-classification"`): a pretrained encoder (fine-tuned here on the labelled data)
+or a fine-tuned `*ForSequenceClassification` as the teacher; OSE with the task objective (dev KL to the teacher's
+logits, dev accuracy); task distillation (CE + T²·KL); the student reloads with plain transformers with the same
+logits; accuracy and macro-F1 of source and student on dev and, once, on test.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from .. import recipe
+from ..checks import load_source_classifier, source_kind, source_tokenizer
+from ..config import CompressionConfig
+from ..data import TaskData, load_task_data
+
+
+class ClassificationTask:
+    """The [`CompressionTask`] of sequence classifiers (see the module docstring)."""
+
+    name = "text-classification"
+    task_stage_label = "task"
+    search_picks = True
+
+    def __init__(self, config: CompressionConfig):
+        self.config = config
+
+    # -------------------------------------------------------------------------------------------------- 1. data
+    def load(self):
+        config = self.config
+        self.source_config, self.is_classifier = source_kind(config.model)
+        self.tokenizer = source_tokenizer(config.model)
+        # a classifier source is loaded once: its head checked now, then the teacher
+        self.source_classifier = load_source_classifier(config.model, "model") if self.is_classifier else None
+        label2id = dict(self.source_config.label2id) if self.is_classifier else None
+        self.data: TaskData = load_task_data(
+            config,
+            model_label2id=label2id,
+            model_num_labels=self.source_config.num_labels if self.is_classifier else None,
+        )
+        return self.source_config
+
+    def data_record(self) -> dict[str, Any]:
+        data = self.data
+        return {
+            "num_labels": data.num_labels,
+            "label_names": data.label_names,
+            "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
+            "validation_carved": data.validation_carved,
+            "notes": data.notes,
+            "source_is_finetuned_classifier": self.is_classifier,
+        }
+
+    @cached_property
+    def tokenised(self) -> dict[str, Any]:
+        data = self.data
+        return {
+            name: recipe.tokenise(split, self.tokenizer, self.config.max_length)
+            for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))
+            if split is not None
+        }
+
+    # ------------------------------------------------------------------------------------------------ 2. source
+    def teacher_stage(self, out: Path) -> dict[str, Any]:
+        config, data = self.config, self.data
+        if self.is_classifier:
+            teacher_model = self.source_classifier.eval()
+            record: dict[str, Any] = {"finetuned": False, "path": str(config.model)}
+        else:
+            teacher_model = recipe.classifier_from_encoder(config.model, data.label_names, config.seed)
+            source_dir = out / "source-finetuned"
+            training = recipe.finetune(
+                teacher_model,
+                self.tokenised["train"],
+                self.tokenizer,
+                epochs=config.finetune_epochs,
+                learning_rate=config.finetune_learning_rate,
+                batch_size=config.batch_size,
+                seed=config.seed,
+                work_dir=out / "tmp-trainer",
+                show_progress=config.show_progress,
+            )
+            teacher_model.save_pretrained(source_dir)
+            self.tokenizer.save_pretrained(source_dir)
+            record = {"finetuned": True, "path": str(source_dir), "training": training}
+        record["dev"] = recipe.evaluate(teacher_model, self.tokenised["validation"], self.tokenizer)
+        return record
+
+    def load_teacher(self, out: Path, record: dict[str, Any]) -> None:
+        from ...models.bort.convert import convert_to_bort
+
+        # this run's folder, however it is spelt now (the record holds the spelling of the call that fine-tuned)
+        self.source_path = str(out / "source-finetuned") if record["finetuned"] else record["path"]
+        if self.source_classifier is None:  # fine-tuned here (a classifier source was loaded and checked in `load`)
+            self.source_classifier = load_source_classifier(self.source_path, "source-finetuned")
+        self.teacher_model = self.source_classifier.eval()
+        self.teacher = convert_to_bort(self.teacher_model).eval()  # same outputs, Bort parameter names
+
+    # ------------------------------------------------------------------------------------------------ 3. search
+    def ose_search(self, space, settings):
+        from ...ose.search import OSESearch
+
+        config, data = self.config, self.data
+        return OSESearch(
+            self.teacher,
+            space,
+            settings,
+            tokenizer=self.tokenizer,
+            task_dataset=data.train,
+            eval_dataset=data.validation.select(range(min(config.search_eval_rows, len(data.validation)))),
+            objective="task",
+            temperature=config.temperature,
+            alpha_ce=config.alpha_ce,
+            alpha_kd=config.alpha_kd,
+            max_length=config.max_length,
+        )
+
+    # ------------------------------------------------------------------------------ 4. distill, 5. task training
+    def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+        from ...ose.extract import save_extracted
+
+        student, record = recipe.extract_and_distil(
+            self.teacher,
+            candidate,
+            self.tokenised["train"],
+            self.tokenised["validation"],
+            self.tokenizer,
+            **settings,
+        )
+        save_extracted(student, out / "student-distilled", self.tokenizer, card=False)  # intermediate: no card
+        return record
+
+    def train_student(self, out: Path) -> dict[str, Any]:
+        from transformers import AutoModelForSequenceClassification
+
+        from ...ose.extract import save_extracted
+
+        config = self.config
+        student = AutoModelForSequenceClassification.from_pretrained(out / "student-distilled")
+        training = recipe.finetune(
+            student,
+            self.tokenised["train"],
+            self.tokenizer,
+            epochs=config.task_epochs,
+            learning_rate=config.task_learning_rate,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            work_dir=out / "tmp-trainer",
+            show_progress=config.show_progress,
+            teacher=self.teacher,
+            alpha_ce=config.alpha_ce,
+            alpha_kd=config.alpha_kd,
+            temperature=config.temperature,
+        )
+        save_extracted(student, out / "student", self.tokenizer, card=False)  # its card is written from the report
+        return {"training": training, "dev": recipe.evaluate(student, self.tokenised["validation"], self.tokenizer)}
+
+    def load_student(self, out: Path) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        self.student = AutoModelForSequenceClassification.from_pretrained(out / "student").eval()
+        self.student_config = self.student.config
+
+    # ---------------------------------------------------------------------------------- 6-8. checks and the test
+    def reload_check(self, out: Path) -> dict[str, Any]:
+        texts = list(self.data.validation["text"])[:16]
+        record = recipe.reload_check(out / "student", self.student, self.tokenizer, texts, self.config.max_length)
+        if not record["ok"]:
+            raise RuntimeError(f"The saved student does not reload with the same logits: {record}")
+        return record
+
+    def latency_models(self) -> dict[str, Any]:
+        return {"source": self.teacher_model, "student": self.student}
+
+    def test_record(self) -> dict[str, Any]:
+        return {
+            "source": recipe.evaluate(self.teacher_model, self.tokenised["test"], self.tokenizer),
+            "student": recipe.evaluate(self.student, self.tokenised["test"], self.tokenizer),
+        }
+
+    # ------------------------------------------------------------------------------------------------- report
+    def report(self, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        test = records["test"]
+        return {
+            "source": {
+                "path": self.source_path,
+                "model_type": self.source_config.model_type,
+                "finetuned_here": records["source"]["finetuned"],
+                "training": records["source"].get("training"),
+                "dev": records["source"]["dev"],
+                "test": test.get("source"),
+            },
+            "student": {
+                "task_distillation": records["task"]["training"],
+                "dev": records["task"]["dev"],
+                "test": test.get("student"),
+            },
+        }
