@@ -104,14 +104,30 @@ def source_tokenizer(model: str):
     """The source's tokenizer, or an error naming the folder and the files a tokenizer needs (before any work)."""
     from transformers import AutoTokenizer
 
+    from ..models.sentence_transformers_folder import transformer_source
+
+    advice = (
+        "compress needs the source's tokenizer files beside its weights (tokenizer.json, or vocab.txt / vocab.json + "
+        "merges.txt / a sentencepiece *.model, with tokenizer_config.json); save the tokenizer into the model folder."
+    )
+    folders = [Path(model), Path(transformer_source(model))]
+    if (
+        folders[0].is_dir()
+        and not any((folder / name).is_file() for folder in folders for name in TOKENIZER_VOCAB_FILES)
+        and not any(next(folder.glob("*.model"), None) for folder in folders)
+    ):
+        # transformers 5 builds an empty tokenizer (special tokens only) from a folder without these files
+        raise ValueError(f"`model` {model!r} has no usable tokenizer (no vocabulary file in {folders[-1]}): {advice}")
     try:
         return AutoTokenizer.from_pretrained(model)
     except Exception as error:  # noqa: BLE001 - transformers' errors for missing files range from OSError to TypeError
         raise ValueError(
-            f"`model` {model!r} has no usable tokenizer ({type(error).__name__}: {error}): compress needs the "
-            "source's tokenizer files beside its weights (tokenizer.json, or vocab.txt / vocab.json + merges.txt, "
-            "with tokenizer_config.json); save the tokenizer into the model folder."
+            f"`model` {model!r} has no usable tokenizer ({type(error).__name__}: {error}): {advice}"
         ) from None
+
+
+# A tokenizer's vocabulary lives in one of these (or a sentencepiece `*.model`).
+TOKENIZER_VOCAB_FILES = ("tokenizer.json", "vocab.txt", "vocab.json")
 
 
 def load_source_classifier(path: str | Path, field: str):
