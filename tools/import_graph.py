@@ -16,7 +16,7 @@ import networkx as nx
 
 # The stages in pipeline order (DESIGN.md §1), and the leaf services that import no stage.
 STAGES = ["models", "ose", "agora", "exporters", "compress", "demo", "cli"]
-LEAVES = ["cards", "measure", "hub", "assets"]
+LEAVES = ["cards", "measure", "hub", "assets", "data"]
 
 
 def main(src: str = "src") -> None:

@@ -55,7 +55,7 @@ def _rows(labels):
 
 
 def _task_data(dataset, **overrides):
-    from hf_bort.compress.data import load_task_data
+    from hf_bort.data import load_task_data
 
     return load_task_data(CompressionConfig(model="m", dataset=dataset, **fast_settings(**overrides)))
 
@@ -100,7 +100,7 @@ def test_a_class_train_never_shows_is_a_logged_note_when_the_classes_are_fixed(c
             "test": Dataset.from_list(_rows([2, 1]), features=features),
         }
     )
-    with caplog.at_level("WARNING", logger="hf_bort.compress.data"):
+    with caplog.at_level("WARNING", logger="hf_bort.data"):
         task = _task_data(data)
     assert task.num_labels == 3
     assert "test labels ['neutral'] never occur in train: the student is never trained on them" in task.notes

@@ -102,15 +102,15 @@ def test_no_weights_names_the_expected_files(tmp_path):
 def test_a_bort_classifier_is_loaded_with_its_head(tmp_path):
     """hf_bort's own classes are named in `architectures` too (compress takes a Bort classifier as its source)."""
     from hf_bort import BortConfig, BortForSequenceClassification
-    from hf_bort.compress.pipeline import _source_kind
+    from hf_bort.compress.checks import source_kind
 
     BortForSequenceClassification(BortConfig(**TINY_SHAPE, num_labels=2)).save_pretrained(tmp_path / "cls")
     assert type(load_source_model(tmp_path / "cls")) is BortForSequenceClassification
-    assert _source_kind(str(tmp_path / "cls"))[1] is True
+    assert source_kind(str(tmp_path / "cls"))[1] is True
     _encoder_saved_as_mlm(tmp_path / "enc")
     config = json.loads((tmp_path / "enc" / "config.json").read_text())
     config["architectures"] = ["MPNetForSequenceClassification"]  # named, but no classifier weights
     (tmp_path / "enc" / "config.json").write_text(json.dumps(config))
     # named, no classifier weights: still a classifier source, which compress then refuses naming the missing tensors
     # (issue 19 item 4: never a teacher with a random head; tests/compress/test_sources_and_labels.py)
-    assert _source_kind(str(tmp_path / "enc"))[1] is True
+    assert source_kind(str(tmp_path / "enc"))[1] is True

@@ -221,7 +221,7 @@ def _load_classifier(path: Path):
 
 
 def _load_data(config: CompressedBenchConfig, report: dict[str, Any] | None, model) -> tuple[Any, dict[str, Any]]:
-    from ..compress.data import load_task_data  # the same loading and label checks as `compress`
+    from ..data import load_task_data  # the same loading and label checks as `compress`
 
     info: dict[str, Any] = {}
     dataset = config.dataset

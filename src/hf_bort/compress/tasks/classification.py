@@ -11,10 +11,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ...data import TaskData, load_task_data
 from .. import recipe
 from ..checks import load_source_classifier, source_kind, source_tokenizer
 from ..config import CompressionConfig
-from ..data import TaskData, load_task_data
 
 
 class ClassificationTask:

@@ -44,9 +44,9 @@ class EmbeddingTask:
 
     # -------------------------------------------------------------------------------------------------- 1. data
     def load(self):
+        from ...data import load_text_data
         from ...models.sentence_transformers_folder import transformer_source
         from ...ose.embedding import load_sentence_transformer
-        from ..data import load_text_data
 
         config = self.config
         self.source_config, _ = source_kind(config.model)

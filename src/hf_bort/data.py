@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._text import check_utf8
+from ._text import check_utf8
 
 logger = logging.getLogger(__name__)
 
