@@ -55,6 +55,7 @@ def _args(path, **overrides):
         agora_rounds=2,
         agora_samples_per_error=2,
         agora_max_errors=6,
+        agora_version="v1",
         per_device_train_batch_size=4,
         per_device_eval_batch_size=16,
         num_train_epochs=1,
@@ -325,7 +326,7 @@ def test_callable_probability_rows(tokenizer, tmp_path):
 
     trainer = _trainer(tokenizer, tmp_path, labeller=probs, agora_rounds=1)
     result = trainer.labeller([{"text": "a"}, {"text": "b"}])
-    assert result == LabelResult([1, 1], pytest.approx([0.8, 0.8]))
+    assert result == LabelResult([1, 1], pytest.approx([0.8, 0.8]), pytest.approx([[0.2, 0.8], [0.2, 0.8]]))
 
 
 # Signature (trl's convention) ------------------------------------------------------------------------------------
