@@ -63,15 +63,15 @@ from hf_bort.assets import load_convention_sentences, load_rotten_tomatoes, pack
 
 MAX_LENGTH = 64
 WORK = Path("/tmp/agora_v2")
-SETTINGS = (
+SETTINGS = (  # run in this order per seed (a --max-minutes stop keeps the first ones)
     "plain",
     "train_union_dev",
-    "pseudo_full",
+    "agora_v2",
     "random",
     "margin_al",
-    "agora_v1",
-    "agora_v2",
     "agora_v2_no_st",
+    "pseudo_full",
+    "agora_v1",
     "agora_v2_continue",
 )
 TASKS = {"rt": load_rotten_tomatoes, "convention": load_convention_sentences}
@@ -93,6 +93,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--teacher-size", type=int, default=2000)
     parser.add_argument("--teacher-epochs", type=int, default=2)
     parser.add_argument("--student-layers", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: all cores; 1 on a shared, loaded machine)"
+    )
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="start no new run after this many minutes (JSON kept)"
     )
@@ -331,7 +334,7 @@ def write(args, header: dict, runs: list[dict], started: float, stopped_early: b
 def main() -> int:
     args = parse_args()
     started = time.time()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
     encoder = AutoModel.from_pretrained(packaged_minilm_path())  # agora_v1's fixed pool encoder
     header: dict = {"teachers": {}}
