@@ -23,8 +23,12 @@ class AgoraConfig(TrainingArguments):
     - `num_train_epochs` (or `max_steps` when > 0) sets the length of **one round**, measured on the original training
       set: a round is `ceil(num_train_epochs * batches(train) / gradient_accumulation_steps)` optimizer steps
       (`max_steps` optimizer steps when set). The whole run is `agora_rounds + 1` rounds (round 0 is plain training).
-    - The learning-rate schedule (`lr_scheduler_type`, `warmup_ratio`/`warmup_steps`) spans the whole run, all rounds
-      together; optimizer state is kept across rounds.
+    - v2 (`agora_version="v2"`, the default): the learning-rate schedule (`lr_scheduler_type`,
+      `warmup_ratio`/`warmup_steps`) covers one round and restarts every round (`agora_round_schedule`), and every
+      round after round 0 restarts from the initial weights with a fresh optimizer state (`agora_retrain`). v1, or
+      both switched off: the schedule spans the whole run and the optimizer state is kept across rounds.
+    - v2 splits the dev set (`eval_dataset`) into a selection part and a stopping part (`agora_selection_share`);
+      Trainer evaluates on the stopping part only.
     - One Trainer epoch is one round: `save_strategy="epoch"` / `eval_strategy="epoch"` act once per round.
 
     Defaults that differ from `TrainingArguments`: `report_to="none"` when not given (the Agora statistics go to
