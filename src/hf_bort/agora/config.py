@@ -26,6 +26,12 @@ def resume_value(value):
     return value
 
 
+VERSIONS = ("v1", "v2")
+CANDIDATE_SOURCES = ("near_errors", "pool")
+UNCERTAINTIES = ("margin", "entropy", "random")
+DIVERSITIES = ("kcenter", "none")
+
+
 @dataclass
 class AgoraConfig(TrainingArguments):
     """
@@ -36,8 +42,12 @@ class AgoraConfig(TrainingArguments):
     - `num_train_epochs` (or `max_steps` when > 0) sets the length of **one round**, measured on the original training
       set: a round is `ceil(num_train_epochs * batches(train) / gradient_accumulation_steps)` optimizer steps
       (`max_steps` optimizer steps when set). The whole run is `agora_rounds + 1` rounds (round 0 is plain training).
-    - The learning-rate schedule (`lr_scheduler_type`, `warmup_ratio`/`warmup_steps`) spans the whole run, all rounds
-      together; optimizer state is kept across rounds.
+    - v2 (`agora_version="v2"`, the default): the learning-rate schedule (`lr_scheduler_type`,
+      `warmup_ratio`/`warmup_steps`) covers one round and restarts every round (`agora_round_schedule`), and every
+      round after round 0 restarts from the initial weights with a fresh optimizer state (`agora_retrain`). v1, or
+      both switched off: the schedule spans the whole run and the optimizer state is kept across rounds.
+    - v2 splits the dev set (`eval_dataset`) into a selection part and a stopping part (`agora_selection_share`);
+      Trainer evaluates on the stopping part only.
     - One Trainer epoch is one round: `save_strategy="epoch"` / `eval_strategy="epoch"` act once per round.
 
     Defaults that differ from `TrainingArguments`: `report_to="none"` when not given (the Agora statistics go to
@@ -59,12 +69,24 @@ class AgoraConfig(TrainingArguments):
     agora_samples_per_error: int = field(
         default=4, metadata={"help": "New points sampled around each misclassified dev point; at least 1."}
     )
-    agora_sampler: str = field(
-        default="embedding",
+    agora_version: str = field(
+        default="v2",
         metadata={
-            "help": "Representation space to sample in: 'embedding' (Gaussian noise on the input embeddings), "
-            "'text' (token substitution by embedding-nearest tokens, or a masked LM) or 'pool' (nearest "
-            "neighbours from an unlabelled pool in sentence-embedding space).",
+            "help": "'v2' (default): selection/stopping split of dev, errors on selection + gold train rows + teacher "
+            "disagreements, candidates near them in the student's own space scored by its uncertainty with "
+            "diversity and a class cap, budget spread over rounds, soft teacher labels, optional self-training and "
+            "per-round retraining. 'v1': the first Agora (dev errors only, fixed neighbours, hard labels, one "
+            "schedule), kept for the ablation; the v2-only fields are then ignored.",
+            "choices": list(VERSIONS),
+        },
+    )
+    agora_sampler: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where candidates come from: 'embedding' (Gaussian noise on the input embeddings), 'text' (token "
+            "substitution by embedding-nearest tokens, or a masked LM) or 'pool' (an unlabelled pool; v1: nearest "
+            "neighbours in a sentence-embedding space; v2: in the student's own space). Default: 'pool' when an "
+            "unlabelled pool is given, else 'embedding'.",
             "choices": list(SAMPLER_NAMES),
         },
     )
@@ -92,7 +114,11 @@ class AgoraConfig(TrainingArguments):
     )
     agora_budget: int | None = field(
         default=None,
-        metadata={"help": "Maximum number of samples sent to the labeller over the whole run (None: no limit)."},
+        metadata={
+            "help": "Maximum number of samples sent to the labeller over the whole run (None: no limit). v2 spreads "
+            "it over the rounds (remaining budget / remaining rounds); without a budget, v2 sends at most "
+            "agora_samples_per_error calls per error per round."
+        },
     )
     agora_max_errors: int | None = field(
         default=None,
@@ -112,6 +138,83 @@ class AgoraConfig(TrainingArguments):
             "output_dir (as Trainer.train(resume_from_checkpoint=True)); a folder named `last`: ./last."
         },
     )
+    # v2 fields ---------------------------------------------------------------------------------------------------
+    agora_selection_share: float = field(
+        default=0.5,
+        metadata={
+            "help": "v2: share of the dev set (stratified, seeded) in the selection part, where errors are found and "
+            "whose gold labels join training after round 0; the rest is the stopping part (model choice, early "
+            "stopping, hyperparameter_search: Trainer's eval_dataset). In (0, 1)."
+        },
+    )
+    agora_candidates: str = field(
+        default="near_errors",
+        metadata={
+            "help": "v2: 'near_errors' (the neighbours of the errors in the student's space) or 'pool' (the whole "
+            "unused pool: plain active learning, the baseline).",
+            "choices": list(CANDIDATE_SOURCES),
+        },
+    )
+    agora_candidates_per_error: int = field(
+        default=16,
+        metadata={"help": "v2: candidates per error (pool neighbours, or sampler draws without a pool); >= 1."},
+    )
+    agora_uncertainty: str = field(
+        default="margin",
+        metadata={
+            "help": "v2: how candidates are scored: 'margin', 'entropy', or 'random' (the random baseline).",
+            "choices": list(UNCERTAINTIES),
+        },
+    )
+    agora_diversity: str = field(
+        default="kcenter",
+        metadata={
+            "help": "v2: 'kcenter' (greedy k-center over the most uncertain candidates) or 'none' (score order).",
+            "choices": list(DIVERSITIES),
+        },
+    )
+    agora_class_cap: float | None = field(
+        default=0.6,
+        metadata={"help": "v2: most share of a round's teacher calls per student-predicted class (None: no cap)."},
+    )
+    agora_soft_labels: bool = field(
+        default=True,
+        metadata={"help": "v2: train on the teacher's probabilities (KL at agora_temperature) instead of its argmax."},
+    )
+    agora_temperature: float = field(default=2.0, metadata={"help": "v2: temperature of the soft-label KL; > 0."})
+    agora_confidence_weighting: bool = field(
+        default=True, metadata={"help": "v2: weight each teacher row by the teacher's confidence (max probability)."}
+    )
+    agora_self_training: bool = field(
+        default=True,
+        metadata={
+            "help": "v2: each round, also train on pool points the student is confident about (its own labels, "
+            "down-weighted, no teacher calls); replaced every round. Needs a pool."
+        },
+    )
+    agora_self_training_threshold: float = field(
+        default=0.9, metadata={"help": "v2: student confidence needed for self-training; in [0, 1]."}
+    )
+    agora_self_training_weight: float = field(
+        default=0.3, metadata={"help": "v2: loss weight of a self-trained row (gold rows weigh 1); > 0."}
+    )
+    agora_self_training_max: int = field(
+        default=256,
+        metadata={"help": "v2: most self-trained rows per round, split evenly over the classes; >= 1."},
+    )
+    agora_retrain: bool = field(
+        default=True,
+        metadata={
+            "help": "v2: every round after round 0 restarts from the initial weights (fresh optimizer state) on the "
+            "grown training set, so the final model is one training run on the final set."
+        },
+    )
+    agora_round_schedule: bool = field(
+        default=True,
+        metadata={
+            "help": "v2: the learning-rate schedule (warm-up, decay) restarts every round instead of spanning the run."
+        },
+    )
 
     def __post_init__(self):
         if self.report_to is None:
@@ -125,7 +228,26 @@ class AgoraConfig(TrainingArguments):
                 isinstance(self.agora_samples_per_error, int) and self.agora_samples_per_error >= 1,
                 "an integer >= 1",
             ),
-            ("agora_sampler", self.agora_sampler in SAMPLER_NAMES, f"one of {list(SAMPLER_NAMES)}"),
+            ("agora_version", self.agora_version in VERSIONS, f"one of {list(VERSIONS)}"),
+            (
+                "agora_sampler",
+                self.agora_sampler is None or self.agora_sampler in SAMPLER_NAMES,
+                f"None or one of {list(SAMPLER_NAMES)}",
+            ),
+            ("agora_selection_share", 0.0 < self.agora_selection_share < 1.0, "a number in (0, 1)"),
+            ("agora_candidates", self.agora_candidates in CANDIDATE_SOURCES, f"one of {list(CANDIDATE_SOURCES)}"),
+            ("agora_candidates_per_error", self.agora_candidates_per_error >= 1, "an integer >= 1"),
+            ("agora_uncertainty", self.agora_uncertainty in UNCERTAINTIES, f"one of {list(UNCERTAINTIES)}"),
+            ("agora_diversity", self.agora_diversity in DIVERSITIES, f"one of {list(DIVERSITIES)}"),
+            (
+                "agora_class_cap",
+                self.agora_class_cap is None or 0.0 < self.agora_class_cap <= 1.0,
+                "None or a number in (0, 1]",
+            ),
+            ("agora_temperature", self.agora_temperature > 0, "a number > 0"),
+            ("agora_self_training_threshold", 0.0 <= self.agora_self_training_threshold <= 1.0, "a number in [0, 1]"),
+            ("agora_self_training_weight", self.agora_self_training_weight > 0, "a number > 0"),
+            ("agora_self_training_max", self.agora_self_training_max >= 1, "an integer >= 1"),
             ("agora_radius", self.agora_radius > 0, "a number > 0"),
             ("agora_top_k", self.agora_top_k >= 1, "an integer >= 1"),
             ("agora_confidence_threshold", 0.0 <= self.agora_confidence_threshold <= 1.0, "a number in [0, 1]"),
@@ -139,6 +261,10 @@ class AgoraConfig(TrainingArguments):
                 raise ValueError(f"AgoraConfig.{name} must be {expected}, got {getattr(self, name)!r}.")
         if self.agora_sampler == "text" and self.agora_radius > 1:
             raise ValueError(f"AgoraConfig.agora_radius must be <= 1 for the 'text' sampler, got {self.agora_radius}.")
+
+    @property
+    def agora_v2(self) -> bool:
+        return self.agora_version == "v2"
 
     @property
     def agora_generator_seed(self) -> int:

@@ -19,10 +19,26 @@ import torch
 
 @dataclass
 class LabelResult:
-    """Labels (ids in the student's label space) and the labeller's confidence in each (1.0 when it gives none)."""
+    """
+    Labels (ids in the student's label space), the labeller's confidence in each (1.0 when it gives none) and, when
+    the labeller gives them, its class probabilities (one row of `num_labels` per point; Agora v2's soft labels).
+    """
 
     labels: list[int]
     confidences: list[float]
+    probabilities: list[list[float]] | None = None
+
+    def distributions(self, num_labels: int) -> torch.Tensor:
+        """[N, num_labels] probabilities: the labeller's own, or (when it gave none) the confidence on the label and
+        the rest spread evenly over the other classes."""
+        if self.probabilities is not None:
+            return torch.as_tensor(self.probabilities, dtype=torch.float32).reshape(len(self.labels), num_labels)
+        out = torch.zeros(len(self.labels), num_labels)
+        for row, (label, confidence) in enumerate(zip(self.labels, self.confidences, strict=True)):
+            rest = (1.0 - confidence) / max(1, num_labels - 1) if num_labels > 1 else 0.0
+            out[row] = rest
+            out[row, label] = confidence if num_labels > 1 else 1.0
+        return out
 
 
 def _normalise(name: str) -> str:
@@ -65,7 +81,7 @@ def _from_output(output, num_labels: int) -> LabelResult:
                 f"labeller returned probability rows of width {probs.shape[1]}; expected num_labels={num_labels}."
             )
         confidence, labels = probs.max(dim=1)
-        return LabelResult([int(x) for x in labels], [float(x) for x in confidence])
+        return LabelResult([int(x) for x in labels], [float(x) for x in confidence], probs.tolist())
     labels, confidences = [], []
     for item in output:
         if isinstance(item, tuple | list) and len(item) == 2:
@@ -126,7 +142,7 @@ class ModelLabeller(Labeller):
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
-        labels, confidences = [], []
+        labels, confidences, rows = [], [], []
         try:
             for start in range(0, len(points), self.batch_size):
                 chunk = points[start : start + self.batch_size]
@@ -136,9 +152,10 @@ class ModelLabeller(Labeller):
                 confidence, label = probs.max(-1)
                 labels += [int(x) for x in label]
                 confidences += [float(x) for x in confidence]
+                rows += probs.cpu().tolist()
         finally:
             self.model.train(was_training)
-        return self.validate(LabelResult(labels, confidences), len(points), self.num_labels)
+        return self.validate(LabelResult(labels, confidences, rows), len(points), self.num_labels)
 
     def _inputs(self, chunk):
         if self.tokenizer is not None:

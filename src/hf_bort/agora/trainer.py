@@ -27,6 +27,7 @@ from .samplers import EmbeddingSampler, PoolSampler, TokenSubstitutionSampler
 logger = logging.getLogger(__name__)
 
 _CHECKPOINT = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
+INITIAL_NAME = "agora_initial_weights.pt"  # v2 with retraining: the weights every round restarts from
 TRAINER_STATE_NAME = "trainer_state.json"  # Trainer's last file in a checkpoint: present only once it is complete
 
 
@@ -107,12 +108,15 @@ class AgoraTrainDataset(Dataset):
         self.state = state
 
     def __len__(self) -> int:
-        return len(self.base) + len(self.state.augmented)
+        return len(self.base) + len(self.state.augmented) + len(self.state.self_trained)
 
     def __getitem__(self, index: int) -> dict:
         if index < len(self.base):
             return model_row(self.base[int(index)])
-        return dict(self.state.augmented[index - len(self.base)])
+        index -= len(self.base)
+        if index < len(self.state.augmented):
+            return dict(self.state.augmented[index])
+        return dict(self.state.self_trained[index - len(self.state.augmented)])
 
 
 class RoundSampler(Sampler):
@@ -214,11 +218,32 @@ class AgoraTrainer(Trainer):
             raise ValueError(
                 "AgoraConfig.agora_sampler='pool' needs `unlabelled_pool` (a list of texts or a dataset)."
             )
+        if config.agora_sampler is None:  # resolved on a copy: the caller's arguments stay as they are
+            config = copy.copy(config)
+            config.agora_sampler = "pool" if unlabelled_pool is not None else "embedding"
+        selection_rows, stopping_rows = list(range(len(dev))), []
+        stopping = dev
+        if config.agora_v2:
+            from .selection import stratified_split
+
+            labels = [model_row(dev[i]).get("labels") for i in range(len(dev))]
+            if any(label is None for label in labels):
+                raise ValueError("AgoraTrainer eval_dataset (dev set) rows need labels: Agora needs dev labels.")
+            selection_rows, stopping_rows = stratified_split(
+                labels, config.agora_selection_share, config.agora_generator_seed
+            )
+            stopping = dev.select(stopping_rows) if hasattr(dev, "select") else [dev[i] for i in stopping_rows]
+            # AgoraCollator keeps only model (and v2 loss) keys itself; Trainer's column removal would drop the
+            # soft-label keys before it, so it is off (on a copy of the arguments).
+            config = copy.copy(config)
+            config.remove_unused_columns = False
+            if pool_encoder is not None:
+                logger.warning("Agora v2 searches the pool in the student's own space: `pool_encoder` is unused.")
         super().__init__(
             model=model,
             args=config,
             train_dataset=train,
-            eval_dataset=dev,
+            eval_dataset=stopping,
             processing_class=processing_class,
             model_init=model_init,
             compute_loss_func=compute_loss_func,
@@ -238,7 +263,12 @@ class AgoraTrainer(Trainer):
         if pad is None:
             pad = getattr(model_config, "pad_token_id", None) or 0
         self.data_collator = AgoraCollator(pad)
-        self.dev_points = self._dev_points(dev, config.agora_text_column)
+        all_dev_points = self._dev_points(dev, config.agora_text_column)
+        self.dev_points = [all_dev_points[i] for i in selection_rows]
+        self.stopping_points = [all_dev_points[i] for i in stopping_rows]
+        #: v2: dev row positions of the selection part (errors, joins training after round 0) and the stopping part
+        #: (Trainer's `eval_dataset`: model choice, early stopping, hyperparameter_search). v1: all dev rows select.
+        self.selection_rows, self.stopping_rows = selection_rows, stopping_rows
 
         self.labeller = as_labeller(
             labeller,
@@ -261,6 +291,7 @@ class AgoraTrainer(Trainer):
         self.agora_pool_index_seconds = 0.0  # time `train()` spent embedding the pool with a fixed encoder
         self.base_train_dataset = self.train_dataset
         self.train_dataset = AgoraTrainDataset(self.base_train_dataset, self.agora_state)
+        self._pool_rows: list[dict] | None = None
         self.agora_callback = AgoraCallback(
             config=config,
             state=self.agora_state,
@@ -270,6 +301,12 @@ class AgoraTrainer(Trainer):
             train_size=lambda: len(self.train_dataset),
             log_fn=self.log,
             pad_token_id=pad,
+            train_points=[model_row(self.base_train_dataset[i]) for i in range(len(self.base_train_dataset))]
+            if config.agora_v2
+            else None,
+            stopping_points=self.stopping_points,
+            pool_rows=self.pool_rows if isinstance(self.sampler, PoolSampler) else None,
+            num_labels=self.num_labels,
         )
         self.add_callback(self.agora_callback)
 
@@ -349,6 +386,21 @@ class AgoraTrainer(Trainer):
             max_length=config.agora_max_length,
         )
 
+    def pool_rows(self) -> list[dict]:
+        """The pool tokenized once with the student's tokenizer (`input_ids`, `attention_mask`, `text`), for v2."""
+        if self._pool_rows is None:
+            sampler = self.sampler
+            enc = sampler.tokenizer(sampler.texts, truncation=True, max_length=sampler.max_length)
+            self._pool_rows = [
+                {
+                    "input_ids": torch.tensor(enc["input_ids"][k]),
+                    "attention_mask": torch.tensor(enc["attention_mask"][k]),
+                    "text": text,
+                }
+                for k, text in enumerate(sampler.texts)
+            ]
+        return self._pool_rows
+
     # Public API ---------------------------------------------------------------------------------------------------
     @property
     def agora_history(self) -> list[RoundStats]:
@@ -363,11 +415,15 @@ class AgoraTrainer(Trainer):
         """
         self.agora_state.reset()
         resume_from_checkpoint = resolve_resume_checkpoint(resume_from_checkpoint, self.args.output_dir)
+        self.agora_callback.initial_state = None  # v2 retraining: taken in on_train_begin (after model_init)
         if resume_from_checkpoint is not None:
             path = os.path.join(resume_from_checkpoint, STATE_NAME)
             self.agora_state.load_dict(torch.load(path, weights_only=True))
+            initial = os.path.join(resume_from_checkpoint, INITIAL_NAME)
+            if self.args.agora_v2 and self.args.agora_retrain and os.path.isfile(initial):
+                self.agora_callback.initial_state = torch.load(initial, weights_only=True)
         self._probe_labeller()
-        if isinstance(self.sampler, PoolSampler):  # a fixed pool encoder's index is built once, before step 1
+        if isinstance(self.sampler, PoolSampler) and not self.args.agora_v2:  # v1's fixed encoder: indexed once
             start = time.perf_counter()
             self.sampler.index()
             self.agora_pool_index_seconds = time.perf_counter() - start
@@ -389,6 +445,10 @@ class AgoraTrainer(Trainer):
         if _CHECKPOINT.fullmatch(os.path.basename(os.path.normpath(output_dir))):
             os.makedirs(output_dir, exist_ok=True)
             tmp = os.path.join(output_dir, f".{STATE_NAME}.tmp")
+            if self.agora_callback.initial_state is not None:  # v2 retraining resumes from the same initial weights
+                initial = os.path.join(output_dir, f".{INITIAL_NAME}.tmp")
+                torch.save(self.agora_callback.initial_state, initial)
+                os.replace(initial, os.path.join(output_dir, INITIAL_NAME))
             torch.save(self.agora_state.to_dict(), tmp)
             os.replace(tmp, os.path.join(output_dir, STATE_NAME))
 
@@ -426,8 +486,38 @@ class AgoraTrainer(Trainer):
         run.max_steps = (self.args.agora_rounds + 1) * steps
         return super().set_initial_training_values(run, *rest, **kwargs)
 
-    def compute_loss(self, model, inputs, *args, **kwargs):
-        """Merges sampled `inputs_embeds` rows into a batch of token rows, then Trainer's loss."""
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer = None):
+        """Trainer's scheduler; with v2's `agora_round_schedule` the same one-round schedule (warm-up and decay over
+        one round's steps) restarts every round."""
+        args = self.args
+        if self.lr_scheduler is not None or not (args.agora_v2 and args.agora_round_schedule):
+            return super().create_scheduler(num_training_steps, optimizer)
+        from transformers import get_scheduler
+
+        steps = self._steps_per_round()
+        optimizer = self.optimizer if optimizer is None else optimizer
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        one_round = get_scheduler(
+            args.lr_scheduler_type,
+            optimizer=probe,
+            num_warmup_steps=args.get_warmup_steps(steps),
+            num_training_steps=steps,
+            scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+        )
+        factors = getattr(one_round, "lr_lambdas", None)
+        if not factors:  # a scheduler without a step -> factor function: Trainer's run-long one
+            return super().create_scheduler(num_training_steps, optimizer)
+        factor = factors[0]
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: factor(step % steps))
+        self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """
+        Merges sampled `inputs_embeds` rows into a batch of token rows; then Trainer's loss, or, for v2 batches (rows
+        with a weight or a teacher's probabilities), [`~agora.losses.soft_label_loss`]: CE on gold and self-trained
+        rows, T²·KL to the teacher's distribution on teacher rows, each row times its weight, averaged.
+        """
         if "agora_inputs_embeds" in inputs:
             inputs = dict(inputs)
             extra = inputs.pop("agora_inputs_embeds")
@@ -435,7 +525,33 @@ class AgoraTrainer(Trainer):
             layer = self.accelerator.unwrap_model(model).get_input_embeddings()
             embeds = layer(inputs.pop("input_ids"))
             inputs["inputs_embeds"] = torch.where(mask.view(-1, 1, 1), extra.to(embeds.dtype), embeds)
-        return super().compute_loss(model, inputs, *args, **kwargs)
+        if "agora_weight" not in inputs:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        from .losses import soft_label_loss
+
+        inputs = dict(inputs)
+        weights = inputs.pop("agora_weight")
+        soft = inputs.pop("agora_soft", None)
+        soft_mask = inputs.pop("agora_soft_mask", None)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        losses = soft_label_loss(
+            outputs.logits,
+            labels,
+            weights=weights,
+            soft_targets=soft,
+            soft_mask=soft_mask,
+            temperature=self.args.agora_temperature,
+        )
+        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            loss = losses.sum() / num_items_in_batch  # Trainer does not divide by accumulation steps in this case
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+        else:
+            loss = losses.mean()
+        return (loss, outputs) if return_outputs else loss
 
     def hyperparameter_search(
         self,
