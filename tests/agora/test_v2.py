@@ -266,7 +266,7 @@ def test_retraining_restarts_every_round_from_the_initial_weights(tokenizer, tmp
 
 def test_the_learning_rate_schedule_restarts_every_round(tokenizer, tmp_path):
     for per_round in (True, False):
-        trainer = _trainer(tokenizer, tmp_path, agora_round_schedule=per_round, warmup_ratio=0.5)
+        trainer = _trainer(tokenizer, tmp_path, agora_round_schedule=per_round, warmup_steps=2)  # 5.x: no warmup_ratio
         steps = trainer._steps_per_round()
         trainer.create_optimizer_and_scheduler(num_training_steps=4 * steps)
         factor = trainer.lr_scheduler.lr_lambdas[0]
