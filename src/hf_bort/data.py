@@ -179,10 +179,81 @@ def _check_label_kinds(columns: dict[str, tuple[list[str], list[Any]]], label_co
         )
 
 
-def _label_names(raw: dict[str, Any], train_split: str, label_column: str, labels: list[Any]) -> list[str] | None:
-    feature = raw[train_split].features.get(label_column)
-    names = getattr(feature, "names", None)
-    return list(names) if names else None
+def _label_names(config, raw: dict[str, Any], columns: dict[str, tuple[list[str], list[Any]]]) -> list[str] | None:
+    """
+    Class names by id for integer labels: from a `ClassLabel` feature (train's, the same in every split), the
+    `label_names_column` (one name per id, checked in every split) or `label_names`; None when none is given.
+    """
+    ints = all(isinstance(label, int) for _, labels in columns.values() for label in labels)
+    given = "label_names_column" if config.label_names_column else "label_names" if config.label_names else None
+    if given and not ints:
+        raise ValueError(
+            f"`{given}` names integer class ids, but `label_column` {config.label_column!r} holds class names "
+            "already: leave it out."
+        )
+    features = {split: raw[split].features.get(config.label_column) for split in columns}
+    class_labels = {split: list(f.names) for split, f in features.items() if getattr(f, "names", None)}
+    names = class_labels.get(config.train_split)
+    differing = sorted(split for split, found in class_labels.items() if found != names)
+    if names and differing:
+        raise ValueError(
+            f"The ClassLabel names of `label_column` {config.label_column!r} differ between splits: "
+            f"{config.train_split!r} has {names}, {differing[0]!r} has {class_labels[differing[0]]}."
+        )
+    if names and given:
+        raise ValueError(
+            f"`label_column` {config.label_column!r} is a ClassLabel with names {names}: leave out `{given}`."
+        )
+    if config.label_names_column:
+        return _names_from_column(raw, columns, config.label_names_column, config.label_column)
+    if config.label_names:
+        largest = max(label for _, labels in columns.values() for label in labels)
+        if largest >= len(config.label_names):
+            raise ValueError(
+                f"`label_names` has {len(config.label_names)} names but `label_column` {config.label_column!r} holds "
+                f"class id {largest}: give a name for every id 0..{largest}."
+            )
+        return list(config.label_names)
+    return names or None
+
+
+def _names_from_column(raw: dict[str, Any], columns: dict[str, Any], name_column: str, label_column: str) -> list[str]:
+    """{id: name} read from `name_column` beside the ids; an id with two names, a name of two ids or a gap refused."""
+    by_id: dict[int, str] = {}
+    for split, (_, labels) in columns.items():
+        if name_column not in raw[split].column_names:
+            raise ValueError(
+                f"`label_names_column` {name_column!r} is not a column of the {split!r} split "
+                f"(columns: {raw[split].column_names})."
+            )
+        for row, (label, name) in enumerate(zip(labels, _values(raw[split], split, name_column), strict=True)):
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(
+                    f"The {split!r} split's `label_names_column` {name_column!r} must hold non-empty strings; row "
+                    f"{row} is {name!r}."
+                )
+            known = by_id.setdefault(label, name)
+            if known != name:
+                raise ValueError(
+                    f"`label_names_column` {name_column!r} is not consistent with `label_column` {label_column!r}: "
+                    f"class id {label} is named {known!r} and {name!r} (the {split!r} split's row {row})."
+                )
+    ids_of: dict[str, list[int]] = {}
+    for label, name in by_id.items():
+        ids_of.setdefault(name, []).append(label)
+    shared = {name: sorted(ids) for name, ids in ids_of.items() if len(ids) > 1}
+    if shared:
+        name, ids = next(iter(shared.items()))
+        raise ValueError(
+            f"`label_names_column` {name_column!r} gives the name {name!r} to class ids {ids}: one name per class."
+        )
+    missing = [i for i in range(max(by_id) + 1) if i not in by_id]
+    if missing:
+        raise ValueError(
+            f"`label_names_column` {name_column!r} names no row of class ids {missing[:5]} (ids go 0..{max(by_id)}): "
+            "give `label_names` instead, with a name for every id."
+        )
+    return [by_id[i] for i in range(len(by_id))]
 
 
 def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -225,7 +296,7 @@ def load_task_data(
             columns[name] = _texts_and_labels(raw[name], name, config.text_column, config.label_column)
     train_texts, train_labels = columns[config.train_split]
     _check_label_kinds(columns, config.label_column)
-    names = _label_names(raw, config.train_split, config.label_column, train_labels)
+    names = _label_names(config, raw, columns)
     key = int
     all_labels = [label for _, labels in columns.values() for label in labels]
     # A pretrained encoder's new head gets the classes train holds: a label only dev or test hold is refused (the

@@ -319,6 +319,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         architecture=reload.get("loaded_encoder_class" if embedding else "loaded_class")
         or ("BortModel" if embedding else "BortForSequenceClassification"),
         summary=summary,
+        warnings=[escape_markdown(str(w)) for w in report.get("warnings") or []],
         datasets=datasets,
         dataset_name=dataset_name,
         settings=_rows(rows),

@@ -158,6 +158,9 @@ class BortCardData:
     )
     model_type: str | None = field(default="bort", metadata={"help": "model_type of this model."})
     summary: str = field(default="", metadata={"help": "One paragraph: what the model is and how it was made."})
+    warnings: list[str] = field(
+        default_factory=list, metadata={"help": "What the maker found wrong (a weak teacher, …), shown first."}
+    )
     datasets: list[str] = field(default_factory=list, metadata={"help": "Hub dataset ids it was trained on."})
     dataset_name: str | None = field(default=None, metadata={"help": "The data named in the text (any data)."})
     settings: list[tuple[str, str]] = field(default_factory=list, metadata={"help": "How it was made: setting rows."})

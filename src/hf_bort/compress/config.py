@@ -16,6 +16,8 @@ TASKS = ("text-classification", "feature-extraction")
 # Settings that change no result: a resumed run may differ in these from the run it continues.
 RESUME_NEUTRAL = (
     "dataset_name",
+    "allow_weak_teacher",  # rerun a run stopped at its weak teacher with it: the fine-tuned teacher is kept
+    "max_student_gap",  # a warning's threshold
     "show_progress",
     "threads",
     "overwrite_output_dir",
@@ -37,10 +39,13 @@ class CompressionConfig:
     style) and is saved as `compression_config.json` in the output folder.
 
     Recipe (the defaults, documented in docs/compress.md): a pretrained encoder is first fine-tuned (AdamW, lr 5e-5,
-    batch 32, 3 epochs, linear decay, no warm-up); a fine-tuned `*ForSequenceClassification` is used as the teacher
-    as it is. The OSE search trains each candidate with task distillation and ranks by dev KL to the teacher; the
+    batch 32, 3 epochs but at least 250 steps, linear decay, no warm-up; evaluated on dev every epoch, stopped after 5
+    epochs without a better dev macro-F1, the best epoch kept); a fine-tuned `*ForSequenceClassification` is used as
+    the teacher as it is. A teacher not clearly above the majority class on dev is an error (`allow_weak_teacher`).
+    The OSE search trains each candidate with task distillation and ranks by dev KL to the teacher; the
     lowest-error front point within the budget is extracted, distilled on hidden states (2 epochs, lr 1e-4) and then
-    with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2); dev metrics, then test metrics once.
+    with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2; the best dev epoch kept); dev metrics, then
+    test metrics once.
 
     With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
     text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
@@ -92,6 +97,19 @@ class CompressionConfig:
         default="label",
         metadata={"help": "Column holding the class label (ids or names); not read when task='feature-extraction'."},
     )
+    label_names_column: str = field(
+        default=None,
+        metadata={
+            "help": "Column holding each row's class name beside integer ids in `label_column` (e.g. 'label_text'): "
+            "the names of id2label, the report and the card; each id must have one name in every split."
+        },
+    )
+    label_names: list[str] = field(
+        default=None,
+        metadata={
+            "help": "Class names by id (0, 1, …) for integer labels without a ClassLabel feature or a name column."
+        },
+    )
     train_split: str = field(default="train", metadata={"help": "Name of the training split."})
     validation_split: str = field(
         default="validation",
@@ -135,7 +153,47 @@ class CompressionConfig:
     )
     seed: int = field(default=0, metadata={"help": "Seed of every random choice (splits, batches, initialisation)."})
     # ------------------------------------------------------------------------------------------------- fine-tuning
-    finetune_epochs: float = field(default=3.0, metadata={"help": "Epochs to fine-tune a pretrained source."})
+    finetune_epochs: float = field(
+        default=3.0,
+        metadata={"help": "Epochs to fine-tune a pretrained source (more when they give under finetune_min_steps)."},
+    )
+    finetune_min_steps: int = field(
+        default=250,
+        metadata={
+            "help": "At least this many optimizer steps of fine-tuning: the epochs are raised to "
+            "ceil(finetune_min_steps / ceil(train rows / batch_size)) when finetune_epochs give fewer (256 rows, "
+            "batch 32: 32 epochs); 0 keeps finetune_epochs."
+        },
+    )
+    finetune_patience: int = field(
+        default=5,
+        metadata={
+            "help": "Stop fine-tuning when this many epochs in a row did not improve the dev "
+            "best_checkpoint_metric (the best epoch is kept either way); 0: no early stopping."
+        },
+    )
+    best_checkpoint_metric: str = field(
+        default="macro_f1",
+        metadata={
+            "help": "Dev metric that picks the epoch kept by fine-tuning and task distillation (evaluated every "
+            "epoch).",
+            "choices": ["macro_f1", "accuracy"],
+        },
+    )
+    weak_teacher_margin: float = field(
+        default=0.1,
+        metadata={
+            "help": "A teacher whose dev macro-F1 is less than this above the majority-class baseline's is weak: an "
+            "error before the search unless allow_weak_teacher."
+        },
+    )
+    allow_weak_teacher: bool = field(
+        default=False,
+        metadata={
+            "help": "Go on with a weak teacher: the report, card and CLI output carry a warning and the search's ê "
+            "counts the gold dev labels (search_gold_weight)."
+        },
+    )
     finetune_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of fine-tuning."})
     batch_size: int = field(default=32, metadata={"help": "Batch size of fine-tuning and distillation."})
     # ------------------------------------------------------------------------------------------------------ search
@@ -153,6 +211,13 @@ class CompressionConfig:
     search_batch_size: int = ose_field("batch_size", default=16)
     search_learning_rate: float = ose_field("learning_rate", default=1e-4)
     search_eval_rows: int = field(default=256, metadata={"help": "Dev rows ê is measured on."})
+    search_gold_weight: float = field(
+        default=None,
+        metadata={
+            "help": "Weight w of the gold dev labels in the search's ê = (1 - w)·KL(teacher ‖ student) + w·CE(gold) "
+            "(default: 0 with a sound teacher, 0.5 with a weak one)."
+        },
+    )
     search_layers: str = ose_field("layers")
     search_heads: str = ose_field("heads")
     search_hidden: str = ose_field("hidden")
@@ -168,6 +233,13 @@ class CompressionConfig:
     alpha_ce: float = field(default=0.5, metadata={"help": "Weight of the label cross-entropy in task distillation."})
     alpha_kd: float = field(default=0.5, metadata={"help": "Weight of T²·KL to the teacher in task distillation."})
     temperature: float = field(default=2.0, metadata={"help": "Softmax temperature T of the KL terms."})
+    max_student_gap: float = field(
+        default=0.05,
+        metadata={
+            "help": "Warn (report, card, CLI output) when the student's dev macro-F1 is more than this below its "
+            "teacher's."
+        },
+    )
     # ---------------------------------------------------------------------------------------------------- checks
     measure_onnx: bool = field(
         default=True, metadata={"help": "Also measure ONNX Runtime latency (needs pip install 'hf-bort[onnx]')."}
@@ -232,7 +304,7 @@ class CompressionConfig:
             value = getattr(self, name)
             if value is not None and not (_number(value) and value > 0):
                 raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}.")
-        for name in ("finetune_epochs", "distill_epochs", "alpha_ce", "alpha_kd"):
+        for name in ("finetune_epochs", "distill_epochs", "alpha_ce", "alpha_kd", "weak_teacher_margin"):
             value = getattr(self, name)
             if not (_number(value) and value >= 0):
                 raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
@@ -240,6 +312,25 @@ class CompressionConfig:
             raise ValueError(f"`task_epochs` must be > 0 (the student's task training), got {self.task_epochs!r}.")
         if self.task == "text-classification" and self.alpha_ce + self.alpha_kd <= 0:
             raise ValueError("`alpha_ce` + `alpha_kd` must be > 0.")
+        for name in ("finetune_min_steps", "finetune_patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
+        if self.best_checkpoint_metric not in ("macro_f1", "accuracy"):
+            raise ValueError(
+                f"`best_checkpoint_metric` must be 'macro_f1' or 'accuracy', got {self.best_checkpoint_metric!r}."
+            )
+        if not isinstance(self.allow_weak_teacher, bool):
+            raise ValueError(f"`allow_weak_teacher` must be True or False, got {self.allow_weak_teacher!r}.")
+        if self.search_gold_weight is not None and not (
+            _number(self.search_gold_weight) and 0 <= self.search_gold_weight <= 1
+        ):
+            raise ValueError(
+                f"`search_gold_weight` must be a number in [0, 1] or None, got {self.search_gold_weight!r}."
+            )
+        if not (_number(self.max_student_gap) and 0 <= self.max_student_gap <= 1):
+            raise ValueError(f"`max_student_gap` must be a number in [0, 1], got {self.max_student_gap!r}.")
+        self._check_label_names()
         if not (_number(self.validation_fraction) and 0 < self.validation_fraction < 1):
             raise ValueError(f"`validation_fraction` must be in (0, 1), got {self.validation_fraction!r}.")
         ints = (
@@ -303,6 +394,24 @@ class CompressionConfig:
                     'needs the onnx extra: pip install "hf-bort[onnx]"; or set measure_onnx=False / '
                     "latency_engine='pytorch'."
                 ) from error
+
+    def _check_label_names(self) -> None:
+        if self.label_names_column is not None:
+            if not isinstance(self.label_names_column, str) or not self.label_names_column.strip():
+                raise ValueError(f"`label_names_column` must be a non-empty string, got {self.label_names_column!r}.")
+            if self.label_names_column in (self.text_column, self.label_column):
+                raise ValueError("`label_names_column` must differ from `text_column` and `label_column`.")
+            if self.label_names is not None:
+                raise ValueError("Give `label_names_column` or `label_names`, not both.")
+        if self.label_names is not None:
+            names = self.label_names
+            if isinstance(names, str) or not isinstance(names, (list, tuple)):
+                raise ValueError(f"`label_names` must be a list of class names, got {names!r}.")
+            if len(names) < 2 or not all(isinstance(n, str) and n.strip() for n in names):
+                raise ValueError(f"`label_names` must hold at least two non-empty strings, got {names!r}.")
+            if len(set(names)) != len(names):
+                raise ValueError(f"`label_names` must not repeat a name, got {names!r}.")
+            self.label_names = list(names)
 
     def axis(self, name: str) -> tuple[int, ...] | None:
         """A search-space axis override (`search_layers`, …) as integers, or `None` for the scaled default."""

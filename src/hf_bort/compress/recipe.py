@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -101,22 +101,45 @@ def finetune(
     alpha_ce: float = 0.5,
     alpha_kd: float = 0.5,
     temperature: float = 2.0,
+    eval_dataset=None,
+    best_metric: str = "macro_f1",
+    patience: int | None = None,
 ) -> dict[str, Any]:
     """
     Fine-tunes `model` on tokenised `train_dataset` (AdamW, linear decay, no warm-up, dynamic padding). With a
-    `teacher` the loss is task distillation (`alpha_ce`·CE + `alpha_kd`·T²·KL to the teacher's logits).
-    Returns steps, training loss and wall time.
+    `teacher` the loss is task distillation (`alpha_ce`·CE + `alpha_kd`·T²·KL to the teacher's logits). With a
+    tokenised `eval_dataset` (dev) it is evaluated every epoch and the best epoch by `best_metric` is the model
+    returned (`compress/best_dev.py`); `patience` epochs without improvement stop the training early.
+    Returns steps, training loss and wall time (and the kept epoch with the dev scores of each epoch).
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
+    from . import best_dev
+
     set_seed(seed)
     settings = _trainer_settings(seed, work_dir, show_progress)
+    extra: dict[str, Any] = {}
+    if eval_dataset is not None:  # epoch checkpoints in a folder of this run alone, deleted afterwards
+        checkpoints = Path(work_dir) / "best-dev"
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        settings.update(best_dev.trainer_settings(best_metric), output_dir=str(checkpoints))
+        extra = dict(
+            eval_dataset=eval_dataset,
+            compute_metrics=best_dev.compute_metrics,
+            callbacks=best_dev.callbacks(patience),
+        )
+    elif patience:
+        raise ValueError("Early stopping (`patience`) needs an `eval_dataset` (the dev split).")
     if teacher is None:
         args = TrainingArguments(
             num_train_epochs=epochs, learning_rate=learning_rate, per_device_train_batch_size=batch_size, **settings
         )
         trainer = Trainer(
-            model=model, args=args, train_dataset=train_dataset, data_collator=DataCollatorWithPadding(tokenizer)
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            **extra,
         )
     else:
         args = DistillationConfig(
@@ -136,12 +159,18 @@ def finetune(
             args=args,
             train_dataset=train_dataset,
             data_collator=DataCollatorWithPadding(tokenizer),
+            **extra,
         )
     nest_trainer_progress(trainer)  # its bars under the stage bar (compress/quiet.py)
     start = time.perf_counter()
     output = trainer.train()
     model.eval()
+    kept = {}
+    if eval_dataset is not None:
+        kept = best_dev.best_epoch_record(trainer, best_metric)
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return {
+        **kept,
         "steps": output.global_step,
         "train_loss": output.training_loss,
         "epochs": epochs,
@@ -293,15 +322,9 @@ def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dic
             gold = batch.pop("labels")
             predictions.append(model(**batch).logits.argmax(-1))
             labels.append(gold)
-    predicted = torch.cat(predictions).numpy()
-    gold = torch.cat(labels).numpy()
-    f1s = []
-    for label in np.unique(np.concatenate([gold, predicted])):
-        tp = float(((predicted == label) & (gold == label)).sum())
-        fp = float(((predicted == label) & (gold != label)).sum())
-        fn = float(((predicted != label) & (gold == label)).sum())
-        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return {"accuracy": float((predicted == gold).mean()), "macro_f1": float(np.mean(f1s)), "rows": int(len(gold))}
+    from .best_dev import classification_scores
+
+    return classification_scores(torch.cat(predictions).numpy(), torch.cat(labels).numpy())
 
 
 RELOAD_SNIPPET = """

@@ -77,6 +77,7 @@ class CompressionResult:
         width = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = [f"{report['student']['shape']} from {report['settings']['model']}"]
         lines += ["  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)) for row in rows]
+        lines += [f"WARNING: {warning}" for warning in report.get("warnings") or []]
         return "\n".join(lines)
 
 

@@ -39,6 +39,7 @@ _RULES = {
     "non_negative": "a finite number >= 0",
     "integer": "an integer",
     "unit_interval": "a number in (0, 1]",
+    "fraction": "a number in [0, 1]",
     "bool": "True or False",
     "string": "a non-empty string",
     "path": "a non-empty path",
@@ -120,6 +121,12 @@ class OSEConfig:
     temperature: float = _setting(2.0, "Softmax temperature T of the KL terms.", "positive", "temperature")
     alpha_ce: float = _setting(0.5, "Weight of the label cross-entropy (task objective).", "non_negative", "alpha_ce")
     alpha_kd: float = _setting(0.5, "Weight of T²·KL to the teacher (task objective).", "non_negative", "alpha_kd")
+    gold_weight: float = _setting(
+        0.0,
+        "Weight w of the gold dev labels in the task objective's ê = (1 - w)·KL(teacher ‖ student) + w·CE(gold): "
+        "> 0 when the teacher is weak, so that copying it is not rewarded.",
+        "fraction",
+    )  # in the run id only when > 0 (OSESearch._run_id): runs without it keep their ids
     freeze_embeddings: bool = _setting(True, "Keep the candidates' embeddings frozen.", "bool", "freeze_embeddings")
     text_column: str = _setting("text", "Column holding the text.", "string")
     label_column: str = _setting("label", "Column holding the label (task objective).", "string")
@@ -249,6 +256,7 @@ _CHECKS = {
     "non_negative": lambda v: _number(v) and v >= 0,
     "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "unit_interval": lambda v: _number(v) and 0 < v <= 1,
+    "fraction": lambda v: _number(v) and 0 <= v <= 1,
     "bool": lambda v: isinstance(v, bool),
     "string": lambda v: isinstance(v, str) and bool(v.strip()),
     "path": lambda v: isinstance(v, (str, os.PathLike)) and bool(str(v).strip()),

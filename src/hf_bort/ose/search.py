@@ -267,6 +267,7 @@ class OSESearch:
             alpha_ce=self.alpha_ce,
             alpha_kd=self.alpha_kd,
             embedding_head=self.embedding_head,
+            gold_weight=self.config.gold_weight,
         )
         self.run_id = self._run_id()
         self._prepared = True
@@ -386,6 +387,8 @@ class OSESearch:
             "num_train_batches": len(self.train_batches),
             "latency": [self.latency_engine, self.latency_batch_size] if self.cost == "latency_ms" else None,
         }
+        if self.config.gold_weight > 0:
+            settings["gold_weight"] = self.config.gold_weight
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------------------------------------ evaluation

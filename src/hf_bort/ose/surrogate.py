@@ -6,7 +6,9 @@ The error surrogate ê of the search: trains an extracted candidate for a bounde
 Objectives:
 - `"task"`: the source is a fine-tuned sequence classifier and labelled data is given. The candidate (with the
   source's sliced classifier) is trained with task distillation (α_ce·CE on the labels + α_kd·T²·KL to the teacher's
-  logits), and ê is the dev-set KL(teacher ‖ student) at T = 1; dev accuracy is recorded beside it.
+  logits), and ê is the dev-set KL(teacher ‖ student) at T = 1; dev accuracy is recorded beside it. With
+  `gold_weight` w > 0 (a weak teacher) ê = (1 − w)·KL + w·CE(gold dev labels), so that a candidate copying a
+  near-constant teacher is not preferred to one that gets the labels right.
 - `"mlm"`: the source has an MLM head: Bort's 0.1·MLM + 0.5·T²·KL on masked tokens; ê is the held-out KL.
 - `"hidden"`: otherwise: the relative error of the projected last hidden state; ê is its held-out value.
 - `"embedding"`: the source is a sentence-transformers model (no labels): the candidate's sentence embeddings (its
@@ -65,6 +67,7 @@ class CandidateTrainer:
         alpha_ce: float = 0.5,
         alpha_kd: float = 0.5,
         embedding_head: torch.nn.Module | None = None,
+        gold_weight: float = 0.0,
     ):
         if objective not in OBJECTIVES:
             raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}.")
@@ -78,6 +81,9 @@ class CandidateTrainer:
         if objective == "embedding" and embedding_head is None:
             raise ValueError("objective='embedding' needs `embedding_head` (a SentenceEmbeddingHead of the source).")
         self.embedding_head = embedding_head
+        if not 0 <= gold_weight <= 1 or (gold_weight > 0 and objective != "task"):
+            raise ValueError(f"`gold_weight` must be in [0, 1] and is the task objective's, got {gold_weight!r}.")
+        self.gold_weight = float(gold_weight)
         with torch.no_grad():
             for batch in (*eval_batches, *train_batches):
                 if objective == "hidden" and "target" not in batch:
@@ -90,6 +96,9 @@ class CandidateTrainer:
 
     @property
     def description(self) -> str:
+        if self.objective == "task" and self.gold_weight > 0:
+            w = self.gold_weight
+            return f"dev {1 - w:g}·KL(teacher ‖ student) + {w:g}·CE(gold labels) of the classifier logits"
         return {
             "task": "dev KL(teacher ‖ student) of the classifier logits",
             "mlm": "held-out KL of the masked-LM distributions",
@@ -208,7 +217,11 @@ class CandidateTrainer:
                 n = batch["input_ids"].shape[0]
                 if self.objective == "task":
                     logits = student(**_inputs(batch)).logits
-                    total += float(kd_loss(logits, batch["teacher_logits"], temperature=1.0)) * n
+                    error = float(kd_loss(logits, batch["teacher_logits"], temperature=1.0))
+                    if self.gold_weight > 0:
+                        gold = float(torch.nn.functional.cross_entropy(logits, batch["labels"]))
+                        error = (1 - self.gold_weight) * error + self.gold_weight * gold
+                    total += error * n
                     correct += int((logits.argmax(-1) == batch["labels"]).sum())
                 else:
                     total += float(self.loss(student, projection, batch, train=False)) * n

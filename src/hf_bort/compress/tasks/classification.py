@@ -7,14 +7,18 @@ logits; accuracy and macro-F1 of source and student on dev and, once, on test.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ...data import TaskData, load_task_data
-from .. import recipe
+from .. import quality, recipe
+from ..best_dev import epochs_for
 from ..checks import load_source_classifier, source_kind, source_tokenizer
 from ..config import CompressionConfig
+
+logger = logging.getLogger(__name__)
 
 
 class ClassificationTask:
@@ -71,21 +75,28 @@ class ClassificationTask:
         else:
             teacher_model = recipe.classifier_from_encoder(config.model, data.label_names, config.seed)
             source_dir = out / "source-finetuned"
-            training = recipe.finetune(
+            epochs = epochs_for(config.finetune_epochs, config.finetune_min_steps, len(data.train), config.batch_size)
+            training = recipe.finetune(  # evaluated on dev every epoch: the best epoch is the teacher
                 teacher_model,
                 self.tokenised["train"],
                 self.tokenizer,
-                epochs=config.finetune_epochs,
+                epochs=epochs,
                 learning_rate=config.finetune_learning_rate,
                 batch_size=config.batch_size,
                 seed=config.seed,
                 work_dir=out / "tmp-trainer",
                 show_progress=config.show_progress,
+                eval_dataset=self.tokenised["validation"],
+                best_metric=config.best_checkpoint_metric,
+                patience=config.finetune_patience or None,
             )
+            training["min_steps"] = config.finetune_min_steps
             teacher_model.save_pretrained(source_dir)
             self.tokenizer.save_pretrained(source_dir)
             record = {"finetuned": True, "path": str(source_dir), "training": training}
         record["dev"] = recipe.evaluate(teacher_model, self.tokenised["validation"], self.tokenizer)
+        baseline = quality.majority_baseline(list(data.train["label"]), list(data.validation["label"]))
+        record.update(quality.teacher_verdict(record["dev"], baseline, config.weak_teacher_margin))
         return record
 
     def load_teacher(self, out: Path, record: dict[str, Any]) -> None:
@@ -97,6 +108,9 @@ class ClassificationTask:
             self.source_classifier = load_source_classifier(self.source_path, "source-finetuned")
         self.teacher_model = self.source_classifier.eval()
         self.teacher = convert_to_bort(self.teacher_model).eval()  # same outputs, Bort parameter names
+        self.source_record = record
+        # a weak teacher is an error here, before the search (on every call), unless allowed: then a warning
+        self.teacher_warning = quality.check_teacher(record, self.config.allow_weak_teacher)
 
     # ------------------------------------------------------------------------------------------------ 3. search
     def ose_search(self, space, settings):
@@ -107,6 +121,7 @@ class ClassificationTask:
             self.teacher,
             space,
             settings,
+            gold_weight=quality.gold_weight(config, bool(self.source_record.get("weak"))),
             tokenizer=self.tokenizer,
             task_dataset=data.train,
             eval_dataset=data.validation.select(range(min(config.search_eval_rows, len(data.validation)))),
@@ -153,9 +168,15 @@ class ClassificationTask:
             alpha_ce=config.alpha_ce,
             alpha_kd=config.alpha_kd,
             temperature=config.temperature,
+            eval_dataset=self.tokenised["validation"],  # the best dev epoch is the student
+            best_metric=config.best_checkpoint_metric,
         )
         save_extracted(student, out / "student", self.tokenizer, card=False)  # its card is written from the report
-        return {"training": training, "dev": recipe.evaluate(student, self.tokenised["validation"], self.tokenizer)}
+        dev = recipe.evaluate(student, self.tokenised["validation"], self.tokenizer)
+        warning = quality.student_gap_warning(self.source_record["dev"], dev, config.max_student_gap)
+        if warning:
+            logger.warning(warning)
+        return {"training": training, "dev": dev}
 
     def load_student(self, out: Path) -> None:
         from transformers import AutoModelForSequenceClassification
@@ -183,13 +204,20 @@ class ClassificationTask:
     # ------------------------------------------------------------------------------------------------- report
     def report(self, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
         test = records["test"]
+        source = records["source"]
+        # the gap warning follows this call's max_student_gap (a resumed run may change it)
+        gap = quality.student_gap_warning(source["dev"], records["task"]["dev"], self.config.max_student_gap)
+        warnings = [w for w in (self.teacher_warning, gap) if w]
         return {
+            "warnings": warnings,
             "source": {
                 "path": self.source_path,
                 "model_type": self.source_config.model_type,
                 "finetuned_here": records["source"]["finetuned"],
-                "training": records["source"].get("training"),
-                "dev": records["source"]["dev"],
+                "training": source.get("training"),
+                "dev": source["dev"],
+                "majority_baseline": source.get("majority_baseline"),
+                "weak": source.get("weak"),
                 "test": test.get("source"),
             },
             "student": {
