@@ -215,7 +215,7 @@ class CompressionConfig:
         default=None,
         metadata={
             "help": "Weight w of the gold dev labels in the search's ê = (1 - w)·KL(teacher ‖ student) + w·CE(gold) "
-            "(default: 0 with a sound teacher, 0.5 with a weak one)."
+            "(default: 0 with a sound teacher, 1 with a weak one: its KL would reward copying it)."
         },
     )
     search_layers: str = ose_field("layers")

@@ -15,7 +15,9 @@ import numpy as np
 from .best_dev import classification_scores
 
 logger = logging.getLogger(__name__)
-WEAK_GOLD_WEIGHT = 0.5  # the search's ê weight of the gold dev labels with a weak teacher (search_gold_weight=None)
+# The search's ê weight of the gold dev labels with a weak teacher (search_gold_weight=None): its KL would reward
+# copying a near-constant teacher (a confident wrong teacher outweighs even w = 0.5), so ê is the gold dev CE alone.
+WEAK_GOLD_WEIGHT = 1.0
 
 
 def majority_baseline(train_labels: list[int], dev_labels: list[int]) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def check_teacher(record: dict[str, Any], allow_weak: bool) -> str | None:
 
 
 def gold_weight(config, weak: bool) -> float:
-    """The search's ê weight of the gold dev labels: `search_gold_weight`, or 0 / 0.5 for a sound / weak teacher."""
+    """The search's ê weight of the gold dev labels: `search_gold_weight`, or 0 / 1 for a sound / weak teacher."""
     if config.search_gold_weight is not None:
         return float(config.search_gold_weight)
     return WEAK_GOLD_WEIGHT if weak else 0.0
