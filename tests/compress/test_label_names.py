@@ -84,7 +84,8 @@ def test_names_need_integer_ids_and_no_class_label():
     with pytest.raises(ValueError, match=r"`label_names_column` names integer class ids, but `label_column`"):
         _load(named, label_names_column="n")
     features = Features({"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])})
-    class_label = DatasetDict({"train": Dataset.from_dict({"text": list("abcd"), "label": [0, 1, 0, 1]}, features=features)})
+    rows = {"text": list("abcd"), "label": [0, 1, 0, 1]}
+    class_label = DatasetDict({"train": Dataset.from_dict(rows, features=features)})
     assert _load(class_label).label_names == ["neg", "pos"]
     with pytest.raises(ValueError, match=r"is a ClassLabel with names \['neg', 'pos'\]: leave out `label_names`"):
         _load(class_label, label_names=["a", "b"])
