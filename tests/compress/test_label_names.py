@@ -94,5 +94,7 @@ def test_names_need_integer_ids_and_no_class_label():
 def test_the_cli_takes_label_names():
     from hf_bort.compress.cli import parse
 
-    config = parse(["m", "--dataset", "d", "--label-names", "bad", "good", "--allow-weak-teacher"])
+    config = parse(
+        ["m", "--dataset", "d", "--measure-onnx", "false", "--label-names", "bad", "good", "--allow-weak-teacher"]
+    )
     assert config.label_names == ["bad", "good"] and config.allow_weak_teacher
