@@ -24,7 +24,7 @@ def _config(tiny_source, dataset, out, **overrides):
 def _learnable(**overrides):
     """Enough fine-tuning for the tiny source to learn the cue words (so accuracies mean something)."""
     return dict(
-        finetune_epochs=10.0, finetune_learning_rate=3e-3, task_epochs=6.0, task_learning_rate=3e-3, **overrides
+        finetune_epochs=10.0, finetune_learning_rate=2e-3, task_epochs=6.0, task_learning_rate=3e-3, **overrides
     )
 
 

@@ -2,8 +2,9 @@
 The best dev checkpoint of a `compress` training run (teacher fine-tuning, task distillation): the Trainer evaluates
 on the dev split after every epoch (`eval_strategy="epoch"`, `save_strategy="epoch"`), keeps the best epoch by
 `metric` (`load_best_model_at_end`, `metric_for_best_model`) and, with `patience`, stops when `patience` epochs in a
-row brought no improvement (`EarlyStoppingCallback`). The test split is never read here. Also the classification
-scores (accuracy, macro-F1) every evaluation of `compress` uses, and the epochs a step minimum asks for.
+row (counted after the epochs asked for) brought no improvement (`EarlyStoppingCallback`). The test split is never
+read here. Also the classification scores (accuracy, macro-F1) every evaluation of `compress` uses, and the epochs a
+step minimum asks for.
 """
 
 from __future__ import annotations
@@ -56,10 +57,20 @@ def trainer_settings(metric: str) -> dict[str, Any]:
     )
 
 
-def callbacks(patience: int | None) -> list:
+def callbacks(patience: int | None, after_epochs: float = 0.0) -> list:
+    """
+    Early stopping after `patience` epochs without a better dev score, counted only after the first `after_epochs`
+    epochs (the epochs asked for: a slow start — a plateau at the majority class before the jump — never stops it).
+    """
     from transformers import EarlyStoppingCallback
 
-    return [EarlyStoppingCallback(early_stopping_patience=patience)] if patience else []
+    class _EarlyStopping(EarlyStoppingCallback):
+        def on_evaluate(self, args, state, control, metrics, **kwargs):
+            if state.epoch is not None and state.epoch <= after_epochs + 1e-6:
+                return
+            super().on_evaluate(args, state, control, metrics, **kwargs)
+
+    return [_EarlyStopping(early_stopping_patience=patience)] if patience else []
 
 
 def best_epoch_record(trainer, metric: str) -> dict[str, Any]:

@@ -168,8 +168,8 @@ class CompressionConfig:
     finetune_patience: int = field(
         default=5,
         metadata={
-            "help": "Stop fine-tuning when this many epochs in a row did not improve the dev "
-            "best_checkpoint_metric (the best epoch is kept either way); 0: no early stopping."
+            "help": "Stop fine-tuning when this many epochs in a row, after the first finetune_epochs, did not "
+            "improve the dev best_checkpoint_metric (the best epoch is kept either way); 0: no early stopping."
         },
     )
     best_checkpoint_metric: str = field(

@@ -104,12 +104,14 @@ def finetune(
     eval_dataset=None,
     best_metric: str = "macro_f1",
     patience: int | None = None,
+    patience_after_epochs: float = 0.0,
 ) -> dict[str, Any]:
     """
     Fine-tunes `model` on tokenised `train_dataset` (AdamW, linear decay, no warm-up, dynamic padding). With a
     `teacher` the loss is task distillation (`alpha_ce`·CE + `alpha_kd`·T²·KL to the teacher's logits). With a
     tokenised `eval_dataset` (dev) it is evaluated every epoch and the best epoch by `best_metric` is the model
-    returned (`compress/best_dev.py`); `patience` epochs without improvement stop the training early.
+    returned (`compress/best_dev.py`); `patience` epochs without improvement (counted after the first
+    `patience_after_epochs`) stop the training early.
     Returns steps, training loss and wall time (and the kept epoch with the dev scores of each epoch).
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -126,7 +128,7 @@ def finetune(
         extra = dict(
             eval_dataset=eval_dataset,
             compute_metrics=best_dev.compute_metrics,
-            callbacks=best_dev.callbacks(patience),
+            callbacks=best_dev.callbacks(patience, patience_after_epochs),
         )
     elif patience:
         raise ValueError("Early stopping (`patience`) needs an `eval_dataset` (the dev split).")

@@ -89,6 +89,7 @@ class ClassificationTask:
                 eval_dataset=self.tokenised["validation"],
                 best_metric=config.best_checkpoint_metric,
                 patience=config.finetune_patience or None,
+                patience_after_epochs=config.finetune_epochs,  # the epochs asked for always run
             )
             training["min_steps"] = config.finetune_min_steps
             teacher_model.save_pretrained(source_dir)
