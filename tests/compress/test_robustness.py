@@ -70,6 +70,7 @@ def test_best_dev_epochs_step_minimum_and_label_names_end_to_end(tmp_path, tiny_
     card = (out / "student" / "README.md").read_text()
     assert "0 `positive`, 1 `negative`" in card
     assert not report["warnings"] and "Warning" not in card
+    assert f"epoch {training['best_epoch']:g} kept (best dev macro_f1)" in card
     assert not (out / "tmp-trainer").exists()  # the epoch checkpoints went with it
 
 

@@ -46,6 +46,17 @@ def _agreement(value: Any) -> str | None:
     return None if value is None else f"{value:.4f}"
 
 
+def _kept(training: dict[str, Any]) -> str:
+    """ ", evaluated on dev every epoch, epoch 6 kept (best dev macro_f1; stopped early)" when the run kept one."""
+    if training.get("best_epoch") is None:
+        return ""
+    stopped = "; stopped early" if training.get("stopped_early") else ""
+    return (
+        f", evaluated on dev every epoch, epoch {training['best_epoch']:g} kept (best dev "
+        f"{training.get('best_checkpoint_metric')}{stopped})"
+    )
+
+
 def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCardData:
     """
     Card data of a `compress` run from its `compression_report.json` (see `hf_bort.compress.pipeline`). A report
@@ -182,7 +193,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         recipe.append(
             f"Source fine-tuned on the train split: {training.get('epochs')} epochs, "
             f"lr {training.get('learning_rate')}, batch {training.get('batch_size')}, "
-            f"{training.get('steps')} steps ({training.get('loss')})."
+            f"{training.get('steps')} steps ({training.get('loss')}){_kept(training)}."
         )
     elif source:
         recipe.append("Source: a fine-tuned classifier, used as the teacher as it is.")
@@ -214,7 +225,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     if task:
         text = (
             f"{'Embedding' if embedding else 'Task'} distillation: {task.get('loss')}, {task.get('epochs')} epochs, "
-            f"lr {task.get('learning_rate')}, batch {task.get('batch_size')}, {task.get('steps')} steps"
+            f"lr {task.get('learning_rate')}, batch {task.get('batch_size')}, {task.get('steps')} steps{_kept(task)}"
         )
         before, after = student.get("dev_before_embedding_distillation") or {}, student.get("dev") or {}
         if embedding and before.get("mean_cosine") is not None and after.get("mean_cosine") is not None:
