@@ -27,6 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from hf_bort import CompressionConfig, compress  # noqa: E402
 from hf_bort.assets import load_vader_sources, packaged_minilm_path  # noqa: E402
 from hf_bort.compress.quality import majority_baseline  # noqa: E402
+from hf_bort.measure.machine import cpu_flags  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 COMMAND = (
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         "label_names": data["train"].features["label"].names,
         "rows": {name: len(split) for name, split in data.items()},
         "majority_baseline_test": majority_baseline(list(data["train"]["label"]), list(data["test"]["label"])),
+        "cpu_flags": sorted(flag for flag in cpu_flags() if flag.startswith(("avx", "amx", "fma", "sse4"))),
     }
     start = time.perf_counter()
     output_dir = str(Path(args.work_dir) / f"seed{args.seed}")
