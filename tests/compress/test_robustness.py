@@ -78,8 +78,12 @@ def _tiny_classifier(tiny_source):
     return recipe.classifier_from_encoder(str(tiny_source), ["a", "b"], seed=0)
 
 
-def test_finetune_keeps_the_best_epoch_and_stops_after_patience(tmp_path, tiny_source, bert_tok, monkeypatch):
-    """Forced dev scores 0.9, 0.5, 0.4, …: epoch 1 is kept, training stops after 2 epochs without improvement."""
+@pytest.mark.parametrize(("after", "epochs_run"), [(0.0, 3), (3.0, 5)])
+def test_finetune_keeps_the_best_epoch_and_stops_after_patience(tmp_path, tiny_source, monkeypatch, after, epochs_run):
+    """
+    Forced dev scores 0.9, 0.5, 0.4, …: epoch 1 is kept; training stops after 2 epochs without improvement, counted
+    after the first `patience_after_epochs`.
+    """
     from datasets import Dataset
     from transformers import AutoTokenizer
 
@@ -101,10 +105,11 @@ def test_finetune_keeps_the_best_epoch_and_stops_after_patience(tmp_path, tiny_s
         show_progress=False,
         eval_dataset=tokenised,
         patience=2,
+        patience_after_epochs=after,
     )
     assert record["best_epoch"] == 1.0 and record["best_step"] == 2 and record["best_dev"]["macro_f1"] == 0.9
-    assert record["stopped_early"] and record["steps"] == 6  # 3 epochs of 2 steps
-    assert [e["macro_f1"] for e in record["dev_per_epoch"]] == [0.9, 0.5, 0.4]
+    assert record["stopped_early"] and record["steps"] == 2 * epochs_run  # 2 steps an epoch
+    assert [e["macro_f1"] for e in record["dev_per_epoch"]] == [0.9, 0.5, 0.4, 0.3, 0.2][:epochs_run]
 
 
 def test_epochs_for_a_step_minimum():
