@@ -227,7 +227,8 @@ def load_task_data(
     The train / dev / test splits of `config.dataset` as `text` + integer `label` columns (and `text_pair` with
     `config.text_pair_column`), checked before any work: columns exist, splits are non-empty, train has at least
     two classes, and every label fits the source classifier's head (`model_num_labels`, names mapped through
-    `model_label2id` when the head has real names). Without a dev split one is carved from train (seeded, stratified), and a note says so.
+    `model_label2id` when the head has real names). Without a dev split one is carved from train (seeded,
+    stratified), and a note says so.
     """
     import datasets
 
