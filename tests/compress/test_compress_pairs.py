@@ -197,3 +197,15 @@ def test_a_single_output_cross_encoder_is_refused(tmp_path, pair_dir):
     with pytest.raises(ValueError, match="num_labels=1.*single-output"):
         compress(_config(path, str(pair_dir), out))
     assert not (out / "progress.json").exists()
+
+
+def test_the_search_setting_is_checked_and_onnx_validation_takes_pairs(bert_tok):
+    from hf_bort.exporters.validation import validation_inputs
+    from hf_bort.ose import OSEConfig
+
+    with pytest.raises(ValueError, match="`text_pair_column` 'text' must differ"):
+        OSEConfig(text_pair_column="text")
+    with pytest.raises(ValueError, match="`text_pair_column` must be a non-empty string or None"):
+        OSEConfig(text_pair_column=" ")
+    inputs = validation_inputs(None, "text-classification", bert_tok, [("a b", "c"), ("d", "e f"), ("g", "h")])
+    assert (inputs["token_type_ids"] == 1).any() and (inputs["input_ids"] == bert_tok.sep_token_id).sum() == 6
