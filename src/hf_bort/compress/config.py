@@ -47,6 +47,9 @@ class CompressionConfig:
     to the teacher's; the student is distilled on hidden states (`distill_*`) and then on the teacher's sentence
     embeddings (`task_epochs`, `task_learning_rate`, loss 1 − cos) and saved as a sentence-transformers folder.
 
+    With `text_pair_column` the inputs are text pairs (a cross-encoder): every step feeds (text, text_pair) to the
+    tokenizer as one pair (docs/compress.md, "Text pairs").
+
     Example:
 
     ```python
