@@ -214,3 +214,30 @@ def test_pip_sources_follow_pips_environment(monkeypatch):
     assert sources.find_links == ("/wheels",)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     assert _fetch.pip_sources().indexes == ()
+
+
+def test_lee_document_pairs_from_the_pinned_members(cache, monkeypatch):
+    (cache / "lee.cor").write_bytes("Doc one \xa3 a.\nDoc two.\nDoc three.\n".encode("latin-1"))
+    (cache / "lee_similarities0-1.txt").write_text("1\t0.2\t0.5\n0\t1\t0.3\n0\t0\t1\n")
+    _pin_cached(monkeypatch, "_LEE_CORPUS_CACHED", cache / "lee.cor")
+    _pin_cached(monkeypatch, "_LEE_SIMILARITIES_CACHED", cache / "lee_similarities0-1.txt")
+    pairs = assets.lee_document_pairs()
+    assert [(p["text"], p["text_pair"], p["similarity"], p["label"]) for p in pairs] == [
+        ("Doc one £ a.", "Doc two.", 0.2, 0),
+        ("Doc one £ a.", "Doc three.", 0.5, 1),
+        ("Doc two.", "Doc three.", 0.3, 1),
+    ]
+    monkeypatch.setattr(assets, "LEE_SPLIT_SIZES", {"test": 1, "validation": 1})
+    splits = assets.load_lee_pairs(seed=0)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 1, "validation": 1, "test": 1}
+    assert splits["train"].features["label"].names == ["dissimilar", "similar"]
+    assert splits["train"].column_names == ["text", "text_pair", "similarity", "label"]
+
+
+def test_a_lee_matrix_of_the_wrong_size_is_refused(cache, monkeypatch):
+    (cache / "lee.cor").write_bytes(b"Doc one.\nDoc two.\n")
+    (cache / "lee_similarities0-1.txt").write_text("1\t0.2\t0.5\n0\t1\t0.3\n0\t0\t1\n")
+    _pin_cached(monkeypatch, "_LEE_CORPUS_CACHED", cache / "lee.cor")
+    _pin_cached(monkeypatch, "_LEE_SIMILARITIES_CACHED", cache / "lee_similarities0-1.txt")
+    with pytest.raises(ValueError, match="does not match its 2 documents"):
+        assets.lee_document_pairs()

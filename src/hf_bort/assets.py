@@ -57,6 +57,21 @@ _VADER_MEMBER = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.
 _VADER_CACHED = PinnedFile(
     "hutto_ICWSM_2014.tar.gz", "d5bb07d87474b3eb8d30b4deccbc23f19d742a6c5718fbacc65485b70b95c5fa"
 )
+# Lee, Pincombe & Welsh (2005): 50 news documents and human similarity ratings of their 1,225 pairs, in gensim's
+# test data (read from the wheel as data; any platform can read this file).
+_GENSIM_ARCHIVE = PinnedFile(
+    "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
+    project="gensim",
+)
+_LEE_CORPUS_MEMBER = "gensim/test/test_data/lee.cor"
+_LEE_CORPUS_CACHED = PinnedFile("lee.cor", "a878f9a58f6743c32985c56c2f2f75988386216b38a4023a01fd3bcf7884d93e")
+_LEE_SIMILARITIES_MEMBER = "gensim/test/test_data/similarities0-1.txt"
+_LEE_SIMILARITIES_CACHED = PinnedFile(
+    "lee_similarities0-1.txt", "23762bc6b728897144dda3d324a2c032dc1e059e1009806226d64b6dd123ed79"
+)
+LEE_SPLIT_SIZES = {"test": 245, "validation": 184}  # the rest (796 pairs) is train
+LEE_SIMILAR_THRESHOLD = 0.3  # mean rating (1-5, stored /5) of 1.5 or more: "similar" (546 of 1,225 pairs)
 
 
 def cache_dir() -> Path:
@@ -101,19 +116,33 @@ def _cached_member(cached: PinnedFile, archive: PinnedFile, member: str) -> Path
     Returns the verified cached copy of `member` of the pinned `archive`, fetching the archive once (as data: it is
     opened with zipfile / tarfile and one member is read; nothing in it is run or installed).
     """
-    path = _verified_cache(cached)
-    if path is not None:
-        return path
+    return _cached_members(archive, {member: cached})[member]
+
+
+def _cached_members(archive: PinnedFile, members: dict[str, PinnedFile]) -> dict[str, Path]:
+    """[`_cached_member`] for several members of one archive: it is fetched at most once for all of them."""
+    paths = {member: _verified_cache(cached) for member, cached in members.items()}
+    missing = [member for member, path in paths.items() if path is None]
+    if not missing:
+        return paths
     with fetch_pinned(archive) as downloaded:
-        if zipfile.is_zipfile(downloaded):
-            with zipfile.ZipFile(downloaded) as outer:
-                data = outer.read(member)
-        else:
-            with tarfile.open(downloaded) as outer:
-                info = outer.getmember(member)
-                if not info.isfile():
-                    raise ValueError(f"{member} in {archive.filename} is not a regular file.")
-                data = outer.extractfile(info).read()
+        for member in missing:
+            paths[member] = _store(members[member], archive, member, _read_member(downloaded, archive, member))
+    return paths
+
+
+def _read_member(downloaded: Path, archive: PinnedFile, member: str) -> bytes:
+    if zipfile.is_zipfile(downloaded):
+        with zipfile.ZipFile(downloaded) as outer:
+            return outer.read(member)
+    with tarfile.open(downloaded) as outer:
+        info = outer.getmember(member)
+        if not info.isfile():
+            raise ValueError(f"{member} in {archive.filename} is not a regular file.")
+        return outer.extractfile(info).read()
+
+
+def _store(cached: PinnedFile, archive: PinnedFile, member: str, data: bytes) -> Path:
     actual = sha256_of(data)
     if actual != cached.sha256:
         raise ValueError(
@@ -271,4 +300,65 @@ def load_vader_sources(seed: int = 0):
         "validation": examples[n_test : n_test + n_dev],
         "test": examples[:n_test],
     }
+    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})
+
+
+def lee_document_pairs() -> list[dict]:
+    """
+    The 1,225 pairs of the 50 news documents of Lee, Pincombe & Welsh (2005), "An empirical evaluation of models of
+    text document similarity" (gensim's `lee.cor` and `similarities0-1.txt`), as `{"text", "text_pair",
+    "similarity", "label"}`: `similarity` is the mean human rating (scale 1-5, divided by 5), `label` is 1 when it is
+    at least `LEE_SIMILAR_THRESHOLD`. Pairs in (i, j), i < j order.
+    """
+    paths = _cached_members(
+        _GENSIM_ARCHIVE,
+        {_LEE_CORPUS_MEMBER: _LEE_CORPUS_CACHED, _LEE_SIMILARITIES_MEMBER: _LEE_SIMILARITIES_CACHED},
+    )
+    text = paths[_LEE_CORPUS_MEMBER].read_bytes().decode("latin-1")  # the corpus is Latin-1 (gensim reads it so)
+    documents = [line.strip() for line in text.splitlines() if line.strip()]
+    matrix = [line.split() for line in paths[_LEE_SIMILARITIES_MEMBER].read_text().splitlines() if line.strip()]
+    if len(matrix) != len(documents) or any(len(row) != len(documents) for row in matrix):
+        raise ValueError(f"The Lee similarity matrix does not match its {len(documents)} documents.")
+    pairs = []
+    for i in range(len(documents)):
+        for j in range(i + 1, len(documents)):
+            score = float(matrix[i][j])  # the upper triangle holds the ratings
+            pairs.append(
+                {
+                    "text": documents[i],
+                    "text_pair": documents[j],
+                    "similarity": score,
+                    "label": int(score >= LEE_SIMILAR_THRESHOLD),
+                }
+            )
+    return pairs
+
+
+def load_lee_pairs(seed: int = 0):
+    """
+    The Lee document pairs ([`lee_document_pairs`]) as a `datasets.DatasetDict`: `train` (796), `validation` (184)
+    and `test` (245) pairs by a seeded shuffle; labels 0 = dissimilar, 1 = similar. The 50 documents recur across
+    pairs, so every split holds pairs of documents the other splits also hold (the pairs themselves are disjoint).
+
+    ```python
+    >>> from hf_bort.assets import load_lee_pairs
+    >>> splits = load_lee_pairs()  # doctest: +SKIP
+    >>> {name: len(split) for name, split in splits.items()}  # doctest: +SKIP
+    {'train': 796, 'validation': 184, 'test': 245}
+    ```
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+    pairs = lee_document_pairs()
+    random.Random(seed).shuffle(pairs)
+    n_test, n_dev = LEE_SPLIT_SIZES["test"], LEE_SPLIT_SIZES["validation"]
+    features = Features(
+        {
+            "text": Value("string"),
+            "text_pair": Value("string"),
+            "similarity": Value("float32"),
+            "label": ClassLabel(names=["dissimilar", "similar"]),
+        }
+    )
+    parts = {"train": pairs[n_test + n_dev :], "validation": pairs[n_test : n_test + n_dev], "test": pairs[:n_test]}
     return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})

@@ -22,7 +22,10 @@ SPLIT_ALIASES = {"validation": ("validation", "dev", "valid", "val"), "test": ("
 
 @dataclass
 class TaskData:
-    """The splits `compress` works on (columns `text` and integer `label`), with what was done to get them."""
+    """
+    The splits `compress` works on (columns `text` and integer `label`, and `text_pair` for text pairs), with what
+    was done to get them.
+    """
 
     train: Any
     validation: Any
@@ -47,7 +50,10 @@ class TaskData:
             split = getattr(self, name)
             if split is not None:
                 labels = list(split["label"]) if "label" in split.column_names else None
-                digest.update(json.dumps([name, list(split["text"]), labels]).encode())
+                entry = [name, list(split["text"]), labels]
+                if "text_pair" in split.column_names:  # pairs: the second texts too (a data set of their own)
+                    entry.append(list(split["text_pair"]))
+                digest.update(json.dumps(entry).encode())
         digest.update(json.dumps(self.label_names).encode())
         return digest.hexdigest()[:16]
 
@@ -135,6 +141,21 @@ def _values(split: Any, name: str, column: str) -> list[Any]:
         ) from None
 
 
+def _texts(split: Any, name: str, column: str, field_name: str = "text_column") -> list[str]:
+    """`column` of one split, checked: present (the error names `field_name`) and non-empty strings in every row."""
+    if column not in split.column_names:
+        raise ValueError(
+            f"`{field_name}` {column!r} is not a column of the {name!r} split (columns: {split.column_names})."
+        )
+    texts = _values(split, name, column)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(
+                f"The {name!r} split's {column!r} (`{field_name}`) must hold non-empty strings; row {i} is {text!r}."
+            )
+    return texts
+
+
 def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str) -> tuple[list[str], list[Any]]:
     columns = split.column_names
     for column, what in ((text_column, "text_column"), (label_column, "label_column")):
@@ -142,10 +163,7 @@ def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str
             raise ValueError(f"`{what}` {column!r} is not a column of the {name!r} split (columns: {columns}).")
     if len(split) == 0:
         raise ValueError(f"The {name!r} split is empty.")
-    texts, labels = _values(split, name, text_column), _values(split, name, label_column)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"The {name!r} split's {text_column!r} must hold non-empty strings; row {i} is {text!r}.")
+    texts, labels = _texts(split, name, text_column), _values(split, name, label_column)
     for i, label in enumerate(labels):
         if label is None or isinstance(label, (bool, float, list, dict)):
             raise ValueError(
@@ -277,10 +295,11 @@ def load_task_data(
     config, model_label2id: dict[str, int] | None = None, model_num_labels: int | None = None
 ) -> TaskData:
     """
-    The train / dev / test splits of `config.dataset` as `text` + integer `label` columns, checked before any work:
-    columns exist, splits are non-empty, train has at least two classes, and every label fits the source
-    classifier's head (`model_num_labels`, names mapped through `model_label2id` when the head has real names).
-    Without a dev split one is carved from train (seeded, stratified), and a note says so.
+    The train / dev / test splits of `config.dataset` as `text` + integer `label` columns (and `text_pair` with
+    `config.text_pair_column`), checked before any work: columns exist, splits are non-empty, train has at least
+    two classes, and every label fits the source classifier's head (`model_num_labels`, names mapped through
+    `model_label2id` when the head has real names). Without a dev split one is carved from train (seeded,
+    stratified), and a note says so.
     """
     import datasets
 
@@ -291,9 +310,13 @@ def load_task_data(
         )
     notes: list[str] = []
     columns = {}
+    pair_column = getattr(config, "text_pair_column", None)
+    pairs: dict[str, list[str]] = {}  # the second texts of text pairs, by split (checked in every split)
     for name in (config.train_split, config.validation_split, config.test_split):
         if name in raw:
             columns[name] = _texts_and_labels(raw[name], name, config.text_column, config.label_column)
+            if pair_column is not None:
+                pairs[name] = _texts(raw[name], name, pair_column, "text_pair_column")
     train_texts, train_labels = columns[config.train_split]
     _check_label_kinds(columns, config.label_column)
     names = _label_names(config, raw, columns)
@@ -365,13 +388,15 @@ def load_task_data(
         if len(names) < num_labels:
             names = names + [str(i) for i in range(len(names), num_labels)]
 
-    def make(texts: list[str], labels: list[int]):
-        return datasets.Dataset.from_dict({"text": texts, "label": labels})
+    def make(split: str):
+        texts, labels = converted[split]
+        second = {"text_pair": pairs[split]} if split in pairs else {}
+        return datasets.Dataset.from_dict({"text": texts, **second, "label": labels})
 
-    train = make(*converted[config.train_split])
+    train = make(config.train_split)
     carved = False
     if config.validation_split in converted:
-        validation = make(*converted[config.validation_split])
+        validation = make(config.validation_split)
     else:
         kept, dev = stratified_split(list(train["label"]), config.validation_fraction, config.seed)
         if not dev:
@@ -383,7 +408,7 @@ def load_task_data(
             f"stratified, seed {config.seed}) from {config.train_split!r} as the dev split"
         )
         logger.warning(notes[-1])
-    test = make(*converted[config.test_split]) if config.test_split in converted else None
+    test = make(config.test_split) if config.test_split in converted else None
     if test is None:
         notes.append(f"no {config.test_split!r} split: no test metrics")
     for split_name, split in (("dev", validation), ("test", test)):

@@ -16,6 +16,7 @@ from hf_bort.compress.run import LOCK_NAME, STAGES
 from hf_bort.compress.tasks import CompressionTask
 from hf_bort.compress.tasks.classification import ClassificationTask
 from hf_bort.compress.tasks.embedding import EmbeddingTask
+from hf_bort.compress.tasks.pairs import PairClassificationTask
 from tiny_tasks import fast_settings
 
 # The stage methods: each must run once per finished run, whatever the number of calls.
@@ -105,6 +106,9 @@ class FakeTask:
         self._call("latency_models")
         return {"source": self.teacher, "student": self.teacher}
 
+    def latency_options(self) -> dict[str, Any]:
+        return {}
+
     def test_record(self) -> dict[str, Any]:
         raise AssertionError("no test split: the driver records the skip itself")
 
@@ -125,7 +129,7 @@ def _config(tiny_source, out) -> CompressionConfig:
 
 
 def test_the_real_tasks_are_compression_tasks():
-    for task_class in (ClassificationTask, EmbeddingTask, FakeTask):
+    for task_class in (ClassificationTask, EmbeddingTask, PairClassificationTask, FakeTask):
         assert isinstance(task_class.__new__(task_class), CompressionTask), task_class
 
 

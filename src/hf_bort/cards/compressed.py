@@ -89,8 +89,9 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
             "by `hf_bort.compress`"
         )
     else:
+        kind = "text-pair classification (a cross-encoder)" if data.get("text_pair_column") else "text classification"
         summary = (
-            f"A {student.get('shape', '')} Bort student of {source_shown} for text classification on "
+            f"A {student.get('shape', '')} Bort student of {source_shown} for {kind} on "
             f"{data_shown}{' (' + ', '.join(map(escape_markdown, labels)) + ')' if labels else ''}, made by "
             "`hf_bort.compress`"
         )
@@ -115,6 +116,13 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
     rows = [
         ("Source", source_shown if source_name else None),
         ("Data", data_shown),
+        (
+            "Inputs",
+            f"text pairs (columns {escape_markdown(settings.get('text_column'), code=True)}, "
+            f"{escape_markdown(data['text_pair_column'], code=True)}), tokenised as (text, text_pair)"
+            if data.get("text_pair_column")
+            else None,
+        ),
         (
             "Rows (train / dev / test)",
             " / ".join(f"{sizes[k]:,}" for k in ("train", "validation", "test") if k in sizes),
@@ -344,12 +352,23 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         limitations=limitations,
         sentence_transformers=embedding,
         widget=_widget(data.get("examples") or [], embedding),
+        text_pair=_first_pair(data),
     )
 
 
-def _widget(examples: list[str], embedding: bool) -> list[dict[str, Any]]:
+def _first_pair(data: dict[str, Any]) -> tuple[str, str] | None:
+    """The first (text, text_pair) example of a text-pair run (`data.text_pair_column` set), else None."""
+    pairs = [example for example in data.get("examples") or [] if isinstance(example, (list, tuple))]
+    return (str(pairs[0][0]), str(pairs[0][1])) if data.get("text_pair_column") and pairs else None
+
+
+def _widget(examples: list[Any], embedding: bool) -> list[dict[str, Any]]:
     """The Hub widget from dev texts of the run's data: a sentence-similarity example (first text against the
-    others) for an embedding student, one text classification example per text otherwise."""
+    others) for an embedding student, one text classification example per text otherwise ({"text", "text_pair"}
+    per pair of a text-pair classifier: the inference input of a pair)."""
+    pairs = [example for example in examples if isinstance(example, (list, tuple)) and len(example) == 2]
+    if pairs:
+        return [{"text": str(a), "text_pair": str(b)} for a, b in pairs if str(a).strip() and str(b).strip()]
     texts = [str(text) for text in examples if str(text).strip()]
     if embedding:
         return [{"source_sentence": texts[0], "sentences": texts[1:]}] if len(texts) > 1 else []

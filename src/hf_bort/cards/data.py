@@ -216,6 +216,13 @@ class BortCardData:
         default_factory=list, metadata={"help": "Hub widget examples (texts from the data the model was made on)."}
     )
     labels: list[str] = field(default_factory=list, metadata={"help": "Label names of a classifier, in id order."})
+    text_pair: tuple[str, str] | None = field(
+        default=None,
+        metadata={
+            "help": "A (text, text_pair) example of a text-pair classifier (cross-encoder), from its data: the card "
+            "shows how to feed a pair (pipeline and tokenizer)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

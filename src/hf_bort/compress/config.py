@@ -52,6 +52,9 @@ class CompressionConfig:
     to the teacher's; the student is distilled on hidden states (`distill_*`) and then on the teacher's sentence
     embeddings (`task_epochs`, `task_learning_rate`, loss 1 − cos) and saved as a sentence-transformers folder.
 
+    With `text_pair_column` the inputs are text pairs (a cross-encoder): every step feeds (text, text_pair) to the
+    tokenizer as one pair (docs/compress.md, "Text pairs").
+
     Example:
 
     ```python
@@ -93,6 +96,14 @@ class CompressionConfig:
         },
     )
     text_column: str = field(default="text", metadata={"help": "Column holding the input text."})
+    text_pair_column: str = field(
+        default=None,
+        metadata={
+            "help": "Column holding the second text of a pair (NLI, paraphrase, question pairs: a cross-encoder). "
+            "Given, every step feeds (text, text_pair) to the tokenizer as one input; task='text-classification' "
+            "only. Default: single texts."
+        },
+    )
     label_column: str = field(
         default="label",
         metadata={"help": "Column holding the class label (ids or names); not read when task='feature-extraction'."},
@@ -287,6 +298,8 @@ class CompressionConfig:
             raise ValueError(f"`task` must be one of {TASKS}, got {self.task!r}.")
         if self.task == "text-classification" and self.text_column == self.label_column:
             raise ValueError("`text_column` and `label_column` must differ.")
+        if self.text_pair_column is not None:
+            _check_pair_column(self)
         if self.max_cost_ratio is None and self.max_latency_ratio is None and self.max_latency_ms is None:
             self.max_cost_ratio = DEFAULT_MAX_COST_RATIO
         for name in ("max_cost_ratio", "max_latency_ratio"):
@@ -479,6 +492,21 @@ def _same_setting(name: str, saved: Any, mine: Any) -> bool:
     if name in PATH_FIELDS and isinstance(saved, str) and isinstance(mine, str):
         return os.path.realpath(os.path.expanduser(saved)) == os.path.realpath(os.path.expanduser(mine))
     return False
+
+
+def _check_pair_column(config: CompressionConfig) -> None:
+    """`text_pair_column`: a non-empty string other than the text and label columns, for classification only."""
+    column = config.text_pair_column
+    if not isinstance(column, str) or not column.strip():
+        raise ValueError(f"`text_pair_column` must be a non-empty string or None, got {column!r}.")
+    if config.task != "text-classification":
+        raise ValueError(
+            f"`text_pair_column` is for task='text-classification' (cross-encoders); task={config.task!r} embeds "
+            "single texts."
+        )
+    for other in ("text_column", "label_column"):
+        if column == getattr(config, other):
+            raise ValueError(f"`text_pair_column` {column!r} must differ from `{other}`.")
 
 
 def _number(value: Any) -> bool:

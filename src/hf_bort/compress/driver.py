@@ -194,6 +194,7 @@ def _latency(config: CompressionConfig, task: CompressionTask, out: Path) -> dic
         onnx_dir=out / "onnx" if config.measure_onnx else None,
         seed=config.seed,
         task=task.name,
+        **task.latency_options(),
     )
 
 

@@ -50,7 +50,8 @@ def compress(config: CompressionConfig) -> CompressionResult:
     """
     Compresses `config.model` for the labelled `config.dataset` within the budget: see the module docstring for the
     stages and [`CompressionConfig`] for every setting (`task="feature-extraction"`: the embedding-model task of
-    `hf_bort.compress.tasks.embedding`, whose student is a sentence-transformers folder). Returns a
+    `hf_bort.compress.tasks.embedding`, whose student is a sentence-transformers folder; `text_pair_column`: the
+    text-pair classifier task of `hf_bort.compress.tasks.pairs`, a cross-encoder). Returns a
     [`CompressionResult`]; the student is in `OUTPUT/student/` and loads with
     `AutoModelForSequenceClassification.from_pretrained` (after `import hf_bort`, or with `trust_remote_code=True`,
     which runs the modeling code saved beside the weights).

@@ -23,15 +23,31 @@ from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_
 from .quiet import nest_trainer_progress
 
 
-def tokenise(dataset, tokenizer, max_length: int, *, keep_labels: bool = True):
-    """`text` -> input ids (truncated to `max_length`), `label` -> `labels`; other columns dropped."""
+def tokenise(dataset, tokenizer, max_length: int, *, keep_labels: bool = True, pair_column: str | None = None):
+    """
+    `text` -> input ids (truncated to `max_length`), `label` -> `labels`; other columns dropped. With
+    `pair_column`, (`text`, that column) are tokenised as one pair (`token_type_ids` mark the second text where the
+    tokenizer gives them; truncation takes from the longer text first).
+    """
     columns = [c for c in dataset.column_names if c != "label" or not keep_labels]
     out = dataset.map(
-        lambda batch: tokenizer(batch["text"], truncation=True, max_length=max_length),
+        lambda batch: tokenizer(
+            batch["text"], batch[pair_column] if pair_column else None, truncation=True, max_length=max_length
+        ),
         batched=True,
         remove_columns=columns,
     )
     return out.rename_column("label", "labels") if keep_labels else out
+
+
+def encode(tokenizer, examples: list[Any], max_length: int, **kwargs: Any):
+    """`examples` (texts, or [text, text_pair] pairs) through `tokenizer`, padded and truncated, as tensors."""
+    second = None
+    if examples and isinstance(examples[0], (list, tuple)):
+        examples, second = [a for a, _ in examples], [b for _, b in examples]
+    return tokenizer(
+        examples, second, padding=True, truncation=True, max_length=max_length, return_tensors="pt", **kwargs
+    )
 
 
 def _version_settings(warmup: float) -> dict[str, Any]:
@@ -335,8 +351,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 path, texts, max_length = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True).eval()
 tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)  # the tokenizer is a standard one
+pairs = None
+if texts and isinstance(texts[0], list):  # text pairs: tokenised as (text, text_pair)
+    texts, pairs = [a for a, _ in texts], [b for _, b in texts]
 with torch.no_grad():
-    logits = model(**tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")).logits
+    batch = tok(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    logits = model(**batch).logits
 imported = "hf_bort" in sys.modules
 record = {"class": type(model).__name__, "logits": logits.tolist(), "hf_bort_imported": imported}
 print("HF_BORT_RELOAD " + json.dumps(record))
@@ -366,20 +386,20 @@ def run_in_fresh_process(snippet: str, args: list[str], what: str) -> dict[str, 
     return json.loads(lines[-1][len("HF_BORT_RELOAD ") :])
 
 
-def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: list[str], max_length: int) -> dict:
+def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: list[Any], max_length: int) -> dict:
     """
     Loads the saved student at `path` in a fresh interpreter with plain transformers (`trust_remote_code=True`, which
     runs the modeling code saved in the checkpoint; hf_bort is not imported there) and compares its logits with
-    `model`'s.
+    `model`'s on `texts` (strings, or [text, text_pair] pairs, tokenised as pairs in both processes).
     """
+    texts = [list(text) if isinstance(text, (list, tuple)) else text for text in texts]
     reloaded = run_in_fresh_process(
         RELOAD_SNIPPET,
         [str(Path(path).resolve()), json.dumps(texts), str(max_length)],
         f"Reloading {path} with plain transformers",
     )
     with torch.no_grad():
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        logits = model.eval()(**batch).logits
+        logits = model.eval()(**encode(tokenizer, texts, max_length)).logits
     difference = float((torch.tensor(reloaded["logits"]) - logits).abs().max())
     return {
         "ok": difference < 1e-4,
@@ -408,12 +428,15 @@ def measure_latency(
     onnx_dir: Path | None = None,
     seed: int = 0,
     task: str = "text-classification",
+    validation_texts: list[Any] | None = None,
 ) -> dict[str, Any]:
     """
     p50/p90 latency of each model's forward pass in PyTorch eager and, with `onnx_dir`, ONNX Runtime fp32 (exported
     and validated with `hf_bort.exporters.export_onnx`), at `batch_size` × `sequence_length`, the models timed in
     interleaved rounds; `ratio_to_<first model>` is measured in the same run. `task` is the ONNX export task
-    (`"feature-extraction"` for bare encoders).
+    (`"feature-extraction"` for bare encoders). `validation_texts` are the export's validation inputs (default:
+    the exporter's sentences); given as (text, text_pair) pairs, the timed inputs are pairs too (the second half
+    of the tokens is token type 1 where the model has token types).
     """
     first = next(iter(models))
     out: dict[str, Any] = {
@@ -427,6 +450,11 @@ def measure_latency(
         )
         for name, m in models.items()
     }
+    if validation_texts and isinstance(validation_texts[0], (list, tuple)):
+        for name, m in models.items():  # a pair: the second half is the second text
+            if getattr(m.config, "type_vocab_size", 0) > 1 and "token_type_ids" in inputs[name]:
+                inputs[name]["token_type_ids"][:, sequence_length // 2 :] = 1
+        out["inputs"] = "text pairs"
 
     def torch_runner(model, feed):
         def run():
@@ -442,7 +470,14 @@ def measure_latency(
 
         runners, differences, fused = {}, {}, {}
         for name, model in models.items():
-            result = export_onnx(model, onnx_dir / name, task=task, tokenizer=tokenizer, overwrite=True)
+            result = export_onnx(
+                model,
+                onnx_dir / name,
+                task=task,
+                tokenizer=tokenizer,
+                overwrite=True,
+                validation_texts=validation_texts,
+            )
             session = measure.ort_session(result.onnx_path, torch.get_num_threads())
             feed = measure.session_feed(session, inputs[name])
             runners[name] = (lambda s, f: lambda: s.run(None, f))(session, feed)

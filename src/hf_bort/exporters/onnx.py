@@ -233,7 +233,8 @@ def export_onnx(
         opset: ONNX opset (default: the ONNX config's, 14).
         atol: largest accepted absolute difference between ONNX Runtime fp32 and PyTorch outputs.
         validation_texts: sentences for validation and int8 agreement (default: `VALIDATION_TEXTS`, 16 movie-review
-            sentences; pass a few hundred of your own for `quantize="auto"`: 0.995 agreement needs 200+).
+            sentences; pass a few hundred of your own for `quantize="auto"`: 0.995 agreement needs 200+); (text,
+            text_pair) pairs for a cross-encoder, tokenised as pairs.
         min_argmax_agreement: with `quantize`, fail when int8 agrees with PyTorch on fewer argmax predictions.
         int8_per_channel: quantize weights per output channel (more accurate) rather than per tensor.
         overwrite: replace a non-empty `output_dir`.

@@ -44,14 +44,20 @@ class OnnxValidationError(ValueError):
 def validation_inputs(
     model: PreTrainedModel, task: str, tokenizer: Any = None, texts: list[str] | tuple[str, ...] | None = None
 ) -> dict[str, torch.Tensor]:
-    """Tokenized real sentences (or, without a tokenizer, seeded random ids with padding) for validation."""
+    """
+    Tokenized real sentences (or, without a tokenizer, seeded random ids with padding) for validation. `texts` may
+    hold (text, text_pair) pairs (a cross-encoder's inputs): they are tokenised as pairs.
+    """
     import torch
 
     texts = list(texts if texts is not None else VALIDATION_TEXTS)
     if len(texts) < 3:
         raise ValueError(f"texts must hold at least 3 sentences for validation; got {len(texts)}.")
+    second = None
+    if isinstance(texts[0], (list, tuple)):
+        texts, second = [a for a, _ in texts], [b for _, b in texts]
     if tokenizer is not None:
-        encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        encoded = tokenizer(texts, second, padding=True, truncation=True, max_length=128, return_tensors="pt")
         inputs = {key: encoded[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in encoded}
     else:
         generator = torch.Generator().manual_seed(0)

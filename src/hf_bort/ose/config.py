@@ -42,6 +42,7 @@ _RULES = {
     "fraction": "a number in [0, 1]",
     "bool": "True or False",
     "string": "a non-empty string",
+    "string_or_none": "a non-empty string or None",
     "path": "a non-empty path",
     "path_or_none": "a path or None",
     "axis": "comma-separated positive integers",
@@ -129,6 +130,12 @@ class OSEConfig:
     )  # in the run id only when > 0 (OSESearch._run_id): runs without it keep their ids
     freeze_embeddings: bool = _setting(True, "Keep the candidates' embeddings frozen.", "bool", "freeze_embeddings")
     text_column: str = _setting("text", "Column holding the text.", "string")
+    text_pair_column: str | None = _setting(
+        None,
+        "Column holding the second text of a pair (task objective; cross-encoders): rows are tokenised as "
+        "(text, text_pair). Default: single texts.",
+        "string_or_none",
+    )
     label_column: str = _setting("label", "Column holding the label (task objective).", "string")
     # ------------------------------------------------------------------------------------------------ extraction
     importance_method: ImportanceMethod = _setting(
@@ -173,6 +180,10 @@ class OSEConfig:
         for name in ("output_dir", "latency_cache"):  # paths are kept as strings (JSON, the run's settings)
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
+        if self.text_pair_column is not None and self.text_pair_column in (self.text_column, self.label_column):
+            raise ValueError(
+                f"`text_pair_column` {self.text_pair_column!r} must differ from the text and label columns."
+            )
         if self.max_latency_ms is not None and self.cost != "latency_ms":
             raise ValueError("`max_latency_ms` needs cost='latency_ms' (latencies are only measured then).")
 
@@ -259,6 +270,7 @@ _CHECKS = {
     "fraction": lambda v: _number(v) and 0 <= v <= 1,
     "bool": lambda v: isinstance(v, bool),
     "string": lambda v: isinstance(v, str) and bool(v.strip()),
+    "string_or_none": lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
     "path": lambda v: isinstance(v, (str, os.PathLike)) and bool(str(v).strip()),
     "path_or_none": lambda v: v is None or (isinstance(v, (str, os.PathLike)) and bool(str(v).strip())),
 }

@@ -25,15 +25,22 @@ def texts_of(dataset: Any, column: str) -> list[str]:
     return texts
 
 
-def labelled_rows(dataset: Any, text_column: str, label_column: str, name: str) -> list[tuple[str, int]]:
-    """(text, integer label) rows of a datasets.Dataset; errors name the dataset and the column."""
+def labelled_rows(
+    dataset: Any, text_column: str, label_column: str, name: str, text_pair_column: str | None = None
+) -> list[tuple[Any, int]]:
+    """
+    (text, integer label) rows of a datasets.Dataset — ((text, text_pair), label) with `text_pair_column`; errors
+    name the dataset and the column.
+    """
     names = getattr(dataset, "column_names", None)
     if names is None or isinstance(names, dict):
         raise TypeError(f"`{name}` must be one datasets.Dataset split with text and label columns.")
-    for column in (text_column, label_column):
+    for column in (text_column, label_column, *([text_pair_column] if text_pair_column else [])):
         if column not in names:
             raise ValueError(f"`{name}` has no column {column!r} (columns: {names}).")
-    texts = texts_of(dataset, text_column)
+    texts: list[Any] = texts_of(dataset, text_column)
+    if text_pair_column:
+        texts = list(zip(texts, texts_of(dataset, text_pair_column), strict=True))
     labels = list(dataset[label_column])
     bad = [i for i, label in enumerate(labels) if isinstance(label, bool) or not isinstance(label, int)]
     if bad:

@@ -125,8 +125,9 @@ class OSESearch:
         if task_dataset is not None:
             if eval_dataset is None:
                 raise ValueError("`task_dataset` needs an `eval_dataset` (labelled dev rows) to measure ê on.")
-            self.task_rows = labelled_rows(task_dataset, text_column, label_column, "task_dataset")
-            self.eval_rows = labelled_rows(eval_dataset, text_column, label_column, "eval_dataset")
+            pair = config.text_pair_column  # rows of (text, text_pair) pairs (cross-encoders)
+            self.task_rows = labelled_rows(task_dataset, text_column, label_column, "task_dataset", pair)
+            self.eval_rows = labelled_rows(eval_dataset, text_column, label_column, "eval_dataset", pair)
             self.texts = [text for text, _ in self.task_rows]
             needed_train = batch_size
             if len(self.task_rows) < needed_train:
@@ -309,8 +310,14 @@ class OSESearch:
             return BortForMaskedLM
         return BortModel
 
-    def _tokenise(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+    def _tokenise(self, texts: list[Any]) -> dict[str, torch.Tensor]:
+        """Texts, or (text, text_pair) pairs fed to the tokenizer as pairs."""
+        second = None
+        if texts and isinstance(texts[0], tuple):
+            texts, second = [a for a, _ in texts], [b for _, b in texts]
+        encoded = self.tokenizer(
+            texts, second, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
         if "token_type_ids" in encoded and getattr(self.base_config, "type_vocab_size", 0):
             batch["token_type_ids"] = encoded["token_type_ids"]

@@ -9,11 +9,15 @@ from .base import CompressionTask
 
 
 def task_for(config) -> CompressionTask:
-    """The task class of `config.task`, set up with `config`."""
+    """The task class of `config.task` (text pairs: `config.text_pair_column`), set up with `config`."""
     if config.task == "feature-extraction":
         from .embedding import EmbeddingTask
 
         return EmbeddingTask(config)
+    if getattr(config, "text_pair_column", None) is not None:
+        from .pairs import PairClassificationTask
+
+        return PairClassificationTask(config)
     from .classification import ClassificationTask
 
     return ClassificationTask(config)

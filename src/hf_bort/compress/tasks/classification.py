@@ -51,17 +51,34 @@ class ClassificationTask:
         return {
             "num_labels": data.num_labels,
             "label_names": data.label_names,
-            "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
+            "examples": self.examples(data.validation, 3),  # the card's widget (issue 22)
             "validation_carved": data.validation_carved,
             "notes": data.notes,
             "source_is_finetuned_classifier": self.is_classifier,
         }
 
+    # The hooks a kind of input changes (text pairs: `PairClassificationTask`); every stage goes through them.
+    def tokenise(self, split):
+        """A split of `self.data` as model inputs with `labels` (the teacher's, the search's and every training's)."""
+        return recipe.tokenise(split, self.tokenizer, self.config.max_length)
+
+    def examples(self, split, count: int) -> list[Any]:
+        """The first `count` inputs of `split` as the tokenizer takes them (reload check, card, ONNX validation)."""
+        return list(split["text"][:count])
+
+    def search_settings(self) -> dict[str, Any]:
+        """`OSEConfig` settings the task's inputs add to the search's."""
+        return {}
+
+    def latency_options(self) -> dict[str, Any]:
+        """`recipe.measure_latency` keywords the task's inputs add (stage `latency`)."""
+        return {}
+
     @cached_property
     def tokenised(self) -> dict[str, Any]:
         data = self.data
         return {
-            name: recipe.tokenise(split, self.tokenizer, self.config.max_length)
+            name: self.tokenise(split)
             for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))
             if split is not None
         }
@@ -131,6 +148,7 @@ class ClassificationTask:
             alpha_ce=config.alpha_ce,
             alpha_kd=config.alpha_kd,
             max_length=config.max_length,
+            **self.search_settings(),
         )
 
     # ------------------------------------------------------------------------------ 4. distill, 5. task training
@@ -187,7 +205,7 @@ class ClassificationTask:
 
     # ---------------------------------------------------------------------------------- 6-8. checks and the test
     def reload_check(self, out: Path) -> dict[str, Any]:
-        texts = list(self.data.validation["text"])[:16]
+        texts = self.examples(self.data.validation, 16)
         record = recipe.reload_check(out / "student", self.student, self.tokenizer, texts, self.config.max_length)
         if not record["ok"]:
             raise RuntimeError(f"The saved student does not reload with the same logits: {record}")

@@ -197,6 +197,9 @@ class EmbeddingTask:
 
         return {"source": AutoModel.from_pretrained(self.encoder_path).eval(), "student": self.encoder}
 
+    def latency_options(self) -> dict[str, Any]:
+        return {}
+
     def test_record(self) -> dict[str, Any]:
         from ...ose.embedding import embedding_agreement
 

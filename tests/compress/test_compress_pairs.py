@@ -1,0 +1,211 @@
+"""`compress` on text pairs (`text_pair_column`, `PairClassificationTask`): the pair reaches every stage, the saved
+student, its ONNX export and its card; bad pair columns are refused before any work."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import pytest
+import torch
+from datasets import Dataset
+
+from hf_bort import CompressionConfig, compress
+from hf_bort.compress import recipe
+from hf_bort.compress.tasks import task_for
+from hf_bort.compress.tasks.classification import ClassificationTask
+from hf_bort.compress.tasks.pairs import PairClassificationTask
+from hf_bort.data import load_task_data
+from tiny_tasks import FILLER, fast_settings, make_rows
+
+
+def _pair_rows(n: int, seed: int) -> list[dict]:
+    """Premises of filler words; the label is carried by a cue word in the hypothesis only (learnable from pairs)."""
+    rng = random.Random(seed + 100)
+    rows = []
+    for row in make_rows(n, seed):
+        premise = " ".join(rng.choice(FILLER) for _ in range(rng.randint(2, 6)))
+        rows.append({"premise": premise, "hypothesis": row["text"], "label": row["label"]})
+    return rows
+
+
+@pytest.fixture
+def pair_dir(tmp_path):
+    path = tmp_path / "pairs"
+    path.mkdir()
+    for name, n, seed in (("train", 96, 0), ("validation", 32, 1), ("test", 32, 2)):
+        with open(path / f"{name}.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["premise", "hypothesis", "label"])
+            writer.writeheader()
+            writer.writerows(_pair_rows(n, seed))
+    return path
+
+
+def _config(tiny_source, dataset, out, **overrides) -> CompressionConfig:
+    settings = {"text_column": "premise", "text_pair_column": "hypothesis", **fast_settings(**overrides)}
+    return CompressionConfig(model=str(tiny_source), dataset=dataset, output_dir=str(out), **settings)
+
+
+def _has_onnx() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        import optimum.exporters.onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_the_pair_column_picks_the_pair_task(tmp_path, tiny_source):
+    assert type(task_for(_config(tiny_source, "d", tmp_path / "out"))) is PairClassificationTask
+    single = CompressionConfig(model=str(tiny_source), dataset="d", output_dir=str(tmp_path / "o"), **fast_settings())
+    assert type(task_for(single)) is ClassificationTask
+
+
+def test_pairs_are_tokenised_as_pairs_and_fingerprinted(tmp_path, tiny_source, pair_dir, bert_tok):
+    data = load_task_data(_config(tiny_source, str(pair_dir), tmp_path / "out"))
+    assert data.train.column_names == ["text", "text_pair", "label"]
+    assert data.train[0]["text_pair"] == _pair_rows(96, 0)[0]["hypothesis"]
+    encoded = recipe.tokenise(data.train.select(range(4)), bert_tok, 32, pair_column="text_pair")
+    assert all(1 in types for types in encoded["token_type_ids"])  # the second text is segment 1
+    sep = bert_tok.sep_token_id
+    assert all(ids.count(sep) == 2 for ids in encoded["input_ids"])  # [CLS] a [SEP] b [SEP]
+    # the fingerprint (resume check) covers the second texts
+    other = data.train.map(lambda row: {"text_pair": row["text_pair"] + " again"})
+    changed = type(data)(other, data.validation, data.test, data.label_names)
+    assert changed.fingerprint() != data.fingerprint()
+
+
+def test_search_rows_are_pairs(bert_tok):
+    from hf_bort.ose.inputs import labelled_rows
+
+    split = Dataset.from_dict({"text": ["a b", "c d"], "text_pair": ["e", "f"], "label": [0, 1]})
+    assert labelled_rows(split, "text", "label", "task_dataset", "text_pair") == [(("a b", "e"), 0), (("c d", "f"), 1)]
+    with pytest.raises(ValueError, match="no column 'other'"):
+        labelled_rows(split, "text", "label", "task_dataset", "other")
+    batch = recipe.encode(bert_tok, [["a b", "e"], ["c d", "f"]], 16)
+    assert (batch["token_type_ids"] == 1).any()
+
+
+@pytest.mark.slow
+def test_compress_pairs_end_to_end(tmp_path, tiny_source, pair_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    onnx = _has_onnx()
+    out = tmp_path / "out"
+    settings = dict(finetune_epochs=10.0, finetune_learning_rate=3e-3, task_epochs=6.0, task_learning_rate=3e-3)
+    result = compress(_config(tiny_source, str(pair_dir), out, measure_onnx=onnx, **settings))
+    report = json.loads((out / "compression_report.json").read_text())
+    assert report["inputs"] == {"text_column": "premise", "text_pair_column": "hypothesis"}
+    assert (
+        report["data"]["text_pair_column"] == "hypothesis" and report["settings"]["text_pair_column"] == "hypothesis"
+    )
+    rows = _pair_rows(32, 1)
+    assert report["data"]["examples"][0] == [rows[0]["premise"], rows[0]["hypothesis"]]
+    # the cue is only in the second text: accuracies this high need the pair
+    assert report["source"]["dev"]["accuracy"] > 0.8 and report["student"]["dev"]["accuracy"] > 0.7
+    assert report["reload"]["ok"] and report["reload"]["texts"] == 16
+
+    # the saved tokenizer and model, fed pairs, give the dev accuracy the report says
+    student_dir = result.student_path
+    tokenizer = AutoTokenizer.from_pretrained(student_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(student_dir).eval()
+    premises, hypotheses = [r["premise"] for r in rows], [r["hypothesis"] for r in rows]
+    with torch.no_grad():
+        inputs = tokenizer(premises, hypotheses, padding=True, truncation=True, max_length=16, return_tensors="pt")
+        logits = model(**inputs).logits
+    accuracy = float((logits.argmax(-1) == torch.tensor([r["label"] for r in rows])).float().mean())
+    assert accuracy == pytest.approx(report["student"]["dev"]["accuracy"])
+    classify = pipeline("text-classification", model=model, tokenizer=tokenizer)
+    for i in range(3):
+        predicted = classify({"text": premises[i], "text_pair": hypotheses[i]})
+        predicted = predicted[0] if isinstance(predicted, list) else predicted
+        assert predicted["label"] == model.config.id2label[int(logits[i].argmax())]
+
+    card = (student_dir / "README.md").read_text()
+    assert 'classifier({"text": ' in card and '"text_pair": ' in card and "tokenizer([" in card
+    assert "text-pair classification" in card and "`hypothesis`" in card
+    from huggingface_hub import ModelCard
+
+    widget = ModelCard.load(student_dir / "README.md").data.widget
+    assert widget[0] == {"text": rows[0]["premise"], "text_pair": rows[0]["hypothesis"]}
+
+    if onnx:  # the export keeps token types, validated and agreeing on pairs
+        import onnxruntime as ort
+
+        assert report["latency"]["inputs"] == "text pairs"
+        session = ort.InferenceSession(str(student_dir / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+        names = {i.name for i in session.get_inputs()}
+        assert "token_type_ids" in names
+        feed = {name: inputs[name].numpy() for name in names}
+        onnx_logits = torch.from_numpy(session.run(None, feed)[0])
+        assert (onnx_logits - logits).abs().max() < 1e-4
+        assert (onnx_logits.argmax(-1) == logits.argmax(-1)).all()
+
+
+@pytest.mark.parametrize(
+    ("split", "change", "message"),
+    [
+        ("test", "drop", "`text_pair_column` 'hypothesis' is not a column of the 'test' split"),
+        ("validation", "empty", "'validation' split's 'hypothesis' \\(`text_pair_column`\\) must hold non-empty"),
+    ],
+)
+def test_a_missing_or_empty_pair_column_is_refused_before_any_work(
+    tmp_path, tiny_source, pair_dir, split, change, message
+):
+    file = pair_dir / f"{split}.csv"
+    rows = list(csv.DictReader(file.open()))
+    if change == "drop":
+        rows = [{k: v for k, v in row.items() if k != "hypothesis"} for row in rows]
+    else:
+        rows[3]["hypothesis"] = " "
+    with open(file, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match=message):
+        compress(_config(tiny_source, str(pair_dir), out))
+    assert not (out / "progress.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"text_pair_column": ""}, "`text_pair_column` must be a non-empty string or None"),
+        ({"text_pair_column": "premise"}, "`text_pair_column` 'premise' must differ from `text_column`"),
+        ({"text_pair_column": "label"}, "`text_pair_column` 'label' must differ from `label_column`"),
+        ({"task": "feature-extraction"}, "`text_pair_column` is for task='text-classification'"),
+    ],
+)
+def test_pair_column_settings_are_checked(tmp_path, overrides, message):
+    settings = {"text_column": "premise", "text_pair_column": "hypothesis", **overrides}
+    with pytest.raises(ValueError, match=message):
+        CompressionConfig(model="m", dataset="d", output_dir=str(tmp_path / "o"), measure_onnx=False, **settings)
+
+
+def test_a_single_output_cross_encoder_is_refused(tmp_path, pair_dir):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from tiny_shapes import TINY_SHAPE
+    from tiny_tokenizers import bert_tokenizer
+
+    path = tmp_path / "reranker"
+    BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=1)).save_pretrained(path)
+    bert_tokenizer(path).save_pretrained(path)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="num_labels=1.*single-output"):
+        compress(_config(path, str(pair_dir), out))
+    assert not (out / "progress.json").exists()
+
+
+def test_the_search_setting_is_checked_and_onnx_validation_takes_pairs(bert_tok):
+    from hf_bort.exporters.validation import validation_inputs
+    from hf_bort.ose import OSEConfig
+
+    with pytest.raises(ValueError, match="`text_pair_column` 'text' must differ"):
+        OSEConfig(text_pair_column="text")
+    with pytest.raises(ValueError, match="`text_pair_column` must be a non-empty string or None"):
+        OSEConfig(text_pair_column=" ")
+    inputs = validation_inputs(None, "text-classification", bert_tok, [("a b", "c"), ("d", "e f"), ("g", "h")])
+    assert (inputs["token_type_ids"] == 1).any() and (inputs["input_ids"] == bert_tok.sep_token_id).sum() == 6
