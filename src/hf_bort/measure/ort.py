@@ -7,10 +7,17 @@ from typing import Any
 
 ONNXRUNTIME_HINT = 'pip install "hf-bort[onnx]"'
 
+# ORT session config entries every hf_bort session gets (benchmarks/ort_settings.py measured the alternatives).
+SESSION_CONFIG: dict[str, str] = {}
 
-def ort_session(path: str | os.PathLike | bytes, threads: int | None = None):
+
+def ort_session(
+    path: str | os.PathLike | bytes, threads: int | None = None, config_entries: dict[str, str] | None = None
+):
     """A CPU `InferenceSession` for the ONNX file at `path` (or a serialized model): `threads` intra-op threads
-    (None or 0: ORT's default), one inter-op thread, sequential execution, every graph optimisation."""
+    (None or 0: ORT's default), one inter-op thread, sequential execution, every graph optimisation, and
+    `config_entries` (ORT session config keys, e.g. `{"session.intra_op.allow_spinning": "0"}`) on top of
+    `SESSION_CONFIG` (None: `SESSION_CONFIG` alone)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -19,6 +26,8 @@ def ort_session(path: str | os.PathLike | bytes, threads: int | None = None):
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    for key, value in {**SESSION_CONFIG, **(config_entries or {})}.items():
+        options.add_session_config_entry(key, str(value))
     model = path if isinstance(path, bytes) else str(path)
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
