@@ -129,8 +129,9 @@ class Int8Config:
         default="layernorm",
         metadata={
             "help": f"smoothed-int8: which activations are smoothed before dynamic int8, one of "
-            f"{', '.join(SMOOTH_SCOPES)} (layernorm: the LayerNorm outputs read by MatMul / Attention; all: every "
-            "activation a MatMul / Attention with a constant weight reads)."
+            f"{', '.join(SMOOTH_SCOPES)} (layernorm: the LayerNorm outputs, or the pooler's token of one, read by "
+            "MatMul / Attention / Gemm; all: every activation a MatMul / Attention / Gemm with a constant weight "
+            "reads)."
         },
     )
     calibration_method: str = field(

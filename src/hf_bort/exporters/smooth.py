@@ -7,9 +7,9 @@ activation by ``s_j = max|X_j|^alpha / max|W_j,:|^(1-alpha)`` and multiplies row
 so ``(X / s) (s W) = X W``. SmoothQuant folds the `1/s` into the preceding LayerNorm's weight and bias, but in a
 post-LN encoder (BERT) that LayerNorm's output also feeds the residual connection of the next block, which would
 see ``X / s``. Here the `1/s` is an explicit `Mul` node inserted between the activation and the nodes that read it
-for a product (`MatMul` / fused `Attention` with a constant weight): the residual keeps reading the unscaled tensor,
-and the graph computes the same function in fp32 (up to rounding). The `Mul` costs one element-wise pass over the
-activation, small beside the product.
+for a product (`MatMul` / fused `Attention` / `Gemm` with a constant weight): the residual keeps reading the
+unscaled tensor, and the graph computes the same function in fp32 (up to rounding). The `Mul` costs one
+element-wise pass over the activation, small beside the product.
 
 `s` is calibrated from per-channel maxima of the activations on calibration batches ([`smooth_graph`]).
 """
@@ -24,17 +24,37 @@ from ..measure import ort_session
 from .int8_config import SMOOTH_SCOPES
 
 _LAYERNORM_OPS = ("LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization", "SimplifiedLayerNorm")
+_DATA_MOVEMENT_OPS = ("Gather", "Slice", "Squeeze", "Unsqueeze", "Reshape", "Transpose", "Identity")
+
+
+def _from_layernorm(name: str, producers: dict[str, Any]) -> bool:
+    """Whether tensor `name` is a LayerNorm output or a selection of one (the pooler's `Gather` of the first token)."""
+    node = producers.get(name)
+    while node is not None and node.op_type in _DATA_MOVEMENT_OPS:
+        node = producers.get(node.input[0])
+    return node is not None and node.op_type in _LAYERNORM_OPS
+
+
+def _attribute(node, name: str, default: int = 0) -> int:
+    return next((attr.i for attr in node.attribute if attr.name == name), default)
 
 
 def _quantizable(model, weights: dict[str, Any]) -> list:
+    """`MatMul` / fused `Attention` / `Gemm` (not transposing its input) nodes with a constant 2-D weight."""
     return [
         node
         for node in model.graph.node
-        if node.op_type in ("MatMul", "Attention")
+        if node.op_type in ("MatMul", "Attention", "Gemm")
         and len(node.input) > 1
         and node.input[1] in weights
         and len(weights[node.input[1]].dims) == 2
+        and not (node.op_type == "Gemm" and _attribute(node, "transA"))
     ]
+
+
+def _rows(node, weight):
+    """The weight as (input channels, outputs): a `Gemm` with `transB` stores it transposed."""
+    return weight.T if node.op_type == "Gemm" and _attribute(node, "transB") else weight
 
 
 def activation_channel_max(model, names: Sequence[str], batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -65,8 +85,9 @@ def smooth_graph(
     alpha: float = 0.5,
     scope: str = "layernorm",
 ) -> dict[str, Any]:
-    """Write to `target` the graph at `source` with every activation that a `MatMul` / `Attention` with a constant
-    2-D weight reads (`scope="layernorm"`: only those a LayerNorm produces) divided per channel by `s` in an
+    """Write to `target` the graph at `source` with every activation that a `MatMul` / `Attention` / `Gemm` with a
+    constant 2-D weight reads (`scope="layernorm"`: only LayerNorm outputs, and selections of them such as the pooler's
+    first token) divided per channel by `s` in an
     inserted `Mul`, and those weights' rows multiplied by `s` (see the module docstring). Returns a summary:
     smoothed tensors, and per tensor the ratio of its largest channel maximum to the median before and after."""
     import numpy as np
@@ -84,8 +105,7 @@ def smooth_graph(
     producers = {output: node for node in model.graph.node for output in node.output}
     consumers: dict[str, list] = {}
     for node in _quantizable(model, weights):
-        producer = producers.get(node.input[0])
-        if scope == "layernorm" and (producer is None or producer.op_type not in _LAYERNORM_OPS):
+        if scope == "layernorm" and not _from_layernorm(node.input[0], producers):
             continue
         consumers.setdefault(node.input[0], []).append(node)
     weight_users: dict[str, int] = {}
@@ -103,7 +123,7 @@ def smooth_graph(
         x_max = np.maximum(maxima[name].astype(np.float64), 1e-5)
         w_max = np.full_like(x_max, 1e-5)
         for node in nodes:
-            w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float64)
+            w = _rows(node, numpy_helper.to_array(weights[node.input[1]]).astype(np.float64))
             w_max = np.maximum(w_max, np.abs(w).max(axis=1))
         scale = np.clip(x_max**alpha / w_max ** (1.0 - alpha), 1e-5, 1e5)
         smoothed = f"{name}_smoothed"
@@ -116,7 +136,8 @@ def smooth_graph(
             model.graph.value_info.append(info)
         for node in nodes:
             weight_name = node.input[1]
-            w = numpy_helper.to_array(weights[weight_name]).astype(np.float64) * scale[:, None]
+            w = _rows(node, numpy_helper.to_array(weights[weight_name]).astype(np.float64)) * scale[:, None]
+            w = _rows(node, w)  # back to the stored layout
             if weight_users[weight_name] > 1:  # shared weight: give this node its own scaled copy
                 weight_name = f"{weight_name}_smoothed_{node.name or node.output[0]}"
                 model.graph.initializer.append(numpy_helper.from_array(w.astype(np.float32), weight_name))
