@@ -1,6 +1,6 @@
 """int8 quantization of an exported (fused) ONNX graph, chosen by measured agreement with fp32.
 
-Five variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the fused graph by default):
+Six variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the fused graph by default):
 
 - `dynamic-int8`: optimum's `ORTQuantizer`, dynamic quantization of every `MatMul` and fused `Attention`
   (→ `MatMulInteger` / `QAttention`; `Int8Config.quantize_attention=False` leaves `Attention` fp32), weights per
