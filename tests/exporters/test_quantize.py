@@ -268,6 +268,7 @@ def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
         and report["variants"][-1]["smoothing"]["scope"] == "layernorm"
     )
     assert "chosen: " in captured.err and "static-int8: label_agreement" in captured.err
+    assert re.search(r"smoothed-int8: label_agreement .* tensor\(s\) smoothed \(alpha 0.7, layernorm\)", captured.err)
     assert re.search(r"progressive-int8: label_agreement .* node\(s\) kept fp32 \(tried 1: [0-9.]+", captured.err)
 
     _low_agreement(monkeypatch)

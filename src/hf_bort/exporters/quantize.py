@@ -314,6 +314,10 @@ def report_summary(report: dict[str, Any]) -> str:
                 for step in entry["steps"]
             )
             steps = f", {len(entry['excluded_nodes'])} node(s) kept fp32 (tried {tried})"
+        if "smoothing" in entry:
+            smoothing = entry["smoothing"]
+            steps += f", {len(smoothing['tensors'])} tensor(s) smoothed"
+            steps += f" (alpha {smoothing['alpha']:g}, {smoothing['scope']})"
         lines.append(f"  {entry['variant']}: {metrics}{speed}{steps}, {verdict} thresholds")
     if report["chosen"] is None:
         lines.append(f"  kept fp32 only: {report['reason']}")
