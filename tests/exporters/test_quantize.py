@@ -264,11 +264,10 @@ def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
     assert report["target"] == "avx512_vnni" and report["validation_examples"] == 6
     assert report["calibration_examples"] == 6 and len(report["variants"]) == 6
     assert (
-        report["variants"][-1]["smoothing"]["alpha"] == 0.7
-        and report["variants"][-1]["smoothing"]["scope"] == "layernorm"
+        report["variants"][-1]["smoothing"]["alpha"] == 0.7 and report["variants"][-1]["smoothing"]["scope"] == "all"
     )
     assert "chosen: " in captured.err and "static-int8: label_agreement" in captured.err
-    assert re.search(r"smoothed-int8: label_agreement .* tensor\(s\) smoothed \(alpha 0.7, layernorm\)", captured.err)
+    assert re.search(r"smoothed-int8: label_agreement .* tensor\(s\) smoothed \(alpha 0.7, all\)", captured.err)
     assert re.search(r"progressive-int8: label_agreement .* node\(s\) kept fp32 \(tried 1: [0-9.]+", captured.err)
 
     _low_agreement(monkeypatch)

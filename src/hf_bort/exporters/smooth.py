@@ -82,8 +82,8 @@ def smooth_graph(
     source: str | os.PathLike,
     target: str | os.PathLike,
     batches: list[dict[str, Any]],
-    alpha: float = 0.5,
-    scope: str = "layernorm",
+    alpha: float = 0.75,
+    scope: str = "all",
 ) -> dict[str, Any]:
     """Write to `target` the graph at `source` with every activation that a `MatMul` / `Attention` / `Gemm` with a
     constant 2-D weight reads (`scope="layernorm"`: only LayerNorm outputs, and selections of them such as the pooler's
