@@ -112,10 +112,11 @@ def test_ort_session_and_run_session(tmp_path):
     assert session.get_providers() == ["CPUExecutionProvider"]
     out = run_session(session, {"x": np.array([1.0, 2.0], dtype=np.float32), "unused": np.zeros(1)})
     assert out["y"].tolist() == [2.0, 4.0]
-    options = ort_session(
-        path, threads=1, config_entries={"session.intra_op.allow_spinning": "0"}
-    ).get_session_options()
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    options = ort_session(path, threads=1).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"  # default: no spin-waiting
+    entries = {"session.intra_op.allow_spinning": "1"}
+    options = ort_session(path, threads=1, config_entries=entries).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
 
 
 def test_int8_cpu_flags_names_the_kernels_flags(tmp_path):

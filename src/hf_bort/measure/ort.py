@@ -7,8 +7,11 @@ from typing import Any
 
 ONNXRUNTIME_HINT = 'pip install "hf-bort[onnx]"'
 
-# ORT session config entries every hf_bort session gets (benchmarks/ort_settings.py measured the alternatives).
-SESSION_CONFIG: dict[str, str] = {}
+# ORT session config entries every hf_bort session gets. Intra-op threads do not spin-wait between runs: on a 2-core
+# machine shared with other work, spinning threads took cores from whatever ran next (another session, PyTorch in the
+# same process, other processes), and ORT fp32 without spinning was 1.2-2.0x faster than with it at batch 1 and 8,
+# length 128 (benchmarks/results/ort_settings.json; one run on a loaded machine, not measured on a quiet one).
+SESSION_CONFIG: dict[str, str] = {"session.intra_op.allow_spinning": "0"}
 
 
 def ort_session(
