@@ -107,6 +107,9 @@ def test_bench_tiny_models_json(tmp_path):
     assert {r["engine"] for r in data["comparisons"]} == {"pytorch", "ort-fp32", "ort-int8"}
     assert all("ort_fp32_over_pytorch" in r and "int8_over_fp32" in r for r in data["engine_ratios"])
     assert "| small | big |" in open(paths["markdown"]).read()
+    assert all(r["fastest_fp32_engine"] in ("pytorch", "ort-fp32") for r in data["engine_ratios"])
+    assert "| fastest fp32 |" in open(paths["markdown"]).read()
+    assert data["machine"]["cpu_model"] and isinstance(data["machine"]["cpu_int8_flags"], list)
 
 
 def test_bench_cli(tmp_path, capsys):

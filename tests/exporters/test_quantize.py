@@ -111,6 +111,7 @@ def test_auto_reports_every_variant_and_keeps_the_fastest_passing(tmp_path):
         "selective-int8",
         "progressive-int8",
         "blockwise-int8",
+        "smoothed-int8",
     ]
     for entry in report["variants"]:
         assert 0 <= entry["label_agreement"] <= 1 and entry["p50_ms"] > 0 and entry["speedup_vs_fp32"] > 0
@@ -223,6 +224,7 @@ def test_auto_without_a_passing_variant_fails_or_keeps_fp32(tmp_path, monkeypatc
         "selective-int8",
         "progressive-int8",
         "blockwise-int8",
+        "smoothed-int8",
     ]
     assert "label_agreement 0.5000 < 0.995" in str(info.value)
     progressive = info.value.report["variants"][3]  # never met: every count up to the cap was tried
@@ -254,14 +256,18 @@ def test_cli_quantize_auto(tmp_path, capsys, monkeypatch):
     (tmp_path / "cal.txt").write_text("\n".join(TEXTS[6:]) + "\n")
     common = ["--task", "text-classification", "--quantize", "auto", "--int8-target", "avx512_vnni"]
     common += ["--int8-threads", "1", "--validation-texts", str(tmp_path / "val.txt")]
-    common += ["--calibration-texts", str(tmp_path / "cal.txt")]
+    common += ["--calibration-texts", str(tmp_path / "cal.txt"), "--int8-smooth-alpha", "0.7"]
     args = _parser().parse_args(["export", str(tmp_path / "ckpt"), str(tmp_path / "onnx"), *common])
     assert args.func(args) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)["quantization"]
     assert report["target"] == "avx512_vnni" and report["validation_examples"] == 6
-    assert report["calibration_examples"] == 6 and len(report["variants"]) == 5
+    assert report["calibration_examples"] == 6 and len(report["variants"]) == 6
+    assert (
+        report["variants"][-1]["smoothing"]["alpha"] == 0.7 and report["variants"][-1]["smoothing"]["scope"] == "all"
+    )
     assert "chosen: " in captured.err and "static-int8: label_agreement" in captured.err
+    assert re.search(r"smoothed-int8: label_agreement .* tensor\(s\) smoothed \(alpha 0.7, all\)", captured.err)
     assert re.search(r"progressive-int8: label_agreement .* node\(s\) kept fp32 \(tried 1: [0-9.]+", captured.err)
 
     _low_agreement(monkeypatch)

@@ -112,3 +112,32 @@ def test_ort_session_and_run_session(tmp_path):
     assert session.get_providers() == ["CPUExecutionProvider"]
     out = run_session(session, {"x": np.array([1.0, 2.0], dtype=np.float32), "unused": np.zeros(1)})
     assert out["y"].tolist() == [2.0, 4.0]
+    options = ort_session(path, threads=1).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"  # default: no spin-waiting
+    entries = {"session.intra_op.allow_spinning": "1"}
+    options = ort_session(path, threads=1, config_entries=entries).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
+def test_int8_cpu_flags_names_the_kernels_flags(tmp_path):
+    from hf_bort.measure.machine import int8_cpu_flags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t: fpu avx2 fma avx512f avx512_vnni amx_int8 sse4_2\n")
+    assert int8_cpu_flags(cpuinfo) == ["avx2", "fma", "avx512f", "avx512_vnni", "amx_int8"]
+    assert int8_cpu_flags(tmp_path / "missing") == []
+
+
+def test_engine_ratios_name_the_fastest_engine():
+    """Issue 23: where ORT fp32 loses to PyTorch, the report names PyTorch as the faster fp32 engine."""
+    from hf_bort.exporters.bench import engine_ratios
+
+    def row(engine, batch, ms):
+        return {"model": "m", "engine": engine, "batch_size": batch, "seq_len": 128, "p50_ms": ms}
+
+    rows = [row("pytorch", 1, 10.0), row("ort-fp32", 1, 8.0), row("ort-int8", 1, 9.0)]
+    rows += [row("pytorch", 8, 50.0), row("ort-fp32", 8, 60.0), row("ort-int8", 8, 40.0)]
+    first, second = engine_ratios(rows)
+    assert (first["fastest_fp32_engine"], first["fastest_engine"]) == ("ort-fp32", "ort-fp32")
+    assert (second["fastest_fp32_engine"], second["fastest_engine"]) == ("pytorch", "ort-int8")
+    assert second["ort_fp32_over_pytorch"] == pytest.approx(50 / 60)

@@ -141,14 +141,15 @@ class BenchResult:
         if self.engine_ratios:
             lines += [
                 "",
-                "| model | batch | seq | ORT fp32 / PyTorch | ORT int8 / ORT fp32 | int8 argmax agreement "
-                "| int8 emb. cosine (mean) |",
-                "|---|---:|---:|---:|---:|---:|---:|",
+                "| model | batch | seq | ORT fp32 / PyTorch | fastest fp32 | ORT int8 / ORT fp32 | fastest "
+                "| int8 argmax agreement | int8 emb. cosine (mean) |",
+                "|---|---:|---:|---:|---|---:|---|---:|---:|",
             ]
             for ratio in self.engine_ratios:
                 lines.append(
                     f"| {ratio['model']} | {ratio['batch_size']} | {ratio['seq_len']} "
-                    f"| {_fmt(ratio.get('ort_fp32_over_pytorch'))}x | {_fmt(ratio.get('int8_over_fp32'))}x "
+                    f"| {_fmt(ratio.get('ort_fp32_over_pytorch'))}x | {ratio.get('fastest_fp32_engine') or '-'} "
+                    f"| {_fmt(ratio.get('int8_over_fp32'))}x | {ratio.get('fastest_engine') or '-'} "
                     f"| {_fmt_pct(self.models[ratio['model']].get('argmax_agreement'))} "
                     f"| {_fmt(self.models[ratio['model']].get('int8_embedding_cosine_mean'), 4)} |"
                 )
@@ -438,7 +439,8 @@ def _cell(rows: list[dict[str, Any]], model: str, engine: str, batch: int, seq: 
 
 
 def engine_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per model and shape, the p50 speed-ups between engines measured in the same run."""
+    """Per model and shape, the p50 speed-ups between engines measured in the same run, and which engine was fastest
+    in fp32 (PyTorch or ORT: named, so a table never implies ORT wins where it loses) and overall."""
     ratios = []
     for model, batch, seq in dict.fromkeys((r["model"], r["batch_size"], r["seq_len"]) for r in rows):
         pt, fp32, int8 = (_cell(rows, model, engine, batch, seq) for engine in ENGINES)
@@ -449,6 +451,10 @@ def engine_ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ratio["int8_over_fp32"] = fp32["p50_ms"] / int8["p50_ms"]
         if pt and int8:
             ratio["int8_over_pytorch"] = pt["p50_ms"] / int8["p50_ms"]
+        timed = {cell["engine"]: cell["p50_ms"] for cell in (pt, fp32, int8) if cell}
+        fp32_timed = {name: ms for name, ms in timed.items() if name != "ort-int8"}
+        ratio["fastest_fp32_engine"] = min(fp32_timed, key=fp32_timed.get) if fp32_timed else None
+        ratio["fastest_engine"] = min(timed, key=timed.get) if timed else None
         ratios.append(ratio)
     return ratios
 

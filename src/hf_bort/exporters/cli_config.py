@@ -13,6 +13,7 @@ from pathlib import Path
 from .._cli import api_default, check_strings
 from .bench import ENGINES, NAMED_MODELS, BenchConfig
 from .bench_compressed import CompressedBenchConfig
+from .int8_config import SMOOTH_SCOPES
 from .onnx import SUPPORTED_TASKS, export_onnx
 from .quantize import QUANTIZATION_TARGETS, QUANTIZE_CHOICES, Int8Config
 
@@ -63,6 +64,14 @@ class ExportArguments:
             "help": "With --quantize auto: least speed-up over fp32 an agreeing variant needs; else fp32 is kept "
             "(reported)."
         },
+    )
+    int8_smooth_alpha: float = field(
+        default=api_default(Int8Config, "smooth_alpha"),
+        metadata={"help": "smoothed-int8: SmoothQuant's migration strength in [0, 1] (see Int8Config.smooth_alpha)."},
+    )
+    int8_smooth_scope: str = field(
+        default=api_default(Int8Config, "smooth_scope"),
+        metadata={"help": "smoothed-int8: activations smoothed.", "choices": SMOOTH_SCOPES},
     )
     min_label_agreement: float = field(
         default=api_default(Int8Config, "min_label_agreement"), metadata={"help": "auto: task heads' threshold."}
@@ -128,6 +137,8 @@ class ExportArguments:
             min_cosine=self.min_cosine,
             min_neighbour_agreement=self.min_neighbour_agreement,
             threads=self.int8_threads,
+            smooth_alpha=self.int8_smooth_alpha,
+            smooth_scope=self.int8_smooth_scope,
         )
 
 

@@ -52,11 +52,13 @@ def quantize_dynamic(
     fused: bool,
     exclude: Sequence[str] = (),
     reduce_range: bool = False,
+    source_name: str = "model.onnx",
 ) -> Path:
-    """`dynamic-int8`: optimum's `ORTQuantizer` with dynamic quantization (see the module docstring)."""
+    """`dynamic-int8`: optimum's `ORTQuantizer` with dynamic quantization (see the module docstring) of
+    `directory/source_name`, written as `directory/model_<name>.onnx`."""
     from optimum.onnxruntime import ORTQuantizer
 
-    quantizer = ORTQuantizer.from_pretrained(directory, file_name="model.onnx")
+    quantizer = ORTQuantizer.from_pretrained(directory, file_name=source_name)
     config = _quantization_config(
         target,
         is_static=False,
@@ -66,7 +68,10 @@ def quantize_dynamic(
     )
     config.reduce_range = config.reduce_range or reduce_range  # not every preset takes the argument
     quantizer.quantize(quantization_config=config, save_dir=directory, file_suffix=name)
-    return directory / f"model_{name}.onnx"
+    written, output = directory / f"{Path(source_name).stem}_{name}.onnx", directory / f"model_{name}.onnx"
+    if written != output:
+        os.replace(written, output)
+    return output
 
 
 def quantize_static(

@@ -225,7 +225,8 @@ def export_onnx(
         quantize: `None`, `"dynamic-int8"` (dynamic, per-channel weights), `"static-int8"` (QDQ, calibrated on
             `calibration_texts`), `"selective-int8"` (dynamic with the most sensitive nodes, measured, kept fp32),
             `"progressive-int8"` (as few of those as the agreement thresholds need), `"blockwise-int8"`
-            (`MatMulNBits`, int8 weights and activations scaled per block)
+            (`MatMulNBits`, int8 weights and activations scaled per block), `"smoothed-int8"` (dynamic after
+            SmoothQuant-style outlier smoothing, function-preserving in fp32)
             or `"auto"`: build them all, measure agreement with fp32 on `validation_texts` and latency, keep the
             fastest that meets `int8`'s thresholds (see `hf_bort.exporters.quantize`); the choice is written as
             `model_quantized.onnx`, every variant is reported in `quantization_report.json`.

@@ -1,6 +1,6 @@
 """int8 quantization of an exported (fused) ONNX graph, chosen by measured agreement with fp32.
 
-Five variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the fused graph by default):
+Six variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the fused graph by default):
 
 - `dynamic-int8`: optimum's `ORTQuantizer`, dynamic quantization of every `MatMul` and fused `Attention`
   (→ `MatMulInteger` / `QAttention`; `Int8Config.quantize_attention=False` leaves `Attention` fp32), weights per
@@ -22,6 +22,10 @@ Five variants, each applied to the `model.onnx` that [`export_onnx`] wrote (the 
   symmetric int8 weights with a scale per `block_size` input channels of each output column and
   `accuracy_level=4`, int8 products whose activations are quantized per row and block at run time. The fused
   `Attention` stays fp32; `target` and `int8_per_channel` do not apply (one kernel for every CPU).
+- `smoothed-int8`: `dynamic-int8` of the graph with its activation outliers migrated into the weights
+  (SmoothQuant's per-channel scale `s`, calibrated on the calibration texts with `Int8Config.smooth_alpha`), an
+  explicit `Mul` by `1/s` in front of the products so that the post-LN residual path keeps the unscaled tensor:
+  the fp32 function is unchanged ([`hf_bort.exporters.smooth`]).
 
 Measured on a fine-tuned MiniLM classifier and its compressed student (`benchmarks/int8_agreement.py`): the
 disagreement of `dynamic-int8` comes from the per-tensor activation scale (LayerNorm outputs carry a few outlier
@@ -74,6 +78,7 @@ from .int8_variants import (
     quantize_dynamic,
     quantize_static,
 )
+from .smooth import smooth_graph
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +204,15 @@ def quantize_exported(
                 config.reduce_range,
             )
             entry["calibration_method"] = config.calibration_method
+        elif name == "smoothed-int8":
+            smoothed_fp32 = directory / "model_smoothed_fp32.onnx"
+            entry["smoothing"] = smooth_graph(
+                directory / "model.onnx", smoothed_fp32, calibration_batches, config.smooth_alpha, config.smooth_scope
+            )
+            try:
+                paths[name] = dynamic(name, source_name=smoothed_fp32.name)
+            finally:
+                smoothed_fp32.unlink(missing_ok=True)
         elif name == "blockwise-int8":
             paths[name] = quantize_blockwise(directory, name, config.block_size)
             entry["block_size"] = config.block_size
@@ -300,6 +314,10 @@ def report_summary(report: dict[str, Any]) -> str:
                 for step in entry["steps"]
             )
             steps = f", {len(entry['excluded_nodes'])} node(s) kept fp32 (tried {tried})"
+        if "smoothing" in entry:
+            smoothing = entry["smoothing"]
+            steps += f", {len(smoothing['tensors'])} tensor(s) smoothed"
+            steps += f" (alpha {smoothing['alpha']:g}, {smoothing['scope']})"
         lines.append(f"  {entry['variant']}: {metrics}{speed}{steps}, {verdict} thresholds")
     if report["chosen"] is None:
         lines.append(f"  kept fp32 only: {report['reason']}")

@@ -32,6 +32,18 @@ def cpu_flags(cpuinfo: str | os.PathLike = CPUINFO) -> set[str]:
     return flags
 
 
+INT8_FLAGS: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+
+
+def int8_cpu_flags(cpuinfo: str | os.PathLike = CPUINFO) -> list[str]:
+    """The flags of `INT8_FLAGS` (int8 and fp32 kernel speed depends on them) this CPU lists; [] when unreadable."""
+    try:
+        flags = cpu_flags(cpuinfo)
+    except OSError:
+        return []
+    return [flag for flag in INT8_FLAGS if flag in flags]
+
+
 def device_fingerprint() -> str:
     """Identifies the machine a latency was measured on (CPU model, cores, torch threads, torch version)."""
     import torch
@@ -61,6 +73,8 @@ def bench_machine_info(threads: int, peak: float) -> dict[str, Any]:
 
     machine: dict[str, Any] = {
         "cpu": platform.processor() or platform.machine(),
+        "cpu_model": cpu_model_name(),
+        "cpu_int8_flags": int8_cpu_flags(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "matmul_peak_gflops": peak,

@@ -7,10 +7,20 @@ from typing import Any
 
 ONNXRUNTIME_HINT = 'pip install "hf-bort[onnx]"'
 
+# ORT session config entries every hf_bort session gets. Intra-op threads do not spin-wait between runs: on a 2-core
+# machine shared with other work, spinning threads took cores from whatever ran next (another session, PyTorch in the
+# same process, other processes), and ORT fp32 without spinning was 1.2-2.0x faster than with it at batch 1 and 8,
+# length 128 (benchmarks/results/ort_settings.json; one run on a loaded machine, not measured on a quiet one).
+SESSION_CONFIG: dict[str, str] = {"session.intra_op.allow_spinning": "0"}
 
-def ort_session(path: str | os.PathLike | bytes, threads: int | None = None):
+
+def ort_session(
+    path: str | os.PathLike | bytes, threads: int | None = None, config_entries: dict[str, str] | None = None
+):
     """A CPU `InferenceSession` for the ONNX file at `path` (or a serialized model): `threads` intra-op threads
-    (None or 0: ORT's default), one inter-op thread, sequential execution, every graph optimisation."""
+    (None or 0: ORT's default), one inter-op thread, sequential execution, every graph optimisation, and
+    `config_entries` (ORT session config keys, e.g. `{"session.intra_op.allow_spinning": "0"}`) on top of
+    `SESSION_CONFIG` (None: `SESSION_CONFIG` alone)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -19,6 +29,8 @@ def ort_session(path: str | os.PathLike | bytes, threads: int | None = None):
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    for key, value in {**SESSION_CONFIG, **(config_entries or {})}.items():
+        options.add_session_config_entry(key, str(value))
     model = path if isinstance(path, bytes) else str(path)
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
