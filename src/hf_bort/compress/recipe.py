@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import measure
+from .. import _device, measure
 from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
 from .quiet import nest_trainer_progress
 
@@ -275,8 +275,10 @@ def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, t
     was_training = model.training
     model.eval()
     total = 0.0
+    device = next(model.parameters()).device  # where the Trainer (accelerate) put student, teacher and projection
     with torch.no_grad():
         for batch in batches:
+            batch = _device.to_device(batch, device)
             teacher = trainer.teacher(**batch, output_hidden_states=True).hidden_states[-1]
             student = model(**batch, output_hidden_states=True).hidden_states[-1]
             total += float(hidden_state_loss(student, teacher, batch["attention_mask"], trainer.projection))
@@ -285,13 +287,17 @@ def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, t
 
 
 def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dict[str, float]:
-    """Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column)."""
-    model.eval()
+    """
+    Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column), computed on
+    [`hf_bort._device.compute_device`] (the model is moved there).
+    """
+    device = _device.compute_device()
+    _device.to_device(model, device).eval()
     predictions, labels = [], []
     with torch.no_grad():
         for batch in _batches(dataset, tokenizer, batch_size):
             gold = batch.pop("labels")
-            predictions.append(model(**batch).logits.argmax(-1))
+            predictions.append(model(**_device.to_device(batch, device)).logits.argmax(-1).cpu())
             labels.append(gold)
     predicted = torch.cat(predictions).numpy()
     gold = torch.cat(labels).numpy()
@@ -354,7 +360,8 @@ def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: li
     )
     with torch.no_grad():
         batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        logits = model.eval()(**batch).logits
+        device = next(model.parameters()).device
+        logits = model.eval()(**_device.to_device(dict(batch), device)).logits.cpu()
     difference = float((torch.tensor(reloaded["logits"]) - logits).abs().max())
     return {
         "ok": difference < 1e-4,
@@ -389,7 +396,11 @@ def measure_latency(
     and validated with `hf_bort.exporters.export_onnx`), at `batch_size` × `sequence_length`, the models timed in
     interleaved rounds; `ratio_to_<first model>` is measured in the same run. `task` is the ONNX export task
     (`"feature-extraction"` for bare encoders).
+
+    Timed on the CPU on purpose, wherever the stages before trained the models (they are moved to the CPU here):
+    the latency budgets and the reported ratios describe CPU inference, the deployment target.
     """
+    models = {name: model.to("cpu") for name, model in models.items()}
     first = next(iter(models))
     out: dict[str, Any] = {
         "batch_size": batch_size,
