@@ -12,11 +12,11 @@ from collections.abc import Mapping
 
 import pytest
 import torch
-from tiny_shapes import TINY_SHAPE
-from tiny_tokenizers import bert_tokenizer
 
 from hf_bort import _device
 from hf_bort.models.bort import BortConfig, BortForSequenceClassification, BortModel
+from tiny_shapes import TINY_SHAPE
+from tiny_tokenizers import bert_tokenizer
 
 FAKE = "fake-accelerator"
 MARK = "_hf_bort_placed_on"
@@ -91,9 +91,7 @@ def test_search_candidates_teacher_and_batches_go_to_the_compute_device(fake_dev
     from hf_bort.ose.surrogate import CandidateTrainer
 
     teacher, student = _classifier(0), _classifier(1)
-    trainer = CandidateTrainer(
-        teacher, "task", _labelled_batches(2, 0), _labelled_batches(1, 1), learning_rate=1e-3
-    )
+    trainer = CandidateTrainer(teacher, "task", _labelled_batches(2, 0), _labelled_batches(1, 1), learning_rate=1e-3)
     assert trainer.device == FAKE
     projection, optimizer = trainer.setup(student)
     trainer.train(student, projection, optimizer, 0, 2)
