@@ -66,6 +66,11 @@ def test_compress_latency_budget_uses_the_machine_table_by_default(tmp_path, mon
     assert config.search_config(tmp_path / "out", 10).latency_cache == str(tmp_path / "cache" / "latency.json")
     mine = CompressionConfig(model="m", dataset="d", max_latency_ratio=0.5, latency_cache=str(tmp_path / "t.json"))
     assert mine.search_config(tmp_path / "out", 10).latency_cache == str(tmp_path / "t.json")
+    from hf_bort.compress.cli import parse
+
+    assert (
+        parse(["m", "--dataset", "d", "--latency-cache", str(tmp_path / "t.json")]).latency_cache == mine.latency_cache
+    )
     with pytest.raises(ValueError, match="`latency_cache` must be a file path"):
         CompressionConfig(model="m", dataset="d", latency_cache=" ")
 
