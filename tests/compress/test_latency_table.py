@@ -24,6 +24,7 @@ from tiny_tokenizers import bert_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 REPORT = json.loads((REPO / "benchmarks" / "results" / "compress_rt_seed0.json").read_text())["report"]
+NO_ORT = {"latency_engine": "pytorch", "measure_onnx": False}  # the transformers 5 venv has no onnxruntime
 LATENCY = {
     "batch_size": 1,
     "sequence_length": 128,
@@ -62,17 +63,22 @@ def test_summary_and_card_show_measured_beside_analytic(tmp_path):
 
 def test_compress_latency_budget_uses_the_machine_table_by_default(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_BORT_CACHE", str(tmp_path / "cache"))
-    config = CompressionConfig(model="m", dataset="d", max_latency_ratio=0.5, output_dir=str(tmp_path / "out"))
+    config = CompressionConfig(model="m", dataset="d", max_latency_ratio=0.5, **NO_ORT)
     assert config.search_config(tmp_path / "out", 10).latency_cache == str(tmp_path / "cache" / "latency.json")
-    mine = CompressionConfig(model="m", dataset="d", max_latency_ratio=0.5, latency_cache=str(tmp_path / "t.json"))
+    mine = CompressionConfig(
+        model="m", dataset="d", max_latency_ratio=0.5, latency_cache=str(tmp_path / "t.json"), **NO_ORT
+    )
     assert mine.search_config(tmp_path / "out", 10).latency_cache == str(tmp_path / "t.json")
     from hf_bort.compress.cli import parse
 
     assert (
-        parse(["m", "--dataset", "d", "--latency-cache", str(tmp_path / "t.json")]).latency_cache == mine.latency_cache
+        parse(
+            ["m", "--dataset", "d", "--measure-onnx", "false", "--latency-cache", str(tmp_path / "t.json")]
+        ).latency_cache
+        == mine.latency_cache
     )
     with pytest.raises(ValueError, match="`latency_cache` must be a file path"):
-        CompressionConfig(model="m", dataset="d", latency_cache=" ")
+        CompressionConfig(model="m", dataset="d", latency_cache=" ", **NO_ORT)
 
 
 def _search(tmp_path, output: str, settings) -> OSESearch:
@@ -102,9 +108,7 @@ def test_a_second_run_on_the_same_machine_times_no_shape_again(tmp_path, monkeyp
         return 1.0 + config.num_hidden_layers + sum(config.layer_intermediate_sizes) / 1000
 
     monkeypatch.setattr(costs_module, "_measure", fake_measure)
-    config = CompressionConfig(
-        model="m", dataset="d", max_latency_ratio=0.9, latency_engine="pytorch", cost_sequence_length=16
-    )
+    config = CompressionConfig(model="m", dataset="d", max_latency_ratio=0.9, cost_sequence_length=16, **NO_ORT)
     settings = config.search_config(tmp_path / "run1", 16)
     first = _search(tmp_path, "run1", settings)
     kept, info = first.candidates_within_budget()
