@@ -18,6 +18,12 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def _own_latency_table(tmp_path, monkeypatch):
+    """A latency budget's default table lives in HF_BORT_CACHE: each test gets its own, not the machine's."""
+    monkeypatch.setenv("HF_BORT_CACHE", str(tmp_path / "hf_bort_cache"))
+
+
 @pytest.fixture
 def tiny_source(tmp_path) -> Path:
     """A tiny pretrained BERT encoder (random weights) saved with its tokenizer."""

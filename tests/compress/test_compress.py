@@ -58,11 +58,18 @@ def test_compress_end_to_end(tmp_path, tiny_source, data_dir):
     assert student["dev"]["accuracy"] > 0.7
     assert report["reload"]["ok"] and not report["reload"]["hf_bort_imported_in_reload_process"]
     assert report["latency"]["pytorch"]["student"]["ratio_to_source"] > 0
+    speed = report["speed"]  # measured beside analytic, the multiply-adds counted at the timed length
+    assert speed["sequence_length"] == report["latency"]["sequence_length"]
+    assert speed["pytorch"]["latency_ratio"] == pytest.approx(
+        report["latency"]["pytorch"]["student"]["ratio_to_source"]
+    )
+    assert 0 < speed["analytic_multiply_adds_ratio"] < 1 and speed["pytorch"]["fraction_of_analytic"] > 0
     assert set(report["wall_s"]) >= set(pipeline.STAGES)
     loaded = AutoModelForSequenceClassification.from_pretrained(out / "student")
     assert type(loaded).__name__ == "BortForSequenceClassification" and loaded.config.num_labels == 2
     summary = result.summary()
     assert "dev accuracy" in summary and student["shape"] in summary
+    assert "of the analytic speed-up" in summary
 
 
 def test_resume_after_a_kill_restarts_at_the_stage_and_the_candidate(tmp_path, tiny_source, data_dir, monkeypatch):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import _device
+
 
 @dataclass
 class LabelResult:
@@ -139,15 +141,16 @@ class ModelLabeller(Labeller):
 
     @torch.no_grad()
     def __call__(self, points):
+        device = _device.compute_device()  # the labeller model runs on this rank's accelerator, else the CPU
+        _device.to_device(self.model, device)
         was_training = self.model.training
         self.model.eval()
-        device = next(self.model.parameters()).device
         labels, confidences, rows = [], [], []
         try:
             for start in range(0, len(points), self.batch_size):
                 chunk = points[start : start + self.batch_size]
                 inputs = self._inputs(chunk)
-                logits = self.model(**{k: v.to(device) for k, v in inputs.items()}).logits
+                logits = self.model(**_device.to_device(inputs, device)).logits
                 probs = logits.float().softmax(-1)
                 confidence, label = probs.max(-1)
                 labels += [int(x) for x in label]

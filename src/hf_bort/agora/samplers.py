@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import _device
+
 
 def _embedding_layer(model) -> torch.nn.Module | None:
     get = getattr(model, "get_input_embeddings", None)
@@ -165,8 +167,10 @@ class TokenSubstitutionSampler:
     def _mlm_fill(self, ids, mask, chosen, generator):
         masked = ids.clone()
         masked[chosen] = self.tokenizer.mask_token_id
-        device = next(self.masked_lm.parameters()).device
-        logits = self.masked_lm(input_ids=masked[None].to(device), attention_mask=mask.long()[None].to(device)).logits
+        device = _device.compute_device()  # the sampler's own masked LM runs on this rank's accelerator
+        _device.to_device(self.masked_lm, device)
+        inputs = _device.to_device({"input_ids": masked[None], "attention_mask": mask.long()[None]}, device)
+        logits = self.masked_lm(**inputs).logits
         logits = logits[0, chosen].float().cpu()
         logits[torch.arange(len(chosen)), ids[chosen]] = -torch.inf
         special = sorted(_special_ids(self.tokenizer))
@@ -221,6 +225,8 @@ class PoolSampler:
 
     @torch.no_grad()
     def _embed(self, model, tokenizer, texts=None, ids_rows=None) -> torch.Tensor:
+        if model is self.encoder:  # the pool's own encoder: on this rank's accelerator (the student stays where it is)
+            _device.to_device(model, _device.compute_device())
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device

@@ -293,6 +293,18 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
                 + (f" (× {stu['ratio_to_source']:.2f})" if "ratio_to_source" in stu else ""),
             ]
         )
+    speed = report.get("speed") or {}
+    for engine, label in engines:  # measured beside analytic: the student may be overhead-bound
+        cell = speed.get(engine)
+        if cell:
+            results.append(
+                [
+                    f"speed-up over the source, {label}",
+                    "1×",
+                    f"{cell['measured_speedup']:.2f}× measured vs {speed['analytic_speedup']:.2f}× from multiply-adds "
+                    f"at {speed['sequence_length']} tokens ({100 * cell['fraction_of_analytic']:.0f} %)",
+                ]
+            )
     note = []
     if latency:
         cpu = machine.get("cpu")

@@ -215,7 +215,7 @@ def check_latency_budget(config: CompressionConfig, bort_config, keys: list[str]
     from ..ose.space import Candidate
 
     cheapest = min(keys, key=ratios.get)
-    latency = LatencyCache().measure(  # in memory: the search times (and caches) every candidate itself
+    latency = LatencyCache(config.resolved_latency_cache()).measure(  # the search's table: timed once per machine
         candidate_config(Candidate.from_key(cheapest), bort_config),
         batch_size=1,
         sequence_length=config.cost_sequence_length,

@@ -158,6 +158,14 @@ class CompressionConfig:
     latency_engine: str = ose_field(
         "latency_engine", default="onnxruntime", help="Also the engine of the latency budgets."
     )
+    latency_cache: str = field(
+        default=None,
+        metadata={
+            "help": "The per-machine latency table a latency budget reads and times into (default: latency.json in "
+            "hf_bort's cache folder, $HF_BORT_CACHE or ~/.cache/hf_bort, shared by every run on this machine). "
+            "Keyed by CPU model and flags, cores, threads, torch version, engine, shape, sequence length and batch."
+        },
+    )
     max_length: int = field(default=128, metadata={"help": "Maximum tokens per text (training and evaluation)."})
     cost_sequence_length: int = field(
         default=128, metadata={"help": "Sequence length at which multiply-adds (and search latencies) are counted."}
@@ -290,6 +298,10 @@ class CompressionConfig:
             raise ValueError(
                 "`dataset` is required: a folder or file of CSV/JSON/JSONL, a Hub name, or a DatasetDict."
             )
+        if self.latency_cache is not None and (
+            not isinstance(self.latency_cache, (str, os.PathLike)) or not str(self.latency_cache).strip()
+        ):
+            raise ValueError(f"`latency_cache` must be a file path or None, got {self.latency_cache!r}.")
         for name in ("text_column", "label_column", "train_split", "validation_split", "test_split", "output_dir"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
@@ -434,6 +446,12 @@ class CompressionConfig:
     def search_max_steps(self) -> int:
         return math.ceil(self.search_base_steps / self.epsilon)
 
+    def resolved_latency_cache(self) -> str:
+        """`latency_cache`, or the machine's table `hf_bort.assets.cache_dir()/latency.json`."""
+        from ..assets import cache_dir
+
+        return str(self.latency_cache) if self.latency_cache is not None else str(cache_dir() / "latency.json")
+
     def search_config(self, output_dir: str | os.PathLike, dev_rows: int) -> OSEConfig:
         """
         The search's `OSEConfig`: the mirrored `search_*` settings, and what compress derives for the search (the
@@ -454,6 +472,7 @@ class CompressionConfig:
             max_cost_ratio=self.max_latency_ratio if latency_budget else self.max_cost_ratio,
             max_multiply_adds_ratio=self.max_cost_ratio if latency_budget else None,
             max_latency_ms=self.max_latency_ms,
+            latency_cache=self.resolved_latency_cache() if latency_budget else None,
             show_progress=self.show_progress,
         )
 

@@ -32,7 +32,7 @@ import torch
 from .checks import budget_check, search_space
 from .config import CompressionConfig
 from .quiet import quietly
-from .report import CompressionResult, front_picks, publish, search_record, student_record
+from .report import CompressionResult, front_picks, publish, search_record, speed_record, student_record
 from .run import STAGES, Run, output_folder
 from .tasks.base import CompressionTask
 
@@ -148,6 +148,7 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
         },
         "reload": records["reload"],
         "latency": records["latency"],
+        "speed": _speed(records["latency"], task),
         "test_split_read": "once, after every choice was made" if "skipped" not in test else test["skipped"],
         "wall_s": {**run.progress["wall_s"], "this_call_s": time.perf_counter() - total_start},
         "machine": recipe.machine_info(),
@@ -195,6 +196,20 @@ def _latency(config: CompressionConfig, task: CompressionTask, out: Path) -> dic
         seed=config.seed,
         task=task.name,
         **task.latency_options(),
+    )
+
+
+def _speed(latency: dict[str, Any], task: CompressionTask) -> dict[str, Any]:
+    """Measured vs analytic speed-up (report key `speed`), the multiply-adds counted at the timed sequence length."""
+    from ..ose.costs import encoder_multiply_adds
+
+    if not latency or "sequence_length" not in latency:
+        return {}
+    length = latency["sequence_length"]
+    return speed_record(
+        latency,
+        encoder_multiply_adds(task.teacher.config, length),
+        encoder_multiply_adds(task.student_config, length),
     )
 
 

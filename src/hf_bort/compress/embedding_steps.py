@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .. import _device
+
 logger = logging.getLogger(__name__)
 
 RELOAD_SNIPPET = """
@@ -33,15 +35,20 @@ print("HF_BORT_RELOAD " + json.dumps(record))
 
 @torch.no_grad()
 def encode(encoder, head, tokenizer, texts: list[str], max_length: int, batch_size: int = 64) -> torch.Tensor:
-    """Sentence embeddings of `texts`: `encoder`'s last hidden state through `head` (batched, no gradients)."""
-    encoder.eval()
+    """
+    Sentence embeddings of `texts` (on the CPU): `encoder`'s last hidden state through `head` (batched, no gradients),
+    computed on [`hf_bort._device.compute_device`] (encoder and head are moved there).
+    """
+    device = _device.compute_device()
+    encoder, head = _device.to_device(encoder, device).eval(), _device.to_device(head, device)
     out = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
         batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        inputs = _device.to_device(inputs, device)
         hidden = encoder(**inputs).last_hidden_state
-        out.append(head(hidden, inputs["attention_mask"]))
+        out.append(head(hidden, inputs["attention_mask"]).cpu())
     return torch.cat(out)
 
 
@@ -62,7 +69,7 @@ def distil_embeddings(
     """
     Trains `encoder` (and `head`'s trainable parameters) so that `head(encoder(text))` matches `teacher_embeddings`
     (one row per text) with the cosine distance 1 − cos: AdamW, linear decay to 0, no warm-up, shuffled batches
-    (seeded), dropout as configured.
+    (seeded), dropout as configured. Runs on [`hf_bort._device.compute_device`] (encoder and head are moved there).
     """
     from tqdm.auto import tqdm
 
@@ -71,6 +78,8 @@ def distil_embeddings(
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(texts) // batch_size)
     total = max(1, round(epochs * steps_per_epoch))
+    device = _device.compute_device()
+    encoder, head = _device.to_device(encoder, device), _device.to_device(head, device)
     parameters = [p for module in (encoder, head) for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total))
@@ -87,8 +96,9 @@ def distil_embeddings(
                 [texts[i] for i in rows], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
             )
             inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = _device.to_device(inputs, device)
             embeddings = head(encoder(**inputs).last_hidden_state, inputs["attention_mask"])
-            loss = embedding_loss(embeddings, teacher_embeddings[rows])
+            loss = embedding_loss(embeddings, _device.to_device(teacher_embeddings[rows], device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

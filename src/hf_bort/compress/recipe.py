@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import measure
+from .. import _device, measure
 from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
 from .quiet import nest_trainer_progress
 
@@ -322,8 +322,10 @@ def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, t
     was_training = model.training
     model.eval()
     total = 0.0
+    device = next(model.parameters()).device  # where the Trainer (accelerate) put student, teacher and projection
     with torch.no_grad():
         for batch in batches:
+            batch = _device.to_device(batch, device)
             teacher = trainer.teacher(**batch, output_hidden_states=True).hidden_states[-1]
             student = model(**batch, output_hidden_states=True).hidden_states[-1]
             total += float(hidden_state_loss(student, teacher, batch["attention_mask"], trainer.projection))
@@ -332,13 +334,17 @@ def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, t
 
 
 def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dict[str, float]:
-    """Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column)."""
-    model.eval()
+    """
+    Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column), computed on
+    [`hf_bort._device.compute_device`] (the model is moved there).
+    """
+    device = _device.compute_device()
+    _device.to_device(model, device).eval()
     predictions, labels = [], []
     with torch.no_grad():
         for batch in _batches(dataset, tokenizer, batch_size):
             gold = batch.pop("labels")
-            predictions.append(model(**batch).logits.argmax(-1))
+            predictions.append(model(**_device.to_device(batch, device)).logits.argmax(-1).cpu())
             labels.append(gold)
     from .best_dev import classification_scores
 
@@ -399,7 +405,9 @@ def reload_check(path: str | os.PathLike, model: nn.Module, tokenizer, texts: li
         f"Reloading {path} with plain transformers",
     )
     with torch.no_grad():
-        logits = model.eval()(**encode(tokenizer, texts, max_length)).logits
+        batch = encode(tokenizer, texts, max_length)
+        device = next(model.parameters()).device
+        logits = model.eval()(**_device.to_device(dict(batch), device)).logits.cpu()
     difference = float((torch.tensor(reloaded["logits"]) - logits).abs().max())
     return {
         "ok": difference < 1e-4,
@@ -437,7 +445,11 @@ def measure_latency(
     (`"feature-extraction"` for bare encoders). `validation_texts` are the export's validation inputs (default:
     the exporter's sentences); given as (text, text_pair) pairs, the timed inputs are pairs too (the second half
     of the tokens is token type 1 where the model has token types).
+
+    Timed on the CPU on purpose, wherever the stages before trained the models (they are moved to the CPU here):
+    the latency budgets and the reported ratios describe CPU inference, the deployment target.
     """
+    models = {name: model.to("cpu") for name, model in models.items()}
     first = next(iter(models))
     out: dict[str, Any] = {
         "batch_size": batch_size,

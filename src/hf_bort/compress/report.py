@@ -78,7 +78,56 @@ class CompressionResult:
         lines = [f"{report['student']['shape']} from {report['settings']['model']}"]
         lines += ["  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)) for row in rows]
         lines += [f"WARNING: {warning}" for warning in report.get("warnings") or []]
+        lines += speed_lines(report.get("speed") or {})
         return "\n".join(lines)
+
+
+ENGINE_LABELS = {"pytorch": "PyTorch", "onnxruntime_fp32": "ONNX Runtime fp32"}
+
+
+def speed_record(latency: dict[str, Any], source_multiply_adds: int, student_multiply_adds: int) -> dict[str, Any]:
+    """
+    The student's measured speed-up over the source beside the analytic one, at the shape the `latency` stage timed
+    (`*_multiply_adds` are counted at its sequence length): `analytic_speedup` = source / student multiply-adds;
+    per engine, `measured_speedup` = source / student p50 latency, `latency_ratio` its inverse, and
+    `fraction_of_analytic` = measured / analytic (1.0: the student is as much faster as its multiply-adds promise).
+    Empty when no latency was measured.
+    """
+    if not latency or "skipped" in latency:
+        return {}
+    analytic = source_multiply_adds / student_multiply_adds
+    out: dict[str, Any] = {
+        "batch_size": latency.get("batch_size"),
+        "sequence_length": latency.get("sequence_length"),
+        "threads": latency.get("threads"),
+        "analytic_multiply_adds_ratio": student_multiply_adds / source_multiply_adds,
+        "analytic_speedup": analytic,
+    }
+    for engine in ENGINE_LABELS:
+        cell = latency.get(engine)
+        if cell and "source" in cell and "student" in cell:
+            measured = cell["source"]["p50_ms"] / cell["student"]["p50_ms"]
+            out[engine] = {
+                "latency_ratio": 1 / measured,
+                "measured_speedup": measured,
+                "fraction_of_analytic": measured / analytic,
+            }
+    return out
+
+
+def speed_lines(speed: dict[str, Any]) -> list[str]:
+    """One line per engine: measured student/source latency ratio beside the analytic multiply-add ratio."""
+    lines = []
+    for engine, label in ENGINE_LABELS.items():
+        if engine in speed:
+            cell = speed[engine]
+            lines.append(
+                f"{label} b{speed['batch_size']} L{speed['sequence_length']}: measured latency ratio "
+                f"×{cell['latency_ratio']:.3f} (speed-up {cell['measured_speedup']:.2f}×) vs analytic multiply-add "
+                f"ratio ×{speed['analytic_multiply_adds_ratio']:.3f} ({speed['analytic_speedup']:.2f}×): "
+                f"{100 * cell['fraction_of_analytic']:.0f} % of the analytic speed-up"
+            )
+    return lines
 
 
 def _fmt(value: float | None, scale: float = 1.0, suffix: str = "") -> str:

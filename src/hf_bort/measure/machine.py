@@ -45,11 +45,20 @@ def int8_cpu_flags(cpuinfo: str | os.PathLike = CPUINFO) -> list[str]:
 
 
 def device_fingerprint() -> str:
-    """Identifies the machine a latency was measured on (CPU model, cores, torch threads, torch version)."""
+    """
+    Identifies the machine a latency was measured on: CPU model, a digest of its feature flags (AVX2, AVX-512,
+    VNNI… change which kernels run), cores, torch threads and torch version. The latency tables are keyed by it.
+    """
+    import hashlib
+
     import torch
 
     cpu = cpu_model_name() or platform.machine()
-    return f"{cpu}|cores={os.cpu_count()}|threads={torch.get_num_threads()}|torch={torch.__version__}"
+    try:
+        flags = hashlib.sha1(" ".join(sorted(cpu_flags())).encode()).hexdigest()[:12]
+    except OSError:  # no /proc/cpuinfo (macOS, Windows): the model name alone
+        flags = "unknown"
+    return f"{cpu}|flags={flags}|cores={os.cpu_count()}|threads={torch.get_num_threads()}|torch={torch.__version__}"
 
 
 def machine_info() -> dict[str, Any]:

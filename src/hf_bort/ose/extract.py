@@ -145,14 +145,20 @@ def compute_importance(
     config = base.config
     layers = base.encoder.layer
     n_layers, head_size = len(layers), config.attention_head_size
-    gate_heads = [torch.ones(n, requires_grad=True) for n in config.layer_num_attention_heads]
-    gate_neurons = [torch.ones(n, requires_grad=True) for n in config.layer_intermediate_sizes]
-    gate_dims = torch.ones(config.hidden_size, requires_grad=True)
-    gate_layers = torch.ones(n_layers, requires_grad=True)
-    act_heads = [torch.zeros(n) for n in config.layer_num_attention_heads]
-    act_neurons = [torch.zeros(n) for n in config.layer_intermediate_sizes]
-    act_dims = torch.zeros(config.hidden_size)
-    act_layers = torch.zeros(n_layers)
+    device = next(model.parameters()).device  # scored where the model is (the scores come back on the CPU)
+
+    def ones(n: int) -> torch.Tensor:
+        return torch.ones(n, requires_grad=True, device=device)
+
+    def zeros(n: int) -> torch.Tensor:
+        return torch.zeros(n, device=device)
+
+    gate_heads = [ones(n) for n in config.layer_num_attention_heads]
+    gate_neurons = [ones(n) for n in config.layer_intermediate_sizes]
+    gate_dims, gate_layers = ones(config.hidden_size), ones(n_layers)
+    act_heads = [zeros(n) for n in config.layer_num_attention_heads]
+    act_neurons = [zeros(n) for n in config.layer_intermediate_sizes]
+    act_dims, act_layers = zeros(config.hidden_size), zeros(n_layers)
     state: dict[str, torch.Tensor] = {}
     handles = []
 
@@ -220,13 +226,16 @@ def compute_importance(
     try:
         for batch in batches:
             batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            if method == "gradient":  # corrupted on the CPU (the seeded generator), whatever the model's device
+                corrupted, chosen = _corrupt(batch["input_ids"].cpu(), mask_token_id, config.vocab_size, generator)
+                corrupted, chosen = corrupted.to(device), chosen.to(device)
+            batch = {k: v.to(device) for k, v in batch.items()}
             state["mask"] = _valid_mask(batch)
             n_batches += 1
             if method == "activation":
                 with torch.no_grad():
                     model(**batch)
                 continue
-            corrupted, chosen = _corrupt(batch["input_ids"], mask_token_id, config.vocab_size, generator)
             chosen &= state["mask"]
             if has_mlm:
                 labels = torch.where(chosen, batch["input_ids"], torch.full_like(chosen, -100, dtype=torch.long))
@@ -254,10 +263,10 @@ def compute_importance(
     if n_batches == 0:
         raise ValueError("`batches` is empty: importance needs at least one calibration batch.")
     return Importance(
-        layers=act_layers / n_batches,
-        heads=[h / n_batches for h in act_heads],
-        neurons=[n / n_batches for n in act_neurons],
-        dims=act_dims / n_batches,
+        layers=(act_layers / n_batches).cpu(),
+        heads=[(h / n_batches).cpu() for h in act_heads],
+        neurons=[(n / n_batches).cpu() for n in act_neurons],
+        dims=(act_dims / n_batches).cpu(),
         method=method,
     )
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .. import _device
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from .distill import bort_distillation_loss, hidden_state_loss, kd_loss, make_projection, task_distillation_loss
 from .embedding import embedding_loss
@@ -52,6 +53,9 @@ class CandidateTrainer:
     Trains and scores candidates for [`OSESearch`]. `teacher` is the source as a Bort model; `train_batches` and
     `eval_batches` are lists of tokenised batches (with `labels` for `"task"`, `masked_input_ids` and `labels` for
     `"mlm"`). Teacher outputs that do not change (hidden states, classifier logits) are computed once here.
+
+    `device` (default [`hf_bort._device.compute_device`]: this rank's accelerator, else the CPU) is where the
+    teacher, the batches (moved once, here), every candidate and its projection train and are scored.
     """
 
     def __init__(
@@ -68,19 +72,23 @@ class CandidateTrainer:
         alpha_kd: float = 0.5,
         embedding_head: torch.nn.Module | None = None,
         gold_weight: float = 0.0,
+        device: torch.device | str | None = None,
     ):
         if objective not in OBJECTIVES:
             raise ValueError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}.")
         if not train_batches or not eval_batches:
             raise ValueError("The surrogate needs at least one training batch and one evaluation batch.")
-        self.teacher = teacher.eval()
+        self.device = torch.device(device) if device is not None else _device.compute_device()
+        self.teacher = _device.to_device(teacher, self.device).eval()
         self.objective = objective
+        train_batches[:] = [_device.to_device(batch, self.device) for batch in train_batches]  # the caller's lists
+        eval_batches[:] = [_device.to_device(batch, self.device) for batch in eval_batches]
         self.train_batches, self.eval_batches = train_batches, eval_batches
         self.learning_rate, self.freeze_embeddings = learning_rate, freeze_embeddings
         self.temperature, self.alpha_ce, self.alpha_kd = temperature, alpha_ce, alpha_kd
         if objective == "embedding" and embedding_head is None:
             raise ValueError("objective='embedding' needs `embedding_head` (a SentenceEmbeddingHead of the source).")
-        self.embedding_head = embedding_head
+        self.embedding_head = None if embedding_head is None else _device.to_device(embedding_head, self.device)
         if not 0 <= gold_weight <= 1 or (gold_weight > 0 and objective != "task"):
             raise ValueError(f"`gold_weight` must be in [0, 1] and is the task objective's, got {gold_weight!r}.")
         self.gold_weight = float(gold_weight)
@@ -90,7 +98,7 @@ class CandidateTrainer:
                     batch["target"] = _base(self.teacher)(**_inputs(batch)).last_hidden_state
                 elif objective == "embedding" and "target_embedding" not in batch:
                     hidden = _base(self.teacher)(**_inputs(batch)).last_hidden_state
-                    batch["target_embedding"] = embedding_head(hidden, batch["attention_mask"])
+                    batch["target_embedding"] = self.embedding_head(hidden, batch["attention_mask"])
                 elif objective == "task" and "teacher_logits" not in batch:
                     batch["teacher_logits"] = self.teacher(**_inputs(batch)).logits
 
@@ -108,8 +116,11 @@ class CandidateTrainer:
 
     # --------------------------------------------------------------------------------------------- set-up / state
     def setup(self, student: BortPreTrainedModel) -> tuple[torch.nn.Module | None, torch.optim.Optimizer]:
-        """Prepares `student` for training (no dropout, frozen embeddings) and returns (projection, optimizer)."""
-        student.train()
+        """
+        Prepares `student` for training (on the trainer's device, no dropout, frozen embeddings) and returns
+        (projection, optimizer).
+        """
+        _device.to_device(student, self.device).train()
         for module in student.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
@@ -127,6 +138,7 @@ class CandidateTrainer:
             projection = self.embedding_head.sliced(plan.dims if plan else None, teacher_width)
         parameters = [p for p in student.parameters() if p.requires_grad]
         if projection is not None:
+            projection = _device.to_device(projection, self.device)
             parameters += [p for p in projection.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=self.learning_rate, weight_decay=0.0)
         return projection, optimizer
