@@ -188,7 +188,6 @@ class ClassificationTask:
         from transformers import AutoModelForSequenceClassification
 
         from ...ose.extract import save_extracted
-
         from .. import augment
 
         config = self.config

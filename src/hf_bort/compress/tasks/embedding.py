@@ -123,9 +123,9 @@ class EmbeddingTask:
 
     # ------------------------------------------------------------------------ 4. distill, 5. embedding training
     def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
-        from ...ose.extract import save_extracted
-
         from datasets import Dataset
+
+        from ...ose.extract import save_extracted
 
         texts = Dataset.from_dict({"text": self.train_texts + self.transfer_texts})  # the transfer set joins
         tokenised = {
