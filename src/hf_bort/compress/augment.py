@@ -34,11 +34,16 @@ SHORTLIST = 3.0  # candidates generated ≈ SHORTLIST × budget (the selection's
 def source_masked_lm(path: str):
     """(the source's masked LM, why) when the source has a masked-LM head; (None, why not) otherwise."""
     from transformers import AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
 
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized" for a source without the head: said in the record instead
     try:
         model, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
     except (ValueError, OSError, KeyError) as error:
         return None, f"no masked-LM head loads from the source ({type(error).__name__})"
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if info.get("missing_keys"):
         return None, "the source has no masked-LM head"
     return model.eval(), "the source's masked-LM head"
