@@ -171,7 +171,8 @@ def test_resume_is_the_driver_s(tmp_path, tiny_source, published):
     killed = FakeTask(_config(tiny_source, out), kill_in="train_student")
     with pytest.raises(Killed):
         driver.run_stages(killed.config, killed)
-    assert set(json.loads((out / "progress.json").read_text())["stages"]) == {"data", "source", "search", "distill", "augment"}
+    recorded = set(json.loads((out / "progress.json").read_text())["stages"])
+    assert recorded == {"data", "source", "search", "distill", "augment"}
     again = FakeTask(_config(tiny_source, out))
     driver.run_stages(again.config, again)
     # finished stages are not run again; what later stages need is loaded on every call
