@@ -41,6 +41,8 @@ class CompressionConfig:
     as it is. The OSE search trains each candidate with task distillation and ranks by dev KL to the teacher; the
     lowest-error front point within the budget is extracted, distilled on hidden states (2 epochs, lr 1e-4) and then
     with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2); dev metrics, then test metrics once.
+    An `unlabelled_dataset` (transfer set) joins both distillations with the teacher's soft labels; `augment_budget`
+    > 0 adds rows chosen near the student's errors and labelled by the teacher (both off by default).
 
     With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
     text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
