@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidate", default="D6-A3-H384-I256-d32")
     parser.add_argument("--finetune-epochs", type=float, default=10.0, help="80 steps on 256 rows")
     parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default="gold_only,transfer", help=f"comma-separated, of {list(VARIANTS)}")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default="/tmp/compress_transfer")
     args = parser.parse_args(argv)
