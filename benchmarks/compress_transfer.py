@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default="gold_only,transfer", help=f"comma-separated, of {list(VARIANTS)}")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default="/tmp/compress_transfer")
+    parser.add_argument("--tag", default="", help="suffix of the output names")
     args = parser.parse_args(argv)
     data, pool = splits(args.seed, args.labelled, args.dev, args.pool)
     command = "flock /tmp/hf_bort_bench.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python "
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         "machine": machine_info(),
         "variants": {},
     }
-    name = f"compress_transfer_seed{args.seed}"
+    name = f"compress_transfer_seed{args.seed}{('_' + args.tag) if args.tag else ''}"
     source = str(packaged_minilm_path())
     for variant in args.variants.split(","):
         spec = VARIANTS[variant]
