@@ -33,6 +33,8 @@ class TaskData:
     label_names: list[str]
     validation_carved: bool = False
     notes: list[str] = field(default_factory=list)
+    #: The transfer set (`unlabelled_dataset`): a `text`-only Dataset, or None (see [`load_transfer_texts`]).
+    transfer: Any | None = None
 
     @property
     def num_labels(self) -> int:
@@ -42,6 +44,8 @@ class TaskData:
         out = {"train": len(self.train), "validation": len(self.validation)}
         if self.test is not None:
             out["test"] = len(self.test)
+        if self.transfer is not None:
+            out["transfer"] = len(self.transfer)
         return out
 
     def fingerprint(self) -> str:
@@ -55,6 +59,8 @@ class TaskData:
                     entry.append(list(split["text_pair"]))
                 digest.update(json.dumps(entry).encode())
         digest.update(json.dumps(self.label_names).encode())
+        if self.transfer is not None:  # absent: the fingerprint of runs without a transfer set is unchanged
+            digest.update(json.dumps(["transfer", list(self.transfer["text"])]).encode())
         return digest.hexdigest()[:16]
 
 
@@ -494,3 +500,54 @@ def load_text_data(config) -> TaskData:
 def _generic_names(label2id: dict[str, int]) -> bool:
     """transformers' placeholder names (LABEL_0, LABEL_1, …)."""
     return all(name == f"LABEL_{i}" for name, i in label2id.items())
+
+
+def load_transfer_texts(config, data: TaskData) -> dict[str, Any] | None:
+    """
+    The transfer set `config.unlabelled_dataset` (texts only, same forms as `dataset`; its `train_split`, or the one
+    file or Dataset given) from column `config.unlabelled_text_column` (default `text_column`), checked before any
+    work: the column exists, every row is a non-empty string. Exact duplicates of dev or test texts are removed (the
+    transfer set must not hold the texts choices and the final numbers are measured on). Sets `data.transfer` (a
+    `text`-only Dataset) and returns the data record's `transfer` entry; None without a transfer set.
+    """
+    import datasets
+
+    if config.unlabelled_dataset is None:
+        return None
+    column = config.unlabelled_text_column or config.text_column
+    try:
+        raw = _load_raw(config.unlabelled_dataset, config.seed)
+    except (ValueError, TypeError, FileNotFoundError) as error:  # the loader names `dataset`: name this field
+        raise type(error)(str(error).replace("`dataset`", "`unlabelled_dataset`")) from error
+    split = config.train_split if config.train_split in raw else ("train" if "train" in raw else None)
+    if split is None:
+        raise ValueError(
+            f"`unlabelled_dataset` has no {config.train_split!r} (`train_split`) split to take texts from (splits: "
+            f"{sorted(raw)})."
+        )
+    table = raw[split]
+    if column not in table.column_names:
+        raise ValueError(
+            f"`unlabelled_text_column` {column!r} is not a column of `unlabelled_dataset` (columns: "
+            f"{table.column_names})."
+        )
+    texts = _values(table, f"unlabelled_dataset {split}", column)
+    if not texts:
+        raise ValueError("`unlabelled_dataset` is empty.")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(
+                f"`unlabelled_dataset` column {column!r} must hold non-empty strings; row {i} is {text!r}."
+            )
+    held_out = set(data.validation["text"]) | (set(data.test["text"]) if data.test is not None else set())
+    kept = [text for text in texts if text not in held_out]
+    if not kept:
+        raise ValueError("Every text of `unlabelled_dataset` is also a dev or test text: no transfer set is left.")
+    data.transfer = datasets.Dataset.from_dict({"text": kept})
+    return {
+        "split": split,
+        "column": column,
+        "rows_given": len(texts),
+        "removed_duplicates_of_dev_or_test": len(texts) - len(kept),
+        "rows": len(kept),
+    }

@@ -176,6 +176,8 @@ def test_a_missing_or_empty_pair_column_is_refused_before_any_work(
         ({"text_pair_column": "premise"}, "`text_pair_column` 'premise' must differ from `text_column`"),
         ({"text_pair_column": "label"}, "`text_pair_column` 'label' must differ from `label_column`"),
         ({"task": "feature-extraction"}, "`text_pair_column` is for task='text-classification'"),
+        ({"unlabelled_dataset": "texts/"}, "not supported with `text_pair_column`"),
+        ({"augment_budget": 8}, "not supported with `text_pair_column`"),
     ],
 )
 def test_pair_column_settings_are_checked(tmp_path, overrides, message):

@@ -20,7 +20,7 @@ from hf_bort.compress.tasks.pairs import PairClassificationTask
 from tiny_tasks import fast_settings
 
 # The stage methods: each must run once per finished run, whatever the number of calls.
-STAGE_METHODS = ("teacher_stage", "distil", "train_student", "reload_check")
+STAGE_METHODS = ("teacher_stage", "distil", "augment", "train_student", "reload_check")
 
 
 class Killed(Exception):
@@ -85,8 +85,13 @@ class FakeTask:
         (out / "student-distilled").mkdir()
         return {"candidate": candidate.key}
 
+    def augment(self, out: Path) -> dict[str, Any]:
+        self._call("augment")
+        return {"rows_added": 0}
+
     def train_student(self, out: Path) -> dict[str, Any]:
         self._call("train_student")
+        assert self.augment_record == {"rows_added": 0}  # set by the driver from the `augment` stage
         (out / "student").mkdir()
         return {"training": {"steps": 0}}
 
@@ -149,6 +154,7 @@ def test_a_fake_task_runs_through_every_stage_and_gets_the_report_skeleton(tmp_p
         "data",
         "source",
         "search",
+        "augment",
         "student",
         "reload",
         "latency",
@@ -169,7 +175,8 @@ def test_resume_is_the_driver_s(tmp_path, tiny_source, published):
     killed = FakeTask(_config(tiny_source, out), kill_in="train_student")
     with pytest.raises(Killed):
         driver.run_stages(killed.config, killed)
-    assert set(json.loads((out / "progress.json").read_text())["stages"]) == {"data", "source", "search", "distill"}
+    recorded = set(json.loads((out / "progress.json").read_text())["stages"])
+    assert recorded == {"data", "source", "search", "distill", "augment"}
     again = FakeTask(_config(tiny_source, out))
     driver.run_stages(again.config, again)
     # finished stages are not run again; what later stages need is loaded on every call

@@ -46,6 +46,8 @@ class CompressionConfig:
     lowest-error front point within the budget is extracted, distilled on hidden states (2 epochs, lr 1e-4) and then
     with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2; the best dev epoch kept); dev metrics, then
     test metrics once.
+    An `unlabelled_dataset` (transfer set) joins both distillations with the teacher's soft labels; `augment_budget`
+    > 0 adds rows chosen near the student's errors and labelled by the teacher (both off by default).
 
     With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
     text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
@@ -288,6 +290,26 @@ class CompressionConfig:
     hub_revision: str = field(
         default=None, metadata={"help": "Branch of the Hub repository to commit to (default: main)."}
     )
+    # ------------------------------------------------------------------------------- transfer set, augmentation
+    unlabelled_dataset: str = field(
+        default=None,
+        metadata={
+            "help": "Transfer set: unlabelled in-domain texts (same forms as `dataset`; its train split is read). "
+            "They join hidden-state and task distillation with the teacher's soft labels (KL only, no CE); exact "
+            "duplicates of dev or test texts are removed. In Python also a DatasetDict or Dataset."
+        },
+    )
+    unlabelled_text_column: str = field(
+        default=None, metadata={"help": "Text column of `unlabelled_dataset` (default: `text_column`)."}
+    )
+    augment_budget: int = field(
+        default=0,
+        metadata={
+            "help": "Augmentation stage (text-classification): at most this many teacher-labelled rows chosen near "
+            "the distilled student's errors (Agora v2's selection) from the transfer set, or generated from the "
+            "training texts by token substitution; they join task distillation with soft labels. 0: no augmentation."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, (str, os.PathLike)) or not str(self.model).strip():
@@ -405,6 +427,7 @@ class CompressionConfig:
                     "task='feature-extraction' needs sentence-transformers: "
                     'pip install "hf-bort[sentence-transformers]".'
                 ) from error
+        self._check_transfer_and_augmentation()
         needs_ort = self.measure_onnx or (
             self.latency_engine == "onnxruntime"
             and (self.max_latency_ratio is not None or self.max_latency_ms is not None)
@@ -437,6 +460,31 @@ class CompressionConfig:
             if len(set(names)) != len(names):
                 raise ValueError(f"`label_names` must not repeat a name, got {names!r}.")
             self.label_names = list(names)
+
+    def _check_transfer_and_augmentation(self) -> None:
+        source = self.unlabelled_dataset
+        if source is not None and not isinstance(source, (str, os.PathLike)) and not _in_memory_dataset(source):
+            raise ValueError(
+                "`unlabelled_dataset` must be a path, a Hub dataset name, a DatasetDict or a Dataset, got "
+                f"{type(source).__name__}."
+            )
+        if isinstance(source, (str, os.PathLike)) and not str(source).strip():
+            raise ValueError("`unlabelled_dataset` must be a non-empty path or name, or None.")
+        column = self.unlabelled_text_column
+        if column is not None and (not isinstance(column, str) or not column.strip()):
+            raise ValueError(f"`unlabelled_text_column` must be a non-empty string or None, got {column!r}.")
+        if column is not None and source is None:
+            raise ValueError("`unlabelled_text_column` given without `unlabelled_dataset`.")
+        budget = self.augment_budget
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise ValueError(f"`augment_budget` must be an integer >= 0, got {budget!r}.")
+        if budget > 0 and self.task != "text-classification":
+            raise ValueError("`augment_budget` > 0 needs task='text-classification' (the teacher labels classes).")
+        if self.text_pair_column is not None and (source is not None or budget > 0):
+            raise ValueError(
+                "`unlabelled_dataset` and `augment_budget` > 0 take single texts and are not supported with "
+                "`text_pair_column` (text pairs): leave them unset for a cross-encoder."
+            )
 
     def axis(self, name: str) -> tuple[int, ...] | None:
         """A search-space axis override (`search_layers`, …) as integers, or `None` for the scaled default."""
@@ -477,11 +525,17 @@ class CompressionConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self) if isinstance(self.dataset, (str, os.PathLike)) else _asdict_without_dataset(self)
+        paths = all(isinstance(v, (str, os.PathLike)) for v in (self.dataset, self.unlabelled_dataset or ""))
+        data = asdict(self) if paths else _asdict_without_dataset(self)
         if not isinstance(self.dataset, (str, os.PathLike)):
             data["dataset"] = f"<in-memory {type(self.dataset).__name__}>"
         else:
             data["dataset"] = str(self.dataset)
+        source = self.unlabelled_dataset  # its texts are in the data fingerprint
+        if source is None or isinstance(source, (str, os.PathLike)):
+            data["unlabelled_dataset"] = None if source is None else str(source)
+        else:
+            data["unlabelled_dataset"] = f"<in-memory {type(source).__name__}>"
         return data
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -533,4 +587,12 @@ def _number(value: Any) -> bool:
 
 
 def _asdict_without_dataset(config: CompressionConfig) -> dict[str, Any]:
-    return {f.name: getattr(config, f.name) for f in fields(config) if f.name != "dataset"}
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in ("dataset", "unlabelled_dataset")}
+
+
+def _in_memory_dataset(value: Any) -> bool:
+    try:
+        import datasets
+    except ImportError:
+        return False
+    return isinstance(value, (datasets.Dataset, datasets.DatasetDict))

@@ -7,7 +7,9 @@ when it finishes (a re-run skips finished stages, and the search resumes at the 
 2. `source` — the teacher (task).
 3. `search` — OSE with the task's objective over the candidates within the budget, or the given `candidate`; the
    lowest-error front point is chosen (`front.md`, `front.png`, `choice.json` in `OUTPUT/search/`).
-4. `distill` — extraction of the chosen shape, hidden-state distillation (task).
+4. `distill` — extraction of the chosen shape, hidden-state distillation (task; on the transfer set's texts too).
+   `augment` — rows chosen near the distilled student's errors and labelled by the teacher, within
+   `augment_budget` teacher calls (task; `compress/augment.py`); recorded as skipped when the budget is 0.
 5. `task` — the student's training for its task, saved in `OUTPUT/student/` (task).
 6. `reload` — the student reloads in a fresh process with the same outputs (task; `reload_check=False` skips it).
 7. `latency` — batch-1 latency of source and student, PyTorch and ONNX Runtime, measured in one run.
@@ -107,6 +109,7 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
 
     # 4. extraction + hidden-state distillation; 5. the student's task training
     stage("distill", lambda: task.distil(candidate, out, distil_settings(config, out)))
+    task.augment_record = stage("augment", lambda: task.augment(out))  # its rows join the `task` stage
     stage("task", lambda: task.train_student(out), task.task_stage_label)
     task.load_student(out)
     shutil.rmtree(out / "tmp-trainer", ignore_errors=True)
@@ -133,6 +136,7 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
             "encoder_multiply_adds": source_macs,
         },
         "search": records["search"],
+        "augment": records["augment"],
         "student": {
             **student_record(
                 config,

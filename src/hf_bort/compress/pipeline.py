@@ -9,8 +9,12 @@ resumes at the candidate it was in):
 2. `source` — fine-tune a pretrained encoder (or take a fine-tuned classifier as it is): the teacher.
 3. `search` — OSE with the task surrogate over the candidates within the budget; the lowest-error front point is
    chosen (`front.md`, `front.png`, `choice.json` in `OUTPUT/search/`).
-4. `distill` — extraction of the chosen shape from the teacher, hidden-state distillation.
-5. `task` — task distillation; the student is saved in `OUTPUT/student/` (weights, code, tokenizer).
+4. `distill` — extraction of the chosen shape from the teacher, hidden-state distillation (training texts and the
+   transfer set's, `unlabelled_dataset`).
+   `augment` — with `augment_budget` > 0: rows near the student's errors labelled by the teacher
+   (`hf_bort.compress.augment`); otherwise recorded as skipped.
+5. `task` — task distillation (gold rows; transfer and augmented rows with the teacher's soft labels only); the
+   student is saved in `OUTPUT/student/` (weights, code, tokenizer).
 6. `reload` — the student reloads with plain transformers in a fresh process, same logits.
 7. `latency` — batch-1 latency of source and student, PyTorch and ONNX Runtime, measured in one run.
 8. `test` — source and student on the test split: the only time it is read.

@@ -27,7 +27,7 @@ from .config import CompressionConfig
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("data", "source", "search", "distill", "task", "reload", "latency", "test")
+STAGES = ("data", "source", "search", "distill", "augment", "task", "reload", "latency", "test")
 REPORT_NAME = "compression_report.json"
 
 # What a compress run writes in its output folder (top-level names): recorded in `.hf_bort-written.json` before it
@@ -40,6 +40,7 @@ RUN_ENTRIES = (
     "source-finetuned",
     "search",
     "student-distilled",
+    "augment",
     "student",
     "tmp-trainer",
     "onnx",
@@ -61,6 +62,8 @@ def output_folder(config: CompressionConfig) -> Iterator[Path]:
     check_not_overlapping(config.model, out, "model")
     if isinstance(config.dataset, (str, os.PathLike)):
         check_not_overlapping(config.dataset, out, "dataset")
+    if isinstance(config.unlabelled_dataset, (str, os.PathLike)):
+        check_not_overlapping(config.unlabelled_dataset, out, "unlabelled_dataset")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = out / LOCK_NAME

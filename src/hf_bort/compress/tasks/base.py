@@ -48,6 +48,12 @@ class CompressionTask(Protocol):
     def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         """Stage `distill`: extraction of `candidate`, hidden-state distillation; saved in `out/student-distilled`."""
 
+    def augment(self, out: Path) -> dict[str, Any]:
+        """
+        Stage `augment`: rows added to the `task` stage's training (or a record saying why none); the driver sets
+        `self.augment_record` to this stage's record before `train_student`.
+        """
+
     def train_student(self, out: Path) -> dict[str, Any]:
         """Stage `task`: the student's training for its task, saved in `out/student`."""
 

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ...data import TaskData, load_task_data
+from ...data import TaskData, load_task_data, load_transfer_texts
 from .. import quality, recipe
 from ..best_dev import epochs_for
 from ..checks import load_source_classifier, source_kind, source_tokenizer
@@ -44,6 +44,7 @@ class ClassificationTask:
             model_label2id=label2id,
             model_num_labels=self.source_config.num_labels if self.is_classifier else None,
         )
+        self.transfer_record = load_transfer_texts(config, self.data)  # the transfer set, checked before any work
         return self.source_config
 
     def data_record(self) -> dict[str, Any]:
@@ -55,6 +56,7 @@ class ClassificationTask:
             "validation_carved": data.validation_carved,
             "notes": data.notes,
             "source_is_finetuned_classifier": self.is_classifier,
+            **({"transfer": self.transfer_record} if self.transfer_record else {}),
         }
 
     # The hooks a kind of input changes (text pairs: `PairClassificationTask`); every stage goes through them.
@@ -77,11 +79,27 @@ class ClassificationTask:
     @cached_property
     def tokenised(self) -> dict[str, Any]:
         data = self.data
-        return {
+        out = {
             name: self.tokenise(split)
             for name, split in (("train", data.train), ("validation", data.validation), ("test", data.test))
             if split is not None
         }
+        if data.transfer is not None:  # texts only: no gold label (-100 where labels are needed)
+            out["transfer"] = recipe.tokenise(data.transfer, self.tokenizer, self.config.max_length, keep_labels=False)
+        return out
+
+    def _distillation_rows(self, extra_texts: list[str] = ()):
+        """Tokenised train rows, then the transfer set's and `extra_texts` with label -100 (KL only)."""
+        from datasets import Dataset, concatenate_datasets
+
+        parts = [self.tokenised["train"]]
+        unlabelled = [self.tokenised["transfer"]] if "transfer" in self.tokenised else []
+        if extra_texts:
+            texts = Dataset.from_dict({"text": list(extra_texts)})
+            unlabelled.append(recipe.tokenise(texts, self.tokenizer, self.config.max_length, keep_labels=False))
+        for part in unlabelled:
+            parts.append(part.add_column("labels", [-100] * len(part)).cast(parts[0].features))
+        return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
     # ------------------------------------------------------------------------------------------------ 2. source
     def teacher_stage(self, out: Path) -> dict[str, Any]:
@@ -155,27 +173,64 @@ class ClassificationTask:
     def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         from ...ose.extract import save_extracted
 
+        texts = self._distillation_rows()  # train + transfer texts (labels unused)
         student, record = recipe.extract_and_distil(
             self.teacher,
             candidate,
-            self.tokenised["train"],
+            texts,
             self.tokenised["validation"],
             self.tokenizer,
             **settings,
         )
         save_extracted(student, out / "student-distilled", self.tokenizer, card=False)  # intermediate: no card
+        record["texts"] = {
+            "train": len(self.tokenised["train"]),
+            "transfer": len(texts) - len(self.tokenised["train"]),
+        }
+        return record
+
+    def augment(self, out: Path) -> dict[str, Any]:
+        """Stage `augment`: near-error rows labelled by the teacher (`compress/augment.py`), or skipped."""
+        from transformers import AutoModelForSequenceClassification
+
+        from .. import augment
+
+        config = self.config
+        if config.augment_budget == 0:
+            return {"skipped": "augment_budget=0", "teacher_calls": 0, "rows_added": 0}
+        masked_lm, note = (None, "a transfer set is given")
+        if self.data.transfer is None:
+            masked_lm, note = augment.source_masked_lm(config.model)
+        student = AutoModelForSequenceClassification.from_pretrained(out / "student-distilled").eval()
+        rows, record = augment.augment(
+            student,
+            self.teacher,
+            self.tokenizer,
+            self.tokenised["train"],
+            list(self.data.train["text"]),
+            budget=config.augment_budget,
+            max_length=config.max_length,
+            seed=config.seed,
+            transfer_texts=list(self.data.transfer["text"]) if self.data.transfer is not None else None,
+            masked_lm=masked_lm,
+            masked_lm_note=note,
+        )
+        augment.save_rows(out, rows)
         return record
 
     def train_student(self, out: Path) -> dict[str, Any]:
         from transformers import AutoModelForSequenceClassification
 
         from ...ose.extract import save_extracted
+        from .. import augment
 
         config = self.config
         student = AutoModelForSequenceClassification.from_pretrained(out / "student-distilled")
+        augmented = [row["text"] for row in augment.load_rows(out, self.augment_record)]
+        rows = self._distillation_rows(augmented)
         training = recipe.finetune(
             student,
-            self.tokenised["train"],
+            rows,
             self.tokenizer,
             epochs=config.task_epochs,
             learning_rate=config.task_learning_rate,
@@ -191,6 +246,8 @@ class ClassificationTask:
             best_metric=config.best_checkpoint_metric,
         )
         save_extracted(student, out / "student", self.tokenizer, card=False)  # its card is written from the report
+        gold = len(self.tokenised["train"])
+        training["rows"] = {"gold": gold, "transfer": len(rows) - gold - len(augmented), "augmented": len(augmented)}
         dev = recipe.evaluate(student, self.tokenised["validation"], self.tokenizer)
         warning = quality.student_gap_warning(self.source_record["dev"], dev, config.max_student_gap)
         if warning:

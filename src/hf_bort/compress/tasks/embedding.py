@@ -44,7 +44,7 @@ class EmbeddingTask:
 
     # -------------------------------------------------------------------------------------------------- 1. data
     def load(self):
-        from ...data import load_text_data
+        from ...data import load_text_data, load_transfer_texts
         from ...models.sentence_transformers_folder import transformer_source
         from ...ose.embedding import load_sentence_transformer
 
@@ -54,6 +54,8 @@ class EmbeddingTask:
         self.tokenizer = source_tokenizer(self.encoder_path)
         self.teacher_st = load_sentence_transformer(config.model)  # refuses a folder without modules.json
         self.data = load_text_data(config)
+        self.transfer_record = load_transfer_texts(config, self.data)  # the transfer set, checked before any work
+        self.transfer_texts = list(self.data.transfer["text"]) if self.data.transfer is not None else []
         self.max_length = min(config.max_length, self.teacher_st.max_seq_length or config.max_length)
         self.train_texts, self.dev_texts = list(self.data.train["text"]), list(self.data.validation["text"])
         return self.source_config
@@ -65,6 +67,7 @@ class EmbeddingTask:
             "examples": list(data.validation["text"][:3]),  # the card's widget (issue 22)
             "notes": data.notes,
             "task": self.config.task,
+            **({"transfer": self.transfer_record} if self.transfer_record else {}),
         }
 
     def _encode(self, encoder, head, texts: list[str], max_length: int | None = None):
@@ -120,11 +123,14 @@ class EmbeddingTask:
 
     # ------------------------------------------------------------------------ 4. distill, 5. embedding training
     def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+        from datasets import Dataset
+
         from ...ose.extract import save_extracted
 
+        texts = Dataset.from_dict({"text": self.train_texts + self.transfer_texts})  # the transfer set joins
         tokenised = {
             name: recipe.tokenise(split, self.tokenizer, self.max_length, keep_labels=False)
-            for name, split in (("train", self.data.train), ("validation", self.data.validation))
+            for name, split in (("train", texts), ("validation", self.data.validation))
         }
         student, record = recipe.extract_and_distil(
             self.teacher, candidate, tokenised["train"], tokenised["validation"], self.tokenizer, **settings
@@ -138,7 +144,11 @@ class EmbeddingTask:
         # the head's Dense stages; a projection back to the teacher's width when the student is narrower
         embedding_steps.save_head(distilled_dir, student_head)
         record["head"] = [type(stage).__name__ for stage in student_head.stages]
+        record["texts"] = {"train": len(self.train_texts), "transfer": len(self.transfer_texts)}
         return record
+
+    def augment(self, out: Path) -> dict[str, Any]:
+        return {"skipped": "classification only", "teacher_calls": 0, "rows_added": 0}
 
     def train_student(self, out: Path) -> dict[str, Any]:
         from ...models.sentence_transformers_folder import transformer_source
@@ -152,13 +162,14 @@ class EmbeddingTask:
             if type(stage).__name__ == "Dense":
                 stage.requires_grad_(True)
         encoder = student_st[0].auto_model
-        teacher_train = self._encode(self.teacher, self.head, self.train_texts)
+        texts = self.train_texts + self.transfer_texts  # the transfer set joins the distillation texts
+        teacher_train = self._encode(self.teacher, self.head, texts)
         before = embedding_agreement(self._encode(encoder, student_head, self.dev_texts), self.dev_teacher)
         training = embedding_steps.distil_embeddings(
             encoder,
             student_head,
             teacher_train,
-            self.train_texts,
+            texts,
             self.tokenizer,
             epochs=config.task_epochs,
             learning_rate=config.task_learning_rate,
@@ -173,6 +184,7 @@ class EmbeddingTask:
         encoder.save_pretrained(transformer_source(student_dir))
         embedding_steps.save_head(student_dir, student_head)
         after = embedding_agreement(self._encode(encoder, student_head, self.dev_texts), self.dev_teacher)
+        training["texts"] = {"train": len(self.train_texts), "transfer": len(self.transfer_texts)}
         return {"training": training, "dev_before": before, "dev": after}
 
     def load_student(self, out: Path) -> None:
