@@ -244,6 +244,9 @@ def _load_data(config: CompressedBenchConfig, report: dict[str, Any] | None, mod
         text_column=config.text_column,
         label_column=config.label_column,
         validation_fraction=0.1,
+        label_names_column=None,  # the class names are the student's id2label
+        label_names=None,
+        text_pair_column=None,
     )
     data = load_task_data(settings, model.config.label2id, model.config.num_labels)
     if data.test is None:
