@@ -158,6 +158,7 @@ def test_a_fake_task_runs_through_every_stage_and_gets_the_report_skeleton(tmp_p
         "student",
         "reload",
         "latency",
+        "speed",
         "test_split_read",
         "wall_s",
         "machine",
