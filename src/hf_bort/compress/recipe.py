@@ -20,6 +20,7 @@ from torch import nn
 
 from .. import _device, measure
 from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
+from ..ose.logits import predict
 from .quiet import nest_trainer_progress
 
 
@@ -336,7 +337,8 @@ def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, t
 def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dict[str, float]:
     """
     Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column), computed on
-    [`hf_bort._device.compute_device`] (the model is moved there).
+    [`hf_bort._device.compute_device`] (the model is moved there). Predictions are the argmax, or `logit > 0` for a
+    single-output model (a reranker; `ose/logits.py`).
     """
     device = _device.compute_device()
     _device.to_device(model, device).eval()
@@ -344,7 +346,7 @@ def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dic
     with torch.no_grad():
         for batch in _batches(dataset, tokenizer, batch_size):
             gold = batch.pop("labels")
-            predictions.append(model(**_device.to_device(batch, device)).logits.argmax(-1).cpu())
+            predictions.append(predict(model(**_device.to_device(batch, device)).logits).cpu())
             labels.append(gold)
     from .best_dev import classification_scores
 
