@@ -266,7 +266,6 @@ def test_a_single_output_cross_encoder_refuses_a_three_name_class_label(tmp_path
         binary_relevance_data(config)
 
 
-@pytest.mark.slow
 def test_compress_a_single_output_reranker_end_to_end(tmp_path, pair_dir):
     """A fine-tuned single-logit cross-encoder (an ms-marco-style reranker) is compressed as it is: the student keeps
     one output and the source's id2label, the logit is read as a Bernoulli (dev metrics with `logit > 0`), the reload

@@ -69,3 +69,13 @@ def test_predict_thresholds_one_logit_at_zero_and_takes_the_argmax_otherwise():
     wide = torch.tensor([[0.1, 0.9, 0.0], [2.0, 0.0, 1.0]])
     assert predict(wide).tolist() == [1, 0] and predict(wide.numpy()).tolist() == [1, 0]
     assert (label_classes(1), label_classes(2), label_classes(3)) == (2, 2, 3)
+
+
+def test_onnx_agreement_reads_a_single_logit_by_its_sign():
+    from hf_bort.exporters.agreement import argmax_agreement
+
+    mask = np.ones((4, 3), dtype=np.int64)
+    reference = {"logits": np.array([[0.5], [-0.2], [1.0], [-3.0]])}
+    flipped = {"logits": np.array([[0.4], [0.1], [-1.0], [-2.0]])}  # two signs flipped: argmax of one logit hides it
+    assert argmax_agreement(reference, flipped, mask) == pytest.approx(0.5)
+    assert argmax_agreement(reference, reference, mask) == 1.0

@@ -184,7 +184,7 @@ def finetune(
     start = time.perf_counter()
     output = trainer.train()
     model.eval()
-    kept = {}
+    kept, gold = {}, "BCE" if getattr(model.config, "num_labels", 2) == 1 else "CE"  # BCE: one logit (ose/logits.py)
     if eval_dataset is not None:
         kept = best_dev.best_epoch_record(trainer, best_metric)
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -195,7 +195,7 @@ def finetune(
         "epochs": epochs,
         "learning_rate": learning_rate,
         "batch_size": batch_size,
-        "loss": "cross-entropy" if teacher is None else f"{alpha_ce}·CE + {alpha_kd}·T²·KL (T={temperature})",
+        "loss": "cross-entropy" if teacher is None else f"{alpha_ce}·{gold} + {alpha_kd}·T²·KL (T={temperature})",
         "wall_s": time.perf_counter() - start,
     }
 
@@ -337,8 +337,7 @@ def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, t
 def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dict[str, float]:
     """
     Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column), computed on
-    [`hf_bort._device.compute_device`] (the model is moved there). Predictions are the argmax, or `logit > 0` for a
-    single-output model (a reranker; `ose/logits.py`).
+    [`hf_bort._device.compute_device`] (the model is moved there); `logit > 0` predicts for a single output.
     """
     device = _device.compute_device()
     _device.to_device(model, device).eval()

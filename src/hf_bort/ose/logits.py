@@ -45,7 +45,9 @@ def binary_kd_loss(
     return kl.mean() * temperature**2
 
 
-def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
+def kl_to_teacher(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0
+) -> torch.Tensor:
     """T² · KL(teacher ‖ student) of classifier logits: softmax for ≥ 2 outputs, Bernoulli for a single one."""
     if student_logits.shape[-1] != teacher_logits.shape[-1]:
         raise ValueError(

@@ -34,8 +34,8 @@ import torch
 from .. import _device
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from .distill import bort_distillation_loss, hidden_state_loss, kd_loss, make_projection, task_distillation_loss
-from .logits import gold_loss, kl_to_teacher, predict
 from .embedding import embedding_loss
+from .logits import gold_loss, kl_to_teacher, predict
 
 OBJECTIVES = ("task", "mlm", "hidden", "embedding")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")

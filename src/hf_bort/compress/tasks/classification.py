@@ -16,8 +16,8 @@ from ...data import TaskData, load_task_data, load_transfer_texts
 from .. import quality, recipe
 from ..best_dev import epochs_for
 from ..checks import load_source_classifier, source_kind, source_tokenizer
-from ..relevance import binary_relevance_data
 from ..config import CompressionConfig
+from ..relevance import binary_relevance_data
 
 logger = logging.getLogger(__name__)
 
