@@ -186,19 +186,135 @@ def test_pair_column_settings_are_checked(tmp_path, overrides, message):
         CompressionConfig(model="m", dataset="d", output_dir=str(tmp_path / "o"), measure_onnx=False, **settings)
 
 
-def test_a_single_output_cross_encoder_is_refused(tmp_path, pair_dir):
-    from transformers import BertConfig, BertForSequenceClassification
+def _reranker(path, pair_dir, train_steps: int) -> None:
+    """A tiny single-output cross-encoder (num_labels=1, a relevance logit) fine-tuned here with BCE on `pair_dir`'s
+    train pairs for `train_steps` steps (0: random head), saved with its tokenizer in `path`."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     from tiny_shapes import TINY_SHAPE
     from tiny_tokenizers import bert_tokenizer
 
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=1))
+    bert_tokenizer(path)  # writes vocab.txt
+    tokenizer = BertTokenizerFast.from_pretrained(path)
+    rows = list(csv.DictReader((pair_dir / "train.csv").open()))
+    inputs = tokenizer(
+        [r["premise"] for r in rows],
+        [r["hypothesis"] for r in rows],
+        padding=True,
+        truncation=True,
+        max_length=16,
+        return_tensors="pt",
+    )
+    gold = torch.tensor([float(r["label"]) for r in rows])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(train_steps):
+        batch = slice((step * 16) % len(rows), (step * 16) % len(rows) + 16)
+        logits = model(**{k: v[batch] for k, v in inputs.items()}).logits[:, 0]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, gold[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def _rewrite_labels(pair_dir, split: str, label) -> None:
+    file = pair_dir / f"{split}.csv"
+    rows = list(csv.DictReader(file.open()))
+    for i, row in enumerate(rows):
+        row["label"] = label(i, row["label"])
+    with open(file, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (lambda i, label: str(i % 3), "`label_column` 'label': Labels \\[2\\] do not fit.*binary relevance labels"),
+        (lambda i, label: ["no", "yes"][int(label)], "`label_column` 'label' holds strings.*binary relevance"),
+    ],
+)
+def test_a_single_output_cross_encoder_needs_binary_labels(tmp_path, pair_dir, label, message):
     path = tmp_path / "reranker"
-    BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=1)).save_pretrained(path)
-    bert_tokenizer(path).save_pretrained(path)
+    _reranker(path, pair_dir, train_steps=0)
+    for split in ("train", "validation", "test"):
+        _rewrite_labels(pair_dir, split, label)
     out = tmp_path / "out"
-    with pytest.raises(ValueError, match="num_labels=1.*single-output"):
+    with pytest.raises(ValueError, match=message):
         compress(_config(path, str(pair_dir), out))
     assert not (out / "progress.json").exists()
+
+
+def test_a_single_output_cross_encoder_refuses_a_three_name_class_label(tmp_path):
+    from datasets import ClassLabel, DatasetDict, Features, Value
+
+    from hf_bort.compress.relevance import binary_relevance_data
+
+    features = Features(
+        {"premise": Value("string"), "hypothesis": Value("string"), "label": ClassLabel(names=list("abc"))}
+    )
+    rows = {"premise": ["p q", "r s"] * 4, "hypothesis": ["good", "bad"] * 4, "label": [0, 1] * 4}
+    path = tmp_path / "three"
+    DatasetDict({"train": Dataset.from_dict(rows, features=features)}).save_to_disk(path)
+    config = _config(tmp_path / "m", str(path), tmp_path / "out")
+    with pytest.raises(ValueError, match="`label_column` 'label' has 3 classes.*binary relevance"):
+        binary_relevance_data(config)
+
+
+def test_compress_a_single_output_reranker_end_to_end(tmp_path, pair_dir):
+    """A fine-tuned single-logit cross-encoder (an ms-marco-style reranker) is compressed as it is: the student keeps
+    one output and the source's id2label, the logit is read as a Bernoulli (dev metrics with `logit > 0`), the reload
+    and ONNX checks compare the logits, and the card reads the score through a sigmoid."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    onnx = _has_onnx()
+    source = tmp_path / "reranker"
+    _reranker(source, pair_dir, train_steps=60)
+    out = tmp_path / "out"
+    settings = dict(task_epochs=6.0, task_learning_rate=3e-3, weak_teacher_margin=0.1)
+    result = compress(_config(source, str(pair_dir), out, measure_onnx=onnx, **settings))
+    report = json.loads((out / "compression_report.json").read_text())
+    assert report["data"]["single_output"] is True and report["data"]["label_names"] == ["0", "1"]
+    assert not report["source"]["finetuned_here"] and not report["source"]["weak"]  # the teacher as it is, sound
+    assert report["source"]["dev"]["accuracy"] > 0.8  # logit > 0 on dev; argmax of one logit would be 0.5
+    assert 0 <= report["student"]["dev"]["accuracy"] <= 1 and "macro_f1" in report["student"]["dev"]
+    assert report["student"]["dev"]["accuracy"] > 0.7
+    assert report["reload"]["ok"]
+    assert report["source"]["test"]["rows"] == 32 and report["student"]["test"]["accuracy"] > 0.5  # logit > 0
+
+    student_dir = result.student_path
+    model = AutoModelForSequenceClassification.from_pretrained(student_dir).eval()
+    source_config = AutoModelForSequenceClassification.from_pretrained(source).config
+    assert model.config.num_labels == 1 and model.config.id2label == source_config.id2label
+    tokenizer = AutoTokenizer.from_pretrained(student_dir)
+    rows = _pair_rows(32, 1)
+    premises, hypotheses = [r["premise"] for r in rows], [r["hypothesis"] for r in rows]
+    with torch.no_grad():
+        inputs = tokenizer(premises, hypotheses, padding=True, truncation=True, max_length=16, return_tensors="pt")
+        logits = model(**inputs).logits
+    assert logits.shape == (32, 1)
+    accuracy = float(((logits[:, 0] > 0).long() == torch.tensor([r["label"] for r in rows])).float().mean())
+    assert accuracy == pytest.approx(report["student"]["dev"]["accuracy"])
+    score = pipeline("text-classification", model=model, tokenizer=tokenizer)(
+        {"text": premises[0], "text_pair": hypotheses[0]}
+    )
+    score = score[0] if isinstance(score, list) else score
+    assert score["score"] == pytest.approx(float(torch.sigmoid(logits[0, 0])), abs=1e-5)
+
+    card = (student_dir / "README.md").read_text()
+    assert "sigmoid of its relevance logit" in card and "logits[:, 0].sigmoid()" in card
+    assert "logits.argmax(-1)" not in card
+    if onnx:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(student_dir / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+        feed = {i.name: inputs[i.name].numpy() for i in session.get_inputs()}
+        assert (torch.from_numpy(session.run(None, feed)[0]) - logits).abs().max() < 1e-4
 
 
 def test_the_search_setting_is_checked_and_onnx_validation_takes_pairs(bert_tok):

@@ -117,8 +117,11 @@ def test_task_distillation_loss_weights_and_unlabelled_rows():
     unlabelled = torch.full((4,), -100)
     assert task_distillation_loss(student, teacher, unlabelled).item() == pytest.approx(0.5 * kd.item(), rel=1e-5)
     assert task_distillation_loss(student, teacher, None).item() == pytest.approx(0.5 * kd.item(), rel=1e-5)
-    with pytest.raises(ValueError, match="at least 2 classes"):
-        task_distillation_loss(torch.randn(4, 1), torch.randn(4, 1), None)
+    # a single logit (a reranker) is a Bernoulli: BCE-with-logits on 0 / 1 plus the binary KL, not a 1-way softmax
+    single_s, single_t, binary = torch.randn(4, 1), torch.randn(4, 1), torch.tensor([1, 0, -100, 1])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(single_s[[0, 1, 3], 0], binary[[0, 1, 3]].float())
+    got = task_distillation_loss(single_s, single_t, binary, alpha_ce=0.3, alpha_kd=0.7)
+    assert got.item() > 0.3 * bce.item()  # the KL adds to it (a 1-way softmax KL would be 0)
 
 
 def test_distillation_trainer_task_objective_fits_the_teacher(tmp_path, bert_tok, texts, calibration):

@@ -365,6 +365,7 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         sentence_transformers=embedding,
         widget=_widget(data.get("examples") or [], embedding),
         text_pair=_first_pair(data),
+        single_output=bool(data.get("single_output")),
     )
 
 

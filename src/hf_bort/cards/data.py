@@ -223,6 +223,13 @@ class BortCardData:
             "shows how to feed a pair (pipeline and tokenizer)."
         },
     )
+    single_output: bool = field(
+        default=False,
+        metadata={
+            "help": "A single-output classifier (num_labels=1, a reranker): the card reads its logit through a "
+            "sigmoid (the pipeline's score) instead of an argmax over classes."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

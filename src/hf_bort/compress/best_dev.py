@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..ose.logits import predict
+
 METRICS = ("accuracy", "macro_f1")
 
 
@@ -32,7 +34,7 @@ def classification_scores(predicted: np.ndarray, gold: np.ndarray) -> dict[str, 
 def compute_metrics(prediction) -> dict[str, float]:
     """Trainer's `compute_metrics`: the scores of an `EvalPrediction` of classifier logits."""
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    scores = classification_scores(np.asarray(logits).argmax(-1), np.asarray(prediction.label_ids))
+    scores = classification_scores(predict(np.asarray(logits)), np.asarray(prediction.label_ids))
     return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}
 
 

@@ -20,6 +20,7 @@ from torch import nn
 
 from .. import _device, measure
 from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
+from ..ose.logits import predict
 from .quiet import nest_trainer_progress
 
 
@@ -183,7 +184,7 @@ def finetune(
     start = time.perf_counter()
     output = trainer.train()
     model.eval()
-    kept = {}
+    kept, gold = {}, "BCE" if getattr(model.config, "num_labels", 2) == 1 else "CE"  # BCE: one logit (ose/logits.py)
     if eval_dataset is not None:
         kept = best_dev.best_epoch_record(trainer, best_metric)
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -194,7 +195,7 @@ def finetune(
         "epochs": epochs,
         "learning_rate": learning_rate,
         "batch_size": batch_size,
-        "loss": "cross-entropy" if teacher is None else f"{alpha_ce}·CE + {alpha_kd}·T²·KL (T={temperature})",
+        "loss": "cross-entropy" if teacher is None else f"{alpha_ce}·{gold} + {alpha_kd}·T²·KL (T={temperature})",
         "wall_s": time.perf_counter() - start,
     }
 
@@ -336,7 +337,7 @@ def _heldout_hidden_loss(trainer: DistillationTrainer, batches: list[dict[str, t
 def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dict[str, float]:
     """
     Accuracy and macro-F1 of a classifier on a tokenised split (`labels` column), computed on
-    [`hf_bort._device.compute_device`] (the model is moved there).
+    [`hf_bort._device.compute_device`] (the model is moved there); `logit > 0` predicts for a single output.
     """
     device = _device.compute_device()
     _device.to_device(model, device).eval()
@@ -344,7 +345,7 @@ def evaluate(model: nn.Module, dataset, tokenizer, batch_size: int = 128) -> dic
     with torch.no_grad():
         for batch in _batches(dataset, tokenizer, batch_size):
             gold = batch.pop("labels")
-            predictions.append(model(**_device.to_device(batch, device)).logits.argmax(-1).cpu())
+            predictions.append(predict(model(**_device.to_device(batch, device)).logits).cpu())
             labels.append(gold)
     from .best_dev import classification_scores
 

@@ -20,8 +20,14 @@ def max_abs_diff(reference: dict[str, Any], candidate: dict[str, Any], mask: Any
     return worst
 
 
+def _predicted(logits: Any) -> Any:
+    """The argmax, or `logit > 0` for a single output (a reranker; as `hf_bort.ose.logits.predict`, numpy only)."""
+    return (logits[..., 0] > 0).astype("int64") if logits.shape[-1] == 1 else logits.argmax(-1)
+
+
 def argmax_agreement(reference: dict[str, Any], candidate: dict[str, Any], mask: Any) -> float:
-    """Fraction of argmax predictions shared by two output sets (see [`OnnxExportResult`])."""
+    """Fraction of argmax predictions (`logit > 0` for a single-output head) shared by two output sets (see
+    [`OnnxExportResult`])."""
     import numpy as np
 
     agree, total = 0, 0
@@ -34,7 +40,7 @@ def argmax_agreement(reference: dict[str, Any], candidate: dict[str, Any], mask:
             continue
         if name == "pooler_output":
             continue
-        ref_arg, cand_arg = ref.argmax(-1), cand.argmax(-1)
+        ref_arg, cand_arg = _predicted(ref), _predicted(cand)
         if ref_arg.shape == mask.shape:  # token-level: only real tokens count
             keep = mask.astype(bool)
             ref_arg, cand_arg = ref_arg[keep], cand_arg[keep]

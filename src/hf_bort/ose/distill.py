@@ -13,16 +13,7 @@ from transformers.modeling_outputs import ModelOutput
 
 from .._trainer_args import trainer_config
 from .inputs import check_class_labels
-
-
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 2.0) -> torch.Tensor:
-    """T² · KL(teacher ‖ student) of the temperature-softened distributions, averaged over the rows."""
-    if temperature <= 0:
-        raise ValueError(f"`temperature` must be > 0, got {temperature!r}.")
-    vocab = student_logits.shape[-1]
-    student = F.log_softmax(student_logits.reshape(-1, vocab) / temperature, dim=-1)
-    teacher = F.log_softmax(teacher_logits.reshape(-1, vocab) / temperature, dim=-1)
-    return F.kl_div(student, teacher, log_target=True, reduction="batchmean") * temperature**2
+from .logits import kd_loss, label_classes, task_loss
 
 
 def bort_distillation_loss(
@@ -104,18 +95,14 @@ def task_distillation_loss(
     alpha_kd: float = 0.5,
 ) -> torch.Tensor:
     """
-    Task distillation of a classifier: `alpha_ce` · cross-entropy on `labels` (rows labelled -100, or no labels at
-    all, contribute none) + `alpha_kd` · T² · KL(teacher ‖ student) over every row.
+    Task distillation of a classifier: `alpha_ce` · gold loss on `labels` (rows labelled -100, or no labels at all,
+    contribute none) + `alpha_kd` · T² · KL(teacher ‖ student) over every row. With ≥ 2 logits the gold loss is
+    cross-entropy and the KL is the softmax's; with a single logit (a reranker) they are BCE-with-logits on 0 / 1 and
+    the Bernoulli KL of the sigmoids (`logits.py`).
     """
-    classes = student_logits.shape[-1]
-    if classes < 2:
-        raise ValueError("Task distillation needs at least 2 classes (a softmax over the labels); got 1 logit.")
-    loss = alpha_kd * kd_loss(student_logits, teacher_logits, temperature)
-    if labels is not None and alpha_ce > 0:
-        flat = labels.reshape(-1)
-        if bool((flat != -100).any()):
-            loss = loss + alpha_ce * F.cross_entropy(student_logits.reshape(-1, classes), flat, ignore_index=-100)
-    return loss
+    return task_loss(
+        student_logits, teacher_logits, labels, temperature=temperature, alpha_ce=alpha_ce, alpha_kd=alpha_kd
+    )
 
 
 @dataclass
@@ -297,7 +284,7 @@ class DistillationTrainer(Trainer):
         self.objective = resolve_objective(self.args.distillation_objective, self.model, teacher)
         self.use_logits = self.objective != "hidden"
         if self.objective == "logits":  # class ids checked before training, not as an IndexError mid-training
-            num_labels = _classifier_labels(self.model)
+            num_labels = label_classes(_classifier_labels(self.model))  # 0 / 1 for a single output
             check_class_labels(self.train_dataset, num_labels, "DistillationTrainer train_dataset")
             if self.eval_dataset is not None and not isinstance(self.eval_dataset, dict):
                 check_class_labels(self.eval_dataset, num_labels, "DistillationTrainer eval_dataset")

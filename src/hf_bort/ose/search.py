@@ -38,6 +38,7 @@ from .extract import (
     save_extracted,
 )
 from .inputs import labelled_rows, texts_of
+from .logits import label_classes
 from .pareto import covers, dominates, pareto_front
 from .pruning import prune
 from .results import CandidateResult, SearchResult
@@ -290,7 +291,7 @@ class OSESearch:
                     "objective='hidden'."
                 )
             labels = {label for _, label in (*self.task_rows, *self.eval_rows)}
-            num_labels = self.bort.config.num_labels
+            num_labels = label_classes(self.bort.config.num_labels)  # 0 / 1 for a single output (a reranker)
             bad = sorted(label for label in labels if not 0 <= label < num_labels)
             if bad:
                 raise ValueError(

@@ -8,7 +8,9 @@ Objectives:
   source's sliced classifier) is trained with task distillation (α_ce·CE on the labels + α_kd·T²·KL to the teacher's
   logits), and ê is the dev-set KL(teacher ‖ student) at T = 1; dev accuracy is recorded beside it. With
   `gold_weight` w > 0 (a weak teacher) ê = (1 − w)·KL + w·CE(gold dev labels), so that a candidate copying a
-  near-constant teacher is not preferred to one that gets the labels right.
+  near-constant teacher is not preferred to one that gets the labels right. A single-output source (a reranker)
+  reads its logit as a Bernoulli: BCE on 0 / 1 labels for CE, the binary KL of the sigmoids, `logit > 0` for accuracy
+  (`logits.py`).
 - `"mlm"`: the source has an MLM head: Bort's 0.1·MLM + 0.5·T²·KL on masked tokens; ê is the held-out KL.
 - `"hidden"`: otherwise: the relative error of the projected last hidden state; ê is its held-out value.
 - `"embedding"`: the source is a sentence-transformers model (no labels): the candidate's sentence embeddings (its
@@ -33,6 +35,7 @@ from .. import _device
 from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from .distill import bort_distillation_loss, hidden_state_loss, kd_loss, make_projection, task_distillation_loss
 from .embedding import embedding_loss
+from .logits import gold_loss, kl_to_teacher, predict
 
 OBJECTIVES = ("task", "mlm", "hidden", "embedding")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -195,7 +198,7 @@ class CandidateTrainer:
                     alpha_ce=self.alpha_ce,
                     alpha_kd=self.alpha_kd,
                 )
-            return kd_loss(logits, batch["teacher_logits"], temperature=1.0)
+            return kl_to_teacher(logits, batch["teacher_logits"], temperature=1.0)
         if self.objective == "mlm":
             inputs = _inputs(batch, "masked_input_ids")
             with torch.no_grad():
@@ -229,12 +232,12 @@ class CandidateTrainer:
                 n = batch["input_ids"].shape[0]
                 if self.objective == "task":
                     logits = student(**_inputs(batch)).logits
-                    error = float(kd_loss(logits, batch["teacher_logits"], temperature=1.0))
+                    error = float(kl_to_teacher(logits, batch["teacher_logits"], temperature=1.0))
                     if self.gold_weight > 0:
-                        gold = float(torch.nn.functional.cross_entropy(logits, batch["labels"]))
+                        gold = float(gold_loss(logits, batch["labels"]))
                         error = (1 - self.gold_weight) * error + self.gold_weight * gold
                     total += error * n
-                    correct += int((logits.argmax(-1) == batch["labels"]).sum())
+                    correct += int((predict(logits) == batch["labels"]).sum())
                 else:
                     total += float(self.loss(student, projection, batch, train=False)) * n
                 rows += n

@@ -17,6 +17,7 @@ from .. import quality, recipe
 from ..best_dev import epochs_for
 from ..checks import load_source_classifier, source_kind, source_tokenizer
 from ..config import CompressionConfig
+from ..relevance import binary_relevance_data
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,15 @@ class ClassificationTask:
         # a classifier source is loaded once: its head checked now, then the teacher
         self.source_classifier = load_source_classifier(config.model, "model") if self.is_classifier else None
         label2id = dict(self.source_config.label2id) if self.is_classifier else None
-        self.data: TaskData = load_task_data(
-            config,
-            model_label2id=label2id,
-            model_num_labels=self.source_config.num_labels if self.is_classifier else None,
-        )
+        self.single_output = self.is_classifier and self.source_config.num_labels == 1
+        if self.single_output:  # a reranker: one relevance logit, binary labels 0 / 1 (`ose/logits.py`)
+            self.data = binary_relevance_data(config)
+        else:
+            self.data: TaskData = load_task_data(
+                config,
+                model_label2id=label2id,
+                model_num_labels=self.source_config.num_labels if self.is_classifier else None,
+            )
         self.transfer_record = load_transfer_texts(config, self.data)  # the transfer set, checked before any work
         return self.source_config
 
@@ -51,6 +56,7 @@ class ClassificationTask:
         data = self.data
         return {
             "num_labels": data.num_labels,
+            **({"single_output": True} if self.single_output else {}),
             "label_names": data.label_names,
             "examples": self.examples(data.validation, 3),  # the card's widget (issue 22)
             "validation_carved": data.validation_carved,

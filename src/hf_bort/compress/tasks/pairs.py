@@ -6,8 +6,12 @@ fine-tuning and evaluation, the search's candidate training and ê, hidden-state
 check, the latency inputs and the ONNX export's validation all see pairs. The report and the model card record the
 pair column; the card shows how to feed a pair.
 
-Single-output cross-encoders (`num_labels=1`: relevance scores such as the ms-marco rerankers) are refused: their
-training is regression on scores, which this task (class labels, CE + KL to the teacher) does not do.
+Single-output cross-encoders (`num_labels=1`: rerankers such as the ms-marco MiniLM cross-encoders, a relevance
+logit read through a sigmoid) are compressed when the source is the fine-tuned reranker itself and the labels are
+binary relevance 0 / 1 (`compress/relevance.py`, other labels are refused naming `label_column`): the logit is read
+as a Bernoulli everywhere the recipe reads a softmax (BCE + binary KL, `logit > 0` as the prediction:
+`ose/logits.py`), and the student keeps the single output and the source's `id2label`. A pretrained encoder is
+fine-tuned as a 2-class classifier instead; it does not become a single-output reranker.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from .. import recipe
-from ..checks import source_kind
 from .classification import ClassificationTask
 
 PAIR = "text_pair"  # the second text's column in `TaskData` splits
@@ -27,13 +30,6 @@ class PairClassificationTask(ClassificationTask):
     def load(self):
         if self.config.text_pair_column is None:
             raise ValueError("PairClassificationTask needs `text_pair_column` (the second text's column).")
-        source_config, is_classifier = source_kind(self.config.model)  # before the data is read against its head
-        if is_classifier and source_config.num_labels == 1:
-            raise ValueError(
-                f"`model` {self.config.model!r} has a single output (num_labels=1: a relevance-score cross-encoder, "
-                "e.g. an ms-marco reranker). compress does not support single-output (regression) cross-encoders: "
-                "give a classifier with class labels, or a pretrained encoder and labelled pairs."
-            )
         return super().load()
 
     def tokenise(self, split):
