@@ -93,7 +93,7 @@ def test_compress_pairs_end_to_end(tmp_path, tiny_source, pair_dir):
 
     onnx = _has_onnx()
     out = tmp_path / "out"
-    settings = dict(finetune_epochs=10.0, finetune_learning_rate=3e-3, task_epochs=6.0, task_learning_rate=3e-3)
+    settings = dict(finetune_epochs=20.0, finetune_learning_rate=2e-3, task_epochs=6.0, task_learning_rate=2e-3)
     result = compress(_config(tiny_source, str(pair_dir), out, measure_onnx=onnx, **settings))
     report = json.loads((out / "compression_report.json").read_text())
     assert report["inputs"] == {"text_column": "premise", "text_pair_column": "hypothesis"}
