@@ -36,17 +36,24 @@ COMMAND = (
 OLD_SHAPE = "D1-A3-H192-I128-d32"  # what compress returned on the issue's scarce run
 
 
-def scarce_splits(seed: int, train_rows: int, dev_rows: int):
+def scarce_splits(seed: int, train_rows: int, dev_rows: int, transfer_rows: int = 0):
+    """The labelled splits, and (with `transfer_rows`) the next training texts of the same shuffle as an unlabelled
+    transfer set, disjoint from the labelled rows (labels dropped)."""
     from datasets import DatasetDict
 
     splits = load_vader_sources(seed=seed)
-    return DatasetDict(
+    train = splits["train"].shuffle(seed=seed)
+    data = DatasetDict(
         {
-            "train": splits["train"].shuffle(seed=seed).select(range(train_rows)),
+            "train": train.select(range(train_rows)),
             "validation": splits["validation"].shuffle(seed=seed).select(range(dev_rows)),
             "test": splits["test"],
         }
     )
+    if not transfer_rows:
+        return data, None
+    transfer = train.select(range(train_rows, train_rows + transfer_rows)).remove_columns("label")
+    return data, transfer
 
 
 def _summary(report: dict) -> dict:
@@ -65,12 +72,14 @@ def _summary(report: dict) -> dict:
             "dev": student["dev"],
             "test": student.get("test"),
             "task_distillation_best_epoch": student["task_distillation"].get("best_epoch"),
+            "task_distillation_rows": student["task_distillation"].get("rows"),
         },
         "search": {
             "objective": report["search"].get("objective"),
             "survivors_per_rung": report["search"].get("survivors_per_rung"),
             "candidates_searched": report["search"].get("candidates_searched"),
         },
+        "transfer": report["data"].get("transfer"),
         "warnings": report.get("warnings", []),
         "wall_s": report["wall_s"],
     }
@@ -84,9 +93,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default="/tmp/compress_scarce")
     parser.add_argument("--no-old-recipe", dest="old_recipe", action="store_false")
+    parser.add_argument("--transfer-rows", type=int, default=0, help="unlabelled training texts as the transfer set")
+    parser.add_argument("--candidate", default=None, help="student shape given (no search), e.g. a default run's")
+    parser.add_argument("--tag", default="", help="suffix of the output names")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     args = parser.parse_args(argv)
-    data = scarce_splits(args.seed, args.train_rows, args.dev_rows)
+    data, transfer = scarce_splits(args.seed, args.train_rows, args.dev_rows, args.transfer_rows)
     common = dict(
         model=str(packaged_minilm_path()),
         dataset=data,
@@ -95,17 +107,22 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         threads=args.threads,
         show_progress=args.progress,
+        unlabelled_dataset=transfer,
+        candidate=args.candidate,
     )
+    name = f"seed{args.seed}{('_' + args.tag) if args.tag else ''}"
     out: dict = {
         "command": " ".join([COMMAND, *(argv if argv is not None else sys.argv[1:])]),
         "dataset": common["dataset_name"],
         "label_names": data["train"].features["label"].names,
-        "rows": {name: len(split) for name, split in data.items()},
+        "rows": {split_name: len(split) for split_name, split in data.items()},
+        "transfer_rows": args.transfer_rows,
+        "candidate": args.candidate,
         "majority_baseline_test": majority_baseline(list(data["train"]["label"]), list(data["test"]["label"])),
         "cpu_flags": sorted(flag for flag in cpu_flags() if flag.startswith(("avx", "amx", "fma", "sse4"))),
     }
     start = time.perf_counter()
-    output_dir = str(Path(args.work_dir) / f"seed{args.seed}")
+    output_dir = str(Path(args.work_dir) / name)
     try:
         result = compress(CompressionConfig(output_dir=output_dir, **common))
     except ValueError as error:  # a weak teacher stops the defaults before the search: recorded, then allowed
@@ -121,14 +138,13 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         old = compress(
             CompressionConfig(
-                output_dir=str(Path(args.work_dir) / f"seed{args.seed}-old-recipe"),
+                output_dir=str(Path(args.work_dir) / f"{name}-old-recipe"),
                 finetune_min_steps=0,
                 finetune_patience=0,
                 allow_weak_teacher=True,
-                candidate=OLD_SHAPE,
                 measure_onnx=False,
                 latency_runs=5,
-                **common,
+                **{**common, "candidate": OLD_SHAPE, "unlabelled_dataset": None},
             )
         )
         print(old.summary(), flush=True)
@@ -139,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             "wall_s_this_call": time.perf_counter() - start,
         }
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"compress_scarce_seed{args.seed}.json"
+    path = RESULTS / f"compress_scarce_{name}.json"
     path.write_text(json.dumps(out, indent=1, default=str) + "\n")
     print(f"wrote {path}")
 
