@@ -44,3 +44,6 @@ result = {
     "labeller_calls": trainer.agora_state.labeller_calls,
 }
 Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(result))
+
+if torch.distributed.is_initialized():  # a gloo group left to interpreter exit can abort a rank
+    torch.distributed.destroy_process_group()
