@@ -155,6 +155,21 @@ def _store(cached: PinnedFile, archive: PinnedFile, member: str, data: bytes) ->
     return path
 
 
+def _seeded_splits(examples: list[dict], seed: int, sizes: dict[str, int], features):
+    """`examples` shuffled with `seed`, then `test` (the first `sizes["test"]`), `validation` (the next
+    `sizes["validation"]`) and `train` (the rest) as a `datasets.DatasetDict` with `features`."""
+    from datasets import Dataset, DatasetDict
+
+    random.Random(seed).shuffle(examples)
+    n_test, n_dev = sizes["test"], sizes["validation"]
+    parts = {
+        "train": examples[n_test + n_dev :],
+        "validation": examples[n_test : n_test + n_dev],
+        "test": examples[:n_test],
+    }
+    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})
+
+
 def _rt_csv() -> Path:
     return _cached_member(_RT_CACHED, _RT_ARCHIVE, _RT_MEMBER)
 
@@ -188,18 +203,11 @@ def load_rotten_tomatoes(seed: int = 0):
     {'train': 10252, 'validation': 500, 'test': 2000}
     ```
     """
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import ClassLabel, Features, Value
 
     examples = rotten_tomatoes_examples()
-    random.Random(seed).shuffle(examples)
-    n_test, n_dev = RT_SPLIT_SIZES["test"], RT_SPLIT_SIZES["validation"]
     features = Features({"text": Value("string"), "label": ClassLabel(names=["rotten", "fresh"])})
-    parts = {
-        "train": examples[n_test + n_dev :],
-        "validation": examples[n_test : n_test + n_dev],
-        "test": examples[:n_test],
-    }
-    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})
+    return _seeded_splits(examples, seed, RT_SPLIT_SIZES, features)
 
 
 def convention_sentences() -> list[dict]:
@@ -233,18 +241,11 @@ def load_convention_sentences(seed: int = 0):
     and `test` (1,500) after a seeded shuffle of [`convention_sentences`]; labels 0 = democrat, 1 = republican
     (56 % democrat). Sentences of one speech can fall in different splits (a sentence-level task).
     """
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import ClassLabel, Features, Value
 
     examples = convention_sentences()
-    random.Random(seed).shuffle(examples)
-    n_test, n_dev = CONVENTION_SPLIT_SIZES["test"], CONVENTION_SPLIT_SIZES["validation"]
     features = Features({"text": Value("string"), "label": ClassLabel(names=["democrat", "republican"])})
-    parts = {
-        "train": examples[n_test + n_dev :],
-        "validation": examples[n_test : n_test + n_dev],
-        "test": examples[:n_test],
-    }
-    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})
+    return _seeded_splits(examples, seed, CONVENTION_SPLIT_SIZES, features)
 
 
 def _vader_archive() -> Path:
@@ -284,7 +285,7 @@ def load_vader_sources(seed: int = 0):
     {'train': 20619, 'validation': 1000, 'test': 2000}
     ```
     """
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import ClassLabel, Features, Value
 
     seen: set[str] = set()
     examples = []
@@ -292,15 +293,8 @@ def load_vader_sources(seed: int = 0):
         if row["text"] not in seen:
             seen.add(row["text"])
             examples.append({"text": row["text"], "label": VADER_SOURCES.index(row["source"])})
-    random.Random(seed).shuffle(examples)
-    n_test, n_dev = VADER_SPLIT_SIZES["test"], VADER_SPLIT_SIZES["validation"]
     features = Features({"text": Value("string"), "label": ClassLabel(names=list(VADER_SOURCE_NAMES))})
-    parts = {
-        "train": examples[n_test + n_dev :],
-        "validation": examples[n_test : n_test + n_dev],
-        "test": examples[:n_test],
-    }
-    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})
+    return _seeded_splits(examples, seed, VADER_SPLIT_SIZES, features)
 
 
 def lee_document_pairs() -> list[dict]:
@@ -347,11 +341,9 @@ def load_lee_pairs(seed: int = 0):
     {'train': 796, 'validation': 184, 'test': 245}
     ```
     """
-    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from datasets import ClassLabel, Features, Value
 
     pairs = lee_document_pairs()
-    random.Random(seed).shuffle(pairs)
-    n_test, n_dev = LEE_SPLIT_SIZES["test"], LEE_SPLIT_SIZES["validation"]
     features = Features(
         {
             "text": Value("string"),
@@ -360,5 +352,4 @@ def load_lee_pairs(seed: int = 0):
             "label": ClassLabel(names=["dissimilar", "similar"]),
         }
     )
-    parts = {"train": pairs[n_test + n_dev :], "validation": pairs[n_test : n_test + n_dev], "test": pairs[:n_test]}
-    return DatasetDict({name: Dataset.from_list(rows, features=features) for name, rows in parts.items()})
+    return _seeded_splits(pairs, seed, LEE_SPLIT_SIZES, features)
