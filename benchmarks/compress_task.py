@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm-latency-cache", action="store_true", help="time the table first (run it alone)")
     parser.add_argument("--warm-only", action="store_true", help="stop after --warm-latency-cache")
     parser.add_argument("--max-length", type=int, default=64, help="tokens per text (as the earlier RT runs)")
+    parser.add_argument("--candidate", default=None, help="student shape given: no search (baselines)")
+    parser.add_argument("--layer-selection", default="importance")
+    parser.add_argument("--source-finetuned", default=None, help="reuse a fine-tuned source (a classifier folder)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work-dir", default="/tmp/compress_task")
     parser.add_argument("--tag", default="", help="suffix of the output names")
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     name = f"compress_{args.task}_seed{args.seed}{('_' + args.tag) if args.tag else ''}"
     data = task_splits(args.task, args.seed, args.train_rows)
     config = CompressionConfig(
-        model=str(packaged_minilm_path()),
+        model=args.source_finetuned or str(packaged_minilm_path()),
         dataset=data,
         dataset_name=f"{args.task} ({TASKS[args.task].__name__}(seed={args.seed})"
         + (f", {args.train_rows} training rows" if args.train_rows else "")
@@ -130,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
         max_latency_ratio=args.max_latency_ratio,
         latency_cache=args.latency_cache,
         max_length=args.max_length,
+        candidate=args.candidate,
+        layer_selection=args.layer_selection,
         seed=args.seed,
         output_dir=str(Path(args.work_dir) / name),
         threads=args.threads,
