@@ -28,3 +28,18 @@ def test_latency_of_source_and_student_with_fused_onnx(tmp_path, bert_tok):
     assert record["onnx_fused_operators"]["student"]["Attention"] == 2  # per-layer heads fused too
     assert record["onnx_fused_operators"]["source"]["Attention"] == 2
     assert max(record["onnx_max_abs_diff_vs_pytorch"].values()) < 1e-4
+
+
+def test_trainer_settings_pin_memory_only_for_cuda(tmp_path, recwarn):
+    """On the CPU the recipe's dataloaders are not pinned: torch would warn on every one of them."""
+    settings = recipe._trainer_settings(0, tmp_path, show_progress=False)
+    assert settings["dataloader_pin_memory"] is torch.cuda.is_available()
+    from transformers import Trainer, TrainingArguments
+
+    model = BertForSequenceClassification(
+        BertConfig(vocab_size=32, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    )
+    rows = [{"input_ids": [1, 2, 3], "labels": 0}] * 4
+    trainer = Trainer(model=model, args=TrainingArguments(**settings), train_dataset=rows)
+    next(iter(trainer.get_train_dataloader()))
+    assert not [w for w in recwarn if "pin_memory" in str(w.message)]

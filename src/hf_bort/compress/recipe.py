@@ -71,7 +71,12 @@ def _version_settings(warmup: float) -> dict[str, Any]:
 
 
 def _trainer_settings(seed: int, output_dir: Path, show_progress: bool, warmup: float = 0.0) -> dict[str, Any]:
-    """The Trainer settings every run of the recipe shares (CPU or GPU as available, seeds, no checkpoints)."""
+    """
+    The Trainer settings every run of the recipe shares (CPU or GPU as available, seeds, no checkpoints). Batches are
+    pinned only when they go to a CUDA device (on the CPU torch warns about `pin_memory` on every dataloader).
+    """
+    from .._device import compute_device
+
     return dict(
         output_dir=str(output_dir),
         seed=seed,
@@ -81,6 +86,7 @@ def _trainer_settings(seed: int, output_dir: Path, show_progress: bool, warmup: 
         logging_steps=50,
         disable_tqdm=not show_progress,
         dataloader_num_workers=0,
+        dataloader_pin_memory=compute_device().type == "cuda",
         per_device_eval_batch_size=128,
         weight_decay=0.0,
         lr_scheduler_type="linear",
