@@ -15,7 +15,6 @@ Run: flock /tmp/hf_bort_bench.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from results_io import write_result  # noqa: E402
 
 from hf_bort import CompressionConfig, compress  # noqa: E402
 from hf_bort.assets import LEE_SIMILAR_THRESHOLD, load_lee_pairs, packaged_minilm_path  # noqa: E402
@@ -79,10 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         "wall_s_this_call": wall,
         "report": result.report,
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {path}")
+    write_result(name, out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Run: flock /tmp/hf_bort_bench.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -24,10 +23,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from results_io import timing_cpu_flags, write_result  # noqa: E402
+
 from hf_bort import CompressionConfig, compress  # noqa: E402
 from hf_bort.assets import load_vader_sources, packaged_minilm_path  # noqa: E402
 from hf_bort.compress.quality import majority_baseline  # noqa: E402
-from hf_bort.measure.machine import cpu_flags  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 COMMAND = (
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         "transfer_rows": args.transfer_rows,
         "candidate": args.candidate,
         "majority_baseline_test": majority_baseline(list(data["train"]["label"]), list(data["test"]["label"])),
-        "cpu_flags": sorted(flag for flag in cpu_flags() if flag.startswith(("avx", "amx", "fma", "sse4"))),
+        "cpu_flags": timing_cpu_flags(),
     }
     start = time.perf_counter()
     output_dir = str(Path(args.work_dir) / name)
@@ -154,10 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             **_summary(old.report),
             "wall_s_this_call": time.perf_counter() - start,
         }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"compress_scarce_{name}.json"
-    path.write_text(json.dumps(out, indent=1, default=str) + "\n")
-    print(f"wrote {path}")
+    write_result(f"compress_scarce_{name}", out)
 
 
 if __name__ == "__main__":

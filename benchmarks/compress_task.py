@@ -35,6 +35,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from results_io import timing_cpu_flags, write_result  # noqa: E402
+
 from hf_bort import CompressionConfig, compress  # noqa: E402
 from hf_bort.assets import (  # noqa: E402
     load_convention_sentences,
@@ -42,9 +44,7 @@ from hf_bort.assets import (  # noqa: E402
     load_vader_sources,
     packaged_minilm_path,
 )
-from hf_bort.measure.machine import cpu_flags  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
 TASKS = {"rt": load_rotten_tomatoes, "vader_sources": load_vader_sources, "convention": load_convention_sentences}
 
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": " ".join(["python benchmarks/compress_task.py", *(argv if argv is not None else sys.argv[1:])]),
         "dataset": config.dataset_name,
         "rows": {split: len(rows) for split, rows in data.items()},
-        "cpu_flags": sorted(flag for flag in cpu_flags() if flag.startswith(("avx", "amx", "fma", "sse4"))),
+        "cpu_flags": timing_cpu_flags(),
         "busy": args.busy,
     }
     if args.warm_latency_cache:
@@ -157,10 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     print(result.summary(), flush=True)
     out["summary"] = {**summary(result.report), "wall_s_this_call": time.perf_counter() - start}
     out["report"] = result.report
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(out, indent=1, default=str) + "\n")
-    print(f"wrote {path}")
+    write_result(name, out)
 
 
 if __name__ == "__main__":

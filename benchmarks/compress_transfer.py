@@ -24,6 +24,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from results_io import write_result  # noqa: E402
+
 from hf_bort import CompressionConfig, compress  # noqa: E402
 from hf_bort.assets import load_rotten_tomatoes, packaged_minilm_path  # noqa: E402
 from hf_bort.measure import machine_info  # noqa: E402
@@ -116,9 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             "wall_s_per_stage": report["wall_s"],
         }
         print(variant, json.dumps(out["variants"][variant]["student"]["dev"]), flush=True)
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=1, default=str) + "\n")
-    print(f"wrote {RESULTS / f'{name}.json'}")
+        write_result(name, out)
 
 
 if __name__ == "__main__":

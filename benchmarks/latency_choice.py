@@ -26,10 +26,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from hf_bort.exporters.bench import BenchConfig, run_benchmark  # noqa: E402
-from hf_bort.measure import cpu_flags  # noqa: E402
+from results_io import RESULTS, timing_cpu_flags  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
+from hf_bort.exporters.bench import BenchConfig, run_benchmark  # noqa: E402
 
 
 def _run(name: str) -> dict:
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     out: dict = {
         "command": " ".join(["python benchmarks/latency_choice.py", *(argv if argv is not None else sys.argv[1:])]),
-        "cpu_flags": sorted(flag for flag in cpu_flags() if flag.startswith(("avx", "amx", "fma", "sse4"))),
+        "cpu_flags": timing_cpu_flags(),
         "tasks": {},
     }
     for name in args.runs:
