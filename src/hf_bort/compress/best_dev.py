@@ -44,13 +44,18 @@ def epochs_for(epochs: float, min_steps: int, rows: int, batch_size: int) -> flo
     return float(max(epochs, math.ceil(min_steps / steps_per_epoch))) if min_steps > 0 else epochs
 
 
-def trainer_settings(metric: str) -> dict[str, Any]:
-    """The `TrainingArguments` keywords of an evaluation per epoch keeping the best one by `metric`."""
+def trainer_settings(metric: str, eval_steps: int | None = None) -> dict[str, Any]:
+    """
+    The `TrainingArguments` keywords of an evaluation per epoch (every `eval_steps` optimizer steps when given)
+    keeping the best one by `metric`.
+    """
     if metric not in METRICS:
         raise ValueError(f"The best-checkpoint metric must be one of {METRICS}, got {metric!r}.")
+    every = {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    if eval_steps is not None:
+        every = {"eval_strategy": "steps", "save_strategy": "steps", "eval_steps": eval_steps, "save_steps": eval_steps}
     return dict(
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        **every,
         save_only_model=True,
         save_total_limit=1,  # with load_best_model_at_end the best checkpoint is kept beside the last
         load_best_model_at_end=True,
