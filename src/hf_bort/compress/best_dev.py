@@ -53,7 +53,12 @@ def trainer_settings(metric: str, eval_steps: int | None = None) -> dict[str, An
         raise ValueError(f"The best-checkpoint metric must be one of {METRICS}, got {metric!r}.")
     every = {"eval_strategy": "epoch", "save_strategy": "epoch"}
     if eval_steps is not None:
-        every = {"eval_strategy": "steps", "save_strategy": "steps", "eval_steps": eval_steps, "save_steps": eval_steps}
+        every = {
+            "eval_strategy": "steps",
+            "save_strategy": "steps",
+            "eval_steps": eval_steps,
+            "save_steps": eval_steps,
+        }
     return dict(
         **every,
         save_only_model=True,
