@@ -250,9 +250,9 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         recipe.append(
             "Quantization-aware training for ONNX Runtime's full dynamic int8: the same distillation with int8 "
             "weights (symmetric, per output channel) and int8 inputs (one scale per tensor, as at run time) "
-            f"simulated on every linear layer, lr {qat.get('learning_rate')}, {qat.get('steps')} steps; simulated-int8 "
-            f"dev accuracy {_pct(before.get('accuracy'))} → {_pct(after.get('accuracy'))} ({kept}). The weights are "
-            "plain fp32: quantize them with `hf-bort export --int8 dynamic-int8`."
+            f"simulated on every linear layer, lr {qat.get('learning_rate')}, {qat.get('steps')} steps; "
+            f"simulated-int8 dev accuracy {_pct(before.get('accuracy'))} → {_pct(after.get('accuracy'))} ({kept}). "
+            "The weights are plain fp32: quantize them with `hf-bort export --int8 dynamic-int8`."
         )
     results = [["", f"source ({source_shown})", "this model"]]
     eval_results = []

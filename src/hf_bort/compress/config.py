@@ -265,8 +265,9 @@ class CompressionConfig:
         default=0,
         metadata={
             "help": "Quantization-aware stage `qat` (text-classification, after `task`): this many steps of the same "
-            "task distillation with ONNX Runtime's full dynamic int8 simulated on every linear layer (compress/qat.py), "
-            "keeping the best simulated-int8 dev check; the student stays plain fp32. 0: no such stage."
+            "task distillation with ONNX Runtime's full dynamic int8 simulated on every linear layer "
+            "(compress/qat.py), keeping the best simulated-int8 dev check; the student stays plain "
+            "fp32. 0: no such stage."
         },
     )
     qat_learning_rate: float = field(
