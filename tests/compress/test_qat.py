@@ -150,7 +150,7 @@ def test_gradients_pass_straight_through_the_rounding():
 )
 def test_config_errors_name_the_field(tmp_path, overrides, field):
     with pytest.raises(ValueError, match=field):
-        CompressionConfig(model="m", dataset="d", output_dir=str(tmp_path / "o"), **overrides)
+        CompressionConfig(model="m", dataset="d", output_dir=str(tmp_path / "o"), measure_onnx=False, **overrides)
 
 
 def test_simulation_settings_are_checked():
@@ -205,7 +205,9 @@ def test_qat_keeps_the_starting_weights_when_no_check_beats_them(tmp_path, tiny_
     from hf_bort.data import load_task_data
 
     del bert_tok
-    config = CompressionConfig(model=str(tiny_source), dataset=str(data_dir), output_dir=str(tmp_path / "o"))
+    config = CompressionConfig(
+        model=str(tiny_source), dataset=str(data_dir), output_dir=str(tmp_path / "o"), measure_onnx=False
+    )
     data = load_task_data(config, model_label2id=None, model_num_labels=None)
     tokenizer = AutoTokenizer.from_pretrained(tiny_source)
     train, dev = (recipe.tokenise(split, tokenizer, 16) for split in (data.train, data.validation))
