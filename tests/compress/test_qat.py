@@ -231,3 +231,52 @@ def test_qat_keeps_the_starting_weights_when_no_check_beats_them(tmp_path, tiny_
     assert record["dev_simulated_int8"] == record["dev_simulated_int8_before"]
     assert all(torch.equal(value, start[name]) for name, value in student.state_dict().items())
     assert not any("forward" in module.__dict__ for module in student.modules())
+
+
+def test_the_task_student_is_kept_once_for_a_resumed_stage(tmp_path):
+    from hf_bort.compress.qat import keep_task_student
+
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "weights").write_text("task")
+    kept = keep_task_student(tmp_path)
+    (tmp_path / "student" / "weights").write_text("half-written by a killed qat stage")
+    assert keep_task_student(tmp_path) == kept and (kept / "weights").read_text() == "task"
+    assert not (tmp_path / "student-task.tmp").exists()
+
+
+def test_qat_trains_on_text_pairs(tmp_path, tiny_source, monkeypatch):
+    import random
+
+    from datasets import Dataset, DatasetDict
+
+    from hf_bort.compress import qat
+    from tiny_tasks import FILLER, make_rows
+
+    def rows(n, seed):
+        rng = random.Random(seed)
+        return [
+            {"premise": " ".join(rng.choice(FILLER) for _ in range(3)), "hypothesis": r["text"], "label": r["label"]}
+            for r in make_rows(n, seed)
+        ]
+
+    data = DatasetDict(
+        {name: Dataset.from_list(rows(n, s)) for name, n, s in (("train", 64, 0), ("validation", 32, 1))}
+    )
+    seen = []
+    real = qat.quantization_aware_distillation
+
+    def spy(student, teacher, train_rows, *args, **kwargs):
+        seen.append(any(1 in row for row in train_rows["token_type_ids"]))  # the second text of each pair
+        return real(student, teacher, train_rows, *args, **kwargs)
+
+    monkeypatch.setattr(qat, "quantization_aware_distillation", spy)
+    config = CompressionConfig(
+        model=str(tiny_source),
+        dataset=data,
+        output_dir=str(tmp_path / "out"),
+        text_column="premise",
+        text_pair_column="hypothesis",
+        **fast_settings(qat_steps=2, reload_check=False, evaluate_test=False),
+    )
+    report = compress(config).report
+    assert seen == [True] and report["qat"]["steps"] == 2 and report["student"]["quantization_aware_training"]
