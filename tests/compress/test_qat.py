@@ -179,7 +179,8 @@ def test_qat_stage_runs_in_compress_and_is_recorded(tmp_path, tiny_source, data_
     assert record["steps"] == 6 and record["training"]["steps"] == 6 and record["training"]["max_steps"] == 6
     assert [check["step"] for check in record["training"]["dev_per_epoch"]] == [2, 4, 6]  # every ceil(6 / 4) steps
     assert record["kept"] in ("qat", "before") and record["simulation"]["weight_range"] in ([-127, 127], [0, 255])
-    assert record["dev_simulated_int8_before"]["rows"] == 32 and record["dev"]["rows"] == 32
+    assert set(record["dev_simulated_int8_before"]) == {"accuracy", "macro_f1"} and record["dev"]["rows"] == 32
+    assert record["training"]["dev_at_start"] == record["dev_simulated_int8_before"]  # scored in the checks' batches
     report = result.report
     assert report["qat"] == record
     student = report["student"]

@@ -92,6 +92,8 @@ def best_epoch_record(trainer, metric: str) -> dict[str, Any]:
         for entry in trainer.state.log_history
         if f"eval_{metric}" in entry
     ]
+    at_start = [entry for entry in evaluations if entry["step"] == 0]  # `eval_on_start`: no checkpoint to keep
+    evaluations = [entry for entry in evaluations if entry["step"] > 0]
     if not evaluations:
         raise RuntimeError("The Trainer recorded no dev evaluation: no best checkpoint can be named.")
     best = evaluations[0]
@@ -105,6 +107,7 @@ def best_epoch_record(trainer, metric: str) -> dict[str, Any]:
         "best_dev": {name: best[name] for name in METRICS},
         "dev_per_epoch": evaluations,
         "stopped_early": evaluations[-1]["step"] < trainer.state.max_steps,
+        **({"dev_at_start": {name: at_start[0][name] for name in METRICS}} if at_start else {}),
     }
 
 

@@ -23,8 +23,10 @@ before.
 
 [`quantization_aware_distillation`] runs `steps` optimizer steps of the `task` stage's distillation
 (`recipe.finetune` with the teacher: CE + T²·KL) with the simulation on, evaluates the simulated-int8 student on dev
-at `checks` evenly spaced steps and keeps the best check — or the starting weights, when no check beats them on the
-simulated-int8 dev metric (recorded as `kept: "before"`). The weights kept are plain fp32.
+before training and at `checks` evenly spaced steps and keeps the best check — or the starting weights, when no check
+beats them on the simulated-int8 dev metric (recorded as `kept: "before"`). Simulated (like real) dynamic int8 takes
+one activation scale per batch tensor, so a dev score depends on how dev is batched: the start and the checks are all
+scored in the Trainer's dev batches. The weights kept are plain fp32.
 """
 
 from __future__ import annotations
@@ -224,7 +226,6 @@ def quantization_aware_distillation(
     fp32_before = recipe.evaluate(student, dev_rows, tokenizer)
     start = {name: value.detach().clone() for name, value in student.state_dict().items()}
     with simulate_dynamic_int8(student, simulation):
-        int8_before = recipe.evaluate(student, dev_rows, tokenizer)
         training = recipe.finetune(
             student,
             train_rows,
@@ -243,8 +244,11 @@ def quantization_aware_distillation(
             temperature=temperature,
             eval_dataset=dev_rows,
             best_metric=best_metric,
+            eval_on_start=True,  # the starting weights, scored in the checks' own dev batches
         )
-        int8_after = recipe.evaluate(student, dev_rows, tokenizer)
+    # Simulated int8 takes one activation scale per batch tensor, so its dev scores depend on how dev is batched:
+    # the start and the checks are compared in the same (the Trainer's) batches.
+    int8_before, int8_after = training["dev_at_start"], training["best_dev"]
     if int8_after[best_metric] > int8_before[best_metric]:
         kept = "qat"
         why = f"the best check's simulated-int8 dev {best_metric} beats the starting weights'"
@@ -266,5 +270,6 @@ def quantization_aware_distillation(
         "dev_fp32_before": fp32_before,
         "dev_simulated_int8_before": int8_before,
         "dev_simulated_int8": int8_after,
+        "dev_simulated_int8_batches": "the Trainer's dev batches (per_device_eval_batch_size 128, length-grouped)",
         "dev": recipe.evaluate(student, dev_rows, tokenizer),  # fp32, the weights kept
     }

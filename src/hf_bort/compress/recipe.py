@@ -124,6 +124,7 @@ def finetune(
     patience_after_epochs: float = 0.0,
     max_steps: int = -1,
     eval_steps: int | None = None,
+    eval_on_start: bool = False,
 ) -> dict[str, Any]:
     """
     Fine-tunes `model` on tokenised `train_dataset` (AdamW, linear decay, no warm-up, dynamic padding). With a
@@ -131,7 +132,9 @@ def finetune(
     tokenised `eval_dataset` (dev) it is evaluated every epoch and the best epoch by `best_metric` is the model
     returned (`compress/best_dev.py`); `patience` epochs without improvement (counted after the first
     `patience_after_epochs`) stop the training early. `max_steps` > 0 trains that many optimizer steps instead of
-    `epochs`; `eval_steps` evaluates (and keeps the best) every that many steps instead of every epoch.
+    `epochs`; `eval_steps` evaluates (and keeps the best) every that many steps instead of every epoch;
+    `eval_on_start` also evaluates the starting weights (`dev_at_start`, in the same dev batches; never kept by the
+    Trainer itself).
     Returns steps, training loss and wall time (and the kept epoch with the dev scores of each epoch).
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -145,6 +148,7 @@ def finetune(
         checkpoints = Path(work_dir) / "best-dev"
         shutil.rmtree(checkpoints, ignore_errors=True)
         settings.update(best_dev.trainer_settings(best_metric, eval_steps), output_dir=str(checkpoints))
+        settings["eval_on_start"] = eval_on_start
         extra = dict(
             eval_dataset=eval_dataset,
             compute_metrics=best_dev.compute_metrics,
