@@ -1,16 +1,18 @@
 """
 Does quantization-aware training (compress's `qat` stage, `hf_bort.compress.qat`) make a compress student survive
 FULL dynamic int8 (issue 23)? On a finished compress run: the library's `quantization_aware_distillation` on the run's
-student (teacher: the run's fine-tuned source, same loss and rows as the `task` stage) for `--steps` steps at each
-`--learning-rates` value; the learning rate is chosen on dev only (full dynamic-int8 label agreement with the
-student's own fp32 graph, then simulated-int8 dev accuracy). Then the original and the chosen QAT student are exported
+student for `--steps` steps for each `--targets` value (`teacher`: the run's fine-tuned source, same loss and rows as
+the `task` stage; `self`: the student's own starting fp32 logits, checks kept on simulated-int8 agreement with fp32)
+at each `--learning-rates` value; target and learning rate are chosen on dev only (full dynamic-int8 label agreement
+with the student's own fp32 graph, then simulated-int8 dev accuracy); every pair's dev numbers are reported. Then the
+original and the chosen QAT student are exported
 (fused fp32 ONNX, `export_onnx`) and quantized (`quantize_exported`: `dynamic-int8` and `smoothed-int8` with
 `Int8Config`'s defaults) and measured on dev (validation) and test: label agreement of each int8 graph with its own
 fp32 graph (`exporters.agreement.agreement_metrics`), accuracy of fp32 and int8, and PyTorch fp32 test accuracy of
 both students. The test split is read only after the choice. Agreement and accuracy only: no timing.
 
-    flock /tmp/hf_bort_qat.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/int8_qat.py \\
-        --run /tmp/compress_task/compress_rt_seed0_mac25 --task rt --seed 0 --threads 1
+    flock /tmp/hf_bort_bench.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/int8_qat.py \\
+        --run /tmp/compress_task/compress_rt_seed0_mac25 --task rt --seed 0 --threads 1 --targets teacher self
 
 The data are the packaged task's splits with `--seed` (and `--train-rows`) exactly as `benchmarks/compress_task.py`
 gave them to compress (checked against the split sizes the run's report records). ONNX graphs run in batches of
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-rows", type=int, default=None, help="as given to benchmarks/compress_task.py")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-5, 3e-5])
+    parser.add_argument("--targets", nargs="+", choices=["teacher", "self"], default=["teacher", "self"])
     parser.add_argument("--calibration-rows", type=int, default=128, help="train rows (smoothing scales)")
     parser.add_argument("--eval-batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
@@ -174,7 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     labels = {"validation": np.asarray(data["validation"]["label"])}
     calibration = list(data["train"]["text"][: args.calibration_rows])
     result: dict = {
-        "command": "flock /tmp/hf_bort_qat.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python "
+        "command": "flock /tmp/hf_bort_bench.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src "
+        + sys.executable
+        + " "
         "benchmarks/int8_qat.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "run": str(run),
         "original_student": str(original),
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         "note": "agreement and accuracy only (one thread, other long runs on the CPU): no timing claims",
         "grid": [],
     }
-    for rate in args.learning_rates:
+    for qat_target, rate in [(name, rate) for name in args.targets for rate in args.learning_rates]:
         student = AutoModelForSequenceClassification.from_pretrained(original)
         record = quantization_aware_distillation(
             student,
@@ -208,23 +213,35 @@ def main(argv: list[str] | None = None) -> None:
             best_metric=settings["best_checkpoint_metric"],
             simulation=simulation,
             show_progress=args.progress,
+            target=qat_target,
         )
-        path = work / f"qat-lr{rate:g}"
+        path = work / f"qat-{qat_target}-lr{rate:g}"
         shutil.rmtree(path, ignore_errors=True)
         student.save_pretrained(path)
         tokenizer.save_pretrained(path)
-        onnx_dev = measure_onnx(path, work / f"onnx-lr{rate:g}", texts, labels, calibration, args)
-        entry = {"learning_rate": rate, "qat": record, "onnx_dev": onnx_dev, "path": str(path)}
+        onnx_dev = measure_onnx(path, work / f"onnx-{qat_target}-lr{rate:g}", texts, labels, calibration, args)
+        entry = {"target": qat_target, "learning_rate": rate, "qat": record, "onnx_dev": onnx_dev, "path": str(path)}
         result["grid"].append(entry)
-        print(rate, record["kept"], onnx_dev["validation"], flush=True)
+        print(qat_target, rate, record["kept"], onnx_dev["validation"], flush=True)
 
     def dev_key(entry):
         dynamic = entry["onnx_dev"]["validation"]["dynamic-int8"]
         return dynamic["label_agreement"], entry["qat"]["dev_simulated_int8"]["accuracy"]
 
     chosen = max(result["grid"], key=dev_key)
-    result["chosen_learning_rate"] = chosen["learning_rate"]
+    result["chosen_target"], result["chosen_learning_rate"] = chosen["target"], chosen["learning_rate"]
     result["chosen_by"] = "validation: full dynamic-int8 label agreement with fp32, then simulated-int8 accuracy"
+    result["dev_summary"] = [
+        {
+            "target": entry["target"],
+            "learning_rate": entry["learning_rate"],
+            "kept": entry["qat"]["kept"],
+            "simulated_int8_dev": entry["qat"]["dev_simulated_int8"],
+            "pytorch_fp32_dev": entry["qat"]["dev"],
+            "onnx_dev": entry["onnx_dev"]["validation"],
+        }
+        for entry in result["grid"]
+    ]
     # the test split, read once, after the choice
     texts["test"], labels["test"] = list(data["test"]["text"]), np.asarray(data["test"]["label"])
     test_rows = recipe.tokenise(data["test"], tokenizer, args.max_length)

@@ -146,6 +146,8 @@ def test_gradients_pass_straight_through_the_rounding():
         (dict(qat_steps=True), "qat_steps"),
         (dict(qat_steps=10, qat_learning_rate=0.0), "qat_learning_rate"),
         (dict(qat_steps=10, task="feature-extraction"), "qat_steps"),
+        (dict(qat_steps=10, qat_target="student"), "qat_target"),
+        (dict(qat_target=None), "qat_target"),
     ],
 )
 def test_config_errors_name_the_field(tmp_path, overrides, field):
@@ -179,7 +181,13 @@ def test_qat_stage_runs_in_compress_and_is_recorded(tmp_path, tiny_source, data_
     assert record["steps"] == 6 and record["training"]["steps"] == 6 and record["training"]["max_steps"] == 6
     assert [check["step"] for check in record["training"]["dev_per_epoch"]] == [2, 4, 6]  # every ceil(6 / 4) steps
     assert record["kept"] in ("qat", "before") and record["simulation"]["weight_range"] in ([-127, 127], [0, 255])
-    assert set(record["dev_simulated_int8_before"]) == {"accuracy", "macro_f1"} and record["dev"]["rows"] == 32
+    assert set(record["dev_simulated_int8_before"]) == {
+        "accuracy",
+        "macro_f1",
+        "int8_fp32_agreement",
+        "agreement_then_accuracy",
+    }
+    assert record["dev"]["rows"] == 32 and record["target"] == "teacher" and record["criterion"] == "macro_f1"
     assert record["training"]["dev_at_start"] == record["dev_simulated_int8_before"]  # scored in the checks' batches
     report = result.report
     assert report["qat"] == record
@@ -281,3 +289,105 @@ def test_qat_trains_on_text_pairs(tmp_path, tiny_source, monkeypatch):
     )
     report = compress(config).report
     assert seen == [True] and report["qat"]["steps"] == 2 and report["student"]["quantization_aware_training"]
+
+
+def _qat_inputs(tmp_path, tiny_source, data_dir):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hf_bort.compress import recipe
+    from hf_bort.data import load_task_data
+
+    config = CompressionConfig(
+        model=str(tiny_source), dataset=str(data_dir), output_dir=str(tmp_path / "o"), measure_onnx=False
+    )
+    data = load_task_data(config, model_label2id=None, model_num_labels=None)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_source)
+    train, dev = (recipe.tokenise(split, tokenizer, 16) for split in (data.train, data.validation))
+    teacher = recipe.classifier_from_encoder(str(tiny_source), data.label_names, 0).eval()
+    torch.manual_seed(1)
+    student = AutoModelForSequenceClassification.from_pretrained(tiny_source, num_labels=2)
+    return student, teacher, train, dev, tokenizer
+
+
+def test_self_target_distils_towards_the_frozen_starting_student(tmp_path, tiny_source, data_dir, monkeypatch):
+    from hf_bort.compress import recipe
+    from hf_bort.compress.qat import quantization_aware_distillation
+
+    student, teacher, train, dev, tokenizer = _qat_inputs(tmp_path, tiny_source, data_dir)
+    start = {name: value.clone() for name, value in student.state_dict().items()}
+    calls = []
+    real = recipe.finetune
+
+    def spy(model, *args, **kwargs):
+        calls.append((kwargs["teacher"], kwargs["best_metric"]))
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(recipe, "finetune", spy)
+    records = {}
+    for target in ("teacher", "self"):
+        student.load_state_dict(start)
+        records[target] = quantization_aware_distillation(
+            student, teacher, train, dev, tokenizer, steps=3, learning_rate=1e-3, batch_size=16, seed=0,
+            work_dir=tmp_path / target, show_progress=False, target=target,
+        )  # fmt: skip
+    (given, metric_teacher), (own, metric_self) = calls
+    assert given is teacher and metric_teacher == "macro_f1"
+    assert own is not teacher and own is not student and metric_self == "agreement_then_accuracy"
+    assert all(torch.equal(value, start[name]) for name, value in own.state_dict().items())  # frozen start
+    assert not any(parameter.requires_grad for parameter in own.parameters())
+    assert records["self"]["criterion"] == "agreement_then_accuracy" and records["self"]["target"] == "self"
+    assert records["self"]["training"]["train_loss"] != records["teacher"]["training"]["train_loss"]
+    assert 0.0 <= records["self"]["dev_simulated_int8"]["int8_fp32_agreement"] <= 1.0
+    with pytest.raises(ValueError, match="target"):
+        quantization_aware_distillation(
+            student, teacher, train, dev, tokenizer, steps=1, learning_rate=1e-3, batch_size=16, seed=0,
+            work_dir=tmp_path / "x", target="student",
+        )  # fmt: skip
+
+
+def test_agreement_metric_matches_reordered_trainer_rows_to_the_same_weights_fp32(tmp_path, tiny_source, data_dir):
+    from transformers import EvalPrediction
+
+    from hf_bort.compress import recipe
+    from hf_bort.compress.qat_agreement import Int8Fp32Agreement
+
+    student, _, _, dev, tokenizer = _qat_inputs(tmp_path, tiny_source, data_dir)
+    student.eval()
+    scores = Int8Fp32Agreement(student, dev, tokenizer)
+    with torch.no_grad():
+        for parameter in student.parameters():  # the check's weights differ from those the copy was made of
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    order = list(range(len(dev)))[::-1]  # the Trainer's dev order is not the dataset's
+    batches = recipe._batches(dev.select(order), tokenizer, 8)
+    with torch.no_grad():
+        logits = torch.cat([student(**{k: v for k, v in b.items() if k != "labels"}).logits for b in batches])
+    width = max(b["input_ids"].shape[1] for b in batches)
+    inputs = torch.cat([torch.nn.functional.pad(b["input_ids"], (0, width - b["input_ids"].shape[1]), value=-100)
+                        for b in batches])  # fmt: skip
+    labels = np.asarray(dev.select(order)["labels"])
+    same = scores(EvalPrediction(predictions=logits.numpy(), label_ids=labels, inputs=inputs.numpy()))
+    assert same["int8_fp32_agreement"] == 1.0
+    flipped = logits.numpy().copy()
+    flipped[0] = flipped[0][::-1]  # one row's prediction changes (two classes)
+    assert flipped[0].argmax() != logits[0].argmax()
+    one_off = scores(EvalPrediction(predictions=flipped, label_ids=labels, inputs=inputs.numpy()))
+    assert one_off["int8_fp32_agreement"] == pytest.approx(1 - 1 / len(dev))
+
+
+def test_the_agreement_criterion_keeps_the_check_with_higher_agreement():
+    from types import SimpleNamespace
+
+    from hf_bort.compress.best_dev import best_epoch_record
+    from hf_bort.compress.qat_agreement import agreement_then_accuracy
+
+    def entry(step, agreement, accuracy):
+        mix = agreement_then_accuracy(agreement, accuracy, 500)
+        return {"epoch": step / 10, "step": step, "eval_accuracy": accuracy, "eval_macro_f1": accuracy,
+                "eval_int8_fp32_agreement": agreement, "eval_agreement_then_accuracy": mix}  # fmt: skip
+
+    history = [entry(0, 0.990, 0.87), entry(1, 0.992, 0.90), entry(2, 0.996, 0.86), entry(3, 0.996, 0.88)]
+    trainer = SimpleNamespace(state=SimpleNamespace(log_history=history, max_steps=3))
+    by_agreement = best_epoch_record(trainer, "agreement_then_accuracy")
+    assert by_agreement["best_step"] == 3  # highest agreement, tie broken by accuracy
+    assert by_agreement["dev_at_start"]["int8_fp32_agreement"] == 0.990
+    assert best_epoch_record(trainer, "accuracy")["best_step"] == 1

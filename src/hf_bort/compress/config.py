@@ -273,6 +273,15 @@ class CompressionConfig:
     qat_learning_rate: float = field(
         default=1e-5, metadata={"help": "Learning rate of the quantization-aware stage (`qat_steps` > 0)."}
     )
+    qat_target: str = field(
+        default="teacher",
+        metadata={
+            "help": "Soft target of the quantization-aware stage: 'teacher' (the task stage's teacher; checks judged "
+            "on the simulated-int8 dev `best_checkpoint_metric`) or 'self' (the student's own fp32 logits, from a "
+            "frozen copy of the task stage's student; checks judged on simulated-int8 label agreement with the "
+            "same weights' fp32 on dev, ties broken by accuracy). The CE on gold keeps `alpha_ce`."
+        },
+    )
     # ---------------------------------------------------------------------------------------------------- checks
     measure_onnx: bool = field(
         default=True, metadata={"help": "Also measure ONNX Runtime latency (needs pip install 'hf-bort[onnx]')."}
@@ -597,6 +606,8 @@ def _check_pair_column(config: CompressionConfig) -> None:
 
 
 def _check_qat(config: CompressionConfig) -> None:
+    if config.qat_target not in ("teacher", "self"):  # compress/qat.py QAT_TARGETS (not imported: torch)
+        raise ValueError(f"`qat_target` must be 'teacher' or 'self', got {config.qat_target!r}.")
     steps = config.qat_steps
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"`qat_steps` must be an integer >= 0 (0: no quantization-aware stage), got {steps!r}.")

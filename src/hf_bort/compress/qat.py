@@ -27,6 +27,19 @@ before training and at `checks` evenly spaced steps and keeps the best check —
 beats them on the simulated-int8 dev metric (recorded as `kept: "before"`). Simulated (like real) dynamic int8 takes
 one activation scale per batch tensor, so a dev score depends on how dev is batched: the start and the checks are all
 scored in the Trainer's dev batches. The weights kept are plain fp32.
+
+`target` picks the soft target of the KL term (the CE on gold keeps `alpha_ce`):
+
+- `"teacher"`: the task stage's teacher; checks are judged on the simulated-int8 dev `best_metric`.
+- `"self"`: the student's own fp32 logits — from a frozen copy of the student as it entered the stage, in eval mode
+  (no dropout), passed to the DistillationTrainer as its teacher. A frozen copy and not the training student with the
+  simulation switched off: the DistillationTrainer puts its teacher in eval mode and freezes its parameters, which
+  would freeze the student itself, and a moving target could drift with the int8 errors it is meant to remove. The
+  stage stays close to the starting weights, so the starting fp32 labels are also (nearly) the kept weights' own.
+  Checks are judged on what agreement compares: simulated-int8 label agreement with the same weights' fp32 on dev,
+  ties broken by simulated-int8 dev accuracy (`agreement_then_accuracy`, compress/qat_agreement.py).
+
+Either way every check also records `int8_fp32_agreement`.
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ from torch.nn import functional as F  # noqa: N812
 logger = logging.getLogger(__name__)
 
 WEIGHT_TYPES = ("int8", "uint8")
+QAT_TARGETS = ("teacher", "self")
 # (weight type, reduce_range) -> ONNX Runtime's symmetric weight range (quant_utils.get_qmin_qmax_for_qType)
 _WEIGHT_RANGES = {
     ("int8", False): (-127, 127),
@@ -209,15 +223,23 @@ def quantization_aware_distillation(
     best_metric: str = "macro_f1",
     simulation: DynamicInt8Simulation | None = None,
     show_progress: bool = True,
+    target: str = "teacher",
 ) -> dict[str, Any]:
     """
     `steps` steps of task distillation of `student` from `teacher` (tokenised `train_rows`, labels -100 for KL-only
     rows) with simulated dynamic int8 on; the simulated-int8 student is evaluated on tokenised `dev_rows` before and
     at `checks` evenly spaced steps, and the best check by `best_metric` is kept (the starting weights when no check
     beats them). `student` is left plain (no simulation) holding the kept weights. Returns the stage's record.
+    `target="self"` distils towards the student's own starting fp32 logits and keeps the check with the best
+    simulated-int8 agreement with fp32 (then accuracy) instead (module docstring).
     """
-    from . import recipe
+    import copy
 
+    from . import recipe
+    from .qat_agreement import AGREEMENT_THEN_ACCURACY, Int8Fp32Agreement
+
+    if target not in QAT_TARGETS:
+        raise ValueError(f"target must be one of {QAT_TARGETS}; got {target!r}.")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}.")
     if isinstance(checks, bool) or not isinstance(checks, int) or checks < 1:
@@ -225,6 +247,10 @@ def quantization_aware_distillation(
     simulation = simulation or DynamicInt8Simulation()
     fp32_before = recipe.evaluate(student, dev_rows, tokenizer)
     start = {name: value.detach().clone() for name, value in student.state_dict().items()}
+    scores = Int8Fp32Agreement(student, dev_rows, tokenizer)  # before the simulation: it keeps a plain copy
+    if target == "self":
+        teacher = copy.deepcopy(student).eval()  # the frozen starting student (fp32)
+        best_metric = AGREEMENT_THEN_ACCURACY
     with simulate_dynamic_int8(student, simulation):
         training = recipe.finetune(
             student,
@@ -245,7 +271,9 @@ def quantization_aware_distillation(
             eval_dataset=dev_rows,
             best_metric=best_metric,
             eval_on_start=True,  # the starting weights, scored in the checks' own dev batches
+            compute_metrics=scores,
         )
+    del scores
     # Simulated int8 takes one activation scale per batch tensor, so its dev scores depend on how dev is batched:
     # the start and the checks are compared in the same (the Trainer's) batches.
     int8_before, int8_after = training["dev_at_start"], training["best_dev"]
@@ -263,6 +291,8 @@ def quantization_aware_distillation(
         "steps": steps,
         "learning_rate": learning_rate,
         "checks": checks,
+        "target": target,
+        "criterion": best_metric,
         "simulation": simulation.to_dict(),
         "training": training,
         "kept": kept,

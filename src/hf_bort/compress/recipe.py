@@ -125,6 +125,7 @@ def finetune(
     max_steps: int = -1,
     eval_steps: int | None = None,
     eval_on_start: bool = False,
+    compute_metrics: Any = None,
 ) -> dict[str, Any]:
     """
     Fine-tunes `model` on tokenised `train_dataset` (AdamW, linear decay, no warm-up, dynamic padding). With a
@@ -134,7 +135,8 @@ def finetune(
     `patience_after_epochs`) stop the training early. `max_steps` > 0 trains that many optimizer steps instead of
     `epochs`; `eval_steps` evaluates (and keeps the best) every that many steps instead of every epoch;
     `eval_on_start` also evaluates the starting weights (`dev_at_start`, in the same dev batches; never kept by the
-    Trainer itself).
+    Trainer itself). `compute_metrics` replaces the dev scores (`best_dev.compute_metrics`); it gets the inputs too
+    (`include_for_metrics=["inputs"]`).
     Returns steps, training loss and wall time (and the kept epoch with the dev scores of each epoch).
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -149,9 +151,11 @@ def finetune(
         shutil.rmtree(checkpoints, ignore_errors=True)
         settings.update(best_dev.trainer_settings(best_metric, eval_steps), output_dir=str(checkpoints))
         settings["eval_on_start"] = eval_on_start
+        if compute_metrics is not None:
+            settings["include_for_metrics"] = ["inputs"]
         extra = dict(
             eval_dataset=eval_dataset,
-            compute_metrics=best_dev.compute_metrics,
+            compute_metrics=compute_metrics or best_dev.compute_metrics,
             callbacks=best_dev.callbacks(patience, patience_after_epochs),
         )
     elif patience:

@@ -293,6 +293,7 @@ class ClassificationTask:
             best_metric=config.best_checkpoint_metric,
             simulation=self.qat_simulation,
             show_progress=config.show_progress,
+            target=config.qat_target,
         )
         qat.replace_student(student, out, self.tokenizer)
         record["task_student"] = str(task_student)
