@@ -203,7 +203,7 @@ def test_qat_stage_runs_in_compress_and_is_recorded(tmp_path, tiny_source, data_
     assert changed == (record["kept"] == "qat")
     assert not any("forward" in module.__dict__ for module in loaded.modules())
     card = (out / "student" / "README.md").read_text()
-    assert "Quantization-aware training" in card and "6 steps" in card
+    assert "Quantization-aware training" in card and "6 steps" in card and "the same distillation" in card
 
 
 def test_qat_keeps_the_starting_weights_when_no_check_beats_them(tmp_path, tiny_source, data_dir, bert_tok):
@@ -285,10 +285,13 @@ def test_qat_trains_on_text_pairs(tmp_path, tiny_source, monkeypatch):
         output_dir=str(tmp_path / "out"),
         text_column="premise",
         text_pair_column="hypothesis",
-        **fast_settings(qat_steps=2, reload_check=False, evaluate_test=False),
+        **fast_settings(qat_steps=2, qat_target="self", reload_check=False, evaluate_test=False),
     )
     report = compress(config).report
     assert seen == [True] and report["qat"]["steps"] == 2 and report["student"]["quantization_aware_training"]
+    assert report["qat"]["target"] == "self" and report["qat"]["criterion"] == "agreement_then_accuracy"
+    card = (tmp_path / "out" / "student" / "README.md").read_text()
+    assert "towards the student's own fp32 logits" in card and "dev agreement with fp32" in card
 
 
 def _qat_inputs(tmp_path, tiny_source, data_dir):

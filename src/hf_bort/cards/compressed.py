@@ -247,11 +247,20 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
             if qat.get("kept") == "qat"
             else "no check beat the task-distilled weights, which were kept"
         )
+        own = qat.get("target") == "self"
+        how = "distillation towards the student's own fp32 logits" if own else "the same distillation"
+        agreement = (
+            f", simulated-int8 dev agreement with fp32 {_pct(before.get('int8_fp32_agreement'))} → "
+            f"{_pct(after.get('int8_fp32_agreement'))}"
+            if before.get("int8_fp32_agreement") is not None
+            else ""
+        )
         recipe.append(
-            "Quantization-aware training for ONNX Runtime's full dynamic int8: the same distillation with int8 "
+            f"Quantization-aware training for ONNX Runtime's full dynamic int8: {how} with int8 "
             "weights (symmetric, per output channel) and int8 inputs (one scale per tensor, as at run time) "
             f"simulated on every linear layer, lr {qat.get('learning_rate')}, {qat.get('steps')} steps; "
-            f"simulated-int8 dev accuracy {_pct(before.get('accuracy'))} → {_pct(after.get('accuracy'))} ({kept}). "
+            f"simulated-int8 dev accuracy {_pct(before.get('accuracy'))} → {_pct(after.get('accuracy'))}"
+            f"{agreement} ({kept}). "
             "The weights are plain fp32: quantize them with `hf-bort export --int8 dynamic-int8`."
         )
     results = [["", f"source ({source_shown})", "this model"]]
