@@ -95,6 +95,11 @@ class FakeTask:
         (out / "student").mkdir()
         return {"training": {"steps": 0}}
 
+    def quantization_aware(self, out: Path) -> dict[str, Any]:
+        self._call("quantization_aware")
+        assert (out / "student").is_dir()
+        return {"fake_qat": True}
+
     def load_student(self, out: Path) -> None:
         from hf_bort.ose.costs import candidate_config
         from hf_bort.ose.space import Candidate
@@ -147,6 +152,7 @@ def test_a_fake_task_runs_through_every_stage_and_gets_the_report_skeleton(tmp_p
     assert list(progress["stages"]) == list(STAGES) and set(progress["wall_s"]) == set(STAGES)
     assert progress["stages"]["data"]["fake"] is True and "candidates_in_space" in progress["stages"]["data"]
     assert progress["stages"]["test"] == {"skipped": "no test split"}
+    assert progress["stages"]["qat"] == {"skipped": "qat_steps=0"} and "quantization_aware" not in task.calls
     report = result.report
     assert published == [report]
     assert list(report) == [
@@ -155,6 +161,7 @@ def test_a_fake_task_runs_through_every_stage_and_gets_the_report_skeleton(tmp_p
         "source",
         "search",
         "augment",
+        "qat",
         "student",
         "reload",
         "latency",
@@ -187,6 +194,24 @@ def test_resume_is_the_driver_s(tmp_path, tiny_source, published):
     driver.run_stages(third.config, third)
     assert not [name for name in third.calls if name in STAGE_METHODS]
     assert published[-1]["wall_s"].keys() == published[0]["wall_s"].keys()
+
+
+def test_the_qat_stage_runs_with_qat_steps_after_task_and_resumes(tmp_path, tiny_source, published):
+    out = tmp_path / "out"
+    config = _config(tiny_source, out)
+    config.qat_steps = 3
+    killed = FakeTask(config, kill_in="quantization_aware")
+    with pytest.raises(Killed):
+        driver.run_stages(config, killed)
+    assert killed.calls.index("quantization_aware") > killed.calls.index("train_student")
+    assert "qat" not in json.loads((out / "progress.json").read_text())["stages"]
+    again = FakeTask(config)
+    driver.run_stages(config, again)
+    assert [n for n in again.calls if n in (*STAGE_METHODS, "quantization_aware")] == [
+        "quantization_aware",
+        "reload_check",
+    ]
+    assert published[-1]["qat"] == {"fake_qat": True}
 
 
 def test_a_task_that_fails_its_checks_leaves_no_folder(tmp_path, tiny_source, published):

@@ -239,6 +239,30 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         if embedding and before.get("mean_cosine") is not None and after.get("mean_cosine") is not None:
             text += f"; dev mean cosine {_agreement(before['mean_cosine'])} → {_agreement(after['mean_cosine'])}"
         recipe.append(text + ".")
+    qat = student.get("quantization_aware_training") or {}
+    if qat:
+        before, after = qat.get("dev_simulated_int8_before") or {}, qat.get("dev_simulated_int8") or {}
+        kept = (
+            "the best check kept"
+            if qat.get("kept") == "qat"
+            else "no check beat the task-distilled weights, which were kept"
+        )
+        own = qat.get("target") == "self"
+        how = "distillation towards the student's own fp32 logits" if own else "the same distillation"
+        agreement = (
+            f", simulated-int8 dev agreement with fp32 {_pct(before.get('int8_fp32_agreement'))} → "
+            f"{_pct(after.get('int8_fp32_agreement'))}"
+            if before.get("int8_fp32_agreement") is not None
+            else ""
+        )
+        recipe.append(
+            f"Quantization-aware training for ONNX Runtime's full dynamic int8: {how} with int8 "
+            "weights (symmetric, per output channel) and int8 inputs (one scale per tensor, as at run time) "
+            f"simulated on every linear layer, lr {qat.get('learning_rate')}, {qat.get('steps')} steps; "
+            f"simulated-int8 dev accuracy {_pct(before.get('accuracy'))} → {_pct(after.get('accuracy'))}"
+            f"{agreement} ({kept}). "
+            "The weights are plain fp32: quantize them with `hf-bort export --int8 dynamic-int8`."
+        )
     results = [["", f"source ({source_shown})", "this model"]]
     eval_results = []
     metric_types, show = (AGREEMENT_TYPES, _agreement) if embedding else (METRIC_TYPES, _pct)

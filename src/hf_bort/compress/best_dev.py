@@ -17,6 +17,8 @@ import numpy as np
 from ..ose.logits import predict
 
 METRICS = ("accuracy", "macro_f1")
+# the `qat` stage's checks also score simulated-int8 agreement with fp32 (compress/qat_agreement.py)
+AGREEMENT_METRICS = ("int8_fp32_agreement", "agreement_then_accuracy")
 
 
 def classification_scores(predicted: np.ndarray, gold: np.ndarray) -> dict[str, float]:
@@ -44,13 +46,23 @@ def epochs_for(epochs: float, min_steps: int, rows: int, batch_size: int) -> flo
     return float(max(epochs, math.ceil(min_steps / steps_per_epoch))) if min_steps > 0 else epochs
 
 
-def trainer_settings(metric: str) -> dict[str, Any]:
-    """The `TrainingArguments` keywords of an evaluation per epoch keeping the best one by `metric`."""
-    if metric not in METRICS:
-        raise ValueError(f"The best-checkpoint metric must be one of {METRICS}, got {metric!r}.")
+def trainer_settings(metric: str, eval_steps: int | None = None) -> dict[str, Any]:
+    """
+    The `TrainingArguments` keywords of an evaluation per epoch (every `eval_steps` optimizer steps when given)
+    keeping the best one by `metric`.
+    """
+    if metric not in METRICS + AGREEMENT_METRICS:
+        raise ValueError(f"The best-checkpoint metric must be one of {METRICS + AGREEMENT_METRICS}, got {metric!r}.")
+    every = {"eval_strategy": "epoch", "save_strategy": "epoch"}
+    if eval_steps is not None:
+        every = {
+            "eval_strategy": "steps",
+            "save_strategy": "steps",
+            "eval_steps": eval_steps,
+            "save_steps": eval_steps,
+        }
     return dict(
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        **every,
         save_only_model=True,
         save_total_limit=1,  # with load_best_model_at_end the best checkpoint is kept beside the last
         load_best_model_at_end=True,
@@ -82,6 +94,8 @@ def best_epoch_record(trainer, metric: str) -> dict[str, Any]:
         for entry in trainer.state.log_history
         if f"eval_{metric}" in entry
     ]
+    at_start = [entry for entry in evaluations if entry["step"] == 0]  # `eval_on_start`: no checkpoint to keep
+    evaluations = [entry for entry in evaluations if entry["step"] > 0]
     if not evaluations:
         raise RuntimeError("The Trainer recorded no dev evaluation: no best checkpoint can be named.")
     best = evaluations[0]
@@ -92,11 +106,16 @@ def best_epoch_record(trainer, metric: str) -> dict[str, Any]:
         "best_checkpoint_metric": metric,
         "best_epoch": best["epoch"],
         "best_step": best["step"],
-        "best_dev": {name: best[name] for name in METRICS},
+        "best_dev": {name: best[name] for name in METRICS + AGREEMENT_METRICS if name in best},
         "dev_per_epoch": evaluations,
         "stopped_early": evaluations[-1]["step"] < trainer.state.max_steps,
+        **(
+            {"dev_at_start": {name: at_start[0][name] for name in METRICS + AGREEMENT_METRICS if name in at_start[0]}}
+            if at_start
+            else {}
+        ),
     }
 
 
 def _scores(entry: dict[str, Any]) -> dict[str, float]:
-    return {name: float(entry[f"eval_{name}"]) for name in METRICS}
+    return {name: float(entry[f"eval_{name}"]) for name in METRICS + AGREEMENT_METRICS if f"eval_{name}" in entry}

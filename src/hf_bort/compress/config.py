@@ -261,6 +261,27 @@ class CompressionConfig:
             "teacher's."
         },
     )
+    qat_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Quantization-aware stage `qat` (text-classification, after `task`): this many steps of the same "
+            "task distillation with ONNX Runtime's full dynamic int8 simulated on every linear layer "
+            "(compress/qat.py), keeping the best simulated-int8 dev check; the student stays plain "
+            "fp32. 0: no such stage."
+        },
+    )
+    qat_learning_rate: float = field(
+        default=1e-5, metadata={"help": "Learning rate of the quantization-aware stage (`qat_steps` > 0)."}
+    )
+    qat_target: str = field(
+        default="teacher",
+        metadata={
+            "help": "Soft target of the quantization-aware stage: 'teacher' (the task stage's teacher; checks judged "
+            "on the simulated-int8 dev `best_checkpoint_metric`) or 'self' (the student's own fp32 logits, from a "
+            "frozen copy of the task stage's student; checks judged on simulated-int8 label agreement with the "
+            "same weights' fp32 on dev, ties broken by accuracy). The CE on gold keeps `alpha_ce`."
+        },
+    )
     # ---------------------------------------------------------------------------------------------------- checks
     measure_onnx: bool = field(
         default=True, metadata={"help": "Also measure ONNX Runtime latency (needs pip install 'hf-bort[onnx]')."}
@@ -345,6 +366,7 @@ class CompressionConfig:
             "finetune_learning_rate",
             "distill_learning_rate",
             "task_learning_rate",
+            "qat_learning_rate",
             "temperature",
         )
         for name in positive:
@@ -363,6 +385,7 @@ class CompressionConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
+        _check_qat(self)
         if self.best_checkpoint_metric not in ("macro_f1", "accuracy"):
             raise ValueError(
                 f"`best_checkpoint_metric` must be 'macro_f1' or 'accuracy', got {self.best_checkpoint_metric!r}."
@@ -580,6 +603,19 @@ def _check_pair_column(config: CompressionConfig) -> None:
     for other in ("text_column", "label_column"):
         if column == getattr(config, other):
             raise ValueError(f"`text_pair_column` {column!r} must differ from `{other}`.")
+
+
+def _check_qat(config: CompressionConfig) -> None:
+    if config.qat_target not in ("teacher", "self"):  # compress/qat.py QAT_TARGETS (not imported: torch)
+        raise ValueError(f"`qat_target` must be 'teacher' or 'self', got {config.qat_target!r}.")
+    steps = config.qat_steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"`qat_steps` must be an integer >= 0 (0: no quantization-aware stage), got {steps!r}.")
+    if steps > 0 and config.task != "text-classification":
+        raise ValueError(
+            f"`qat_steps` > 0 needs task='text-classification': the quantization-aware stage distils class logits "
+            f"and is not supported for task={config.task!r}."
+        )
 
 
 def _number(value: Any) -> bool:

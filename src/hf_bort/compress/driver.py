@@ -11,6 +11,9 @@ when it finishes (a re-run skips finished stages, and the search resumes at the 
    `augment` — rows chosen near the distilled student's errors and labelled by the teacher, within
    `augment_budget` teacher calls (task; `compress/augment.py`); recorded as skipped when the budget is 0.
 5. `task` — the student's training for its task, saved in `OUTPUT/student/` (task).
+   `qat` — with `qat_steps` > 0, quantization-aware task distillation (simulated full dynamic int8,
+   `compress/qat.py`); the task stage's student is kept in `OUTPUT/student-task/` and the kept weights (plain fp32)
+   replace `OUTPUT/student/` (task); recorded as skipped when `qat_steps` is 0.
 6. `reload` — the student reloads in a fresh process with the same outputs (task; `reload_check=False` skips it).
 7. `latency` — batch-1 latency of source and student, PyTorch and ONNX Runtime, measured in one run.
 8. `test` — source and student on the test split: the only time it is read (task).
@@ -111,6 +114,7 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
     stage("distill", lambda: task.distil(candidate, out, distil_settings(config, out)))
     task.augment_record = stage("augment", lambda: task.augment(out))  # its rows join the `task` stage
     stage("task", lambda: task.train_student(out), task.task_stage_label)
+    stage("qat", lambda: task.quantization_aware(out) if config.qat_steps else {"skipped": "qat_steps=0"})
     task.load_student(out)
     shutil.rmtree(out / "tmp-trainer", ignore_errors=True)
 
@@ -137,6 +141,7 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
         },
         "search": records["search"],
         "augment": records["augment"],
+        "qat": records["qat"],
         "student": {
             **student_record(
                 config,

@@ -128,13 +128,21 @@ def finetune(
     best_metric: str = "macro_f1",
     patience: int | None = None,
     patience_after_epochs: float = 0.0,
+    max_steps: int = -1,
+    eval_steps: int | None = None,
+    eval_on_start: bool = False,
+    compute_metrics: Any = None,
 ) -> dict[str, Any]:
     """
     Fine-tunes `model` on tokenised `train_dataset` (AdamW, linear decay, no warm-up, dynamic padding). With a
     `teacher` the loss is task distillation (`alpha_ce`·CE + `alpha_kd`·T²·KL to the teacher's logits). With a
     tokenised `eval_dataset` (dev) it is evaluated every epoch and the best epoch by `best_metric` is the model
     returned (`compress/best_dev.py`); `patience` epochs without improvement (counted after the first
-    `patience_after_epochs`) stop the training early.
+    `patience_after_epochs`) stop the training early. `max_steps` > 0 trains that many optimizer steps instead of
+    `epochs`; `eval_steps` evaluates (and keeps the best) every that many steps instead of every epoch;
+    `eval_on_start` also evaluates the starting weights (`dev_at_start`, in the same dev batches; never kept by the
+    Trainer itself). `compute_metrics` replaces the dev scores (`best_dev.compute_metrics`); it gets the inputs too
+    (`include_for_metrics=["inputs"]`).
     Returns steps, training loss and wall time (and the kept epoch with the dev scores of each epoch).
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -147,14 +155,18 @@ def finetune(
     if eval_dataset is not None:  # epoch checkpoints in a folder of this run alone, deleted afterwards
         checkpoints = Path(work_dir) / "best-dev"
         shutil.rmtree(checkpoints, ignore_errors=True)
-        settings.update(best_dev.trainer_settings(best_metric), output_dir=str(checkpoints))
+        settings.update(best_dev.trainer_settings(best_metric, eval_steps), output_dir=str(checkpoints))
+        settings["eval_on_start"] = eval_on_start
+        if compute_metrics is not None:
+            settings["include_for_metrics"] = ["inputs"]
         extra = dict(
             eval_dataset=eval_dataset,
-            compute_metrics=best_dev.compute_metrics,
+            compute_metrics=compute_metrics or best_dev.compute_metrics,
             callbacks=best_dev.callbacks(patience, patience_after_epochs),
         )
     elif patience:
         raise ValueError("Early stopping (`patience`) needs an `eval_dataset` (the dev split).")
+    settings["max_steps"] = max_steps
     if teacher is None:
         args = TrainingArguments(
             num_train_epochs=epochs, learning_rate=learning_rate, per_device_train_batch_size=batch_size, **settings
@@ -198,7 +210,8 @@ def finetune(
         **kept,
         "steps": output.global_step,
         "train_loss": output.training_loss,
-        "epochs": epochs,
+        "epochs": epochs if max_steps <= 0 else None,
+        **({"max_steps": max_steps} if max_steps > 0 else {}),
         "learning_rate": learning_rate,
         "batch_size": batch_size,
         "loss": "cross-entropy" if teacher is None else f"{alpha_ce}·{gold} + {alpha_kd}·T²·KL (T={temperature})",

@@ -27,7 +27,7 @@ from .config import CompressionConfig
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("data", "source", "search", "distill", "augment", "task", "reload", "latency", "test")
+STAGES = ("data", "source", "search", "distill", "augment", "task", "qat", "reload", "latency", "test")
 REPORT_NAME = "compression_report.json"
 
 # What a compress run writes in its output folder (top-level names): recorded in `.hf_bort-written.json` before it
@@ -42,6 +42,9 @@ RUN_ENTRIES = (
     "student-distilled",
     "augment",
     "student",
+    "student-task",
+    "student-task.tmp",
+    "student-qat.tmp",
     "tmp-trainer",
     "onnx",
     REPORT_NAME,

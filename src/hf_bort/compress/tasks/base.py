@@ -57,6 +57,12 @@ class CompressionTask(Protocol):
     def train_student(self, out: Path) -> dict[str, Any]:
         """Stage `task`: the student's training for its task, saved in `out/student`."""
 
+    def quantization_aware(self, out: Path) -> dict[str, Any]:
+        """
+        Stage `qat` (only with `qat_steps` > 0): quantization-aware training of `out/student`, which it replaces;
+        the task stage's student is kept in `out/student-task`.
+        """
+
     def load_student(self, out: Path) -> None:
         """Loads the saved student from `out/student`; sets `self.student_config`."""
 

@@ -50,6 +50,12 @@ class ClassificationTask:
                 model_num_labels=self.source_config.num_labels if self.is_classifier else None,
             )
         self.transfer_record = load_transfer_texts(config, self.data)  # the transfer set, checked before any work
+        self.qat_simulation = None
+        if config.qat_steps:  # the int8 the `qat` stage simulates: this CPU's target, told before any work
+            from ...exporters.int8_config import detect_quantization_target
+            from ..qat import DynamicInt8Simulation
+
+            self.qat_simulation = DynamicInt8Simulation.for_target(detect_quantization_target())
         return self.source_config
 
     def data_record(self) -> dict[str, Any]:
@@ -260,6 +266,39 @@ class ClassificationTask:
             logger.warning(warning)
         return {"training": training, "dev": dev}
 
+    def quantization_aware(self, out: Path) -> dict[str, Any]:
+        """Stage `qat`: `compress/qat.py` on the task stage's student (kept in `out/student-task`), same rows."""
+        from transformers import AutoModelForSequenceClassification
+
+        from .. import augment, qat
+
+        config = self.config
+        task_student = qat.keep_task_student(out)
+        student = AutoModelForSequenceClassification.from_pretrained(task_student)
+        augmented = [row["text"] for row in augment.load_rows(out, self.augment_record)]
+        record = qat.quantization_aware_distillation(
+            student,
+            self.teacher,
+            self._distillation_rows(augmented),
+            self.tokenised["validation"],
+            self.tokenizer,
+            steps=config.qat_steps,
+            learning_rate=config.qat_learning_rate,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            work_dir=out / "tmp-trainer",
+            alpha_ce=config.alpha_ce,
+            alpha_kd=config.alpha_kd,
+            temperature=config.temperature,
+            best_metric=config.best_checkpoint_metric,
+            simulation=self.qat_simulation,
+            show_progress=config.show_progress,
+            target=config.qat_target,
+        )
+        qat.replace_student(student, out, self.tokenizer)
+        record["task_student"] = str(task_student)
+        return record
+
     def load_student(self, out: Path) -> None:
         from transformers import AutoModelForSequenceClassification
 
@@ -284,11 +323,20 @@ class ClassificationTask:
         }
 
     # ------------------------------------------------------------------------------------------------- report
+    @staticmethod
+    def _qat_entries(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The student's `quantization_aware_training` and its dev before it, when the `qat` stage ran."""
+        record = records.get("qat") or {}
+        if "dev" not in record:
+            return {}
+        return {"quantization_aware_training": record, "dev_before_qat": records["task"]["dev"]}
+
     def report(self, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
         test = records["test"]
         source = records["source"]
         # the gap warning follows this call's max_student_gap (a resumed run may change it)
-        gap = quality.student_gap_warning(source["dev"], records["task"]["dev"], self.config.max_student_gap)
+        student_dev = (records["qat"] if "dev" in records.get("qat", {}) else records["task"])["dev"]
+        gap = quality.student_gap_warning(source["dev"], student_dev, self.config.max_student_gap)
         warnings = [w for w in (self.teacher_warning, gap) if w]
         return {
             "warnings": warnings,
@@ -304,7 +352,8 @@ class ClassificationTask:
             },
             "student": {
                 "task_distillation": records["task"]["training"],
-                "dev": records["task"]["dev"],
+                **self._qat_entries(records),
+                "dev": (records["qat"] if "dev" in records.get("qat", {}) else records["task"])["dev"],
                 "test": test.get("student"),
             },
         }
