@@ -3,49 +3,21 @@ distillation in compress (compress/qat.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from hf_bort import BortConfig, BortForSequenceClassification, CompressionConfig, compress
+from hf_bort import CompressionConfig, compress
 from hf_bort.compress.qat import (
     DynamicInt8Simulation,
     fake_quantize_activation,
     fake_quantize_weight,
     simulate_dynamic_int8,
 )
+from tiny_int8 import needs_onnx, outlier_model
 from tiny_tasks import fast_settings
-
-needs_onnx = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,
-    reason="needs optimum-onnx and onnxruntime (not installed on this stack, e.g. transformers 5.x)",
-)
-
-SHAPE = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=[4, 2],
-    attention_head_size=8,
-    intermediate_size=[37, 16],
-    max_position_embeddings=64,
-    type_vocab_size=0,
-)
-
-
-def _outlier_model(gain: float = 20.0):
-    """A tiny classifier whose LayerNorm outputs carry one large channel (what makes full dynamic int8 disagree)."""
-    torch.manual_seed(0)
-    model = BortForSequenceClassification(BortConfig(**SHAPE)).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight[3] = gain
-                module.bias[3] = 0.0
-    return model
 
 
 def _inputs():
@@ -92,7 +64,7 @@ def test_simulation_matches_onnx_runtime_dynamic_int8_closer_than_fp32(tmp_path)
     from hf_bort.exporters import Int8Config, export_onnx
     from hf_bort.exporters.quantize import QUANTIZED_NAME, run_onnx
 
-    model = _outlier_model()
+    model = outlier_model()
     inputs = _inputs()
     result = export_onnx(
         model, tmp_path / "out", quantize="dynamic-int8", int8=Int8Config(target="avx512_vnni", threads=1)
@@ -111,7 +83,7 @@ def test_simulation_matches_onnx_runtime_dynamic_int8_closer_than_fp32(tmp_path)
 def test_removal_leaves_the_plain_model_which_round_trips(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
-    model = _outlier_model()
+    model = outlier_model()
     inputs = _inputs()
     structure, keys, fp32 = str(model), list(model.state_dict()), _logits(model, inputs)
     handle = simulate_dynamic_int8(model)
@@ -131,7 +103,7 @@ def test_removal_leaves_the_plain_model_which_round_trips(tmp_path):
 
 
 def test_gradients_pass_straight_through_the_rounding():
-    model = _outlier_model().train()
+    model = outlier_model().train()
     with simulate_dynamic_int8(model):
         model(**_inputs(), labels=torch.tensor([0, 1, 0, 1, 1, 0])).loss.backward()
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,13 +11,9 @@ from hf_bort import BortConfig, BortForSequenceClassification
 from hf_bort.exporters.bench import multiply_adds
 from hf_bort.exporters.bench_compressed import CompressedBenchConfig, resolve_compressed
 from hf_bort.exporters.quantize import INT8_VARIANTS
+from tiny_int8 import needs_onnx
 from tiny_tasks import make_rows
 from tiny_tokenizers import bert_tokenizer
-
-needs_onnx = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,
-    reason="needs optimum-onnx and onnxruntime (not installed on this stack, e.g. transformers 5.x)",
-)
 
 SOURCE = dict(num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
 STUDENT = dict(num_hidden_layers=1, num_attention_heads=[2], attention_head_size=8, intermediate_size=[16])

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,30 +10,16 @@ import torch
 
 from hf_bort import BortConfig, BortForSequenceClassification, BortModel
 from hf_bort.exporters.quantize import Int8Config, detect_quantization_target
+from tiny_int8 import OUTLIER_SHAPE, needs_onnx
 from tiny_tokenizers import bert_tokenizer
 
-needs_onnx = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,
-    reason="needs optimum-onnx and onnxruntime (not installed on this stack, e.g. transformers 5.x)",
-)
-
-SHAPE = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=[4, 2],
-    attention_head_size=8,
-    intermediate_size=[37, 16],
-    max_position_embeddings=64,
-    type_vocab_size=0,
-)
 FAST = dict(target="avx2", threads=1, latency_runs=3, latency_seq_len=16, latency_max_seconds=1.0)
 TEXTS = [f"sentence number {i} is about a film that was {'good' if i % 2 else 'bad'}" for i in range(12)]
 
 
 def _model(cls=BortForSequenceClassification):
     torch.manual_seed(0)
-    return cls(BortConfig(**SHAPE)).eval()
+    return cls(BortConfig(**OUTLIER_SHAPE)).eval()
 
 
 @pytest.mark.parametrize(

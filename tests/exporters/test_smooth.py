@@ -2,43 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
-import torch
 
-from hf_bort import BortConfig, BortForSequenceClassification
 from hf_bort.exporters.quantize import Int8Config
-
-needs_onnx = pytest.mark.skipif(
-    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,
-    reason="needs optimum-onnx and onnxruntime (not installed on this stack, e.g. transformers 5.x)",
-)
-
-SHAPE = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=[4, 2],
-    attention_head_size=8,
-    intermediate_size=[37, 16],
-    max_position_embeddings=64,
-    type_vocab_size=0,
-)
-
-
-def _outlier_model(gain: float = 20.0):
-    """A tiny classifier whose LayerNorm outputs carry one channel `gain` times larger than the rest (as the
-    LayerNorm outputs of fine-tuned MiniLM do)."""
-    torch.manual_seed(0)
-    model = BortForSequenceClassification(BortConfig(**SHAPE)).eval()
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight[3] = gain
-                module.bias[3] = 0.0
-    return model
+from tiny_int8 import needs_onnx, outlier_model
 
 
 def _feed():
@@ -53,7 +21,7 @@ def _export(tmp_path):
     from hf_bort.exporters import export_onnx
     from hf_bort.exporters.optimize import add_shape_info
 
-    result = export_onnx(_outlier_model(), tmp_path / "out")
+    result = export_onnx(outlier_model(), tmp_path / "out")
     assert result.optimized and result.fused_operators["SkipLayerNormalization"] == 4
     add_shape_info(tmp_path / "out" / "model.onnx")
     return tmp_path / "out" / "model.onnx"
@@ -98,7 +66,7 @@ def test_smoothed_int8_is_closer_to_fp32_than_plain_dynamic_on_outliers(tmp_path
     errors = {}
     for variant in ("dynamic-int8", "smoothed-int8"):  # scope all: the pooler and classifier inputs too
         result = export_onnx(
-            _outlier_model(),
+            outlier_model(),
             tmp_path / variant,
             quantize=variant,
             int8=Int8Config(target="avx2", threads=1, smooth_alpha=0.5, smooth_scope="all"),
