@@ -29,8 +29,8 @@ from transformers import (  # noqa: E402
 )
 
 from hf_bort.assets import load_rotten_tomatoes  # noqa: E402
-from hf_bort.compress.recipe import machine_info  # noqa: E402,F401  (used by textpruner_rt)
-from hf_bort.compress.recipe import time_interleaved as measure_latency  # noqa: E402,F401
+from hf_bort.compress.latency import machine_info  # noqa: E402,F401  (used by textpruner_rt)
+from hf_bort.compress.latency import time_interleaved as measure_latency  # noqa: E402,F401
 from hf_bort.ose import (  # noqa: E402
     DistillationConfig,
     DistillationTrainer,

@@ -136,7 +136,7 @@ def test_agora_labeller_model_runs_on_the_compute_device(fake_device):
 
 def test_compress_latency_is_timed_on_the_cpu(monkeypatch):
     """The `latency` stage moves the models back to the CPU, whatever the stages before used."""
-    from hf_bort.compress import recipe
+    from hf_bort.compress import latency
 
     moves = []
     model = _classifier()
@@ -148,6 +148,6 @@ def test_compress_latency_is_timed_on_the_cpu(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.Module, "to", record)
-    out = recipe.measure_latency({"source": model}, None, sequence_length=8, runs=2)
+    out = latency.measure_latency({"source": model}, None, sequence_length=8, runs=2)
     assert moves == [("cpu",)]
     assert out["pytorch"]["source"]["p50_ms"] > 0

@@ -1,4 +1,5 @@
-"""The recipe's latency step: PyTorch and fused ONNX Runtime timings of source and student in one run."""
+"""The latency step (`compress/latency.py`): PyTorch and fused ONNX Runtime timings of source and student in one run;
+the recipe's Trainer settings."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from hf_bort import BortConfig, BortForSequenceClassification
-from hf_bort.compress import recipe
+from hf_bort.compress import latency, recipe
 from tiny_shapes import TINY_SHAPE
 
 
@@ -19,7 +20,7 @@ def test_latency_of_source_and_student_with_fused_onnx(tmp_path, bert_tok):
     student = BortForSequenceClassification(
         BortConfig(**{**TINY_SHAPE, "num_hidden_layers": 2, "num_attention_heads": [4, 2], "attention_head_size": 8})
     ).eval()
-    record = recipe.measure_latency(
+    record = latency.measure_latency(
         {"source": source, "student": student}, bert_tok, sequence_length=16, runs=5, onnx_dir=tmp_path / "onnx"
     )
     for engine in ("pytorch", "onnxruntime_fp32"):
@@ -43,3 +44,14 @@ def test_trainer_settings_pin_memory_only_for_cuda(tmp_path, recwarn):
     trainer = Trainer(model=model, args=TrainingArguments(**settings), train_dataset=rows)
     next(iter(trainer.get_train_dataloader()))
     assert not [w for w in recwarn if "pin_memory" in str(w.message)]
+
+
+def test_latency_helpers_stay_importable_from_recipe():
+    """They moved to `compress/latency.py`; `from hf_bort.compress.recipe import measure_latency` still works."""
+    from hf_bort.compress.recipe import machine_info, measure_latency, time_interleaved
+
+    assert (machine_info, measure_latency, time_interleaved) == (
+        latency.machine_info,
+        latency.measure_latency,
+        latency.time_interleaved,
+    )

@@ -82,7 +82,7 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
     from ..models.bort.parameters import count_parameters
     from ..ose.costs import encoder_multiply_adds
     from ..ose.space import Candidate
-    from . import recipe
+    from . import latency
 
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -160,7 +160,7 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
         "speed": _speed(records["latency"], task),
         "test_split_read": "once, after every choice was made" if "skipped" not in test else test["skipped"],
         "wall_s": {**run.progress["wall_s"], "this_call_s": time.perf_counter() - total_start},
-        "machine": recipe.machine_info(),
+        "machine": latency.machine_info(),
     }
     publish(config, out, report)  # the card, report, plot and ONNX in OUTPUT/student; the push when asked
     return CompressionResult(report=report, output_dir=out)
@@ -193,9 +193,9 @@ def _search(search, config: CompressionConfig, out: Path, picks: bool) -> dict[s
 
 
 def _latency(config: CompressionConfig, task: CompressionTask, out: Path) -> dict[str, Any]:
-    from . import recipe
+    from . import latency
 
-    return recipe.measure_latency(
+    return latency.measure_latency(
         task.latency_models(),
         task.tokenizer,
         sequence_length=config.max_length,

@@ -73,7 +73,7 @@ class CompressionTask(Protocol):
         """{"source": model, "student": model} to time (stage `latency`)."""
 
     def latency_options(self) -> dict[str, Any]:
-        """Keywords of `recipe.measure_latency` the task's inputs add (e.g. text pairs' validation inputs)."""
+        """Keywords of `latency.measure_latency` the task's inputs add (e.g. text pairs' validation inputs)."""
 
     def test_record(self) -> dict[str, Any]:
         """Stage `test` when there is a test split and `evaluate_test`: the test metrics."""

@@ -85,7 +85,7 @@ class ClassificationTask:
         return {}
 
     def latency_options(self) -> dict[str, Any]:
-        """`recipe.measure_latency` keywords the task's inputs add (stage `latency`)."""
+        """`latency.measure_latency` keywords the task's inputs add (stage `latency`)."""
         return {}
 
     @cached_property
