@@ -8,22 +8,14 @@ import pytest
 import torch
 
 from hf_bort import BortConfig, BortForSequenceClassification
+from tiny_shapes import HETERO_SHAPE
 
 needs_onnx = pytest.mark.skipif(
     importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("optimum.onnxruntime") is None,
     reason="needs optimum-onnx and onnxruntime (not installed on this stack, e.g. transformers 5.x)",
 )
 
-OUTLIER_SHAPE = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=[4, 2],
-    attention_head_size=8,
-    intermediate_size=[37, 16],
-    max_position_embeddings=64,
-    type_vocab_size=0,
-)
+OUTLIER_SHAPE = HETERO_SHAPE  # the outlier classifier's shape
 
 
 def outlier_model(gain: float = 20.0):

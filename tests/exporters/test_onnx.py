@@ -28,17 +28,7 @@ pytest.importorskip("onnxruntime")
 
 from hf_bort.exporters import OnnxValidationError, export_onnx, register_onnx
 from hf_bort.exporters.cli import add_commands
-
-HETERO = dict(
-    vocab_size=99,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=[4, 2],
-    attention_head_size=8,
-    intermediate_size=[37, 16],
-    max_position_embeddings=64,
-    type_vocab_size=0,
-)
+from tiny_shapes import HETERO_SHAPE
 
 TASK_CLASSES = {
     "feature-extraction": (BortModel, "last_hidden_state"),
@@ -52,7 +42,7 @@ TASK_CLASSES = {
 
 def _model(cls, **overrides):
     torch.manual_seed(0)
-    return cls(BortConfig(**{**HETERO, **overrides})).eval()
+    return cls(BortConfig(**{**HETERO_SHAPE, **overrides})).eval()
 
 
 @pytest.mark.parametrize("task", list(TASK_CLASSES))
@@ -133,7 +123,9 @@ def test_ortmodel_and_pipeline_load_export(tmp_path):
 
 FUSION_SHAPES = {
     "uniform": dict(num_attention_heads=4, attention_head_size=None, intermediate_size=37, type_vocab_size=2),
-    "per-layer-heads": dict(type_vocab_size=2),  # HETERO: heads [4, 2] x 8 (inner width 32, then 16), FFN [37, 16]
+    "per-layer-heads": dict(
+        type_vocab_size=2
+    ),  # HETERO_SHAPE: heads [4, 2] x 8 (inner width 32, then 16), FFN [37, 16]
     "no-token-types": dict(type_vocab_size=0),
     "wide-heads-3-layers": dict(
         num_hidden_layers=3, num_attention_heads=[4, 6, 1], attention_head_size=16, intermediate_size=[37, 16, 8]
