@@ -331,8 +331,12 @@ def test_callable_probability_rows(tokenizer, tmp_path):
 
 
 # Signature (trl's convention) ------------------------------------------------------------------------------------
-def test_args_none_gives_the_default_config_and_a_plain_training_arguments_is_converted(tokenizer, tmp_path):
+def test_args_none_gives_the_default_config_and_a_plain_training_arguments_is_converted(
+    tokenizer, tmp_path, monkeypatch
+):
     from transformers import TrainingArguments
+
+    monkeypatch.chdir(tmp_path)  # the default output folder is relative: not in the checkout
 
     train, dev = _dataset(tokenizer, 16, 1), _dataset(tokenizer, 24, 2)
     default = AgoraTrainer(_model(), train_dataset=train, eval_dataset=dev, labeller=keyword_labeller)

@@ -199,8 +199,10 @@ def _hidden_trainer(tmp_path, bert_tok, texts, calibration, **overrides):
     )
 
 
-def test_distillation_args_none_and_plain_training_arguments(tmp_path, bert_tok, texts):
+def test_distillation_args_none_and_plain_training_arguments(tmp_path, bert_tok, texts, monkeypatch):
     from transformers import TrainingArguments
+
+    monkeypatch.chdir(tmp_path)  # the default output folder is relative: not in the checkout
 
     torch.manual_seed(0)
     teacher = convert_to_bort(BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=3)).eval())
