@@ -246,16 +246,9 @@ class ClassificationTask:
             self.tokenizer,
             epochs=config.task_epochs,
             learning_rate=config.task_learning_rate,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            work_dir=out / "tmp-trainer",
-            show_progress=config.show_progress,
             teacher=self.teacher,
-            alpha_ce=config.alpha_ce,
-            alpha_kd=config.alpha_kd,
-            temperature=config.temperature,
             eval_dataset=self.tokenised["validation"],  # the best dev epoch is the student
-            best_metric=config.best_checkpoint_metric,
+            **self._distillation_settings(out),
         )
         save_extracted(student, out / "student", self.tokenizer, card=False)  # its card is written from the report
         gold = len(self.tokenised["train"])
@@ -265,6 +258,20 @@ class ClassificationTask:
         if warning:
             logger.warning(warning)
         return {"training": training, "dev": dev}
+
+    def _distillation_settings(self, out: Path) -> dict[str, Any]:
+        """The task distillation settings the `task` and `qat` stages share (batches, seed, loss, dev metric)."""
+        config = self.config
+        return dict(
+            batch_size=config.batch_size,
+            seed=config.seed,
+            work_dir=out / "tmp-trainer",
+            show_progress=config.show_progress,
+            alpha_ce=config.alpha_ce,
+            alpha_kd=config.alpha_kd,
+            temperature=config.temperature,
+            best_metric=config.best_checkpoint_metric,
+        )
 
     def quantization_aware(self, out: Path) -> dict[str, Any]:
         """Stage `qat`: `compress/qat.py` on the task stage's student (kept in `out/student-task`), same rows."""
@@ -284,16 +291,9 @@ class ClassificationTask:
             self.tokenizer,
             steps=config.qat_steps,
             learning_rate=config.qat_learning_rate,
-            batch_size=config.batch_size,
-            seed=config.seed,
-            work_dir=out / "tmp-trainer",
-            alpha_ce=config.alpha_ce,
-            alpha_kd=config.alpha_kd,
-            temperature=config.temperature,
-            best_metric=config.best_checkpoint_metric,
             simulation=self.qat_simulation,
-            show_progress=config.show_progress,
             target=config.qat_target,
+            **self._distillation_settings(out),
         )
         qat.replace_student(student, out, self.tokenizer)
         record["task_student"] = str(task_student)
@@ -353,7 +353,7 @@ class ClassificationTask:
             "student": {
                 "task_distillation": records["task"]["training"],
                 **self._qat_entries(records),
-                "dev": (records["qat"] if "dev" in records.get("qat", {}) else records["task"])["dev"],
+                "dev": student_dev,
                 "test": test.get("student"),
             },
         }
