@@ -110,6 +110,8 @@ def test_auto_reports_every_variant_and_keeps_the_fastest_passing(tmp_path):
     chosen_ops = set(_nodes(tmp_path / "out" / "model_quantized.onnx").values())
     if report["chosen"] == "static-int8":
         assert "QuantizeLinear" in chosen_ops and "DequantizeLinear" in chosen_ops
+    elif report["chosen"] == "blockwise-int8":  # the fastest may be any agreeing variant: timing decides
+        assert "MatMulNBits" in chosen_ops
     else:
         assert "MatMulInteger" in chosen_ops or "QAttention" in chosen_ops
 
