@@ -100,7 +100,42 @@ def parse_args() -> argparse.Namespace:
         "--max-minutes", type=float, default=None, help="start no new run after this many minutes (JSON kept)"
     )
     parser.add_argument("--output", default="benchmarks/results/agora_v2.json")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in --output (same design arguments required) and skip their (task, n, seed, "
+        "setting): the design's seeds, n values and tasks can be filled over several invocations",
+    )
     return parser.parse_args()
+
+
+# Arguments that define the experiment: a resumed file must have been written with the same values.
+DESIGN_ARGS = (
+    "pool_size", "budget", "rounds", "steps", "lr", "batch_size", "test_size", "teacher_size", "teacher_epochs",
+    "student_layers",
+)  # fmt: skip
+DESIGN = {"n": (64, 256), "seeds": 5, "tasks": ("rt", "convention")}  # issue 21's design
+
+
+def load_previous(args) -> tuple[list[dict], dict, list[str]]:
+    """The runs, teacher logs and commands of an earlier --output, checked against this invocation's design."""
+    path = Path(args.output)
+    if not args.resume or not path.exists():
+        return [], {"teachers": {}}, []
+    previous = json.loads(path.read_text())
+    old_args = previous["args"]
+    clash = {k: (old_args.get(k), getattr(args, k)) for k in DESIGN_ARGS if old_args.get(k) != getattr(args, k)}
+    if clash:
+        raise SystemExit(f"--resume: {path} was written with other design arguments (old, new): {clash}")
+    runs = [{"n": old_args["n"], **run} for run in previous["runs"]]  # files before --resume hold one n
+    teachers = previous.get("teachers", {})
+    for log in teachers.values():  # pool accuracy keyed "n=<n>/seed=<seed>" (older files: "<seed>")
+        log["pool_accuracy"] = {
+            (key if key.startswith("n=") else f"n={old_args['n']}/seed={key}"): value
+            for key, value in log.get("pool_accuracy", {}).items()
+        }
+    commands = previous.get("commands") or [previous["command"]]
+    return runs, {"teachers": teachers}, commands
 
 
 def common(args, seed: int) -> dict:
@@ -262,9 +297,11 @@ def run_agora(args, setting, seed, tokenizer, encoder, data, teacher) -> tuple:
 
 
 def summarise(runs: list[dict]) -> dict:
+    """Per task and gold-row count ("rt", "n=64"): each setting's test accuracy over seeds, and v2's paired
+    differences."""
     summary: dict = {}
-    for task in sorted({r["task"] for r in runs}):
-        rows = [r for r in runs if r["task"] == task]
+    for task, n in sorted({(r["task"], r["n"]) for r in runs}):
+        rows = [r for r in runs if r["task"] == task and r["n"] == n]
         by = {(r["setting"], r["seed"]): r for r in rows}
         seeds = sorted({r["seed"] for r in rows})
         task_summary: dict = {"settings": {}, "paired_agora_v2_minus": {}}
@@ -304,18 +341,38 @@ def summarise(runs: list[dict]) -> dict:
                 "continue_stopping_accuracy": 100 * cont,
                 "choice": "retrain" if retrain >= cont else "continue",
             }
-        summary[task] = task_summary
+        summary.setdefault(task, {})[f"n={n}"] = task_summary
     return summary
 
 
-def write(args, header: dict, runs: list[dict], started: float, stopped_early: bool) -> dict:
+def coverage(runs: list[dict]) -> dict:
+    """Which of issue 21's design cells (task × n × 5 seeds, every setting) the file holds."""
+    cells = {}
+    for task in DESIGN["tasks"]:
+        for n in DESIGN["n"]:
+            complete = sorted(
+                seed
+                for seed in {r["seed"] for r in runs if r["task"] == task and r["n"] == n}
+                if {r["setting"] for r in runs if (r["task"], r["n"], r["seed"]) == (task, n, seed)} >= set(SETTINGS)
+            )
+            partial = sorted({r["seed"] for r in runs if r["task"] == task and r["n"] == n} - set(complete))
+            cells[f"{task} n={n}"] = {"complete_seeds": complete, "partial_seeds": partial}
+    full = all(len(c["complete_seeds"]) >= DESIGN["seeds"] for c in cells.values())
+    return {"design": "2 tasks × n ∈ {64, 256} × 5 seeds, every setting", "complete": full, "cells": cells}
+
+
+def write(args, header: dict, runs: list[dict], started: float, stopped_early: bool, commands: list[str]) -> dict:
     summary = summarise(runs)
+    command = "flock /tmp/hf_bort_bench.lock nice -n 5 env PYTHONPATH=src python benchmarks/agora_v2.py " + " ".join(
+        sys.argv[1:]
+    )
     result = {
-        "command": "flock /tmp/hf_bort_bench.lock nice -n 5 env PYTHONPATH=src python benchmarks/agora_v2.py "
-        + " ".join(sys.argv[1:]),
+        "command": command,
+        "commands": [*commands, command],  # every invocation that added runs (--resume), oldest first
         "args": vars(args),
+        "coverage": coverage(runs),
         "reduced": {
-            "note": "reduced run: fewer seeds/tasks than issue 21's design (5 seeds, n = 64 and 256, two tasks)",
+            "note": "reduced unless coverage.complete: issue 21's design is 5 seeds, n = 64 and 256, two tasks",
             "stopped_by_max_minutes": stopped_early,
         },
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
@@ -337,8 +394,8 @@ def main() -> int:
     torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
     encoder = AutoModel.from_pretrained(packaged_minilm_path())  # agora_v1's fixed pool encoder
-    header: dict = {"teachers": {}}
-    runs: list[dict] = []
+    runs, header, commands = load_previous(args)
+    done = {(r["task"], r["n"], r["seed"], r["setting"]) for r in runs}
     stopped = False
     for task in args.tasks:
         splits = TASKS[task](0)
@@ -353,10 +410,13 @@ def main() -> int:
             "path": teacher_path,
             "train_rows": len(teacher_rows),
             "test_accuracy": accuracy(teacher_model, tokenizer, test["text"], test["label"]),
-            "pool_accuracy": {},
+            "pool_accuracy": header["teachers"].get(task, {}).get("pool_accuracy", {}),
         }
         dev_tok = dev.map(lambda b: tokenizer(b["text"], truncation=True, max_length=MAX_LENGTH), batched=True)
         for seed in args.seeds:
+            todo = [s for s in args.settings if (task, args.n, seed, s) not in done]
+            if not todo:
+                continue
             order = torch.randperm(len(rest), generator=torch.Generator().manual_seed(seed)).tolist()
             gold = [rest[i] for i in order[: args.n]]
             pool = [rest[i] for i in order[args.n : args.n + args.pool_size]]
@@ -371,13 +431,13 @@ def main() -> int:
                 "pool_texts": [r["text"] for r in pool],
                 "pool_labels": [int(r["label"]) for r in pool],
             }
-            header["teachers"][task]["pool_accuracy"][str(seed)] = accuracy(
+            header["teachers"][task]["pool_accuracy"][f"n={args.n}/seed={seed}"] = accuracy(
                 teacher_model, tokenizer, data["pool_texts"], data["pool_labels"]
             )
             _, stopping = stratified_split(list(dev["label"]), 0.5, seed)  # the split v2 makes (same seed)
             stop_texts = [dev[i]["text"] for i in stopping]
             stop_labels = [dev[i]["label"] for i in stopping]
-            for setting in args.settings:
+            for setting in todo:
                 minutes = (time.time() - started) / 60
                 if args.max_minutes is not None and minutes > args.max_minutes:
                     stopped = True
@@ -391,6 +451,7 @@ def main() -> int:
                     model, stats = run_agora(args, setting, seed, tokenizer, encoder, data, teacher)
                 run = {
                     "task": task,
+                    "n": args.n,
                     "seed": seed,
                     "setting": setting,
                     "test_accuracy": accuracy(model, tokenizer, test["text"], test["label"]),
@@ -400,12 +461,12 @@ def main() -> int:
                 }
                 runs.append(run)
                 print(json.dumps({k: v for k, v in run.items() if k != "history"}), flush=True)
-                write(args, header, runs, started, stopped)
+                write(args, header, runs, started, stopped, commands)
             if stopped:
                 break
         if stopped:
             break
-    summary = write(args, header, runs, started, stopped)
+    summary = write(args, header, runs, started, stopped, commands)
     print(json.dumps(summary, indent=2))
     return 0
 
