@@ -10,6 +10,7 @@ from transformers import BertConfig, BertForMaskedLM, ConvBertConfig, ConvBertMo
 
 from hf_bort.ose import Candidate, OSESearch, SearchSpace, covers, dominates, pareto_front
 from hf_bort.ose import search as search_module
+from hf_bort.ose import search_budget as search_budget_module
 from hf_bort.ose import store as store_module
 from tiny_shapes import TINY_SHAPE
 
@@ -127,6 +128,7 @@ def test_same_seed_same_results_other_seed_other_data(tmp_path, tiny_bert, bert_
 
 def test_rank_takes_its_shard(tmp_path, tiny_bert, bert_tok, texts, monkeypatch):
     monkeypatch.setattr(search_module, "rank_world", lambda: (1, 2))
+    monkeypatch.setattr(search_budget_module, "rank_world", lambda: (1, 2))  # candidates_within_budget's
     monkeypatch.setattr(store_module, "rank_world", lambda: (1, 2))
 
     def fake_gather(out, obj):  # the other rank did nothing: only this rank's shard comes back

@@ -13,14 +13,13 @@ from .distill import (
 )
 from .extract import (
     ExtractionPlan,
-    Importance,
-    compute_importance,
     extract_subnetwork,
     load_source_as_bort,
     plan_extraction,
     save_extracted,
     slice_state_dict,
 )
+from .importance import Importance, compute_importance
 from .pareto import covers, dominates, pareto_front
 from .results import CandidateResult, SearchResult
 from .search import OSESearch

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
 import json
 import logging
@@ -17,41 +16,28 @@ from typing import Any
 import torch
 
 from .._outputs import check_output_dir
-from ..models.bort.configuration_bort import BortConfig
-from ..models.bort.convert import SUPPORTED_MODEL_TYPES
-from ..models.bort.modeling_bort import (
-    BortForMaskedLM,
-    BortForSequenceClassification,
-    BortModel,
-    BortPreTrainedModel,
-)
-from ..models.sentence_transformers_folder import transformer_source
+from ..models.bort.modeling_bort import BortModel, BortPreTrainedModel
 from .config import OSEConfig
-from .costs import LatencyCache, candidate_config, candidate_costs
+from .costs import candidate_config
 from .distributed import main_process_lock, maybe_init_distributed, rank_world
-from .extract import (
-    Importance,
-    compute_importance,
-    extract_subnetwork,
-    generic_bort_config,
-    load_source_as_bort,
-    save_extracted,
-)
+from .extract import extract_subnetwork, save_extracted
+from .importance import Importance
 from .inputs import labelled_rows, texts_of
-from .logits import label_classes
 from .pareto import covers, dominates, pareto_front
 from .pruning import prune
 from .results import CandidateResult, SearchResult
+from .search_batches import SearchBatches
+from .search_budget import SearchBudget
+from .search_prepare import SearchPreparation
 from .space import Candidate, SearchSpace
 from .store import STORE_NAME, CandidateStore
-from .surrogate import CandidateTrainer
 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".hf_bort.lock"
 
 
-class OSESearch:
+class OSESearch(SearchPreparation, SearchBatches, SearchBudget):
     r"""
     Optimal sub-architecture extraction (Bort's OSE) for an encoder: finds the candidates of `space` that are
     Pareto-optimal in parameters p̂, inference cost ĉ (multiply-adds or measured latency) and error ê.
@@ -190,215 +176,6 @@ class OSESearch:
                 steps *= 2
         return [*rungs, self.max_steps]
 
-    def _prepare(self) -> None:
-        if self._prepared:
-            return
-        from transformers import AutoModel, AutoTokenizer
-
-        source = self.source
-        if self.tokenizer is None:
-            if not isinstance(source, (str, os.PathLike)):
-                raise ValueError("`tokenizer` is required when `source` is a model instance rather than a path.")
-            self.tokenizer = AutoTokenizer.from_pretrained(transformer_source(source))
-        bort = load_source_as_bort(source)
-        if bort is None:
-            is_path = isinstance(source, (str, os.PathLike))
-            teacher = AutoModel.from_pretrained(transformer_source(source)) if is_path else source
-            model_type = teacher.config.model_type
-            if not self.allow_random_init:
-                raise ValueError(
-                    f"No weight mapping from {model_type!r} to Bort (supported: {', '.join(SUPPORTED_MODEL_TYPES)}): "
-                    "the candidates would start from random weights, which is not extraction. Convert the source to "
-                    "a supported type, or pass allow_random_init=True (CLI: --allow-random-init) to search randomly "
-                    "initialised candidates on purpose."
-                )
-            logger.warning(
-                "allow_random_init: every candidate of this search starts from random weights (no mapping from %r).",
-                model_type,
-            )
-            self.base_config = generic_bort_config(teacher.config)
-            self.teacher, self.bort = teacher.eval(), None
-        else:
-            self.bort = bort.eval()
-            self.teacher = self.bort
-            self.base_config = self.bort.config
-        self.objective = self._resolve_objective()
-        if self.bort is not None:
-            head = self.base_config.attention_head_size
-            bad = [c.key for c in self.space if c.head_size != head]
-            if bad:
-                raise ValueError(
-                    f"`space` has {len(bad)} candidates (e.g. {bad[0]}) whose head size differs from the source's "
-                    f"attention head width {head}: weights cannot be inherited (use SearchSpace.from_source)."
-                )
-        self.base_config = BortConfig.from_dict(
-            {**self.base_config.to_dict(), "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-        )
-        limit = _max_positions(self.base_config)
-        if self.cost == "latency_ms" and limit is not None and self.sequence_length > limit:
-            raise ValueError(
-                f"`sequence_length` {self.sequence_length} (the length latency is timed at) is longer than the source "
-                f"allows ({limit} positions): pass sequence_length <= {limit} (CLI: --sequence-length; compress: "
-                "cost_sequence_length)."
-            )
-        self._build_batches()
-        if self.bort is not None:
-            calibration = self.train_batches[: self.calibration_batches]
-            self.importance = compute_importance(
-                self.bort,
-                calibration,
-                method=self.importance_method,
-                mask_token_id=self.tokenizer.mask_token_id,
-                seed=self.seed,
-            )
-        else:
-            self.importance = None
-        if self.bort is None:  # no Bort twin of the teacher: its hidden-state targets are computed here, once
-            with torch.no_grad():
-                for batch in (*self.eval_batches, *self.train_batches):
-                    inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
-                    batch["target"] = self.teacher(**inputs, output_hidden_states=True).hidden_states[-1]
-        self.trainer = CandidateTrainer(
-            self.teacher,
-            self.objective,
-            self.train_batches,
-            self.eval_batches,
-            learning_rate=self.learning_rate,
-            freeze_embeddings=self.freeze_embeddings,
-            temperature=self.temperature,
-            alpha_ce=self.alpha_ce,
-            alpha_kd=self.alpha_kd,
-            embedding_head=self.embedding_head,
-            gold_weight=self.config.gold_weight,
-        )
-        self.run_id = self._run_id()
-        self._prepared = True
-
-    def _resolve_objective(self) -> str:
-        is_classifier = isinstance(self.bort, BortForSequenceClassification)
-        has_mlm = isinstance(self.bort, BortForMaskedLM)
-        wanted = self.requested_objective
-        if wanted == "auto":
-            wanted = "task" if self.task_rows is not None else "mlm" if has_mlm else "hidden"
-        if wanted == "task":
-            if self.task_rows is None:
-                raise ValueError("objective='task' needs `task_dataset` and `eval_dataset`.")
-            if not is_classifier:
-                found = "no weight mapping" if self.bort is None else type(self.bort).__name__
-                raise ValueError(
-                    "The task objective needs a fine-tuned sequence classifier as the source (its logits are the "
-                    f"teacher's), got {found}. Fine-tune the source first (hf_bort.compress does) or search with "
-                    "objective='hidden'."
-                )
-            labels = {label for _, label in (*self.task_rows, *self.eval_rows)}
-            num_labels = label_classes(self.bort.config.num_labels)  # 0 / 1 for a single output (a reranker)
-            bad = sorted(label for label in labels if not 0 <= label < num_labels)
-            if bad:
-                raise ValueError(
-                    f"Labels {bad[:5]} do not fit the source classifier's {num_labels} labels "
-                    f"(ids 0..{num_labels - 1})."
-                )
-        if wanted == "embedding" and self.bort is None:
-            raise ValueError("objective='embedding' needs a source with a weight mapping to Bort.")
-        if wanted == "mlm" and not has_mlm:
-            raise ValueError("objective='mlm' needs a source with an MLM head (e.g. *ForMaskedLM).")
-        return wanted
-
-    def _student_class(self) -> type[BortPreTrainedModel]:
-        if self.objective == "task":
-            return BortForSequenceClassification
-        if self.objective == "mlm":
-            return BortForMaskedLM
-        return BortModel
-
-    def _tokenise(self, texts: list[Any]) -> dict[str, torch.Tensor]:
-        """Texts, or (text, text_pair) pairs fed to the tokenizer as pairs."""
-        second = None
-        if texts and isinstance(texts[0], tuple):
-            texts, second = [a for a, _ in texts], [b for _, b in texts]
-        encoded = self.tokenizer(
-            texts, second, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        batch = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
-        if "token_type_ids" in encoded and getattr(self.base_config, "type_vocab_size", 0):
-            batch["token_type_ids"] = encoded["token_type_ids"]
-        return batch
-
-    def _build_batches(self) -> None:
-        generator = torch.Generator().manual_seed(self.seed)
-        if self.task_rows is not None:
-            order = torch.randperm(len(self.task_rows), generator=generator).tolist()
-            rows = [self.task_rows[i] for i in order]
-            n_train = min(self.max_train_batches, self.max_steps, len(rows) // self.batch_size)
-            train_rows = rows[: n_train * self.batch_size]
-            eval_rows = self.eval_rows[: self.num_eval_batches * self.eval_batch_size]
-
-            def labelled(chunk: list[tuple[str, int]], size: int) -> list[dict[str, torch.Tensor]]:
-                out = []
-                for start in range(0, len(chunk), size):
-                    part = chunk[start : start + size]
-                    batch = self._tokenise([text for text, _ in part])
-                    batch["labels"] = torch.tensor([label for _, label in part], dtype=torch.long)
-                    out.append(batch)
-                return out
-
-            self.train_batches = labelled(train_rows, self.batch_size)
-            self.eval_batches = labelled(eval_rows, self.eval_batch_size)
-            fingerprint = json.dumps([train_rows, eval_rows])
-        else:
-            order = torch.randperm(len(self.texts), generator=generator).tolist()
-            texts = [self.texts[i] for i in order]
-            n_eval = 0 if self.eval_texts is not None else self.num_eval_batches * self.batch_size
-            n_train = min(self.max_train_batches, self.max_steps, (len(texts) - n_eval) // self.batch_size)
-
-            def batches(chunk: list[str], size: int) -> list[dict[str, torch.Tensor]]:
-                out = []
-                for start in range(0, len(chunk), size):
-                    batch = self._tokenise(chunk[start : start + size])
-                    if self.objective == "mlm":
-                        batch.update(self._mask(batch, generator))
-                    out.append(batch)
-                return out
-
-            if self.eval_texts is not None:
-                eval_texts = self.eval_texts[: self.num_eval_batches * self.eval_batch_size]
-                self.eval_batches = batches(eval_texts, self.eval_batch_size)
-            else:
-                eval_texts = texts[:n_eval]
-                self.eval_batches = batches(eval_texts, self.batch_size)
-            self.train_batches = batches(texts[n_eval : n_eval + n_train * self.batch_size], self.batch_size)
-            fingerprint = "\x00".join(texts[: n_eval + n_train * self.batch_size])
-            if self.eval_texts is not None:
-                fingerprint += "\x01" + "\x00".join(eval_texts)
-        self.text_fingerprint = hashlib.sha256(fingerprint.encode())
-
-    def _mask(self, batch, generator) -> dict[str, torch.Tensor]:
-        ids = batch["input_ids"]
-        special = torch.zeros_like(ids, dtype=torch.bool)
-        for token in self.tokenizer.all_special_ids:
-            special |= ids == token
-        chosen = (torch.rand(ids.shape, generator=generator) < 0.15) & ~special
-        chosen[:, 1] |= ~special[:, 1]  # at least one masked token per sequence
-        labels = torch.where(chosen, ids, torch.full_like(ids, -100))
-        masked = torch.where(chosen, torch.full_like(ids, self.tokenizer.mask_token_id), ids)
-        return {"masked_input_ids": masked, "labels": labels}
-
-    def _run_id(self) -> str:
-        """The settings that change results (`OSEConfig.run_id_settings`), the source and data, what they resolve."""
-        settings = {
-            **self.config.run_id_settings(),
-            "source": str(self.source) if isinstance(self.source, (str, os.PathLike)) else type(self.source).__name__,
-            "source_config": self.base_config.to_json_string(use_diff=False),
-            "texts": self.text_fingerprint.hexdigest(),
-            "objective": self.objective,
-            "eval_batch_size": self.eval_batch_size,
-            "num_train_batches": len(self.train_batches),
-            "latency": [self.latency_engine, self.latency_batch_size] if self.cost == "latency_ms" else None,
-        }
-        if self.config.gold_weight > 0:
-            settings["gold_weight"] = self.config.gold_weight
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
     # ------------------------------------------------------------------------------------------------ evaluation
     def build_student(self, candidate: Candidate) -> BortPreTrainedModel:
         """
@@ -461,93 +238,10 @@ class OSESearch:
         metrics = {**metrics, "resumed_from_step": done}
         return error, time.perf_counter() - start_time, metrics
 
-    def source_costs(self) -> tuple[int, int, float | None]:
-        self._prepare()
-        config = self.base_config
-        full = Candidate(
-            config.num_hidden_layers,
-            max(config.layer_num_attention_heads),
-            config.hidden_size,
-            max(config.layer_intermediate_sizes),
-            config.attention_head_size,
-        )
-        costs = candidate_costs(full, config, self.sequence_length)
-        latency = None
-        if self.cost == "latency_ms":
-            latency = self._latency(full)
-        return costs.params, costs.multiply_adds, latency
-
-    def _latency_cache(self) -> LatencyCache:
-        if not hasattr(self, "_latency_store"):
-            self._latency_store = LatencyCache(self.latency_cache)
-        return self._latency_store
-
-    def _latency(self, candidate: Candidate) -> float:
-        config = candidate_config(candidate, self.base_config)
-        return self._latency_cache().measure(
-            config,
-            batch_size=self.latency_batch_size,
-            sequence_length=self.sequence_length,
-            engine=self.latency_engine,
-        )
-
     # ----------------------------------------------------------------------------------------------------- search
     def _prune(self, survivors: list[Candidate], results: dict[str, CandidateResult]) -> list[Candidate]:
         """See [`hf_bort.ose.pruning.prune`]: the survivors no other survivor (1+ε)-box-dominates at this interval."""
         return prune(survivors, results, self.epsilon, self.cost)
-
-    def candidates_within_budget(self) -> tuple[list[Candidate], dict[str, Any]]:
-        """
-        The space's candidates within `max_cost_ratio` (of the source's cost) and `max_latency_ms`, with their costs
-        and latencies. Raises before any training when none fits.
-        """
-        self._prepare()
-        candidates = self.space.candidates()
-        costs = {c.key: candidate_costs(c, self.base_config, self.sequence_length) for c in candidates}
-        latencies: dict[str, float | None] = dict.fromkeys(costs)
-        rank, world = rank_world()
-        if self.cost == "latency_ms":
-            if rank == 0:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(candidates, desc="OSE latency", disable=not self.show_progress)
-                with self._latency_cache().lock():  # no other process times shapes into this cache meanwhile
-                    latencies = {c.key: self._latency(c) for c in bar}
-            if world > 1:
-                box = [latencies]
-                torch.distributed.broadcast_object_list(box, src=0)
-                latencies = box[0]
-        source_params, source_macs, source_latency = self.source_costs()
-
-        def cost_of(candidate: Candidate) -> float:
-            if self.cost == "multiply_adds":
-                return costs[candidate.key].multiply_adds
-            return latencies[candidate.key]
-
-        source_cost = source_macs if self.cost == "multiply_adds" else source_latency
-        kept = candidates
-        if self.max_cost_ratio is not None:
-            kept = [c for c in kept if cost_of(c) <= self.max_cost_ratio * source_cost]
-        if self.max_multiply_adds_ratio is not None:
-            kept = [c for c in kept if costs[c.key].multiply_adds <= self.max_multiply_adds_ratio * source_macs]
-        if self.max_latency_ms is not None:
-            kept = [c for c in kept if latencies[c.key] <= self.max_latency_ms]
-        if not kept:
-            cheapest = min(candidates, key=cost_of)
-            raise ValueError(
-                f"No candidate of the search space fits the budget (max_cost_ratio={self.max_cost_ratio}, "
-                f"max_multiply_adds_ratio={self.max_multiply_adds_ratio}, max_latency_ms={self.max_latency_ms}): "
-                f"the cheapest, {cheapest.key}, costs "
-                f"{cost_of(cheapest) / source_cost:.3f} of the source's {self.cost}"
-                + (f" ({latencies[cheapest.key]:.2f} ms)" if self.cost == "latency_ms" else "")
-                + ". Raise the budget or add smaller values to the space."
-            )
-        info = {
-            "costs": costs,
-            "latencies": latencies,
-            "source": (source_params, source_macs, source_latency),
-        }
-        return kept, info
 
     def lock(self):
         """
@@ -709,15 +403,6 @@ __all__ = [
     "dominates",
     "pareto_front",
 ]
-
-
-def _max_positions(config: BortConfig) -> int | None:
-    """Longest input the source's position table allows (None: no absolute positions)."""
-    kind = getattr(config, "position_embedding_type", "absolute")
-    if kind not in ("absolute", "roberta"):
-        return None
-    positions = config.max_position_embeddings
-    return positions - ((config.pad_token_id or 0) + 1) if kind == "roberta" else positions
 
 
 def _keyword_signature() -> inspect.Signature:
