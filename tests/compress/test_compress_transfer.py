@@ -261,3 +261,19 @@ def test_the_embedding_task_distils_on_the_transfer_texts(tmp_path, data_dir):
     assert report["student"]["embedding_distillation"]["steps"] == 2 * -(-(train + 40) // 16)
     assert "needs task='text-classification'" in report["augment"]["skipped"]  # auto: skipped, with the reason
     assert report["augment"]["mode"] == "auto" and report["augment"]["teacher_calls"] == 0
+
+
+def test_always_is_refused_before_any_work_for_a_single_output_source(tmp_path, tiny_source, data_dir):
+    """A single-logit source (a reranker of single texts): the round reads class probabilities, so 'always' is
+    an error in the `data` stage, before anything is written or trained."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from tiny_shapes import TINY_SHAPE
+
+    source = tmp_path / "single"
+    BertForSequenceClassification(BertConfig(**TINY_SHAPE, num_labels=1)).save_pretrained(source)
+    BertTokenizerFast.from_pretrained(tiny_source).save_pretrained(source)
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="'always' cannot run: augmentation reads class probabilities"):
+        compress(_config(source, data_dir, out, augment="always"))
+    assert not out.exists()

@@ -21,6 +21,11 @@ from ..relevance import binary_relevance_data
 
 logger = logging.getLogger(__name__)
 
+SINGLE_OUTPUT_NO_AUGMENT = (
+    "augmentation reads class probabilities (errors, the selection's margins), not a single-output source's one "
+    "relevance logit"
+)
+
 
 class ClassificationTask:
     """The [`CompressionTask`] of sequence classifiers (see the module docstring)."""
@@ -42,6 +47,8 @@ class ClassificationTask:
         label2id = dict(self.source_config.label2id) if self.is_classifier else None
         self.single_output = self.is_classifier and self.source_config.num_labels == 1
         if self.single_output:  # a reranker: one relevance logit, binary labels 0 / 1 (`ose/logits.py`)
+            if config.augment == "always":
+                raise ValueError(f"`augment`='always' cannot run: {SINGLE_OUTPUT_NO_AUGMENT}. Use augment='off'.")
             self.data = binary_relevance_data(config)
         else:
             self.data: TaskData = load_task_data(
@@ -242,8 +249,8 @@ class ClassificationTask:
         config = self.config
         if config.augment == "off":
             return {"skipped": "augment='off'", "teacher_calls": 0, "rows_added": 0}
-        why_not = augmentation_unavailable(config)
-        if why_not:  # `always` is refused there before any work (config_checks)
+        why_not = augmentation_unavailable(config) or (SINGLE_OUTPUT_NO_AUGMENT if self.single_output else None)
+        if why_not:  # `always` is refused there before any work (config_checks, `load`)
             return {"skipped": why_not, "mode": config.augment, "teacher_calls": 0, "rows_added": 0}
         gold = len(self.tokenised["train"])
         budget = augment_budget(config, gold)
