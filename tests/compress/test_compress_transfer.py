@@ -216,7 +216,8 @@ def test_always_keeps_the_continued_student_and_qat_starts_from_it(tmp_path, tin
     assert record["candidates_from"] == "transfer set (unlabelled_dataset)" and record["candidates_made"] == 40
     assert 0 < record["teacher_calls"] <= 6 and record["budget_from"] == "augment_budget"
     assert record["decision"] == "kept" and record["passes_gate"] is False and "always" in record["why"]
-    assert record["training"]["rows"] == {"gold": report["data"]["sizes"]["train"], "transfer": 40, "augmented": record["rows_added"]}
+    gold = report["data"]["sizes"]["train"]
+    assert record["training"]["rows"] == {"gold": gold, "transfer": 40, "augmented": record["rows_added"]}
     pool_texts = {row["text"] + " again" for row in make_rows(40, seed=7)}
     rows = [json.loads(line) for line in (out / "augment" / "rows.jsonl").read_text().splitlines()]
     assert rows and all(row["text"] in pool_texts for row in rows)
@@ -230,7 +231,8 @@ def test_auto_replaces_the_student_when_the_round_passes_the_gate(tmp_path, tiny
     out = tmp_path / "out"
     started = _spy_start(monkeypatch)
     _force_gain(monkeypatch, 0.5)  # far more than one standard error on 32 dev rows
-    report = compress(_config(tiny_source, data_dir, out, augment="auto", augment_budget=8, evaluate_test=False)).report
+    config = _config(tiny_source, data_dir, out, augment="auto", augment_budget=8, evaluate_test=False)
+    report = compress(config).report
     assert report["augment"]["decision"] == "kept" and report["augment"]["passes_gate"] is True
     assert _weights(out / "student") != started[0]
     assert report["student"]["dev"] == report["augment"]["dev_after"]

@@ -221,7 +221,9 @@ def _check_augmentation(config: CompressionConfig) -> None:
         raise ValueError(f"{', '.join(f'`{n}`' for n in given)} given with augment='off', which runs no round.")
     why_not = augmentation_unavailable(config)
     if why_not and config.augment == "always":
-        raise ValueError(f"`augment`='always' cannot run: {why_not}. Use augment='off' (or 'auto', recorded as skipped).")
+        raise ValueError(
+            f"`augment`='always' cannot run: {why_not}. Use augment='off' (or 'auto', recorded as skipped)."
+        )
     if why_not and given:
         raise ValueError(f"{', '.join(f'`{n}`' for n in given)} given, but {why_not}.")
 

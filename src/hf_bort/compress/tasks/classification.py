@@ -274,8 +274,9 @@ class ClassificationTask:
                 masked_lm_note=note,
             )
             record["budget_from"] = (
-                "augment_budget" if config.augment_budget is not None else f"default: min(1000, max(64, round(0.1 × "
-                f"{gold} gold rows)))"
+                "augment_budget"
+                if config.augment_budget is not None
+                else f"default: min(1000, max(64, round(0.1 × {gold} gold rows)))"
             )
             augment.save_round(out, rows, record)
         else:
