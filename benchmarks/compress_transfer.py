@@ -1,7 +1,8 @@
 """
 Scarce labels plus a transfer set (issue 24): `compress` of the packaged all-MiniLM-L6-v2 on Rotten Tomatoes with
 256 labelled training rows (128 dev rows, the 2,000 test rows), without and with 2,000 other RT training texts as the
-transfer set (`unlabelled_dataset`, labels dropped), and with the transfer set plus the `augment` stage. A thin caller
+transfer set (`unlabelled_dataset`, labels dropped), and with the transfer set plus the `augment` stage (after task
+distillation: `augment="always"` with 256 teacher calls, and compress's default `augment="auto"`). A thin caller
 of `hf_bort.compress`: every stage lives in the library; this script fixes the data and the variants, and writes one
 JSON to benchmarks/results/ after each variant.
 
@@ -31,10 +32,13 @@ from hf_bort.assets import load_rotten_tomatoes, packaged_minilm_path  # noqa: E
 from hf_bort.measure import machine_info  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
+# `augment`: "off" without the round; "always" keeps the round's student (its dev gate still recorded);
+# "auto" is compress's default (kept only when it beats the task student on dev by more than one standard error).
 VARIANTS = {
-    "gold_only": {},
-    "transfer": {"transfer": True},
-    "transfer_augment": {"transfer": True, "augment_budget": 256},
+    "gold_only": {"augment": "off"},
+    "transfer": {"transfer": True, "augment": "off"},
+    "transfer_augment": {"transfer": True, "augment": "always", "augment_budget": 256},
+    "transfer_auto": {"transfer": True, "augment": "auto"},
 }
 
 
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> None:
             threads=args.threads,
             show_progress=False,
             unlabelled_dataset=pool if spec.get("transfer") else None,
-            augment_budget=spec.get("augment_budget", 0),
+            augment=spec["augment"],
+            augment_budget=spec.get("augment_budget"),
         )
         start = time.perf_counter()
         report = compress(config).report

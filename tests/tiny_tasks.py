@@ -45,6 +45,7 @@ def fast_settings(**overrides) -> dict:
         task_epochs=2.0,
         task_learning_rate=1e-3,
         measure_onnx=False,
+        augment="off",  # the augmentation round (default "auto") is tested where it is the subject: test_augment*.py
         latency_runs=5,
         show_progress=False,
     )

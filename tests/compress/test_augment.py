@@ -79,3 +79,20 @@ def test_saved_rows_come_back_and_a_lost_file_is_an_error(tmp_path):
     (tmp_path / "augment" / "rows.jsonl").unlink()
     with pytest.raises(FileNotFoundError, match="added 1 rows"):
         augment.load_rows(tmp_path, {"rows_added": 1})
+
+
+def test_a_labelled_round_comes_back_for_a_resumed_stage(tmp_path):
+    assert augment.load_round(tmp_path) is None  # no teacher calls made yet
+    rows = [{"text": "a dull film", "teacher_logits": [0.7, 0.2]}]
+    augment.save_round(tmp_path, rows, {"rows_added": 1, "teacher_calls": 1})
+    assert augment.load_round(tmp_path) == (rows, {"rows_added": 1, "teacher_calls": 1})
+
+
+def test_the_task_student_is_copied_once_and_removed(tmp_path):
+    (tmp_path / "student").mkdir()
+    (tmp_path / "student" / "model.safetensors").write_text("task")
+    copy = augment.start_copy(tmp_path)
+    (tmp_path / "student" / "model.safetensors").write_text("augmented")  # the stage replaced out/student
+    assert augment.start_copy(tmp_path) == copy and (copy / "model.safetensors").read_text() == "task"
+    augment.remove_start_copy(tmp_path)
+    assert not copy.exists() and (tmp_path / "student").is_dir()

@@ -94,8 +94,11 @@ def test_compress_pairs_end_to_end(tmp_path, tiny_source, pair_dir):
     onnx = _has_onnx()
     out = tmp_path / "out"
     settings = dict(finetune_epochs=20.0, finetune_learning_rate=2e-3, task_epochs=6.0, task_learning_rate=2e-3)
+    settings["augment"] = "auto"  # compress's default: recorded as skipped for pairs, with the reason
     result = compress(_config(tiny_source, str(pair_dir), out, measure_onnx=onnx, **settings))
     report = json.loads((out / "compression_report.json").read_text())
+    assert report["augment"]["skipped"].endswith("not supported with `text_pair_column` (text pairs)")
+    assert report["augment"]["mode"] == "auto" and report["augment"]["teacher_calls"] == 0
     assert report["inputs"] == {"text_column": "premise", "text_pair_column": "hypothesis"}
     assert (
         report["data"]["text_pair_column"] == "hypothesis" and report["settings"]["text_pair_column"] == "hypothesis"
@@ -178,6 +181,7 @@ def test_a_missing_or_empty_pair_column_is_refused_before_any_work(
         ({"task": "feature-extraction"}, "`text_pair_column` is for task='text-classification'"),
         ({"unlabelled_dataset": "texts/"}, "not supported with `text_pair_column`"),
         ({"augment_budget": 8}, "not supported with `text_pair_column`"),
+        ({"augment": "always"}, "'always' cannot run: augmentation takes single texts"),
     ],
 )
 def test_pair_column_settings_are_checked(tmp_path, overrides, message):

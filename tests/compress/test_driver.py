@@ -20,7 +20,7 @@ from hf_bort.compress.tasks.pairs import PairClassificationTask
 from tiny_tasks import fast_settings
 
 # The stage methods: each must run once per finished run, whatever the number of calls.
-STAGE_METHODS = ("teacher_stage", "distil", "augment", "train_student", "reload_check")
+STAGE_METHODS = ("teacher_stage", "distil", "train_student", "augment", "reload_check")
 
 
 class Killed(Exception):
@@ -85,19 +85,23 @@ class FakeTask:
         (out / "student-distilled").mkdir()
         return {"candidate": candidate.key}
 
-    def augment(self, out: Path) -> dict[str, Any]:
-        self._call("augment")
-        return {"rows_added": 0}
-
     def train_student(self, out: Path) -> dict[str, Any]:
         self._call("train_student")
-        assert self.augment_record == {"rows_added": 0}  # set by the driver from the `augment` stage
         (out / "student").mkdir()
         return {"training": {"steps": 0}}
+
+    def augment(self, out: Path, task_record: dict[str, Any]) -> dict[str, Any]:
+        from hf_bort.compress import augment
+
+        self._call("augment")
+        assert task_record == {"training": {"steps": 0}}  # the `task` stage ran first: its record is passed
+        augment.start_copy(out)  # the round's copy of the task student: deleted by the driver once recorded
+        return {"rows_added": 0, "decision": "rejected"}
 
     def quantization_aware(self, out: Path) -> dict[str, Any]:
         self._call("quantization_aware")
         assert (out / "student").is_dir()
+        assert self.augment_record == {"rows_added": 0, "decision": "rejected"}  # set by the driver
         return {"fake_qat": True}
 
     def load_student(self, out: Path) -> None:
@@ -153,6 +157,8 @@ def test_a_fake_task_runs_through_every_stage_and_gets_the_report_skeleton(tmp_p
     assert progress["stages"]["data"]["fake"] is True and "candidates_in_space" in progress["stages"]["data"]
     assert progress["stages"]["test"] == {"skipped": "no test split"}
     assert progress["stages"]["qat"] == {"skipped": "qat_steps=0"} and "quantization_aware" not in task.calls
+    assert list(STAGES).index("augment") == list(STAGES).index("task") + 1  # the round follows task distillation
+    assert not (out / "augment" / "task-student").exists()
     report = result.report
     assert published == [report]
     assert list(report) == [
@@ -180,15 +186,15 @@ def test_a_fake_task_runs_through_every_stage_and_gets_the_report_skeleton(tmp_p
 
 def test_resume_is_the_driver_s(tmp_path, tiny_source, published):
     out = tmp_path / "out"
-    killed = FakeTask(_config(tiny_source, out), kill_in="train_student")
+    killed = FakeTask(_config(tiny_source, out), kill_in="augment")
     with pytest.raises(Killed):
         driver.run_stages(killed.config, killed)
     recorded = set(json.loads((out / "progress.json").read_text())["stages"])
-    assert recorded == {"data", "source", "search", "distill", "augment"}
+    assert recorded == {"data", "source", "search", "distill", "task"}
     again = FakeTask(_config(tiny_source, out))
     driver.run_stages(again.config, again)
     # finished stages are not run again; what later stages need is loaded on every call
-    assert [name for name in again.calls if name in STAGE_METHODS] == ["train_student", "reload_check"]
+    assert [name for name in again.calls if name in STAGE_METHODS] == ["augment", "reload_check"]
     assert {"load", "load_teacher", "ose_search", "load_student"} <= set(again.calls)
     third = FakeTask(_config(tiny_source, out))
     driver.run_stages(third.config, third)
@@ -212,6 +218,14 @@ def test_the_qat_stage_runs_with_qat_steps_after_task_and_resumes(tmp_path, tiny
         "reload_check",
     ]
     assert published[-1]["qat"] == {"fake_qat": True}
+
+
+def test_a_run_recorded_in_the_earlier_stage_order_is_not_continued():
+    from hf_bort.compress.run import progress_problem
+
+    earlier = {"stages": {"data": {"fingerprint": "x"}, "distill": {}, "augment": {"rows_added": 3}}}
+    assert "before 'task'" in progress_problem(earlier)
+    assert progress_problem({"stages": {"data": {"fingerprint": "x"}, "task": {}, "augment": {}}}) is None
 
 
 def test_a_task_that_fails_its_checks_leaves_no_folder(tmp_path, tiny_source, published):

@@ -148,7 +148,7 @@ def test_qat_stage_runs_in_compress_and_is_recorded(tmp_path, tiny_source, data_
     )
     result = compress(config)
     progress = json.loads((out / "progress.json").read_text())
-    assert list(progress["stages"]).index("qat") == list(progress["stages"]).index("task") + 1
+    assert list(progress["stages"]).index("qat") == list(progress["stages"]).index("augment") + 1  # after `augment`
     record = progress["stages"]["qat"]
     assert record["steps"] == 6 and record["training"]["steps"] == 6 and record["training"]["max_steps"] == 6
     assert [check["step"] for check in record["training"]["dev_per_epoch"]] == [2, 4, 6]  # every ceil(6 / 4) steps

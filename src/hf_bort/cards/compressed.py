@@ -57,6 +57,24 @@ def _kept(training: dict[str, Any]) -> str:
     )
 
 
+def _augmentation(record: dict[str, Any]) -> str | None:
+    """The augmentation round in one sentence: its cost, the dev gate's numbers and which student was kept."""
+    if "decision" not in record:
+        return None
+    text = f"Augmentation round: {record.get('teacher_calls', 0)} teacher calls, {record.get('rows_added', 0)} rows"
+    if "threshold" not in record:
+        return f"{text}; {record.get('why')}."
+    before, after, metric = record["dev_before"], record["dev_after"], record["metric"]
+    kept = "kept" if record["decision"] == "kept" else "rejected: the task-distilled student was kept"
+    return (
+        f"{text}, then {(record.get('training') or {}).get('epochs')} epoch(s) of task distillation; dev {metric} "
+        f"{_num(before.get(metric))} → {_num(after.get(metric))} against the gate {_num(record['threshold'])} "
+        f"(the task student's + one standard error, {_num(record['standard_error'])}): {kept}"
+        + (" (augment='always')" if record.get("mode") == "always" and not record.get("passes_gate") else "")
+        + "."
+    )
+
+
 def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCardData:
     """
     Card data of a `compress` run from its `compression_report.json` (see `hf_bort.compress.pipeline`). A report
@@ -239,6 +257,9 @@ def compressed_card(report: dict[str, Any], model_name: str = "model") -> BortCa
         if embedding and before.get("mean_cosine") is not None and after.get("mean_cosine") is not None:
             text += f"; dev mean cosine {_agreement(before['mean_cosine'])} → {_agreement(after['mean_cosine'])}"
         recipe.append(text + ".")
+    augmentation = _augmentation(report.get("augment") or {})
+    if augmentation:
+        recipe.append(augmentation)
     qat = student.get("quantization_aware_training") or {}
     if qat:
         before, after = qat.get("dev_simulated_int8_before") or {}, qat.get("dev_simulated_int8") or {}

@@ -1,17 +1,24 @@
 """
-The `augment` stage of `compress` (text-classification): Agora's loop with the teacher as labeller, one round.
+The `augment` stage of `compress` (text-classification, single texts): Agora's loop with the teacher as labeller,
+one round, after task distillation, kept only when it helps on dev (`compress/augment_gate.py`).
 
-1. Errors: training rows where the hidden-state-distilled student's prediction differs from the gold label or from
-   the teacher's prediction.
+1. Errors: training rows where the task-distilled student's prediction differs from the gold label or from the
+   teacher's prediction.
 2. Candidates: the transfer set (`unlabelled_dataset`) when given; otherwise texts generated from the error rows by
    token substitution (Agora's `TokenSubstitutionSampler`): the source's masked-LM head fills masked tokens when the
    source has one, else the nearest tokens in the teacher's input-embedding space replace them.
 3. Choice: Agora v2's selection (`hf_bort.agora.selection.select_near_errors`: candidates near the errors in the
-   student's space, the student's uncertainty, k-center diversity, a per-class cap), at most `augment_budget` rows.
+   student's space, the student's uncertainty, k-center diversity, a per-class cap), at most the budget.
 4. Labels: the teacher's logits for the chosen rows (one teacher call per row; the calls are the budget). The rows
-   join task distillation with soft labels only (KL at the configured temperature; no CE: they have no gold label).
+   join a short continuation of task distillation with soft labels only (KL at the configured temperature; no CE:
+   they have no gold label); the task's `augment` method runs it and the gate decides which student is kept.
 
-The chosen rows are saved in `OUTPUT/augment/rows.jsonl` (text, teacher logits), so a resumed run reuses them.
+The chosen rows are saved in `OUTPUT/augment/rows.jsonl` (text, teacher logits) and the round's record in
+`OUTPUT/augment/round.json` once the teacher has labelled them, so a resumed run (the stage killed during its
+continuation, or the `qat` stage after it) reuses them without calling the teacher again. The continuation starts
+from `OUTPUT/augment/task-student/`, a copy of the task student taken once when the stage starts (so a stage killed
+after it replaced `OUTPUT/student` starts again from the same weights); the driver deletes that copy once the stage is
+recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import torch
 
 AUGMENT_DIR = "augment"
 ROWS_NAME = "rows.jsonl"
+ROUND_NAME = "round.json"
+START_NAME = "task-student"  # the task student, copied when the stage starts: the continuation's starting point
 SUBSTITUTION_RATE = 0.15  # share of a text's tokens replaced in a generated candidate
 SUBSTITUTION_TOP_K = 8
 MAX_SAMPLES_PER_ERROR = 8
@@ -168,6 +177,46 @@ def save_rows(out: Path, rows: list[dict[str, Any]]) -> Path:
     temporary.write_text("".join(json.dumps(row) + "\n" for row in rows))
     temporary.replace(path)
     return path
+
+
+def save_round(out: Path, rows: list[dict[str, Any]], record: dict[str, Any]) -> None:
+    """The labelled rows, then the round's record: the record's presence means the rows are complete."""
+    save_rows(out, rows)
+    path = out / AUGMENT_DIR / ROUND_NAME
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(record))
+    temporary.replace(path)
+
+
+def load_round(out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """(rows, record) of a round whose teacher calls were made by an earlier call of this run; None when none was."""
+    path = out / AUGMENT_DIR / ROUND_NAME
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return load_rows(out, record), record
+
+
+def start_copy(out: Path) -> Path:
+    """`OUTPUT/augment/task-student`: `OUTPUT/student` (the task student) copied once, atomically."""
+    import os
+    import shutil
+
+    kept = Path(out) / AUGMENT_DIR / START_NAME
+    if not kept.is_dir():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        temporary = kept.with_name(kept.name + ".tmp")
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.copytree(Path(out) / "student", temporary)
+        os.replace(temporary, kept)
+    return kept
+
+
+def remove_start_copy(out: Path) -> None:
+    """Deletes the copy [`start_copy`] made (the driver calls it once the stage is recorded)."""
+    import shutil
+
+    shutil.rmtree(Path(out) / AUGMENT_DIR / START_NAME, ignore_errors=True)
 
 
 def load_rows(out: Path, record: dict[str, Any]) -> list[dict[str, Any]]:

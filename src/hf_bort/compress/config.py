@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..ose.config import OSEConfig, mirrored_fields, ose_field, parse_axis
-from .config_checks import TASKS, check_config
+from .config_checks import AUGMENT_MODES, TASKS, check_config
 
 DEFAULT_MAX_COST_RATIO = 0.25
 # Settings that change no result: a resumed run may differ in these from the run it continues.
@@ -46,8 +46,10 @@ class CompressionConfig:
     lowest-error front point within the budget is extracted, distilled on hidden states (2 epochs, lr 1e-4) and then
     with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2; the best dev epoch kept); dev metrics, then
     test metrics once.
-    An `unlabelled_dataset` (transfer set) joins both distillations with the teacher's soft labels; `augment_budget`
-    > 0 adds rows chosen near the student's errors and labelled by the teacher (both off by default).
+    An `unlabelled_dataset` (transfer set) joins both distillations with the teacher's soft labels. After task
+    distillation, `augment="auto"` (the default) runs one augmentation round (rows near the student's errors labelled
+    by the teacher, then `augment_epochs` of task distillation) and keeps its student only when it beats the task
+    student on dev by more than one standard error (`compress/augment_gate.py`).
 
     With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
     text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
@@ -323,12 +325,31 @@ class CompressionConfig:
     unlabelled_text_column: str = field(
         default=None, metadata={"help": "Text column of `unlabelled_dataset` (default: `text_column`)."}
     )
-    augment_budget: int = field(
-        default=0,
+    augment: str = field(
+        default="auto",
         metadata={
-            "help": "Augmentation stage (text-classification): at most this many teacher-labelled rows chosen near "
-            "the distilled student's errors (Agora v2's selection) from the transfer set, or generated from the "
-            "training texts by token substitution; they join task distillation with soft labels. 0: no augmentation."
+            "help": "Augmentation round after `task` (text-classification, single texts): rows chosen near the "
+            "task-distilled student's errors (Agora v2's selection) from the transfer set, or generated from the "
+            "training texts by token substitution, labelled by the teacher; then `augment_epochs` of task "
+            "distillation on train + transfer + those rows. 'auto': the continued student is kept only when its dev "
+            "`best_checkpoint_metric` beats the task student's by more than one standard error (else the task "
+            "student stays); 'always': kept regardless (ablations; the gate is still recorded); 'off': no round. "
+            "Where it does not apply (text pairs, feature-extraction) 'auto' is recorded as skipped.",
+            "choices": list(AUGMENT_MODES),
+        },
+    )
+    augment_budget: int = field(
+        default=None,
+        metadata={
+            "help": "At most this many teacher-labelled rows (teacher calls) in the augmentation round; default: "
+            "min(1000, max(64, round(0.1 × gold training rows))). Must be >= 1: use augment='off' to switch it off."
+        },
+    )
+    augment_epochs: int = field(
+        default=1,
+        metadata={
+            "help": "Epochs of task distillation continued from the task student in the augmentation round "
+            "(lr `task_learning_rate`; the best dev epoch kept)."
         },
     )
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .config import CompressionConfig
 
 TASKS = ("text-classification", "feature-extraction")
+AUGMENT_MODES = ("auto", "always", "off")
 
 
 def check_config(config: CompressionConfig) -> None:
@@ -186,16 +187,55 @@ def _check_transfer_and_augmentation(config: CompressionConfig) -> None:
         raise ValueError(f"`unlabelled_text_column` must be a non-empty string or None, got {column!r}.")
     if column is not None and source is None:
         raise ValueError("`unlabelled_text_column` given without `unlabelled_dataset`.")
-    budget = config.augment_budget
-    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
-        raise ValueError(f"`augment_budget` must be an integer >= 0, got {budget!r}.")
-    if budget > 0 and config.task != "text-classification":
-        raise ValueError("`augment_budget` > 0 needs task='text-classification' (the teacher labels classes).")
-    if config.text_pair_column is not None and (source is not None or budget > 0):
+    if config.text_pair_column is not None and source is not None:
         raise ValueError(
-            "`unlabelled_dataset` and `augment_budget` > 0 take single texts and are not supported with "
-            "`text_pair_column` (text pairs): leave them unset for a cross-encoder."
+            "`unlabelled_dataset` takes single texts and is not supported with `text_pair_column` (text pairs): "
+            "leave it unset for a cross-encoder."
         )
+    _check_augmentation(config)
+
+
+def augmentation_unavailable(config: CompressionConfig) -> str | None:
+    """Why the augmentation round does not apply to `config`'s task (None: it applies)."""
+    if config.task != "text-classification":
+        return f"augmentation needs task='text-classification' (the teacher labels classes), not {config.task!r}"
+    if config.text_pair_column is not None:
+        return "augmentation takes single texts and is not supported with `text_pair_column` (text pairs)"
+    return None
+
+
+def _check_augmentation(config: CompressionConfig) -> None:
+    if config.augment not in AUGMENT_MODES:
+        raise ValueError(f"`augment` must be one of {AUGMENT_MODES}, got {config.augment!r}.")
+    budget = config.augment_budget
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+        raise ValueError(
+            f"`augment_budget` must be an integer >= 1 (teacher calls), or None for the default size, got "
+            f"{budget!r}; use augment='off' to switch augmentation off."
+        )
+    epochs = config.augment_epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"`augment_epochs` must be an integer >= 1, got {epochs!r}.")
+    given = [name for name in ("augment_budget", "augment_epochs") if getattr(config, name) != _DEFAULTS[name]]
+    if config.augment == "off" and given:
+        raise ValueError(f"{', '.join(f'`{n}`' for n in given)} given with augment='off', which runs no round.")
+    why_not = augmentation_unavailable(config)
+    if why_not and config.augment == "always":
+        raise ValueError(
+            f"`augment`='always' cannot run: {why_not}. Use augment='off' (or 'auto', recorded as skipped)."
+        )
+    if why_not and given:
+        raise ValueError(f"{', '.join(f'`{n}`' for n in given)} given, but {why_not}.")
+
+
+_DEFAULTS = {"augment_budget": None, "augment_epochs": 1}
+
+
+def augment_budget(config: CompressionConfig, gold_rows: int) -> int:
+    """`augment_budget`, or by default min(1000, max(64, round(0.1 × gold training rows)))."""
+    if config.augment_budget is not None:
+        return config.augment_budget
+    return min(1000, max(64, round(0.1 * gold_rows)))
 
 
 def _check_pair_column(config: CompressionConfig) -> None:

@@ -8,12 +8,16 @@ when it finishes (a re-run skips finished stages, and the search resumes at the 
 3. `search` — OSE with the task's objective over the candidates within the budget, or the given `candidate`; the
    lowest-error front point is chosen (`front.md`, `front.png`, `choice.json` in `OUTPUT/search/`).
 4. `distill` — extraction of the chosen shape, hidden-state distillation (task; on the transfer set's texts too).
-   `augment` — rows chosen near the distilled student's errors and labelled by the teacher, within
-   `augment_budget` teacher calls (task; `compress/augment.py`); recorded as skipped when the budget is 0.
 5. `task` — the student's training for its task, saved in `OUTPUT/student/` (task).
+   `augment` — the task's augmentation round on the task stage's student and record (`augment="auto"` by default:
+   rows near its errors labelled by the teacher, a short continuation of task distillation, kept in
+   `OUTPUT/student/` only when it passes the dev gate; `compress/augment.py`, `compress/augment_gate.py`); recorded
+   as skipped with `augment="off"` or where it does not apply. Once it is recorded, its copy of the task student
+   (`OUTPUT/augment/task-student/`) is deleted.
    `qat` — with `qat_steps` > 0, quantization-aware task distillation (simulated full dynamic int8,
-   `compress/qat.py`); the task stage's student is kept in `OUTPUT/student-task/` and the kept weights (plain fp32)
-   replace `OUTPUT/student/` (task); recorded as skipped when `qat_steps` is 0.
+   `compress/qat.py`) from the student the `augment` stage left in `OUTPUT/student/` (kept in
+   `OUTPUT/student-task/`); the kept weights (plain fp32) replace `OUTPUT/student/` (task); recorded as skipped
+   when `qat_steps` is 0.
 6. `reload` — the student reloads in a fresh process with the same outputs (task; `reload_check=False` skips it).
 7. `latency` — batch-1 latency of source and student, PyTorch and ONNX Runtime, measured in one run.
 8. `test` — source and student on the test split: the only time it is read (task).
@@ -34,6 +38,7 @@ from typing import Any
 
 import torch
 
+from .augment import remove_start_copy
 from .checks import budget_check, search_space
 from .config import CompressionConfig
 from .quiet import quietly
@@ -110,10 +115,11 @@ def _drive(config: CompressionConfig, task: CompressionTask) -> CompressionResul
     record = stage("search", lambda: _search(search, config, out, task.search_picks))
     candidate = Candidate.from_dict(record["candidate"])
 
-    # 4. extraction + hidden-state distillation; 5. the student's task training
+    # 4. extraction + hidden-state distillation; 5. the student's task training, the augmentation round
     stage("distill", lambda: task.distil(candidate, out, distil_settings(config, out)))
-    task.augment_record = stage("augment", lambda: task.augment(out))  # its rows join the `task` stage
-    stage("task", lambda: task.train_student(out), task.task_stage_label)
+    task_record = stage("task", lambda: task.train_student(out), task.task_stage_label)
+    task.augment_record = stage("augment", lambda: task.augment(out, task_record))  # the `qat` stage reads it
+    remove_start_copy(out)  # the round's copy of the task student: not needed once the stage is recorded
     stage("qat", lambda: task.quantization_aware(out) if config.qat_steps else {"skipped": "qat_steps=0"})
     task.load_student(out)
     shutil.rmtree(out / "tmp-trainer", ignore_errors=True)

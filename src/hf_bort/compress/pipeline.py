@@ -11,10 +11,13 @@ resumes at the candidate it was in):
    chosen (`front.md`, `front.png`, `choice.json` in `OUTPUT/search/`).
 4. `distill` — extraction of the chosen shape from the teacher, hidden-state distillation (training texts and the
    transfer set's, `unlabelled_dataset`).
-   `augment` — with `augment_budget` > 0: rows near the student's errors labelled by the teacher
-   (`hf_bort.compress.augment`); otherwise recorded as skipped.
-5. `task` — task distillation (gold rows; transfer and augmented rows with the teacher's soft labels only); the
-   student is saved in `OUTPUT/student/` (weights, code, tokenizer).
+5. `task` — task distillation (gold rows; transfer rows with the teacher's soft labels only); the student is saved
+   in `OUTPUT/student/` (weights, code, tokenizer).
+   `augment` — by default (`augment="auto"`, classification of single texts): rows near the task student's errors
+   labelled by the teacher, `augment_epochs` more of task distillation with them, and the continued student kept
+   only when it beats the task student on dev by more than one standard error (`hf_bort.compress.augment`,
+   `augment_gate`); otherwise recorded as skipped, with the reason.
+   `qat` — with `qat_steps` > 0, quantization-aware distillation of the kept student.
 6. `reload` — the student reloads with plain transformers in a fresh process, same logits.
 7. `latency` — batch-1 latency of source and student, PyTorch and ONNX Runtime, measured in one run.
 8. `test` — source and student on the test split: the only time it is read.

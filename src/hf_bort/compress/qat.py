@@ -173,8 +173,9 @@ def simulate_dynamic_int8(model: nn.Module, simulation: DynamicInt8Simulation | 
 
 def keep_task_student(out: Path) -> Path:
     """
-    `out/student-task`: the `task` stage's student, copied from `out/student` once (atomically: a copy cut short is
-    never taken for it), so that a resumed `qat` stage starts from the same weights.
+    `out/student-task`: the student the `qat` stage starts from — the one in `out/student` after the `task` and
+    `augment` stages (the task student, or the augmented one when the augmentation gate kept it) — copied once
+    (atomically: a copy cut short is never taken for it), so that a resumed `qat` stage starts from the same weights.
     """
     import os
     import shutil
@@ -188,19 +189,22 @@ def keep_task_student(out: Path) -> Path:
     return kept
 
 
-def replace_student(student: nn.Module, out: Path, tokenizer) -> Path:
-    """Saves `student` (plain, no card: compress writes it from the report) as `out/student`, replacing it."""
+def replace_student(student: nn.Module, out: Path, tokenizer, temporary: str = "student-qat.tmp") -> Path:
+    """
+    Saves `student` (plain, no card: compress writes it from the report) as `out/student`, replacing it (written
+    first to `out/<temporary>`; the `qat` and `augment` stages each have their own).
+    """
     import os
     import shutil
 
     from ..ose.extract import save_extracted
 
     target = Path(out) / "student"
-    temporary = target.with_name("student-qat.tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    save_extracted(student, temporary, tokenizer, card=False)
-    shutil.rmtree(target, ignore_errors=True)  # `out/student-task` still holds the task stage's student
-    os.replace(temporary, target)
+    folder = target.with_name(temporary)
+    shutil.rmtree(folder, ignore_errors=True)
+    save_extracted(student, folder, tokenizer, card=False)
+    shutil.rmtree(target, ignore_errors=True)  # `out/student-task` or `out/augment/task-student` keeps the one before
+    os.replace(folder, target)
     return target
 
 

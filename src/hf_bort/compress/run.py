@@ -27,7 +27,7 @@ from .config import CompressionConfig
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("data", "source", "search", "distill", "augment", "task", "qat", "reload", "latency", "test")
+STAGES = ("data", "source", "search", "distill", "task", "augment", "qat", "reload", "latency", "test")
 REPORT_NAME = "compression_report.json"
 
 # What a compress run writes in its output folder (top-level names): recorded in `.hf_bort-written.json` before it
@@ -44,6 +44,7 @@ RUN_ENTRIES = (
     "student",
     "student-task",
     "student-task.tmp",
+    "student-augment.tmp",
     "student-qat.tmp",
     "tmp-trainer",
     "onnx",
@@ -110,6 +111,8 @@ def progress_problem(progress: dict[str, Any]) -> str | None:
         return f"has stage records that are not objects: {broken}"
     if "data" in stages and not isinstance(stages["data"].get("fingerprint"), str):
         return "has a 'data' stage without its data fingerprint"
+    if "augment" in stages and "task" not in stages:
+        return "records the 'augment' stage before 'task' (an earlier hf_bort's order, augmentation before task)"
     return None
 
 

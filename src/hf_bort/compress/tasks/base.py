@@ -48,14 +48,15 @@ class CompressionTask(Protocol):
     def distil(self, candidate, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
         """Stage `distill`: extraction of `candidate`, hidden-state distillation; saved in `out/student-distilled`."""
 
-    def augment(self, out: Path) -> dict[str, Any]:
-        """
-        Stage `augment`: rows added to the `task` stage's training (or a record saying why none); the driver sets
-        `self.augment_record` to this stage's record before `train_student`.
-        """
-
     def train_student(self, out: Path) -> dict[str, Any]:
-        """Stage `task`: the student's training for its task, saved in `out/student`."""
+        """Stage `task`: the student's training for its task, saved in `out/student`; its record holds `dev`."""
+
+    def augment(self, out: Path, task_record: dict[str, Any]) -> dict[str, Any]:
+        """
+        Stage `augment`, after `task` (`task_record` is that stage's record): the augmentation round and its dev gate,
+        `out/student` replaced only when the round's student is kept; or a record saying why it was skipped. The
+        driver sets `self.augment_record` to this stage's record before `quantization_aware`.
+        """
 
     def quantization_aware(self, out: Path) -> dict[str, Any]:
         """

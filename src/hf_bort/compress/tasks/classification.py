@@ -21,6 +21,11 @@ from ..relevance import binary_relevance_data
 
 logger = logging.getLogger(__name__)
 
+SINGLE_OUTPUT_NO_AUGMENT = (
+    "augmentation reads class probabilities (errors, the selection's margins), not a single-output source's one "
+    "relevance logit"
+)
+
 
 class ClassificationTask:
     """The [`CompressionTask`] of sequence classifiers (see the module docstring)."""
@@ -42,6 +47,8 @@ class ClassificationTask:
         label2id = dict(self.source_config.label2id) if self.is_classifier else None
         self.single_output = self.is_classifier and self.source_config.num_labels == 1
         if self.single_output:  # a reranker: one relevance logit, binary labels 0 / 1 (`ose/logits.py`)
+            if config.augment == "always":
+                raise ValueError(f"`augment`='always' cannot run: {SINGLE_OUTPUT_NO_AUGMENT}. Use augment='off'.")
             self.data = binary_relevance_data(config)
         else:
             self.data: TaskData = load_task_data(
@@ -201,45 +208,14 @@ class ClassificationTask:
         }
         return record
 
-    def augment(self, out: Path) -> dict[str, Any]:
-        """Stage `augment`: near-error rows labelled by the teacher (`compress/augment.py`), or skipped."""
-        from transformers import AutoModelForSequenceClassification
-
-        from .. import augment
-
-        config = self.config
-        if config.augment_budget == 0:
-            return {"skipped": "augment_budget=0", "teacher_calls": 0, "rows_added": 0}
-        masked_lm, note = (None, "a transfer set is given")
-        if self.data.transfer is None:
-            masked_lm, note = augment.source_masked_lm(config.model)
-        student = AutoModelForSequenceClassification.from_pretrained(out / "student-distilled").eval()
-        rows, record = augment.augment(
-            student,
-            self.teacher,
-            self.tokenizer,
-            self.tokenised["train"],
-            list(self.data.train["text"]),
-            budget=config.augment_budget,
-            max_length=config.max_length,
-            seed=config.seed,
-            transfer_texts=list(self.data.transfer["text"]) if self.data.transfer is not None else None,
-            masked_lm=masked_lm,
-            masked_lm_note=note,
-        )
-        augment.save_rows(out, rows)
-        return record
-
     def train_student(self, out: Path) -> dict[str, Any]:
         from transformers import AutoModelForSequenceClassification
 
         from ...ose.extract import save_extracted
-        from .. import augment
 
         config = self.config
         student = AutoModelForSequenceClassification.from_pretrained(out / "student-distilled")
-        augmented = [row["text"] for row in augment.load_rows(out, self.augment_record)]
-        rows = self._distillation_rows(augmented)
+        rows = self._distillation_rows()
         training = recipe.finetune(
             student,
             rows,
@@ -252,12 +228,87 @@ class ClassificationTask:
         )
         save_extracted(student, out / "student", self.tokenizer, card=False)  # its card is written from the report
         gold = len(self.tokenised["train"])
-        training["rows"] = {"gold": gold, "transfer": len(rows) - gold - len(augmented), "augmented": len(augmented)}
+        training["rows"] = {"gold": gold, "transfer": len(rows) - gold}
         dev = recipe.evaluate(student, self.tokenised["validation"], self.tokenizer)
         warning = quality.student_gap_warning(self.source_record["dev"], dev, config.max_student_gap)
         if warning:
             logger.warning(warning)
         return {"training": training, "dev": dev}
+
+    def augment(self, out: Path, task_record: dict[str, Any]) -> dict[str, Any]:
+        """
+        Stage `augment` (`compress/augment.py`): near-error rows of the task student labelled by the teacher, a short
+        continuation of task distillation with them, and the dev gate (`compress/augment_gate.py`) that decides
+        whether the continued student replaces `out/student`; or a record saying why it was skipped.
+        """
+        from transformers import AutoModelForSequenceClassification
+
+        from .. import augment, augment_gate, qat
+        from ..config_checks import augment_budget, augmentation_unavailable
+
+        config = self.config
+        if config.augment == "off":
+            return {"skipped": "augment='off'", "teacher_calls": 0, "rows_added": 0}
+        why_not = augmentation_unavailable(config) or (SINGLE_OUTPUT_NO_AUGMENT if self.single_output else None)
+        if why_not:  # `always` is refused there before any work (config_checks, `load`)
+            return {"skipped": why_not, "mode": config.augment, "teacher_calls": 0, "rows_added": 0}
+        gold = len(self.tokenised["train"])
+        budget = augment_budget(config, gold)
+        student = AutoModelForSequenceClassification.from_pretrained(augment.start_copy(out))
+        saved = augment.load_round(out)  # the teacher's calls of an earlier call of this run: not made again
+        if saved is None:
+            masked_lm, note = (None, "a transfer set is given")
+            if self.data.transfer is None:
+                masked_lm, note = augment.source_masked_lm(config.model)
+            rows, record = augment.augment(
+                student.eval(),
+                self.teacher,
+                self.tokenizer,
+                self.tokenised["train"],
+                list(self.data.train["text"]),
+                budget=budget,
+                max_length=config.max_length,
+                seed=config.seed,
+                transfer_texts=list(self.data.transfer["text"]) if self.data.transfer is not None else None,
+                masked_lm=masked_lm,
+                masked_lm_note=note,
+            )
+            record["budget_from"] = (
+                "augment_budget"
+                if config.augment_budget is not None
+                else f"default: min(1000, max(64, round(0.1 × {gold} gold rows)))"
+            )
+            augment.save_round(out, rows, record)
+        else:
+            rows, record = saved
+        record["mode"] = config.augment
+        if not rows:
+            record.update(decision="rejected", why=f"no rows to add ({record.get('why')}): the task student is kept")
+            return record
+        texts = [row["text"] for row in rows]
+        train_rows = self._distillation_rows(texts)
+        training = recipe.finetune(  # continued from the task student; the best dev epoch is kept
+            student,
+            train_rows,
+            self.tokenizer,
+            epochs=config.augment_epochs,
+            learning_rate=config.task_learning_rate,
+            teacher=self.teacher,
+            eval_dataset=self.tokenised["validation"],
+            **self._distillation_settings(out),
+        )
+        training["rows"] = {"gold": gold, "transfer": len(train_rows) - gold - len(texts), "augmented": len(texts)}
+        after = recipe.evaluate(student, self.tokenised["validation"], self.tokenizer)
+        gate = augment_gate.decide(
+            task_record["dev"],
+            after,
+            metric=config.best_checkpoint_metric,
+            dev_rows=len(self.tokenised["validation"]),
+            mode=config.augment,
+        )
+        if gate["decision"] == "kept":
+            qat.replace_student(student, out, self.tokenizer, temporary="student-augment.tmp")
+        return {**record, "training": training, **gate}
 
     def _distillation_settings(self, out: Path) -> dict[str, Any]:
         """The task distillation settings the `task` and `qat` stages share (batches, seed, loss, dev metric)."""
@@ -274,7 +325,11 @@ class ClassificationTask:
         )
 
     def quantization_aware(self, out: Path) -> dict[str, Any]:
-        """Stage `qat`: `compress/qat.py` on the task stage's student (kept in `out/student-task`), same rows."""
+        """
+        Stage `qat`: `compress/qat.py` on the student the `task` and `augment` stages kept (copied to
+        `out/student-task`), on the rows it was trained on (the augmented ones only when the `augment` stage's
+        student was kept).
+        """
         from transformers import AutoModelForSequenceClassification
 
         from .. import augment, qat
@@ -282,7 +337,8 @@ class ClassificationTask:
         config = self.config
         task_student = qat.keep_task_student(out)
         student = AutoModelForSequenceClassification.from_pretrained(task_student)
-        augmented = [row["text"] for row in augment.load_rows(out, self.augment_record)]
+        kept = self.augment_record.get("decision") == "kept"
+        augmented = [row["text"] for row in augment.load_rows(out, self.augment_record)] if kept else []
         record = qat.quantization_aware_distillation(
             student,
             self.teacher,
@@ -324,18 +380,24 @@ class ClassificationTask:
 
     # ------------------------------------------------------------------------------------------------- report
     @staticmethod
-    def _qat_entries(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    def _before_qat(records: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """The dev scores of the student the `qat` stage started from: the augmented one when the gate kept it."""
+        augmented = records.get("augment") or {}
+        return augmented["dev_after"] if augmented.get("decision") == "kept" else records["task"]["dev"]
+
+    @classmethod
+    def _qat_entries(cls, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """The student's `quantization_aware_training` and its dev before it, when the `qat` stage ran."""
         record = records.get("qat") or {}
         if "dev" not in record:
             return {}
-        return {"quantization_aware_training": record, "dev_before_qat": records["task"]["dev"]}
+        return {"quantization_aware_training": record, "dev_before_qat": cls._before_qat(records)}
 
     def report(self, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
         test = records["test"]
         source = records["source"]
         # the gap warning follows this call's max_student_gap (a resumed run may change it)
-        student_dev = (records["qat"] if "dev" in records.get("qat", {}) else records["task"])["dev"]
+        student_dev = records["qat"]["dev"] if "dev" in records.get("qat", {}) else self._before_qat(records)
         gap = quality.student_gap_warning(source["dev"], student_dev, self.config.max_student_gap)
         warnings = [w for w in (self.teacher_warning, gap) if w]
         return {

@@ -147,8 +147,12 @@ class EmbeddingTask:
         record["texts"] = {"train": len(self.train_texts), "transfer": len(self.transfer_texts)}
         return record
 
-    def augment(self, out: Path) -> dict[str, Any]:
-        return {"skipped": "classification only", "teacher_calls": 0, "rows_added": 0}
+    def augment(self, out: Path, task_record: dict[str, Any]) -> dict[str, Any]:
+        """Stage `augment`: skipped, with the reason (`augment="always"` is refused here before any work)."""
+        from ..config_checks import augmentation_unavailable
+
+        why = "augment='off'" if self.config.augment == "off" else augmentation_unavailable(self.config)
+        return {"skipped": why, "mode": self.config.augment, "teacher_calls": 0, "rows_added": 0}
 
     def train_student(self, out: Path) -> dict[str, Any]:
         from ...models.sentence_transformers_folder import transformer_source
