@@ -17,6 +17,13 @@ parallel or not, read the quiet table instead of timing shapes beside other work
     flock /tmp/hf_bort_acc.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/compress_task.py \\
         --task rt --seed 0 --threads 1 --max-latency-ratio 0.25 --latency-cache /tmp/hf_bort_latency.json --tag lat25
 
+`--continue-from RUN` measures a later stage on a finished run (the `augment` round, issue 24) without redoing the
+search and distillations: RUN's folder is copied to this run's folder, its records from `augment` on are dropped (its
+settings must equal this invocation's except the augmentation fields, which were checked), and compress resumes there:
+
+    flock /tmp/hf_bort_acc.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/compress_task.py \
+        --task rt --seed 0 --threads 1 --tag gate --continue-from /tmp/compress_task/compress_rt_seed0_mac25
+
 Writes benchmarks/results/compress_{task}_seed{seed}[_{tag}].json: the command, the CPU flags, a summary and the
 whole compression report. Timings inside a report taken while other work ran are marked by `--busy`; compare
 speeds with `hf-bort bench` on a quiet machine.
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -99,6 +107,30 @@ def summary(report: dict) -> dict:
     }
 
 
+AUGMENT_FIELDS = ("augment", "augment_budget", "augment_epochs")  # settings of the stages from `augment` on
+KEPT_STAGES = ("data", "source", "search", "distill", "task")  # what a --continue-from run keeps
+
+
+def continue_from(run: Path, config: CompressionConfig) -> None:
+    """Copy the finished compress run `run` to `config.output_dir`, keeping only its stages before `augment`."""
+    target = Path(config.output_dir)
+    if target.exists():
+        raise SystemExit(f"--continue-from: {target} exists; remove it or choose another --tag")
+    saved = json.loads((run / "compression_config.json").read_text())
+    others = [name for name in config.differences(saved) if name not in AUGMENT_FIELDS and name != "output_dir"]
+    if others:
+        raise SystemExit(f"--continue-from: {run} was run with other settings: {others}")
+    progress = json.loads((run / "progress.json").read_text())
+    missing = [stage for stage in KEPT_STAGES if stage not in progress["stages"]]
+    if missing:
+        raise SystemExit(f"--continue-from: {run} has not finished {missing}")
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns(".hf_bort.lock"))
+    for stage in ("stages", "wall_s"):
+        progress[stage] = {k: v for k, v in progress[stage].items() if k in KEPT_STAGES}
+    (target / "progress.json").write_text(json.dumps(progress, indent=2))
+    config.save(target / "compression_config.json")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASKS), default="rt")
@@ -118,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", default="", help="suffix of the output names")
     parser.add_argument("--busy", default=None, help="what else ran on the CPU meanwhile (recorded)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--continue-from", default=None, help="a finished run's folder: rerun from `augment` on")
     args = parser.parse_args(argv)
     if args.max_cost_ratio is None and args.max_latency_ratio is None:
         args.max_cost_ratio = 0.25
@@ -152,6 +185,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(out["latency_table"]), flush=True)
         if args.warm_only:
             return
+    if args.continue_from:
+        continue_from(Path(args.continue_from), config)
+        out["continued_from"] = {"run": args.continue_from, "stages_kept": list(KEPT_STAGES)}
     start = time.perf_counter()
     result = compress(config)
     print(result.summary(), flush=True)
