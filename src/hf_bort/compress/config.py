@@ -13,6 +13,8 @@ from ..ose.config import OSEConfig, mirrored_fields, ose_field, parse_axis
 from .config_checks import AUGMENT_MODES, TASKS, check_config
 
 DEFAULT_MAX_COST_RATIO = 0.25
+# task='feature-extraction' only: the defaults of the embedding distillation's length and early stopping
+EMBEDDING_DEFAULTS = {"embedding_min_steps": 1000, "embedding_patience": 2, "embedding_max_epochs": 10}
 # Settings that change no result: a resumed run may differ in these from the run it continues.
 RESUME_NEUTRAL = (
     "dataset_name",
@@ -54,7 +56,9 @@ class CompressionConfig:
     With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
     text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
     to the teacher's; the student is distilled on hidden states (`distill_*`) and then on the teacher's sentence
-    embeddings (`task_epochs`, `task_learning_rate`, loss 1 − cos) and saved as a sentence-transformers folder.
+    embeddings (`task_epochs`, `task_learning_rate`, loss 1 − cos; at least `embedding_min_steps` steps, the best dev
+    epoch kept, early stopping after `embedding_patience` epochs, at most `embedding_max_epochs`) and saved as a
+    sentence-transformers folder.
 
     With `text_pair_column` the inputs are text pairs (a cross-encoder): every step feeds (text, text_pair) to the
     tokenizer as one pair (docs/compress.md, "Text pairs").
@@ -252,6 +256,32 @@ class CompressionConfig:
         default=1e-4, metadata={"help": "Learning rate of hidden-state distillation."}
     )
     task_epochs: float = field(default=3.0, metadata={"help": "Epochs of task distillation of the student."})
+    embedding_min_steps: int = field(
+        default=None,
+        metadata={
+            "help": "task='feature-extraction' only (an error otherwise): at least this many optimizer steps of "
+            "embedding distillation, the epochs raised to ceil(embedding_min_steps / ceil(texts / batch_size)) when "
+            "task_epochs give fewer (capped by embedding_max_epochs). Default 1000: about the earlier fixed 3 epochs "
+            "on a 10k-text set at batch 32 (313 steps per epoch: 4 epochs), and enough steps on smaller sets; 0 "
+            "keeps task_epochs."
+        },
+    )
+    embedding_patience: int = field(
+        default=None,
+        metadata={
+            "help": "task='feature-extraction' only (an error otherwise): after the minimum epochs, stop embedding "
+            "distillation when this many epochs in a row did not improve the dev spearman_pairwise (the best epoch "
+            "is kept either way; the learning rate then decays linearly over embedding_max_epochs). Default 2; 0: "
+            "no early stopping, exactly the minimum epochs, the decay over them."
+        },
+    )
+    embedding_max_epochs: int = field(
+        default=None,
+        metadata={
+            "help": "task='feature-extraction' only (an error otherwise): most epochs of embedding distillation, "
+            "bounding its time (also over embedding_min_steps); must be >= task_epochs. Default 10."
+        },
+    )
     task_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of task distillation."})
     alpha_ce: float = field(default=0.5, metadata={"help": "Weight of the label cross-entropy in task distillation."})
     alpha_kd: float = field(default=0.5, metadata={"help": "Weight of T²·KL to the teacher in task distillation."})
@@ -356,6 +386,10 @@ class CompressionConfig:
     def __post_init__(self) -> None:
         if self.max_cost_ratio is None and self.max_latency_ratio is None and self.max_latency_ms is None:
             self.max_cost_ratio = DEFAULT_MAX_COST_RATIO
+        if self.task == "feature-extraction":  # saved resolved, so a resumed run notices a changed default
+            for name, default in EMBEDDING_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, default)
         check_config(self)  # compress/config_checks.py
 
     def axis(self, name: str) -> tuple[int, ...] | None:

@@ -71,6 +71,7 @@ def check_config(config: CompressionConfig) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
     _check_qat(config)
+    _check_embedding_steps(config)
     if config.best_checkpoint_metric not in ("macro_f1", "accuracy"):
         raise ValueError(
             f"`best_checkpoint_metric` must be 'macro_f1' or 'accuracy', got {config.best_checkpoint_metric!r}."
@@ -263,6 +264,28 @@ def _check_qat(config: CompressionConfig) -> None:
         raise ValueError(
             f"`qat_steps` > 0 needs task='text-classification': the quantization-aware stage distils class logits "
             f"and is not supported for task={config.task!r}."
+        )
+
+
+def _check_embedding_steps(config: CompressionConfig) -> None:
+    """The length and early stopping of embedding distillation: set for task='feature-extraction' only."""
+    names = ("embedding_min_steps", "embedding_patience", "embedding_max_epochs")
+    if config.task != "feature-extraction":
+        for name in names:
+            if getattr(config, name) is not None:
+                raise ValueError(
+                    f"`{name}` applies to task='feature-extraction' only (embedding distillation), got "
+                    f"{getattr(config, name)!r} with task={config.task!r}: leave it unset."
+                )
+        return
+    for name, least in zip(names, (0, 0, 1)):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
+    if config.embedding_max_epochs < config.task_epochs:
+        raise ValueError(
+            f"`embedding_max_epochs` ({config.embedding_max_epochs}) must be >= `task_epochs` ({config.task_epochs}): "
+            "the epochs asked for always run."
         )
 
 

@@ -64,29 +64,60 @@ def distil_embeddings(
     batch_size: int,
     max_length: int,
     seed: int,
+    dev_texts: list[str],
+    dev_teacher: torch.Tensor,
+    min_steps: int = 0,
+    patience: int = 0,
+    max_epochs: int | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """
     Trains `encoder` (and `head`'s trainable parameters) so that `head(encoder(text))` matches `teacher_embeddings`
     (one row per text) with the cosine distance 1 − cos: AdamW, linear decay to 0, no warm-up, shuffled batches
     (seeded), dropout as configured. Runs on [`hf_bort._device.compute_device`] (encoder and head are moved there).
+
+    After every epoch (and after a last partial one) the student is scored on `dev_texts` against `dev_teacher` (the
+    teacher's dev embeddings) by `spearman_pairwise` of [`~hf_bort.ose.embedding.embedding_agreement`], the stage's
+    own dev measure; the best epoch's weights (encoder and the head's trainable parameters; the first epoch of the
+    best score) are kept in memory and restored at the end. The run lasts at least `epochs`, raised to
+    ceil(`min_steps` / steps per epoch) ([`~hf_bort.compress.best_dev.epochs_for`]), capped at `max_epochs`. With
+    `patience` > 0 it goes on past those epochs, stopping when `patience` epochs in a row after them brought no better
+    dev score, or at `max_epochs`; the linear decay then runs over `max_epochs` (the planned longest run), so an
+    early stop leaves it above 0. With `patience` 0 it trains exactly the minimum epochs and decays over them.
     """
     from tqdm.auto import tqdm
 
-    from ..ose.embedding import embedding_loss
+    from ..ose.embedding import embedding_agreement, embedding_loss
+    from .best_dev import epochs_for
 
+    if patience > 0 and max_epochs is None:
+        raise ValueError("`patience` > 0 needs `max_epochs` (the longest run, over which the learning rate decays).")
     generator = torch.Generator().manual_seed(seed)
     steps_per_epoch = -(-len(texts) // batch_size)
-    total = max(1, round(epochs * steps_per_epoch))
+    least = epochs_for(epochs, min_steps, len(texts), batch_size)
+    cap = max_epochs * steps_per_epoch if max_epochs is not None else None
+    least_steps = max(1, round(least * steps_per_epoch))
+    least_steps = min(least_steps, cap) if cap is not None else least_steps
+    total = cap if patience > 0 else least_steps
     device = _device.compute_device()
     encoder, head = _device.to_device(encoder, device), _device.to_device(head, device)
-    parameters = [p for module in (encoder, head) for p in module.parameters() if p.requires_grad]
+    trainable = {name: p for name, p in head.named_parameters() if p.requires_grad}
+    parameters = [p for p in encoder.parameters() if p.requires_grad] + list(trainable.values())
     optimizer = torch.optim.AdamW(parameters, lr=learning_rate)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total))
-    encoder.train()
+
+    def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        return (
+            {name: value.detach().clone() for name, value in encoder.state_dict().items()},
+            {name: p.detach().clone() for name, p in trainable.items()},
+        )
+
     losses, step, start = [], 0, time.perf_counter()
+    dev_per_epoch: list[dict[str, Any]] = []
+    best, stopped, since_best = None, None, 0
     progress = tqdm(total=total, desc="embedding distillation", disable=not show_progress)
-    while step < total:
+    while stopped is None:
+        encoder.train()
         order = torch.randperm(len(texts), generator=generator).tolist()
         for first in range(0, len(order), batch_size):
             if step >= total:
@@ -106,16 +137,51 @@ def distil_embeddings(
             losses.append(loss.item())
             step += 1
             progress.update(1)
+        dev = embedding_agreement(encode(encoder, head, tokenizer, dev_texts, max_length), dev_teacher)
+        entry = {"epoch": round(step / steps_per_epoch, 4), "step": step, **dev}
+        dev_per_epoch.append(entry)
+        if best is None or entry["spearman_pairwise"] > best[0]["spearman_pairwise"]:
+            best, since_best = (entry, snapshot()), 0
+        elif step > least_steps:  # patience counts only the epochs after the minimum
+            since_best += 1
+        if step >= total:
+            stopped = "max_epochs" if patience > 0 else "min_epochs"
+        elif patience > 0 and step >= least_steps and since_best >= patience:
+            stopped = "patience"
     progress.close()
+    kept, (encoder_state, head_state) = best
+    encoder.load_state_dict(encoder_state)
+    with torch.no_grad():
+        for name, value in head_state.items():
+            trainable[name].copy_(value)
     encoder.eval()
+    reasons = {
+        "min_epochs": "patience 0: trained the minimum epochs (task_epochs, raised by min_steps)",
+        "max_epochs": "reached max_epochs",
+        "patience": f"{patience} epoch(s) in a row after the minimum without a better dev spearman_pairwise",
+    }
     return {
         "steps": step,
-        "epochs": epochs,
+        "epochs": round(step / steps_per_epoch, 4),
+        "min_epochs": round(least_steps / steps_per_epoch, 4),
+        "min_steps": min_steps,
+        "max_epochs": max_epochs,
+        "patience": patience,
+        "planned_steps": total,
         "learning_rate": learning_rate,
+        "learning_rate_decay": f"linear to 0 over {total} steps ({'max_epochs' if patience > 0 else 'min epochs'})",
         "batch_size": batch_size,
         "loss": "1 - cos(student, teacher) of the sentence embeddings",
         "train_loss": sum(losses) / max(1, len(losses)),
         "train_loss_last_50": sum(losses[-50:]) / max(1, len(losses[-50:])),
+        "best_checkpoint_metric": "spearman_pairwise",
+        "dev_per_epoch": dev_per_epoch,
+        "best_epoch": kept["epoch"],
+        "best_step": kept["step"],
+        "best_dev": {name: kept[name] for name in ("mean_cosine", "nearest_neighbour_agreement", "spearman_pairwise")},
+        "stopped": stopped,
+        "stopped_why": reasons[stopped],
+        "stopped_early": stopped == "patience",
         "wall_s": time.perf_counter() - start,
     }
 

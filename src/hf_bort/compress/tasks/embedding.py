@@ -9,7 +9,9 @@
 - `distill` — extraction of the chosen shape, hidden-state distillation; saved as a sentence-transformers folder
   (pooling width and `Dense` follow the kept dims).
 - `task` — embedding distillation: the student's encoder is trained so that its sentence embeddings (through the
-  frozen head) match the teacher's, loss 1 − cos; the student is saved in `OUTPUT/student/`.
+  frozen head) match the teacher's, loss 1 − cos, scored on dev (`spearman_pairwise`) after every epoch, the best
+  epoch kept, early stopping after `embedding_patience` epochs (`embedding_min_steps`, `embedding_max_epochs`); the
+  student is saved in `OUTPUT/student/`.
 - `reload` — `SentenceTransformer(OUTPUT/student, trust_remote_code=True)` in a fresh process without hf_bort gives
   the same embeddings.
 - `test` — agreement on the test texts: mean cosine, nearest-neighbour agreement, Spearman of the pairwise
@@ -180,6 +182,11 @@ class EmbeddingTask:
             batch_size=config.batch_size,
             max_length=self.max_length,
             seed=config.seed,
+            dev_texts=self.dev_texts,  # scored every epoch; the best epoch's weights are kept
+            dev_teacher=self.dev_teacher,
+            min_steps=config.embedding_min_steps,
+            patience=config.embedding_patience,
+            max_epochs=config.embedding_max_epochs,
             show_progress=config.show_progress,
         )
         if student_dir.exists():
