@@ -87,6 +87,9 @@ def test_embedding_student_gets_its_card_and_is_pushed(tmp_path, data_dir, monke
     assert len(front) == len(report["search"]["front"]) and "None" not in "".join(front)
     assert text.index("SentenceTransformer(") < text.index("AutoModel.from_pretrained(")  # its own library first
     assert f"Embedding distillation: {student_report['embedding_distillation']['loss']}" in text
+    training = student_report["embedding_distillation"]  # the defaults: 1000 steps capped by 10 epochs, patience 2
+    assert training["stopped"] in ("patience", "max_epochs") and training["min_epochs"] == training["max_epochs"] == 10
+    assert f"epoch {training['best_epoch']:g} kept (best dev spearman_pairwise" in text
     assert "Transformer → Pooling → Dense → Normalize" in text
     assert 'SentenceTransformer("me/tiny-embedder", trust_remote_code=True)' in text
     assert "not trained after extraction" not in text.lower()  # no intermediate extraction card left behind

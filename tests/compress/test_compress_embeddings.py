@@ -17,7 +17,8 @@ st = pytest.importorskip("sentence_transformers", reason="sentence-transformers 
 
 
 def _config(source, dataset, out, **overrides):
-    settings = fast_settings(**overrides)
+    # the tiny runs keep task_epochs (the defaults raise them to 1000 steps, then stop on dev patience)
+    settings = fast_settings(**{"embedding_min_steps": 0, "embedding_patience": 0, **overrides})
     return CompressionConfig(
         model=str(source), dataset=dataset, output_dir=str(out), task="feature-extraction", **settings
     )
@@ -45,7 +46,11 @@ def test_compress_an_embedding_model_end_to_end(tmp_path, data_dir, dense):
         assert set(agreement) >= {"mean_cosine", "nearest_neighbour_agreement", "spearman_pairwise"}
         assert -1 <= agreement["spearman_pairwise"] <= 1 and 0 <= agreement["nearest_neighbour_agreement"] <= 1
     assert student["test"]["texts"] == 32
-    assert student["dev"]["mean_cosine"] > 0.9 and student["embedding_distillation"]["steps"] == 12
+    training = student["embedding_distillation"]
+    assert student["dev"]["mean_cosine"] > 0.9 and training["steps"] == 12
+    # scored on dev every epoch; the stage's dev numbers are the kept epoch's
+    assert [entry["epoch"] for entry in training["dev_per_epoch"]] == [1, 2] and training["stopped"] == "min_epochs"
+    assert student["dev"]["spearman_pairwise"] == pytest.approx(training["best_dev"]["spearman_pairwise"], abs=1e-6)
     assert report["reload"]["ok"] and not report["reload"]["hf_bort_imported_in_reload_process"]
     assert set(report["wall_s"]) >= set(pipeline.STAGES)
     # the student is a sentence-transformers folder: same module kinds, narrower pooling when H shrank
@@ -127,9 +132,8 @@ def test_embedding_distillation_moves_a_perturbed_student_towards_the_teacher(tm
     texts = [f"the movie {w} was {v}" for w in ("plot", "story", "acting", "film") for v in ("good", "bad", "dull")]
     target = encode(teacher, head, tokenizer, texts, 16)
     before = embedding_loss(encode(student, head, tokenizer, texts, 16), target).item()
-    record = distil_embeddings(
-        student, head, target, texts, tokenizer, epochs=10, learning_rate=1e-3, batch_size=4, max_length=16, seed=0
-    )
+    settings = dict(epochs=10, learning_rate=1e-3, batch_size=4, max_length=16, seed=0, dev_texts=texts[:5])
+    record = distil_embeddings(student, head, target, texts, tokenizer, dev_teacher=target[:5], **settings)
     after = embedding_loss(encode(student, head, tokenizer, texts, 16), target).item()
     assert record["steps"] == 30 and after < 0.5 * before
 

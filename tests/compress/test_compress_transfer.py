@@ -251,7 +251,9 @@ def test_the_embedding_task_distils_on_the_transfer_texts(tmp_path, data_dir):
         output_dir=str(tmp_path / "out"),
         task="feature-extraction",
         unlabelled_dataset=str(pool),
-        **fast_settings(candidate=GIVEN, reload_check=False, augment="auto"),
+        **fast_settings(
+            candidate=GIVEN, reload_check=False, augment="auto", embedding_min_steps=0, embedding_patience=0
+        ),
     )
     report = compress(config).report
     train = report["data"]["sizes"]["train"]

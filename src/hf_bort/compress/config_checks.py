@@ -278,7 +278,7 @@ def _check_embedding_steps(config: CompressionConfig) -> None:
                     f"{getattr(config, name)!r} with task={config.task!r}: leave it unset."
                 )
         return
-    for name, least in zip(names, (0, 0, 1)):
+    for name, least in zip(names, (0, 0, 1), strict=True):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
