@@ -106,6 +106,11 @@ def parse_args() -> argparse.Namespace:
         help="keep the runs already in --output (same design arguments required) and skip their (task, n, seed, "
         "setting): the design's seeds, n values and tasks can be filled over several invocations",
     )
+    parser.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="train nothing: rewrite --output's summary, coverage and retraining choice with this script's code",
+    )
     return parser.parse_args()
 
 
@@ -339,10 +344,36 @@ def summarise(runs: list[dict]) -> dict:
                 "seeds": pairs,
                 "retrain_stopping_accuracy": 100 * retrain,
                 "continue_stopping_accuracy": 100 * cont,
-                "choice": "retrain" if retrain >= cont else "continue",
-            }
+            }  # the default is decided pooled over tasks and n: `retrain_default`
         summary.setdefault(task, {})[f"n={n}"] = task_summary
     return summary
+
+
+def retrain_default(runs: list[dict], stopping_rows: dict[str, int]) -> dict | None:
+    """
+    `agora_retrain`'s default, decided on the stopping part only, pooled over every (task, n, seed) that ran both v2
+    and v2 without retraining: the default (retrain) stays unless continuing beats it by more than one standard error
+    of the pooled stopping accuracy, sqrt(p(1 - p) / rows), rows = stopping rows summed over the pairs (the 1-SE rule
+    compress's augmentation gate uses).
+    """
+    by = {(r["task"], r["n"], r["seed"], r["setting"]): r for r in runs}
+    pairs = sorted(k[:3] for k in by if k[3] == "agora_v2" and (*k[:3], "agora_v2_continue") in by)
+    if not pairs:
+        return None
+    retrain = statistics.mean(by[(*k, "agora_v2")]["stopping_accuracy"] for k in pairs)
+    cont = statistics.mean(by[(*k, "agora_v2_continue")]["stopping_accuracy"] for k in pairs)
+    rows = sum(stopping_rows[task] for task, _, _ in pairs)
+    se = (retrain * (1 - retrain) / rows) ** 0.5
+    keep = cont - retrain <= se
+    return {
+        "pairs": [f"{task} n={n} seed {seed}" for task, n, seed in pairs],
+        "retrain_stopping_accuracy": 100 * retrain,
+        "continue_stopping_accuracy": 100 * cont,
+        "one_standard_error": 100 * se,
+        "stopping_rows": rows,
+        "choice": "retrain (default kept)" if keep else "continue",
+        "why": f"continue − retrain = {100 * (cont - retrain):+.2f} points; one standard error {100 * se:.2f}",
+    }
 
 
 def coverage(runs: list[dict]) -> dict:
@@ -359,6 +390,15 @@ def coverage(runs: list[dict]) -> dict:
             cells[f"{task} n={n}"] = {"complete_seeds": complete, "partial_seeds": partial}
     full = all(len(c["complete_seeds"]) >= DESIGN["seeds"] for c in cells.values())
     return {"design": "2 tasks × n ∈ {64, 256} × 5 seeds, every setting", "complete": full, "cells": cells}
+
+
+def stopping_rows(tasks) -> dict[str, int]:
+    """Rows of v2's stopping part per task (the seeded stratified half of the validation split; equal per seed)."""
+    rows = {}
+    for task in tasks:
+        labels = list(TASKS[task](0)["validation"]["label"])
+        rows[task] = len(stratified_split(labels, 0.5, 0)[1])
+    return rows
 
 
 def write(args, header: dict, runs: list[dict], started: float, stopped_early: bool, commands: list[str]) -> dict:
@@ -379,6 +419,7 @@ def write(args, header: dict, runs: list[dict], started: float, stopped_early: b
         "minutes": (time.time() - started) / 60,
         **header,
         "summary": summary,
+        "retrain_default": retrain_default(runs, stopping_rows(sorted({r["task"] for r in runs}))),
         "runs": runs,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -394,6 +435,13 @@ def main() -> int:
     torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
     tokenizer = AutoTokenizer.from_pretrained(packaged_minilm_path())
     encoder = AutoModel.from_pretrained(packaged_minilm_path())  # agora_v1's fixed pool encoder
+    if args.summarise_only:
+        args.resume = True
+        previous = json.loads(Path(args.output).read_text())
+        runs, header, commands = load_previous(args)
+        started -= 60 * previous["minutes"]  # the file's training minutes, not this call's
+        write(args, header, runs, started, previous["reduced"]["stopped_by_max_minutes"], commands)
+        return 0
     runs, header, commands = load_previous(args)
     done = {(r["task"], r["n"], r["seed"], r["setting"]) for r in runs}
     stopped = False

@@ -84,11 +84,17 @@ def tables(result: dict) -> str:
             choice = summary.get("retrain_choice_on_stopping_split")
             if choice:
                 out.append(
-                    f"\nRetraining choice on the stopping part (seeds {', '.join(map(str, choice['seeds']))}): "
-                    f"retrain {choice['retrain_stopping_accuracy']:.1f} vs continue "
-                    f"{choice['continue_stopping_accuracy']:.1f} → {choice['choice']}."
+                    f"\nStopping-part accuracy, v2 with / without per-round retraining (seeds "
+                    f"{', '.join(map(str, choice['seeds']))}): {choice['retrain_stopping_accuracy']:.1f} / "
+                    f"{choice['continue_stopping_accuracy']:.1f}."
                 )
             out.append("")
+    decision = result.get("retrain_default")
+    if decision:
+        out.append(
+            f"`agora_retrain` default, decided on the stopping part pooled over {len(decision['pairs'])} runs: "
+            f"{decision['choice']} ({decision['why']})."
+        )
     return "\n".join(out)
 
 
