@@ -111,6 +111,13 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="train nothing: rewrite --output's summary, coverage and retraining choice with this script's code",
     )
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        help="with --summarise-only: add the runs of these result files (same design arguments; runs of the same "
+        "task, n, seed and setting refused) to --output, e.g. two tasks run in parallel into separate files",
+    )
     return parser.parse_args()
 
 
@@ -439,6 +446,17 @@ def main() -> int:
         args.resume = True
         previous = json.loads(Path(args.output).read_text())
         runs, header, commands = load_previous(args)
+        for other in args.merge:
+            more, more_header, more_commands = load_previous(argparse.Namespace(**{**vars(args), "output": other}))
+            keys = {(r["task"], r["n"], r["seed"], r["setting"]) for r in runs}
+            clash = [k for k in ((r["task"], r["n"], r["seed"], r["setting"]) for r in more) if k in keys]
+            if clash:
+                raise SystemExit(f"--merge: {other} repeats runs already in {args.output}: {clash[:3]}")
+            runs += more
+            commands += more_commands
+            for task, log in more_header["teachers"].items():
+                mine = header["teachers"].setdefault(task, log)
+                mine["pool_accuracy"] = {**mine.get("pool_accuracy", {}), **log.get("pool_accuracy", {})}
         started -= 60 * previous["minutes"]  # the file's training minutes, not this call's
         write(args, header, runs, started, previous["reduced"]["stopped_by_max_minutes"], commands)
         return 0
