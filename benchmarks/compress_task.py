@@ -17,12 +17,23 @@ parallel or not, read the quiet table instead of timing shapes beside other work
     flock /tmp/hf_bort_acc.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/compress_task.py \\
         --task rt --seed 0 --threads 1 --max-latency-ratio 0.25 --latency-cache /tmp/hf_bort_latency.json --tag lat25
 
-`--continue-from RUN` measures a later stage on a finished run (the `augment` round, issue 24) without redoing the
-search and distillations: RUN's folder is copied to this run's folder, its records from `augment` on are dropped (its
-settings must equal this invocation's except the augmentation fields, which were checked), and compress resumes there:
+`--continue-from RUN` measures a later stage on a finished run (issue 24) without redoing the search and the
+hidden-state distillation: RUN's folder is copied to this run's folder, its records from `--rerun-from` on are dropped
+and compress resumes there. `--rerun-from augment` (the default) keeps the task student and reruns the `augment`
+round on; RUN's settings must equal this invocation's except the augmentation fields (checked). A run saved before
+`task_patience` existed trained exactly `task_epochs`: continue it from `augment` with `--task-patience 0`.
 
-    flock /tmp/hf_bort_acc.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/compress_task.py \
+    flock /tmp/hf_bort_acc.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/compress_task.py \\
         --task rt --seed 0 --threads 1 --tag gate --continue-from /tmp/compress_task/compress_rt_seed0_mac25
+
+`--rerun-from task` also trains the task student again from RUN's distilled student (`student-distilled`), so the
+`task_*` fields (task_epochs, task_learning_rate, task_patience, task_max_epochs) may differ too; what the stages from
+`task` on wrote in the copy (`student`, `student-task`, `augment`, the report, ...) is deleted there first. Task
+distillation with the defaults (early stopping after 2 epochs without a better dev macro-F1, at most 10 epochs):
+
+    flock /tmp/hf_bort_acc.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/compress_task.py \\
+        --task rt --seed 0 --threads 1 --tag task_es --rerun-from task \\
+        --continue-from /tmp/compress_task/compress_rt_seed0_mac25
 
 Writes benchmarks/results/compress_{task}_seed{seed}[_{tag}].json: the command, the CPU flags, a summary and the
 whole compression report. Timings inside a report taken while other work ran are marked by `--busy`; compare
@@ -101,6 +112,10 @@ def summary(report: dict) -> dict:
             "dev": student["dev"],
             "test": student.get("test"),
         },
+        "task_distillation": {  # how long the task stage ran and which epoch it kept (issue 24)
+            name: (student.get("task_distillation") or {}).get(name)
+            for name in ("epochs", "best_epoch", "stopped", "patience", "max_epochs", "dev_per_epoch")
+        },
         "speed": report.get("speed"),
         "warnings": report.get("warnings", []),
         "wall_s": report["wall_s"],
@@ -108,27 +123,58 @@ def summary(report: dict) -> dict:
 
 
 AUGMENT_FIELDS = ("augment", "augment_budget", "augment_epochs")  # settings of the stages from `augment` on
-KEPT_STAGES = ("data", "source", "search", "distill", "task")  # what a --continue-from run keeps
+TASK_FIELDS = ("task_epochs", "task_learning_rate", "task_patience", "task_max_epochs")  # the `task` stage's
+STAGE_ORDER = ("data", "source", "search", "distill", "task", "augment")
+# what the stages from `task` on leave in the run folder (compress/run.py RUN_ENTRIES): deleted when `task` reruns,
+# or the `augment` stage would reuse the old round's teacher calls and the `qat` stage the old student copy
+FROM_TASK_ENTRIES = (
+    "student",
+    "student-task",
+    "student-task.tmp",
+    "student-augment.tmp",
+    "student-qat.tmp",
+    "augment",
+    "tmp-trainer",
+    "onnx",
+    "compression_report.json",
+)
 
 
-def continue_from(run: Path, config: CompressionConfig) -> None:
-    """Copy the finished compress run `run` to `config.output_dir`, keeping only its stages before `augment`."""
+def continue_from(run: Path, config: CompressionConfig, rerun_from: str = "augment") -> list[str]:
+    """
+    Copy the finished compress run `run` to `config.output_dir`, keeping only its stages before `rerun_from`
+    (`augment`: the task student is kept; `task`: the distilled student is trained again, and what the stages from
+    `task` on wrote in the copy is deleted). Settings must equal this invocation's except those of the stages rerun.
+    Returns the stages kept.
+    """
+    if rerun_from not in ("task", "augment"):
+        raise SystemExit(f"--rerun-from must be 'task' or 'augment', got {rerun_from!r}")
+    kept_stages = STAGE_ORDER[: STAGE_ORDER.index(rerun_from)]
+    free = AUGMENT_FIELDS + (TASK_FIELDS if rerun_from == "task" else ()) + ("output_dir",)
     target = Path(config.output_dir)
     if target.exists():
         raise SystemExit(f"--continue-from: {target} exists; remove it or choose another --tag")
     saved = json.loads((run / "compression_config.json").read_text())
-    others = [name for name in config.differences(saved) if name not in AUGMENT_FIELDS and name != "output_dir"]
+    others = [name for name in config.differences(saved) if name not in free]
     if others:
         raise SystemExit(f"--continue-from: {run} was run with other settings: {others}")
     progress = json.loads((run / "progress.json").read_text())
-    missing = [stage for stage in KEPT_STAGES if stage not in progress["stages"]]
+    missing = [stage for stage in kept_stages if stage not in progress["stages"]]
     if missing:
         raise SystemExit(f"--continue-from: {run} has not finished {missing}")
     shutil.copytree(run, target, ignore=shutil.ignore_patterns(".hf_bort.lock"))
+    if rerun_from == "task":  # only inside the copy, only the entries compress writes there
+        for name in FROM_TASK_ENTRIES:
+            entry = target / name
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            elif entry.exists() or entry.is_symlink():
+                entry.unlink()
     for stage in ("stages", "wall_s"):
-        progress[stage] = {k: v for k, v in progress[stage].items() if k in KEPT_STAGES}
+        progress[stage] = {k: v for k, v in progress[stage].items() if k in kept_stages}
     (target / "progress.json").write_text(json.dumps(progress, indent=2))
     config.save(target / "compression_config.json")
+    return list(kept_stages)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,7 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tag", default="", help="suffix of the output names")
     parser.add_argument("--busy", default=None, help="what else ran on the CPU meanwhile (recorded)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
-    parser.add_argument("--continue-from", default=None, help="a finished run's folder: rerun from `augment` on")
+    parser.add_argument("--continue-from", default=None, help="a finished run's folder: rerun from --rerun-from on")
+    parser.add_argument("--rerun-from", choices=("task", "augment"), default="augment", help="with --continue-from")
+    parser.add_argument("--task-patience", type=int, default=None, help="default: compress's (0: exactly 3 epochs)")
+    parser.add_argument("--task-max-epochs", type=int, default=None, help="default: compress's")
     args = parser.parse_args(argv)
     if args.max_cost_ratio is None and args.max_latency_ratio is None:
         args.max_cost_ratio = 0.25
@@ -172,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
         output_dir=str(Path(args.work_dir) / name),
         threads=args.threads,
         show_progress=args.progress,
+        task_patience=args.task_patience,
+        task_max_epochs=args.task_max_epochs,
     )
     out: dict = {
         "command": " ".join(["python benchmarks/compress_task.py", *(argv if argv is not None else sys.argv[1:])]),
@@ -186,8 +237,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.warm_only:
             return
     if args.continue_from:
-        continue_from(Path(args.continue_from), config)
-        out["continued_from"] = {"run": args.continue_from, "stages_kept": list(KEPT_STAGES)}
+        kept = continue_from(Path(args.continue_from), config, args.rerun_from)
+        out["continued_from"] = {"run": args.continue_from, "rerun_from": args.rerun_from, "stages_kept": kept}
     start = time.perf_counter()
     result = compress(config)
     print(result.summary(), flush=True)

@@ -174,6 +174,9 @@ def test_auto_keeps_the_task_student_when_the_round_does_not_pass_the_gate_and_r
     assert "task student is kept" in record["why"]
     assert record["training"]["rows"] == {"gold": train, "transfer": 0, "augmented": record["rows_added"]}
     assert seen[-1] == train + record["rows_added"]  # the continuation: gold + augmented rows
+    # the continuation is `augment_epochs` (1), not the task stage's early-stopped run up to task_max_epochs
+    assert len(record["training"]["dev_per_epoch"]) == 1 and "stopped" not in record["training"]
+    assert report["student"]["task_distillation"]["patience"] == 2  # the default, while the round has none
     progress = json.loads((out / "progress.json").read_text())
     assert list(progress["stages"]) == list(STAGES)  # data, source, search, distill, task, augment, qat, …
     # out/student is the task student, unchanged; the continued one is nowhere

@@ -45,7 +45,7 @@ def test_best_dev_epochs_step_minimum_and_label_names_end_to_end(tmp_path, tiny_
         dataset=str(named_data_dir),
         output_dir=str(out),
         label_names_column="label_text",
-        **fast_settings(finetune_min_steps=60, finetune_patience=0, **LEARNABLE),
+        **fast_settings(finetune_min_steps=60, finetune_patience=0, task_patience=0, **LEARNABLE),
     )
     report = compress(config).report
     # fine-tuning sized by steps: 96 rows / batch 16 = 6 steps an epoch; 2 epochs would be 12 steps, 60 asked
@@ -54,7 +54,8 @@ def test_best_dev_epochs_step_minimum_and_label_names_end_to_end(tmp_path, tiny_
     # the student is its best dev epoch (by macro-F1), and the report says which one
     training = report["student"]["task_distillation"]
     epochs = training["dev_per_epoch"]
-    assert len(epochs) == 4 and training["best_checkpoint_metric"] == "macro_f1"
+    assert len(epochs) == 4 and training["best_checkpoint_metric"] == "macro_f1"  # task_patience=0: task_epochs
+    assert training["stopped"] == "min_epochs" and training["planned_epochs"] == 4.0
     best = max(epochs, key=lambda e: e["macro_f1"])
     assert (
         training["best_epoch"]

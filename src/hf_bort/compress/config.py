@@ -13,8 +13,11 @@ from ..ose.config import OSEConfig, mirrored_fields, ose_field, parse_axis
 from .config_checks import AUGMENT_MODES, TASKS, check_config
 
 DEFAULT_MAX_COST_RATIO = 0.25
-# task='feature-extraction' only: the defaults of the embedding distillation's length and early stopping
+# Per task: the defaults of the student distillation's length and early stopping (embeddings; classification)
 EMBEDDING_DEFAULTS = {"embedding_min_steps": 1000, "embedding_patience": 2, "embedding_max_epochs": 10}
+CLASSIFICATION_DEFAULTS = {"task_patience": 2, "task_max_epochs": 10}
+# Settings added later: the value a run saved without them had in effect (text-classification runs)
+BEFORE_ADDED = {"task_patience": 0}
 # Settings that change no result: a resumed run may differ in these from the run it continues.
 RESUME_NEUTRAL = (
     "dataset_name",
@@ -46,8 +49,8 @@ class CompressionConfig:
     the teacher as it is. A teacher not clearly above the majority class on dev is an error (`allow_weak_teacher`).
     The OSE search trains each candidate with task distillation and ranks by dev KL to the teacher; the
     lowest-error front point within the budget is extracted, distilled on hidden states (2 epochs, lr 1e-4) and then
-    with task distillation (3 epochs, lr 5e-5, 0.5·CE + 0.5·T²·KL, T = 2; the best dev epoch kept); dev metrics, then
-    test metrics once.
+    with task distillation (3 epochs, then until 2 without a better dev score, ≤ 10; lr 5e-5, 0.5·CE + 0.5·T²·KL, T =
+    2; the best dev epoch kept); dev metrics, then test metrics once.
     An `unlabelled_dataset` (transfer set) joins both distillations with the teacher's soft labels. After task
     distillation, `augment="auto"` (the default) runs one augmentation round (rows near the student's errors labelled
     by the teacher, then `augment_epochs` of task distillation) and keeps its student only when it beats the task
@@ -282,6 +285,22 @@ class CompressionConfig:
             "bounding its time (also over embedding_min_steps); must be >= task_epochs. Default 10."
         },
     )
+    task_patience: int = field(
+        default=None,
+        metadata={
+            "help": "task='text-classification' only (an error otherwise): stop task distillation when this many "
+            "epochs in a row after the first task_epochs did not improve the dev best_checkpoint_metric (the best "
+            "epoch is kept either way; the learning rate then decays linearly over task_max_epochs). Default 2; 0: "
+            "exactly task_epochs, the decay over them."
+        },
+    )
+    task_max_epochs: int = field(
+        default=None,
+        metadata={
+            "help": "task='text-classification' only: most epochs of task distillation with task_patience > 0 (the "
+            "learning rate decays over them); >= task_epochs. Default 10."
+        },
+    )
     task_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of task distillation."})
     alpha_ce: float = field(default=0.5, metadata={"help": "Weight of the label cross-entropy in task distillation."})
     alpha_kd: float = field(default=0.5, metadata={"help": "Weight of T²·KL to the teacher in task distillation."})
@@ -386,10 +405,11 @@ class CompressionConfig:
     def __post_init__(self) -> None:
         if self.max_cost_ratio is None and self.max_latency_ratio is None and self.max_latency_ms is None:
             self.max_cost_ratio = DEFAULT_MAX_COST_RATIO
-        if self.task == "feature-extraction":  # saved resolved, so a resumed run notices a changed default
-            for name, default in EMBEDDING_DEFAULTS.items():
-                if getattr(self, name) is None:
-                    setattr(self, name, default)
+        # saved resolved, so a resumed run notices a changed default
+        defaults = EMBEDDING_DEFAULTS if self.task == "feature-extraction" else CLASSIFICATION_DEFAULTS
+        for name, default in defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
         check_config(self)  # compress/config_checks.py
 
     def axis(self, name: str) -> tuple[int, ...] | None:
@@ -455,9 +475,11 @@ class CompressionConfig:
     def differences(self, saved: dict[str, Any]) -> list[str]:
         """
         Fields (other than `RESUME_NEUTRAL` ones) whose saved value differs from this config's. `PATH_FIELDS` are
-        compared as resolved paths: `kb`, `./kb`, `kb/` and `/abs/kb` name the same folder.
+        compared as resolved paths (`kb`, `./kb/`, `/abs/kb`). A field the saved run lacks counts as this config's
+        value, but `BEFORE_ADDED` ones of a text-classification run as the value it had in effect.
         """
         mine = self.to_dict()
+        saved = {**BEFORE_ADDED, **saved} if saved.get("task", TASKS[0]) == TASKS[0] else saved
         return sorted(
             name
             for name in mine

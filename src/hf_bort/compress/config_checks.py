@@ -72,6 +72,7 @@ def check_config(config: CompressionConfig) -> None:
             raise ValueError(f"`{name}` must be an integer >= 0, got {value!r}.")
     _check_qat(config)
     _check_embedding_steps(config)
+    _check_task_stopping(config)
     if config.best_checkpoint_metric not in ("macro_f1", "accuracy"):
         raise ValueError(
             f"`best_checkpoint_metric` must be 'macro_f1' or 'accuracy', got {config.best_checkpoint_metric!r}."
@@ -286,6 +287,29 @@ def _check_embedding_steps(config: CompressionConfig) -> None:
         raise ValueError(
             f"`embedding_max_epochs` ({config.embedding_max_epochs}) must be >= `task_epochs` ({config.task_epochs}): "
             "the epochs asked for always run."
+        )
+
+
+def _check_task_stopping(config: CompressionConfig) -> None:
+    """The early stopping and longest run of task distillation: set for task='text-classification' only."""
+    names = ("task_patience", "task_max_epochs")
+    if config.task != "text-classification":
+        for name in names:
+            if getattr(config, name) is not None:
+                raise ValueError(
+                    f"`{name}` applies to task='text-classification' only (task distillation), got "
+                    f"{getattr(config, name)!r} with task={config.task!r}: leave it unset (embedding distillation has "
+                    "embedding_patience / embedding_max_epochs)."
+                )
+        return
+    for name, least in zip(names, (0, 1), strict=True):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
+    if config.task_max_epochs < config.task_epochs:
+        raise ValueError(
+            f"`task_max_epochs` ({config.task_max_epochs}) must be >= `task_epochs` ({config.task_epochs}): the "
+            "epochs asked for always run."
         )
 
 

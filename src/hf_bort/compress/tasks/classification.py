@@ -27,6 +27,29 @@ SINGLE_OUTPUT_NO_AUGMENT = (
 )
 
 
+def task_stopping(training: dict[str, Any], config: CompressionConfig) -> dict[str, Any]:
+    """What the `task` stage planned and why it stopped (`recipe.finetune`'s record, the `task_*` settings)."""
+    patience = config.task_patience
+    stopped = "patience" if training["stopped_early"] else "max_epochs" if patience else "min_epochs"
+    reasons = {
+        "min_epochs": "task_patience 0: trained exactly task_epochs",
+        "max_epochs": "reached task_max_epochs",
+        "patience": f"{patience} epoch(s) in a row after task_epochs without a better dev "
+        f"{config.best_checkpoint_metric}",
+    }
+    return {
+        "min_epochs": config.task_epochs,
+        "max_epochs": config.task_max_epochs if patience else config.task_epochs,
+        "patience": patience,
+        "planned_epochs": training["epochs"],
+        "epochs": training["dev_per_epoch"][-1]["epoch"],  # trained (the card's)
+        "learning_rate_decay": f"linear to 0 over {training['epochs']} epochs "
+        f"({'task_max_epochs' if patience else 'task_epochs'})",
+        "stopped": stopped,
+        "stopped_why": reasons[stopped],
+    }
+
+
 class ClassificationTask:
     """The [`CompressionTask`] of sequence classifiers (see the module docstring)."""
 
@@ -216,16 +239,20 @@ class ClassificationTask:
         config = self.config
         student = AutoModelForSequenceClassification.from_pretrained(out / "student-distilled")
         rows = self._distillation_rows()
-        training = recipe.finetune(
+        patience = config.task_patience
+        training = recipe.finetune(  # with patience: up to task_max_epochs (the decay over them), task_epochs at least
             student,
             rows,
             self.tokenizer,
-            epochs=config.task_epochs,
+            epochs=config.task_max_epochs if patience else config.task_epochs,
             learning_rate=config.task_learning_rate,
             teacher=self.teacher,
             eval_dataset=self.tokenised["validation"],  # the best dev epoch is the student
+            patience=patience or None,
+            patience_after_epochs=config.task_epochs,
             **self._distillation_settings(out),
         )
+        training.update(task_stopping(training, config))
         save_extracted(student, out / "student", self.tokenizer, card=False)  # its card is written from the report
         gold = len(self.tokenised["train"])
         training["rows"] = {"gold": gold, "transfer": len(rows) - gold}
