@@ -14,7 +14,12 @@ from .config_checks import AUGMENT_MODES, TASKS, check_config
 
 DEFAULT_MAX_COST_RATIO = 0.25
 # task='feature-extraction' only: the defaults of the embedding distillation's length and early stopping
-EMBEDDING_DEFAULTS = {"embedding_min_steps": 1000, "embedding_patience": 2, "embedding_max_epochs": 10}
+EMBEDDING_DEFAULTS = {
+    "embedding_min_steps": 1000,
+    "embedding_patience": 2,
+    "embedding_max_epochs": 10,
+    "embedding_loss": "cosine",
+}
 # Settings that change no result: a resumed run may differ in these from the run it continues.
 RESUME_NEUTRAL = (
     "dataset_name",
@@ -56,9 +61,10 @@ class CompressionConfig:
     With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
     text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
     to the teacher's; the student is distilled on hidden states (`distill_*`) and then on the teacher's sentence
-    embeddings (`task_epochs`, `task_learning_rate`, loss 1 − cos; at least `embedding_min_steps` steps, the best dev
-    epoch kept, early stopping after `embedding_patience` epochs, at most `embedding_max_epochs`) and saved as a
-    sentence-transformers folder.
+    embeddings (`task_epochs`, `task_learning_rate`, `embedding_loss`: 1 − cos, or with "cosine+similarity" plus
+    `embedding_similarity_weight` × the mean squared difference of the in-batch cosine-similarity matrices; at least
+    `embedding_min_steps` steps, the best dev epoch kept, early stopping after `embedding_patience` epochs, at most
+    `embedding_max_epochs`) and saved as a sentence-transformers folder.
 
     With `text_pair_column` the inputs are text pairs (a cross-encoder): every step feeds (text, text_pair) to the
     tokenizer as one pair (docs/compress.md, "Text pairs").
@@ -282,6 +288,18 @@ class CompressionConfig:
             "bounding its time (also over embedding_min_steps); must be >= task_epochs. Default 10."
         },
     )
+    embedding_loss: str = field(
+        default=None,
+        metadata={
+            "help": "task='feature-extraction' only: the loss of embedding distillation, 'cosine' (default: "
+            "1 - cos to the teacher's embedding) or 'cosine+similarity' (plus embedding_similarity_weight x the mean "
+            "squared difference of the student's and the teacher's in-batch cosine-similarity matrices, off-diagonal)."
+        },
+    )
+    embedding_similarity_weight: float = field(
+        default=None,
+        metadata={"help": "With embedding_loss='cosine+similarity' only: the weight of its similarity term (1.0)."},
+    )
     task_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of task distillation."})
     alpha_ce: float = field(default=0.5, metadata={"help": "Weight of the label cross-entropy in task distillation."})
     alpha_kd: float = field(default=0.5, metadata={"help": "Weight of T²·KL to the teacher in task distillation."})
@@ -390,6 +408,8 @@ class CompressionConfig:
             for name, default in EMBEDDING_DEFAULTS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, default)
+            if self.embedding_loss == "cosine+similarity" and self.embedding_similarity_weight is None:
+                self.embedding_similarity_weight = 1.0
         check_config(self)  # compress/config_checks.py
 
     def axis(self, name: str) -> tuple[int, ...] | None:
