@@ -218,7 +218,8 @@ def adamw(parameters: list[torch.nn.Parameter], learning_rate: float, device: to
     `torch.optim.AdamW` over `parameters` and its name in the record: the fused implementation (one kernel per
     parameter; the Trainer's default `adamw_torch_fused`) on CUDA, and on the CPU from torch 2.4, else torch's default
     one. The update is the same AdamW; fused is faster (7× on the optimizer step of a 3-layer MiniLM student, whose
-    dense gradient of the word embeddings dominates it; 1.33× per training step: `benchmarks/profile_embedding_steps.py`).
+    dense gradient of the word embeddings dominates it; 1.33× per training step:
+    `benchmarks/profile_embedding_steps.py`).
     """
     version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
     fused = device.type == "cuda" or (device.type == "cpu" and version >= FUSED_ADAMW_CPU_TORCH)
