@@ -11,29 +11,14 @@ from typing import Any
 
 from ..ose.config import OSEConfig, mirrored_fields, ose_field, parse_axis
 from .config_checks import AUGMENT_MODES, TASKS, check_config
-
-DEFAULT_MAX_COST_RATIO = 0.25
-# Per task: the defaults of the student distillation's length and early stopping (embeddings; classification)
-EMBEDDING_DEFAULTS = {"embedding_min_steps": 1000, "embedding_patience": 2, "embedding_max_epochs": 10}
-CLASSIFICATION_DEFAULTS = {"task_patience": 2, "task_max_epochs": 10}
-# Settings added later: the value a run saved without them had in effect (text-classification runs)
-BEFORE_ADDED = {"task_patience": 0}
-# Settings that change no result: a resumed run may differ in these from the run it continues.
-RESUME_NEUTRAL = (
-    "dataset_name",
-    "allow_weak_teacher",  # rerun a run stopped at its weak teacher with it: the fine-tuned teacher is kept
-    "max_student_gap",  # a warning's threshold
-    "show_progress",
-    "threads",
-    "overwrite_output_dir",
-    "dataset",
-    "push_to_hub",
-    "hub_model_id",
-    "hub_private_repo",
-    "hub_revision",
+from .config_defaults import (
+    BEFORE_ADDED,
+    CLASSIFICATION_DEFAULTS,
+    DEFAULT_MAX_COST_RATIO,
+    EMBEDDING_DEFAULTS,
+    PATH_FIELDS,
+    RESUME_NEUTRAL,
 )
-# Settings that are paths: a resumed run may spell them differently (`kb`, `./kb/`, `/abs/kb`).
-PATH_FIELDS = ("model", "output_dir")
 
 
 @dataclass
@@ -59,9 +44,10 @@ class CompressionConfig:
     With `task="feature-extraction"` the source is a local sentence-transformers folder and the dataset needs only a
     text column: no fine-tuning; the search ranks candidates by the dev cosine distance of their sentence embeddings
     to the teacher's; the student is distilled on hidden states (`distill_*`) and then on the teacher's sentence
-    embeddings (`task_epochs`, `task_learning_rate`, loss 1 − cos; at least `embedding_min_steps` steps, the best dev
-    epoch kept, early stopping after `embedding_patience` epochs, at most `embedding_max_epochs`) and saved as a
-    sentence-transformers folder.
+    embeddings (`task_epochs`, `task_learning_rate`, `embedding_loss`: 1 − cos, or with "cosine+similarity" plus
+    `embedding_similarity_weight` × the mean squared difference of the in-batch cosine-similarity matrices; at least
+    `embedding_min_steps` steps, the best dev epoch kept, early stopping after `embedding_patience` epochs, at most
+    `embedding_max_epochs`) and saved as a sentence-transformers folder.
 
     With `text_pair_column` the inputs are text pairs (a cross-encoder): every step feeds (text, text_pair) to the
     tokenizer as one pair (docs/compress.md, "Text pairs").
@@ -301,6 +287,18 @@ class CompressionConfig:
             "learning rate decays over them); >= task_epochs. Default 10."
         },
     )
+    embedding_loss: str = field(
+        default=None,
+        metadata={
+            "help": "task='feature-extraction' only: the loss of embedding distillation, 'cosine' (default: "
+            "1 - cos to the teacher's embedding) or 'cosine+similarity' (plus embedding_similarity_weight x the mean "
+            "squared difference of the student's and the teacher's in-batch cosine-similarity matrices, off-diagonal)."
+        },
+    )
+    embedding_similarity_weight: float = field(
+        default=None,
+        metadata={"help": "With embedding_loss='cosine+similarity' only: the weight of its similarity term (1.0)."},
+    )
     task_learning_rate: float = field(default=5e-5, metadata={"help": "Learning rate of task distillation."})
     alpha_ce: float = field(default=0.5, metadata={"help": "Weight of the label cross-entropy in task distillation."})
     alpha_kd: float = field(default=0.5, metadata={"help": "Weight of T²·KL to the teacher in task distillation."})
@@ -410,6 +408,8 @@ class CompressionConfig:
         for name, default in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, default)
+        if self.embedding_loss == "cosine+similarity" and self.embedding_similarity_weight is None:
+            self.embedding_similarity_weight = 1.0
         check_config(self)  # compress/config_checks.py
 
     def axis(self, name: str) -> tuple[int, ...] | None:

@@ -73,6 +73,7 @@ def check_config(config: CompressionConfig) -> None:
     _check_qat(config)
     _check_embedding_steps(config)
     _check_task_stopping(config)
+    _check_embedding_loss(config)
     if config.best_checkpoint_metric not in ("macro_f1", "accuracy"):
         raise ValueError(
             f"`best_checkpoint_metric` must be 'macro_f1' or 'accuracy', got {config.best_checkpoint_metric!r}."
@@ -311,6 +312,33 @@ def _check_task_stopping(config: CompressionConfig) -> None:
             f"`task_max_epochs` ({config.task_max_epochs}) must be >= `task_epochs` ({config.task_epochs}): the "
             "epochs asked for always run."
         )
+
+
+def _check_embedding_loss(config: CompressionConfig) -> None:
+    """`embedding_loss` and its similarity weight: task='feature-extraction' only, the weight with the term only."""
+    from ..ose.embedding import EMBEDDING_LOSSES
+
+    names = ("embedding_loss", "embedding_similarity_weight")
+    if config.task != "feature-extraction":
+        for name in names:
+            if getattr(config, name) is not None:
+                raise ValueError(
+                    f"`{name}` applies to task='feature-extraction' only (embedding distillation), got "
+                    f"{getattr(config, name)!r} with task={config.task!r}: leave it unset."
+                )
+        return
+    if config.embedding_loss not in EMBEDDING_LOSSES:
+        raise ValueError(f"`embedding_loss` must be one of {list(EMBEDDING_LOSSES)}, got {config.embedding_loss!r}.")
+    weight = config.embedding_similarity_weight
+    if config.embedding_loss == "cosine":
+        if weight is not None:
+            raise ValueError(
+                f"`embedding_similarity_weight` applies to embedding_loss='cosine+similarity' only, got {weight!r} "
+                "with embedding_loss='cosine': leave it unset or choose 'cosine+similarity'."
+            )
+        return
+    if not (_number(weight) and weight > 0):
+        raise ValueError(f"`embedding_similarity_weight` must be a finite number > 0, got {weight!r}.")
 
 
 def _number(value: Any) -> bool:

@@ -1,7 +1,8 @@
 """
 The training and checking steps of `compress` for embedding models (`CompressionConfig(task="feature-extraction")`,
 driven by [`~hf_bort.compress.tasks.embedding.EmbeddingTask`]), each usable alone: [`encode`] sentence embeddings
-through a sentence-transformers head, [`distil_embeddings`] (loss 1 − cos to the teacher's embeddings),
+through a sentence-transformers head, [`distil_embeddings`] (loss 1 − cos to the teacher's embeddings, optionally plus
+the in-batch similarity term: `EMBEDDING_LOSSES` of [`hf_bort.ose.embedding`]),
 [`reload_check`] in a fresh process with plain sentence-transformers, [`save_head`] into a sentence-transformers
 folder.
 """
@@ -20,6 +21,8 @@ import torch
 from .. import _device
 
 logger = logging.getLogger(__name__)
+
+FUSED_ADAMW_CPU_TORCH = (2, 4)  # the first torch whose fused AdamW runs on the CPU
 
 RELOAD_SNIPPET = """
 import json, sys
@@ -69,12 +72,17 @@ def distil_embeddings(
     min_steps: int = 0,
     patience: int = 0,
     max_epochs: int | None = None,
+    loss: str = "cosine",
+    similarity_weight: float | None = None,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """
     Trains `encoder` (and `head`'s trainable parameters) so that `head(encoder(text))` matches `teacher_embeddings`
-    (one row per text) with the cosine distance 1 − cos: AdamW, linear decay to 0, no warm-up, shuffled batches
-    (seeded), dropout as configured. Runs on [`hf_bort._device.compute_device`] (encoder and head are moved there).
+    (one row per text) with the cosine distance 1 − cos: AdamW (fused, as the Trainer stages use it, where the torch
+    and device allow: [`adamw`]), linear decay to 0, no warm-up, shuffled batches (seeded), dropout as configured.
+    Runs on [`hf_bort._device.compute_device`] (encoder and head are moved there). With `loss="cosine+similarity"`
+    the loss adds `similarity_weight` × [`~hf_bort.ose.embedding.similarity_loss`] (the mean squared difference of
+    the student's and the teacher's in-batch cosine-similarity matrices, off-diagonal).
 
     After every epoch (and after a last partial one) the student is scored on `dev_texts` against `dev_teacher` (the
     teacher's dev embeddings) by `spearman_pairwise` of [`~hf_bort.ose.embedding.embedding_agreement`], the stage's
@@ -87,9 +95,17 @@ def distil_embeddings(
     """
     from tqdm.auto import tqdm
 
-    from ..ose.embedding import embedding_agreement, embedding_loss
+    from ..ose.embedding import EMBEDDING_LOSSES, embedding_agreement, embedding_loss, similarity_loss
     from .best_dev import epochs_for
 
+    if loss not in EMBEDDING_LOSSES:
+        raise ValueError(f"`loss` must be one of {EMBEDDING_LOSSES}, got {loss!r}.")
+    relational = loss == "cosine+similarity"
+    number = isinstance(similarity_weight, (int, float)) and not isinstance(similarity_weight, bool)
+    if relational and not (number and similarity_weight > 0):
+        raise ValueError(f"`similarity_weight` must be a number > 0 with loss={loss!r}, got {similarity_weight!r}.")
+    if not relational and similarity_weight is not None:
+        raise ValueError(f"`similarity_weight` applies to loss='cosine+similarity' only, got {similarity_weight!r}.")
     if patience > 0 and max_epochs is None:
         raise ValueError("`patience` > 0 needs `max_epochs` (the longest run, over which the learning rate decays).")
     generator = torch.Generator().manual_seed(seed)
@@ -103,7 +119,7 @@ def distil_embeddings(
     encoder, head = _device.to_device(encoder, device), _device.to_device(head, device)
     trainable = {name: p for name, p in head.named_parameters() if p.requires_grad}
     parameters = [p for p in encoder.parameters() if p.requires_grad] + list(trainable.values())
-    optimizer = torch.optim.AdamW(parameters, lr=learning_rate)
+    optimizer, optimizer_name = adamw(parameters, learning_rate, device)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total))
 
     def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -129,12 +145,15 @@ def distil_embeddings(
             inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
             inputs = _device.to_device(inputs, device)
             embeddings = head(encoder(**inputs).last_hidden_state, inputs["attention_mask"])
-            loss = embedding_loss(embeddings, _device.to_device(teacher_embeddings[rows], device))
+            target = _device.to_device(teacher_embeddings[rows], device)
+            value = embedding_loss(embeddings, target)
+            if relational:
+                value = value + similarity_weight * similarity_loss(embeddings, target)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             optimizer.step()
             schedule.step()
-            losses.append(loss.item())
+            losses.append(value.item())
             step += 1
             progress.update(1)
         dev = embedding_agreement(encode(encoder, head, tokenizer, dev_texts, max_length), dev_teacher)
@@ -171,7 +190,15 @@ def distil_embeddings(
         "learning_rate": learning_rate,
         "learning_rate_decay": f"linear to 0 over {total} steps ({'max_epochs' if patience > 0 else 'min epochs'})",
         "batch_size": batch_size,
-        "loss": "1 - cos(student, teacher) of the sentence embeddings",
+        "loss": "1 - cos(student, teacher) of the sentence embeddings"
+        + (
+            f" + {similarity_weight} * mean squared difference of the student's and the teacher's in-batch cosine "
+            "similarity matrices (off-diagonal)"
+            if relational
+            else ""
+        ),
+        "embedding_loss": loss,
+        "optimizer": optimizer_name,
         "train_loss": sum(losses) / max(1, len(losses)),
         "train_loss_last_50": sum(losses[-50:]) / max(1, len(losses[-50:])),
         "best_checkpoint_metric": "spearman_pairwise",
@@ -184,6 +211,21 @@ def distil_embeddings(
         "stopped_early": stopped == "patience",
         "wall_s": time.perf_counter() - start,
     }
+
+
+def adamw(parameters: list[torch.nn.Parameter], learning_rate: float, device: torch.device):
+    """
+    `torch.optim.AdamW` over `parameters` and its name in the record: the fused implementation (one kernel per
+    parameter; the Trainer's default `adamw_torch_fused`) on CUDA, and on the CPU from torch 2.4, else torch's default
+    one. The update is the same AdamW; fused is faster (7× on the optimizer step of a 3-layer MiniLM student, whose
+    dense gradient of the word embeddings dominates it; 1.33× per training step:
+    `benchmarks/profile_embedding_steps.py`).
+    """
+    version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+    fused = device.type == "cuda" or (device.type == "cpu" and version >= FUSED_ADAMW_CPU_TORCH)
+    if fused:
+        return torch.optim.AdamW(parameters, lr=learning_rate, fused=True), "AdamW (fused)"
+    return torch.optim.AdamW(parameters, lr=learning_rate), "AdamW (torch default implementation)"
 
 
 def reload_check(path: str | os.PathLike, expected: torch.Tensor, texts: list[str]) -> dict[str, Any]:

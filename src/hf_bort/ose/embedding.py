@@ -135,9 +135,38 @@ def projection_stage(columns: list[int], output_width: int) -> nn.Module:
     return stage
 
 
+# `CompressionConfig.embedding_loss`: [`embedding_loss`], or it plus a weighted [`similarity_loss`]
+EMBEDDING_LOSSES = ("cosine", "cosine+similarity")
+
+
 def embedding_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """Mean cosine distance 1 − cos(student, teacher) over the rows (0 when the directions agree)."""
     return (1 - nn.functional.cosine_similarity(student, teacher, dim=-1)).mean()
+
+
+def similarity_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """
+    Mean squared difference of the in-batch cosine-similarity matrices of the n student and n teacher rows, over the
+    n(n − 1) off-diagonal entries (a relational-distillation term: how the batch's texts relate to each other, not
+    where each vector points; the widths may differ). 0 for a batch of one row (no pair).
+
+    ```python
+    >>> import torch
+    >>> from hf_bort.ose.embedding import similarity_loss
+    >>> x = torch.randn(5, 4)
+    >>> round(float(similarity_loss(2 * x, x)), 6)  # the same angles: no loss
+    0.0
+    ```
+    """
+    n = student.shape[0]
+    if n != teacher.shape[0]:
+        raise ValueError(f"Need as many student as teacher rows, got {student.shape} and {teacher.shape}.")
+    if n < 2:
+        return student.sum() * 0.0  # keeps the graph (and the device) of `student`
+    s = nn.functional.normalize(student, dim=-1)
+    t = nn.functional.normalize(teacher.to(student.dtype), dim=-1)
+    off_diagonal = ~torch.eye(n, dtype=torch.bool, device=student.device)
+    return ((s @ s.T - t @ t.T)[off_diagonal] ** 2).mean()
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
@@ -186,10 +215,12 @@ def embedding_agreement(student: torch.Tensor, teacher: torch.Tensor) -> dict[st
 
 
 __all__ = [
+    "EMBEDDING_LOSSES",
     "PROJECTION_MARK",
     "SentenceEmbeddingHead",
     "projection_stage",
     "embedding_agreement",
     "embedding_loss",
     "load_sentence_transformer",
+    "similarity_loss",
 ]

@@ -9,7 +9,8 @@
 - `distill` — extraction of the chosen shape, hidden-state distillation; saved as a sentence-transformers folder
   (pooling width and `Dense` follow the kept dims).
 - `task` — embedding distillation: the student's encoder is trained so that its sentence embeddings (through the
-  frozen head) match the teacher's, loss 1 − cos, scored on dev (`spearman_pairwise`) after every epoch, the best
+  frozen head) match the teacher's, loss 1 − cos (`embedding_loss="cosine+similarity"` adds the in-batch
+  similarity-matrix term), scored on dev (`spearman_pairwise`) after every epoch, the best
   epoch kept, early stopping after `embedding_patience` epochs (`embedding_min_steps`, `embedding_max_epochs`); the
   student is saved in `OUTPUT/student/`.
 - `reload` — `SentenceTransformer(OUTPUT/student, trust_remote_code=True)` in a fresh process without hf_bort gives
@@ -187,6 +188,8 @@ class EmbeddingTask:
             min_steps=config.embedding_min_steps,
             patience=config.embedding_patience,
             max_epochs=config.embedding_max_epochs,
+            loss=config.embedding_loss,
+            similarity_weight=config.embedding_similarity_weight,
             show_progress=config.show_progress,
         )
         if student_dir.exists():
