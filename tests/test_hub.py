@@ -111,6 +111,9 @@ def test_push_refuses_before_uploading(online, model_dir, monkeypatch, capsys):
     with pytest.raises(HubPushError, match="no README.md model card"):
         push_to_hub(model_dir, "me/bort-tiny")
     save_card(BortCardData(kind="converted"), model_dir)
+    (model_dir / "modeling_bort_layers.py").unlink()  # imported by modeling_bort.py: transformers needs it too
+    with pytest.raises(HubPushError, match=r"auto_map needs \['modeling_bort_layers.py'\]"):
+        push_to_hub(model_dir, "me/bort-tiny")
     (model_dir / "modeling_bort.py").unlink()
     with pytest.raises(HubPushError, match=r"auto_map needs \['modeling_bort.py'\]"):
         push_to_hub(model_dir, "me/bort-tiny")

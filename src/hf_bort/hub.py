@@ -186,7 +186,7 @@ def _check_folder(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
     if config.is_file():
         auto_map = json.loads(config.read_text()).get("auto_map") or {}
         code = {v.split(".")[0] + ".py" for v in auto_map.values() if isinstance(v, str) and "--" not in v}
-        missing = sorted(code - set(files))
+        missing = sorted(_with_relative_imports(folder, code) - set(files))
         if missing:
             raise HubPushError(
                 f"Cannot push {folder}: config.json's auto_map needs {missing} for trust_remote_code, and they are "
@@ -195,6 +195,25 @@ def _check_folder(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
     if not any(name in files for name in ("tokenizer_config.json", "tokenizer.json")):
         logger.warning("%s holds no tokenizer: users of the pushed model will need their own.", folder)
     return files, left_out
+
+
+# A module-level relative import (`from .modeling_bort_layers import ...`), as transformers finds the files that must
+# travel with remote code (`dynamic_module_utils.get_relative_imports`).
+_RELATIVE_IMPORT = re.compile(r"^\s*(?:import\s+\.(\S+)\s*$|from\s+\.(\S+)\s+import)", flags=re.MULTILINE)
+
+
+def _with_relative_imports(folder: Path, code: set[str]) -> set[str]:
+    """`code` (file names beside `folder`'s config.json) and, transitively, the modules beside them they import."""
+    needed, todo = set(), sorted(code)
+    while todo:
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        if (folder / name).is_file():
+            found = _RELATIVE_IMPORT.findall((folder / name).read_text(encoding="utf-8", errors="replace"))
+            todo += [(plain or relative) + ".py" for plain, relative in found]
+    return needed
 
 
 def card_for_repo(text: str, repo_id: str) -> str:

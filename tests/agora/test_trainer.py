@@ -245,7 +245,7 @@ def test_resume_true_skips_newer_checkpoints_cut_short_while_saving(tokenizer, t
     (tmp_path / "cut" / "checkpoint-15" / "trainer_state.json").unlink()  # killed before Trainer finished it
     (tmp_path / "cut" / "checkpoint-20").mkdir()  # and one killed before it held anything
     resumed = _trainer(tokenizer, tmp_path / "cut", agora_rounds=3)
-    with caplog.at_level("WARNING", logger="hf_bort.agora.trainer"):
+    with caplog.at_level("WARNING", logger="hf_bort.agora.checkpoints"):
         resumed.train(resume_from_checkpoint=True)
     assert "Resuming from " + str(tmp_path / "cut" / "checkpoint-10") in caplog.text
     assert all(f"checkpoint-{step}" in caplog.text for step in (15, 16, 20))

@@ -256,10 +256,10 @@ def test_masked_lm_nonzero_bias_survives_reload(tmp_path, batch, loader):
 
 def _spy_attention(monkeypatch) -> dict[str, int]:
     """Counts the calls of Bort's eager attention function and of torch's SDPA kernel."""
-    from hf_bort.models.bort import modeling_bort
+    from hf_bort.models.bort import modeling_bort_attention  # where `BortSelfAttention` looks the function up
 
     calls = {"eager": 0, "sdpa": 0}
-    eager, sdpa = modeling_bort.eager_attention_forward, torch.nn.functional.scaled_dot_product_attention
+    eager, sdpa = modeling_bort_attention.eager_attention_forward, torch.nn.functional.scaled_dot_product_attention
 
     def counted(name, function):
         def wrapper(*args, **kwargs):
@@ -268,7 +268,7 @@ def _spy_attention(monkeypatch) -> dict[str, int]:
 
         return wrapper
 
-    monkeypatch.setattr(modeling_bort, "eager_attention_forward", counted("eager", eager))
+    monkeypatch.setattr(modeling_bort_attention, "eager_attention_forward", counted("eager", eager))
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counted("sdpa", sdpa))
     return calls
 

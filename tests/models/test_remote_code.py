@@ -48,7 +48,9 @@ def test_trust_remote_code_round_trip_without_hf_bort(tmp_path, batch):
     )
     model = BortForSequenceClassification(config).eval()
     model.save_pretrained(tmp_path)
-    assert (tmp_path / "modeling_bort.py").is_file() and (tmp_path / "configuration_bort.py").is_file()
+    code = {"modeling_bort.py", "modeling_bort_attention.py", "modeling_bort_layers.py", "configuration_bort.py"}
+    code |= {"configuration_bort_checks.py"}
+    assert code <= {path.name for path in tmp_path.glob("*.py")}  # the modules modeling_bort.py imports travel too
     torch.save(batch, tmp_path / "inputs.pt")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
     result = subprocess.run(
@@ -121,3 +123,68 @@ def model_config_auto_map(folder) -> dict:
     import json
 
     return json.loads((folder / "config.json").read_text()).get("auto_map", {})
+
+
+MODELING_ONLY_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+    model_class = get_class_from_dynamic_module("modeling_bort.BortModel", sys.argv[1])
+    assert "hf_bort" not in sys.modules, "hf_bort was imported"
+    assert model_class.__name__ == "BortModel" and model_class.config_class.__name__ == "BortConfig"
+    """
+)
+
+
+def test_the_modeling_code_loads_before_the_configuration_code(tmp_path):
+    """The modeling file alone (no AutoConfig call first) brings every module it needs: transformers 4.x copies only
+    a local file's direct relative imports, so the split modules must all be imported by modeling_bort.py itself."""
+    from hf_bort import BortModel
+
+    config = BortConfig(vocab_size=99, hidden_size=24, num_hidden_layers=1, num_attention_heads=3)
+    BortModel(config).save_pretrained(tmp_path / "ckpt")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", MODELING_ONLY_SCRIPT, str(tmp_path / "ckpt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+CONFIG_ONLY_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from transformers import AutoConfig
+    config = AutoConfig.from_pretrained(sys.argv[1], trust_remote_code=True)
+    assert "hf_bort" not in sys.modules, "hf_bort was imported"
+    assert type(config).__name__ == "BortConfig" and config.layer_num_attention_heads == [3, 1]
+    try:
+        type(config)(num_hidden_layers=1, num_attention_heads=0)
+    except ValueError as error:  # the shipped checks run
+        assert "num_attention_heads" in str(error), error
+    else:
+        raise SystemExit("the shipped configuration accepted 0 heads")
+    """
+)
+
+
+def test_a_saved_configuration_ships_its_checks(tmp_path):
+    """A folder with only `config.json` (an ONNX export's) carries configuration_bort.py and the module it imports."""
+    config = BortConfig(
+        vocab_size=99, hidden_size=24, num_hidden_layers=2, num_attention_heads=[3, 1], attention_head_size=8
+    )
+    config.save_pretrained(tmp_path / "config")
+    saved = {path.name for path in (tmp_path / "config").iterdir()}
+    assert {"configuration_bort.py", "configuration_bort_checks.py"} <= saved
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", CONFIG_ONLY_SCRIPT, str(tmp_path / "config")],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

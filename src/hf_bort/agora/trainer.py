@@ -1,4 +1,8 @@
-"""[`AgoraTrainer`]: a `Trainer` whose training set grows with labelled samples drawn near its dev-set errors."""
+"""[`AgoraTrainer`]: a `Trainer` whose training set grows with labelled samples drawn near its dev-set errors.
+
+Its helpers live beside it: `agora.checkpoints` (which checkpoint a run resumes from), `agora.train_data` (the growing
+training set and the round sampler) and `agora.hyperparameters` (the original grid and the search); their names stay
+importable from here."""
 
 from __future__ import annotations
 
@@ -6,143 +10,36 @@ import copy
 import logging
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 from transformers import PreTrainedModel, Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .._trainer_args import trainer_config
 from ..ose.inputs import check_class_labels, check_label
-from .callback import STATE_NAME, AgoraCallback, AgoraState, RoundStats
+from .callback import STATE_NAME, AgoraCallback, AgoraState, RoundStats  # noqa: F401  (AgoraState: re-exported)
+from .checkpoints import (  # noqa: F401  (re-exported: their home before the split)
+    _CHECKPOINT,
+    INITIAL_NAME,
+    TRAINER_STATE_NAME,
+    checkpoint_is_complete,
+    newest_complete_checkpoint,
+    resolve_resume_checkpoint,
+)
 from .collator import AgoraCollator, model_row
-from .config import AgoraConfig, resume_value
+from .config import AgoraConfig, resume_value  # noqa: F401  (resume_value: re-exported)
+from .hyperparameters import AGORA_GRID, AgoraHyperparameterSearch  # noqa: F401  (AGORA_GRID: re-exported)
 from .labellers import as_labeller
 from .samplers import EmbeddingSampler, PoolSampler, TokenSubstitutionSampler
+from .train_data import AgoraTrainDataset, RoundSampler
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
-INITIAL_NAME = "agora_initial_weights.pt"  # v2 with retraining: the weights every round restarts from
-TRAINER_STATE_NAME = "trainer_state.json"  # Trainer's last file in a checkpoint: present only once it is complete
 
-
-def checkpoint_is_complete(path: str | os.PathLike) -> bool:
-    """Whether an AgoraTrainer checkpoint folder was written to the end (Agora state and Trainer state present)."""
-    return os.path.isfile(os.path.join(path, STATE_NAME)) and os.path.isfile(os.path.join(path, TRAINER_STATE_NAME))
-
-
-def newest_complete_checkpoint(output_dir: str | os.PathLike) -> tuple[str | None, list[str]]:
-    """
-    The highest-step `checkpoint-N` folder of `output_dir` that [`checkpoint_is_complete`], and the newer ones skipped
-    because a kill cut them short.
-    """
-    if not os.path.isdir(output_dir):
-        return None, []
-    found = sorted(
-        ((int(match.group(1)), name) for name in os.listdir(output_dir) if (match := _CHECKPOINT.fullmatch(name))),
-        reverse=True,
-    )
-    skipped = []
-    for _, name in found:
-        path = os.path.join(output_dir, name)
-        if not os.path.isdir(path):
-            continue
-        if checkpoint_is_complete(path):
-            return path, skipped
-        skipped.append(path)
-    return None, skipped
-
-
-def resolve_resume_checkpoint(resume_from_checkpoint: str | os.PathLike | bool | None, output_dir: str) -> str | None:
-    """
-    The checkpoint folder `train(resume_from_checkpoint=...)` continues from, or `None` for a fresh run. `True` (or
-    the strings "True" / "last", as the command line gives them) means the newest complete checkpoint in
-    `output_dir` (newer, incomplete ones are skipped with a warning); a path must be a complete AgoraTrainer
-    checkpoint. Anything else raises before training: a missing path never silently starts from scratch.
-    """
-    resume_from_checkpoint = resume_value(resume_from_checkpoint)
-    if resume_from_checkpoint is None or resume_from_checkpoint is False:
-        return None
-    if resume_from_checkpoint is True:
-        path, skipped = newest_complete_checkpoint(output_dir)
-        if path is None:
-            raise ValueError(
-                f"resume_from_checkpoint=True but {output_dir!r} holds no complete checkpoint"
-                + (f" (incomplete, cut short while saving: {skipped})." if skipped else ".")
-            )
-        if skipped:
-            logger.warning("Resuming from %s: the newer %s were cut short while saving; skipped.", path, skipped)
-        return path
-    path = os.fspath(resume_from_checkpoint)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"resume_from_checkpoint {path!r} does not exist or is not a folder.")
-    if not checkpoint_is_complete(path):
-        newest, _ = newest_complete_checkpoint(os.path.dirname(os.path.abspath(path)))
-        raise ValueError(
-            f"resume_from_checkpoint {path!r} is not a complete AgoraTrainer checkpoint (it needs {STATE_NAME} and "
-            f"{TRAINER_STATE_NAME}: cut short while saving, or written by another trainer)."
-            + (f" The newest complete one beside it is {newest!r}." if newest else "")
-        )
-    return path
-
-
-#: The hyperparameter grid of the original Bort/Agora code (README of amazon-research/bort).
-AGORA_GRID: dict[str, list] = {
-    "learning_rate": [1e-4, 1e-5, 9e-6],
-    "weight_decay": [0.0, 10.0, 100.0, 350.0],
-    "warmup_ratio": [0.35, 0.40, 0.45, 0.50],
-    "per_device_train_batch_size": [8, 16],
-}
-
-
-class AgoraTrainDataset(Dataset):
-    """The original training rows followed by the accepted Agora samples (read live from the shared state)."""
-
-    def __init__(self, base, state: AgoraState):
-        self.base = base
-        self.state = state
-
-    def __len__(self) -> int:
-        return len(self.base) + len(self.state.augmented) + len(self.state.self_trained)
-
-    def __getitem__(self, index: int) -> dict:
-        if index < len(self.base):
-            return model_row(self.base[int(index)])
-        index -= len(self.base)
-        if index < len(self.state.augmented):
-            return dict(self.state.augmented[index])
-        return dict(self.state.self_trained[index - len(self.state.augmented)])
-
-
-class RoundSampler(Sampler):
-    """
-    A fixed number of indices per round (`length`), drawn as consecutive random permutations of the *current*
-    training set; the permutation seed depends on the round only, so a resumed run sees the same order.
-    """
-
-    def __init__(self, dataset: AgoraTrainDataset, length: int, seed: int):
-        self.dataset, self.length, self.seed = dataset, length, seed
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 7_919 + self.dataset.state.round)
-        size, produced = len(self.dataset), 0
-        while produced < self.length:
-            for index in torch.randperm(size, generator=generator).tolist():
-                if produced == self.length:
-                    return
-                produced += 1
-                yield index
-
-
-class AgoraTrainer(Trainer):
+class AgoraTrainer(AgoraHyperparameterSearch, Trainer):
     """
     Agora fine-tuning: train, find the dev points the model gets wrong, sample new points near them, label them with
     `labeller`, add the confident ones to the training set, and repeat for `args.agora_rounds` rounds.
@@ -552,46 +449,3 @@ class AgoraTrainer(Trainer):
         else:
             loss = losses.mean()
         return (loss, outputs) if return_outputs else loss
-
-    def hyperparameter_search(
-        self,
-        hp_space: Callable | None = None,
-        compute_objective: Callable | None = None,
-        n_trials: int = 20,
-        direction: str | None = None,
-        backend: str = "optuna",
-        hp_name: Callable | None = None,
-        grid: dict[str, list] | None = None,
-        **kwargs,
-    ):
-        """
-        `Trainer.hyperparameter_search` with Agora's defaults: optuna over the original grid ([`AGORA_GRID`], or
-        `grid`) with a `GridSampler` and a `MedianPruner` (trials stop early when their intermediate evaluation falls
-        below the median; needs `eval_strategy` other than "no"). Needs `model_init`. `direction` defaults to
-        "maximize" when `compute_metrics` is set, else "minimize" (eval loss).
-        """
-        if backend != "optuna":
-            raise ValueError(f"AgoraTrainer.hyperparameter_search backend must be 'optuna', got {backend!r}.")
-        try:
-            import optuna
-        except ImportError as error:
-            raise ImportError('Agora hyperparameter search needs optuna: pip install "hf-bort[search]"') from error
-        space = dict(grid or AGORA_GRID)
-        if hp_space is None:
-
-            def hp_space(trial):
-                return {name: trial.suggest_categorical(name, values) for name, values in space.items()}
-
-            kwargs.setdefault("sampler", optuna.samplers.GridSampler(space, seed=self.args.seed))
-        kwargs.setdefault("pruner", optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
-        if direction is None:
-            direction = "maximize" if self.compute_metrics is not None else "minimize"
-        return super().hyperparameter_search(
-            hp_space=hp_space,
-            compute_objective=compute_objective,
-            n_trials=n_trials,
-            direction=direction,
-            backend=backend,
-            hp_name=hp_name,
-            **kwargs,
-        )

@@ -1,23 +1,19 @@
-"""Loading and checking the labelled dataset of `compress`: splits, columns, labels, a carved dev split."""
+"""The splits `compress` works on ([`TaskData`]): labelled text (or text pairs), text only for embeddings, and the
+transfer set, checked before any work; a dev split carved from train when none is given."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import random
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ._text import check_utf8
+from .columns import _check_label_kinds, _generic_names, _label_names, _texts, _texts_and_labels, _values
+from .sources import _load_raw
 
 logger = logging.getLogger(__name__)
-
-DATA_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json"}
-SPLIT_ALIASES = {"validation": ("validation", "dev", "valid", "val"), "test": ("test",), "train": ("train",)}
 
 
 @dataclass
@@ -62,222 +58,6 @@ class TaskData:
         if self.transfer is not None:  # absent: the fingerprint of runs without a transfer set is unchanged
             digest.update(json.dumps(["transfer", list(self.transfer["text"])]).encode())
         return digest.hexdigest()[:16]
-
-
-def _load_raw(dataset: Any, seed: int) -> dict[str, Any]:
-    """A dict split name -> datasets.Dataset from whatever the user gave."""
-    import datasets
-
-    if isinstance(dataset, datasets.DatasetDict):
-        return dict(dataset)
-    if isinstance(dataset, datasets.Dataset):
-        return {"train": dataset}
-    if isinstance(dataset, dict):
-        out = {}
-        for name, value in dataset.items():
-            out[name] = value if isinstance(value, datasets.Dataset) else _load_files({name: value})[name]
-        return out
-    if not isinstance(dataset, (str, os.PathLike)):
-        raise TypeError(
-            f"`dataset` must be a path, a Hub dataset name, a DatasetDict or a Dataset, got {type(dataset).__name__}."
-        )
-    path = Path(dataset)
-    if path.is_file():
-        return _load_files({"train": path})
-    if path.is_dir():
-        if (path / "dataset_dict.json").is_file():
-            return dict(datasets.load_from_disk(str(path)))
-        files: dict[str, Path] = {}
-        for split, aliases in SPLIT_ALIASES.items():
-            for alias in aliases:
-                found = [p for p in sorted(path.iterdir()) if p.stem == alias and p.suffix in DATA_EXTENSIONS]
-                if found:
-                    files[split] = found[0]
-                    break
-        extra = [p.name for p in sorted(path.iterdir()) if p.suffix in DATA_EXTENSIONS and p not in files.values()]
-        if "train" not in files:
-            raise ValueError(
-                f"`dataset` folder {path} has no train.csv / train.json / train.jsonl (found: "
-                f"{[p.name for p in sorted(path.iterdir())]})."
-            )
-        if extra:
-            logger.warning("Ignoring files of %s that are not a train/validation/test split: %s", path, extra)
-        return _load_files(files)
-    if str(dataset).startswith((".", "/", "~")) or Path(str(dataset)).suffix in DATA_EXTENSIONS:
-        raise FileNotFoundError(f"`dataset` {dataset!r} does not exist.")
-    try:
-        return dict(datasets.load_dataset(str(dataset)))
-    except Exception as error:  # noqa: BLE001 - name the field and the cause (offline, unknown name, ...)
-        raise ValueError(
-            f"`dataset` {dataset!r} is neither a local file or folder nor a loadable Hub dataset: "
-            f"{type(error).__name__}: {error}"
-        ) from error
-
-
-def _load_files(files: dict[str, Any]) -> dict[str, Any]:
-    import datasets
-
-    out = {}
-    for split, file in files.items():
-        file = Path(file)
-        if not file.is_file():
-            raise FileNotFoundError(f"`dataset` split {split!r}: {file} does not exist.")
-        kind = DATA_EXTENSIONS.get(file.suffix)
-        if kind is None:
-            raise ValueError(f"`dataset` split {split!r}: {file.name} is not .csv, .json or .jsonl.")
-        check_utf8(file, f"`dataset` split {split!r}")  # the loaders name neither file nor line
-        try:
-            out[split] = datasets.load_dataset(kind, data_files=str(file), split="train")
-        except Exception as error:  # noqa: BLE001 - an empty or malformed file: name it
-            raise ValueError(
-                f"`dataset` split {split!r}: {file} could not be read as {kind} ({type(error).__name__}: {error})."
-            ) from error
-    return out
-
-
-def _values(split: Any, name: str, column: str) -> list[Any]:
-    """A column as a list; strings that are not UTF-8 (a dataset built from undecodable bytes) are an error naming the
-    split and column."""
-    try:
-        return list(split[column])
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"The {name!r} split's {column!r} column holds text that is not valid UTF-8 ({error.reason} at byte "
-            f"{error.start}). Save the data as UTF-8."
-        ) from None
-
-
-def _texts(split: Any, name: str, column: str, field_name: str = "text_column") -> list[str]:
-    """`column` of one split, checked: present (the error names `field_name`) and non-empty strings in every row."""
-    if column not in split.column_names:
-        raise ValueError(
-            f"`{field_name}` {column!r} is not a column of the {name!r} split (columns: {split.column_names})."
-        )
-    texts = _values(split, name, column)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(
-                f"The {name!r} split's {column!r} (`{field_name}`) must hold non-empty strings; row {i} is {text!r}."
-            )
-    return texts
-
-
-def _texts_and_labels(split: Any, name: str, text_column: str, label_column: str) -> tuple[list[str], list[Any]]:
-    columns = split.column_names
-    for column, what in ((text_column, "text_column"), (label_column, "label_column")):
-        if column not in columns:
-            raise ValueError(f"`{what}` {column!r} is not a column of the {name!r} split (columns: {columns}).")
-    if len(split) == 0:
-        raise ValueError(f"The {name!r} split is empty.")
-    texts, labels = _texts(split, name, text_column), _values(split, name, label_column)
-    for i, label in enumerate(labels):
-        if label is None or isinstance(label, (bool, float, list, dict)):
-            raise ValueError(
-                f"The {name!r} split's {label_column!r} must be class ids or names; row {i} is {label!r}."
-            )
-    return texts, labels
-
-
-_CLASS_ID = re.compile(r"\s*-?\d+\s*")
-
-
-def _check_label_kinds(columns: dict[str, tuple[list[str], list[Any]]], label_column: str) -> None:
-    """Refuses labels mixing class ids (`0`, `"1"`) and class names (`"pos"`): each would become its own class."""
-    ids: dict[str, list[Any]] = {}
-    names: dict[str, list[Any]] = {}
-    for split, (_, labels) in columns.items():
-        for label in labels:
-            is_id = isinstance(label, int) or _CLASS_ID.fullmatch(str(label)) is not None
-            found = (ids if is_id else names).setdefault(split, [])
-            if label not in found:
-                found.append(label)
-    if ids and names:
-
-        def shown(values: dict[str, list[Any]]) -> str:
-            return "; ".join(f"{split}: {sorted(found, key=str)[:5]}" for split, found in values.items())
-
-        raise ValueError(
-            f"`label_column` {label_column!r} mixes class ids and class names — ids ({shown(ids)}) and names "
-            f"({shown(names)}); each would become a class of its own. Give every label as an id or every label as a "
-            "name."
-        )
-
-
-def _label_names(config, raw: dict[str, Any], columns: dict[str, tuple[list[str], list[Any]]]) -> list[str] | None:
-    """
-    Class names by id for integer labels: from a `ClassLabel` feature (train's, the same in every split), the
-    `label_names_column` (one name per id, checked in every split) or `label_names`; None when none is given.
-    """
-    ints = all(isinstance(label, int) for _, labels in columns.values() for label in labels)
-    given = "label_names_column" if config.label_names_column else "label_names" if config.label_names else None
-    if given and not ints:
-        raise ValueError(
-            f"`{given}` names integer class ids, but `label_column` {config.label_column!r} holds class names "
-            "already: leave it out."
-        )
-    features = {split: raw[split].features.get(config.label_column) for split in columns}
-    class_labels = {split: list(f.names) for split, f in features.items() if getattr(f, "names", None)}
-    names = class_labels.get(config.train_split)
-    differing = sorted(split for split, found in class_labels.items() if found != names)
-    if names and differing:
-        raise ValueError(
-            f"The ClassLabel names of `label_column` {config.label_column!r} differ between splits: "
-            f"{config.train_split!r} has {names}, {differing[0]!r} has {class_labels[differing[0]]}."
-        )
-    if names and given:
-        raise ValueError(
-            f"`label_column` {config.label_column!r} is a ClassLabel with names {names}: leave out `{given}`."
-        )
-    if config.label_names_column:
-        return _names_from_column(raw, columns, config.label_names_column, config.label_column)
-    if config.label_names:
-        largest = max(label for _, labels in columns.values() for label in labels)
-        if largest >= len(config.label_names):
-            raise ValueError(
-                f"`label_names` has {len(config.label_names)} names but `label_column` {config.label_column!r} holds "
-                f"class id {largest}: give a name for every id 0..{largest}."
-            )
-        return list(config.label_names)
-    return names or None
-
-
-def _names_from_column(raw: dict[str, Any], columns: dict[str, Any], name_column: str, label_column: str) -> list[str]:
-    """{id: name} read from `name_column` beside the ids; an id with two names, a name of two ids or a gap refused."""
-    by_id: dict[int, str] = {}
-    for split, (_, labels) in columns.items():
-        if name_column not in raw[split].column_names:
-            raise ValueError(
-                f"`label_names_column` {name_column!r} is not a column of the {split!r} split "
-                f"(columns: {raw[split].column_names})."
-            )
-        for row, (label, name) in enumerate(zip(labels, _values(raw[split], split, name_column), strict=True)):
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(
-                    f"The {split!r} split's `label_names_column` {name_column!r} must hold non-empty strings; row "
-                    f"{row} is {name!r}."
-                )
-            known = by_id.setdefault(label, name)
-            if known != name:
-                raise ValueError(
-                    f"`label_names_column` {name_column!r} is not consistent with `label_column` {label_column!r}: "
-                    f"class id {label} is named {known!r} and {name!r} (the {split!r} split's row {row})."
-                )
-    ids_of: dict[str, list[int]] = {}
-    for label, name in by_id.items():
-        ids_of.setdefault(name, []).append(label)
-    shared = {name: sorted(ids) for name, ids in ids_of.items() if len(ids) > 1}
-    if shared:
-        name, ids = next(iter(shared.items()))
-        raise ValueError(
-            f"`label_names_column` {name_column!r} gives the name {name!r} to class ids {ids}: one name per class."
-        )
-    missing = [i for i in range(max(by_id) + 1) if i not in by_id]
-    if missing:
-        raise ValueError(
-            f"`label_names_column` {name_column!r} names no row of class ids {missing[:5]} (ids go 0..{max(by_id)}): "
-            "give `label_names` instead, with a name for every id."
-        )
-    return [by_id[i] for i in range(len(by_id))]
 
 
 def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -495,11 +275,6 @@ def load_text_data(config) -> TaskData:
     return TaskData(
         train=train, validation=validation, test=test, label_names=[], validation_carved=carved, notes=notes
     )
-
-
-def _generic_names(label2id: dict[str, int]) -> bool:
-    """transformers' placeholder names (LABEL_0, LABEL_1, …)."""
-    return all(name == f"LABEL_{i}" for name, i in label2id.items())
 
 
 def load_transfer_texts(config, data: TaskData) -> dict[str, Any] | None:
