@@ -10,7 +10,14 @@ Run: flock /tmp/hf_bort_bench.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src
     python benchmarks/compress_embeddings.py --seed 0 --threads 1
 Add `--vader` to also train on VADER's sentences (tweets, Amazon, NYT; the movie snippets are left out: they
 overlap Rotten Tomatoes). `--embedding-loss cosine+similarity` (with `--embedding-similarity-weight`) trains with the
-relational term; `--tag` keeps the runs' result files apart.
+relational term; `--tag` keeps the runs' result files apart. `--continue-from RUN` reruns a finished run from the
+embedding distillation on (its search and hidden-state distillation kept; only the embedding_* settings may differ),
+e.g. the relational loss on the cosine run's student:
+
+    flock /tmp/hf_bort_bench.lock nice -n 5 env HF_HUB_OFFLINE=1 PYTHONPATH=src \
+        python benchmarks/compress_embeddings.py \
+        --seed 0 --threads 1 --embedding-loss cosine+similarity --tag similarity \
+        --continue-from /tmp/compress_embeddings/compress_embeddings_seed0_cosine
 """
 
 from __future__ import annotations
@@ -48,6 +55,18 @@ def texts(seed: int, vader: bool):
     return DatasetDict({name: Dataset.from_dict({"text": rows}) for name, rows in out.items()})
 
 
+# the settings of the embedding distillation (`task` stage) a --continue-from run may change
+EMBEDDING_TASK_FIELDS = (
+    "task_epochs",
+    "task_learning_rate",
+    "embedding_min_steps",
+    "embedding_patience",
+    "embedding_max_epochs",
+    "embedding_loss",
+    "embedding_similarity_weight",
+)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
@@ -67,6 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--embedding-similarity-weight", type=float, default=None, help="with cosine+similarity")
     parser.add_argument("--work-dir", default="/tmp/compress_embeddings")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--continue-from",
+        default=None,
+        help="a finished run's folder: copied to this run's folder and rerun from the embedding distillation (`task`) "
+        "on, its data, search and hidden-state distillation kept (settings must be equal but the embedding_* ones)",
+    )
     args = parser.parse_args(argv)
     name = f"compress_embeddings_seed{args.seed}{'_vader' if args.vader else ''}{('_' + args.tag) if args.tag else ''}"
     dataset = texts(args.seed, args.vader)
@@ -84,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
         embedding_similarity_weight=args.embedding_similarity_weight,
         show_progress=args.progress,
     )
+    if args.continue_from:
+        from compress_task import continue_from  # the sibling benchmark's copy-and-rerun rule
+
+        continue_from(Path(args.continue_from), config, "task", EMBEDDING_TASK_FIELDS)
     start = time.perf_counter()
     result = compress(config)
     wall = time.perf_counter() - start
@@ -102,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         "target": f"test spearman_pairwise >= {TARGET_SPEARMAN} at multiply_adds_ratio <= {args.max_cost_ratio}",
         "target_met": bool(test.get("spearman_pairwise", 0) >= TARGET_SPEARMAN and ratio <= args.max_cost_ratio),
         "wall_s_this_call": wall,
+        "continued_from": ({"run": args.continue_from, "rerun_from": "task"} if args.continue_from else None),
         "report": result.report,
     }
     write_result(name, out)

@@ -140,17 +140,20 @@ FROM_TASK_ENTRIES = (
 )
 
 
-def continue_from(run: Path, config: CompressionConfig, rerun_from: str = "augment") -> list[str]:
+def continue_from(
+    run: Path, config: CompressionConfig, rerun_from: str = "augment", task_fields: tuple[str, ...] = TASK_FIELDS
+) -> list[str]:
     """
     Copy the finished compress run `run` to `config.output_dir`, keeping only its stages before `rerun_from`
     (`augment`: the task student is kept; `task`: the distilled student is trained again, and what the stages from
-    `task` on wrote in the copy is deleted). Settings must equal this invocation's except those of the stages rerun.
-    Returns the stages kept.
+    `task` on wrote in the copy is deleted). Settings must equal this invocation's except those of the stages rerun
+    (`task_fields` are the `task` stage's: the classification ones by default; `compress_embeddings.py` passes the
+    embedding distillation's). Returns the stages kept.
     """
     if rerun_from not in ("task", "augment"):
         raise SystemExit(f"--rerun-from must be 'task' or 'augment', got {rerun_from!r}")
     kept_stages = STAGE_ORDER[: STAGE_ORDER.index(rerun_from)]
-    free = AUGMENT_FIELDS + (TASK_FIELDS if rerun_from == "task" else ()) + ("output_dir",)
+    free = AUGMENT_FIELDS + (task_fields if rerun_from == "task" else ()) + ("output_dir",)
     target = Path(config.output_dir)
     if target.exists():
         raise SystemExit(f"--continue-from: {target} exists; remove it or choose another --tag")

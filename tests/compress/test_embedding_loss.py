@@ -189,3 +189,32 @@ def test_compress_an_embedding_model_with_the_similarity_loss(tmp_path, data_dir
     assert training["steps"] == 12 and report["student"]["dev"]["mean_cosine"] > 0.9
     saved = json.loads((tmp_path / "out" / "compression_config.json").read_text())
     assert (saved["embedding_loss"], saved["embedding_similarity_weight"]) == ("cosine+similarity", 1.0)
+
+
+def test_compress_embeddings_continue_from_reruns_only_the_embedding_distillation(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import compress_embeddings
+    import compress_task
+
+    first = tmp_path / "cosine"
+    first.mkdir()
+    _config(output_dir=str(first)).save(first / "compression_config.json")
+    stages = {name: {"done": True} for name in ("data", "source", "search", "distill", "task", "augment")}
+    (first / "progress.json").write_text(json.dumps({"stages": stages, "wall_s": {k: 1.0 for k in stages}}))
+    (first / "student-distilled").mkdir()
+    (first / "student").mkdir()  # the old embedding student: deleted in the copy, kept in the finished run
+    fields = compress_embeddings.EMBEDDING_TASK_FIELDS
+
+    other = _config(output_dir=str(tmp_path / "other"), embedding_loss="cosine+similarity", distill_epochs=2.0)
+    with pytest.raises(SystemExit, match=r"other settings: \['distill_epochs'\]"):
+        compress_task.continue_from(first, other, "task", fields)
+    relational = _config(output_dir=str(tmp_path / "similarity"), embedding_loss="cosine+similarity")
+    with pytest.raises(SystemExit, match=r"other settings: \['embedding_loss', 'embedding_similarity_weight'\]"):
+        compress_task.continue_from(first, relational, "task")  # the classification fields only: refused
+    assert compress_task.continue_from(first, relational, "task", fields) == ["data", "source", "search", "distill"]
+    again = tmp_path / "similarity"
+    assert list(json.loads((again / "progress.json").read_text())["stages"]) == ["data", "source", "search", "distill"]
+    assert (again / "student-distilled").is_dir() and not (again / "student").exists() and (first / "student").is_dir()
+    assert json.loads((again / "compression_config.json").read_text())["embedding_loss"] == "cosine+similarity"
