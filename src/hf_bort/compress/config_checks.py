@@ -269,49 +269,46 @@ def _check_qat(config: CompressionConfig) -> None:
         )
 
 
+def _refuse_outside(config: CompressionConfig, names: tuple[str, ...], task: str, stage: str, hint: str) -> bool:
+    """Refuses any of `names` set when `config.task` is not `task` (they belong to its `stage`); True when it is."""
+    if config.task == task:
+        return True
+    for name in names:
+        if getattr(config, name) is not None:
+            raise ValueError(
+                f"`{name}` applies to task={task!r} only ({stage}), got {getattr(config, name)!r} with "
+                f"task={config.task!r}: {hint}"
+            )
+    return False
+
+
+def _check_epochs_and_patience(config: CompressionConfig, names: tuple[str, ...], least: tuple[int, ...]) -> None:
+    """`names` integers >= `least`; the last of them a longest run in epochs, >= `task_epochs`."""
+    for name, smallest in zip(names, least, strict=True):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+            raise ValueError(f"`{name}` must be an integer >= {smallest}, got {value!r}.")
+    longest = names[-1]
+    if getattr(config, longest) < config.task_epochs:
+        raise ValueError(
+            f"`{longest}` ({getattr(config, longest)}) must be >= `task_epochs` ({config.task_epochs}): the epochs "
+            "asked for always run."
+        )
+
+
 def _check_embedding_steps(config: CompressionConfig) -> None:
     """The length and early stopping of embedding distillation: set for task='feature-extraction' only."""
     names = ("embedding_min_steps", "embedding_patience", "embedding_max_epochs")
-    if config.task != "feature-extraction":
-        for name in names:
-            if getattr(config, name) is not None:
-                raise ValueError(
-                    f"`{name}` applies to task='feature-extraction' only (embedding distillation), got "
-                    f"{getattr(config, name)!r} with task={config.task!r}: leave it unset."
-                )
-        return
-    for name, least in zip(names, (0, 0, 1), strict=True):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
-    if config.embedding_max_epochs < config.task_epochs:
-        raise ValueError(
-            f"`embedding_max_epochs` ({config.embedding_max_epochs}) must be >= `task_epochs` ({config.task_epochs}): "
-            "the epochs asked for always run."
-        )
+    if _refuse_outside(config, names, "feature-extraction", "embedding distillation", "leave it unset."):
+        _check_epochs_and_patience(config, names, (0, 0, 1))
 
 
 def _check_task_stopping(config: CompressionConfig) -> None:
     """The early stopping and longest run of task distillation: set for task='text-classification' only."""
     names = ("task_patience", "task_max_epochs")
-    if config.task != "text-classification":
-        for name in names:
-            if getattr(config, name) is not None:
-                raise ValueError(
-                    f"`{name}` applies to task='text-classification' only (task distillation), got "
-                    f"{getattr(config, name)!r} with task={config.task!r}: leave it unset (embedding distillation has "
-                    "embedding_patience / embedding_max_epochs)."
-                )
-        return
-    for name, least in zip(names, (0, 1), strict=True):
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"`{name}` must be an integer >= {least}, got {value!r}.")
-    if config.task_max_epochs < config.task_epochs:
-        raise ValueError(
-            f"`task_max_epochs` ({config.task_max_epochs}) must be >= `task_epochs` ({config.task_epochs}): the "
-            "epochs asked for always run."
-        )
+    hint = "leave it unset (embedding distillation has embedding_patience / embedding_max_epochs)."
+    if _refuse_outside(config, names, "text-classification", "task distillation", hint):
+        _check_epochs_and_patience(config, names, (0, 1))
 
 
 def _check_embedding_loss(config: CompressionConfig) -> None:
@@ -319,13 +316,7 @@ def _check_embedding_loss(config: CompressionConfig) -> None:
     from ..ose.embedding import EMBEDDING_LOSSES
 
     names = ("embedding_loss", "embedding_similarity_weight")
-    if config.task != "feature-extraction":
-        for name in names:
-            if getattr(config, name) is not None:
-                raise ValueError(
-                    f"`{name}` applies to task='feature-extraction' only (embedding distillation), got "
-                    f"{getattr(config, name)!r} with task={config.task!r}: leave it unset."
-                )
+    if not _refuse_outside(config, names, "feature-extraction", "embedding distillation", "leave it unset."):
         return
     if config.embedding_loss not in EMBEDDING_LOSSES:
         raise ValueError(f"`embedding_loss` must be one of {list(EMBEDDING_LOSSES)}, got {config.embedding_loss!r}.")
