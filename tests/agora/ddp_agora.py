@@ -46,4 +46,11 @@ result = {
 Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(result))
 
 if torch.distributed.is_initialized():  # a gloo group left to interpreter exit can abort a rank
+    torch.distributed.barrier()  # both ranks have written their results before the group goes
     torch.distributed.destroy_process_group()
+# Skip the interpreter's teardown: once (CI, after both ranks had written their results and destroyed the group) a
+# rank still aborted there ("terminate called without an active exception", SIGABRT) from a native thread's
+# destructor. The results are on disk; the test compares them.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)

@@ -99,4 +99,10 @@ result = {
 real_write(out / f"rank{rank}.json", json.dumps(result))
 
 if torch.distributed.is_initialized():  # a gloo group left to interpreter exit can abort a rank
+    torch.distributed.barrier()  # both ranks have written their results before the group goes
     torch.distributed.destroy_process_group()
+# Skip the interpreter's teardown (as tests/agora/ddp_agora.py: a native thread's destructor aborted a rank there once
+# in CI after the results were written). The results are on disk; the test compares them.
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(0)
