@@ -10,8 +10,29 @@ then train every candidate with the recipe (`hf_bort.compress.recipe.extract_and
 --distill-epochs / --task-epochs: shorter than compress's defaults, to fit the CPU) and report Kendall τ between
 each ê and the dev error (1 − accuracy on all 500 dev rows). Test data is never read.
 
-Run (after benchmarks/compress_rt.py --seed 0, whose fine-tuned source it reuses):
-  flock /tmp/hf_bort_cpu.lock env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/ose_rank_quality.py
+`--recipe full` trains each candidate with the recipe `compress` runs today, read from the run's
+`compression_config.json`: hidden-state distillation for `distill_epochs`, then task distillation evaluated on dev
+every epoch, early-stopped after `task_patience` epochs without a better dev `best_checkpoint_metric` (at least
+`task_epochs`, at most `task_max_epochs`), the best dev epoch kept — `compress`'s `distil` and `task` stages exactly
+(no augmentation round). The dev error is then measured on all dev rows. Every surrogate term is recorded (dev KL,
+dev gold cross-entropy, dev accuracy), so ê = (1 − w)·KL + w·CE is scored for w = 0, 0.25, 0.5, 0.75, 1.
+
+A full-recipe candidate costs 10–30 CPU-minutes, so the run is resumable and can be split: `--shard K/N` trains the
+candidates at positions K, K + N, … of a spread order (each prefix of it covers the ratio range), `--resume` keeps the
+rows already in `--output` and writes the file after every candidate, and `--merge A.json B.json … --output X.json`
+joins shard files of the same settings and computes the summary over their rows (with `partial: true` while fewer than
+`--num-candidates` rows are in).
+
+Runs:
+  # the shortened recipe (the first measurement), after benchmarks/compress_rt.py --seed 0:
+  flock /tmp/hf_bort_cpu.lock env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/ose_rank_quality.py \
+      --threads 1 --distill-epochs 0 --task-epochs 0.5
+  # the full recipe, two shards side by side at one thread each, then merged:
+  for k in 0 1; do HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/ose_rank_quality.py --recipe full \
+      --compress-dir /tmp/compress_task/compress_rt_seed0_task_es --threads 1 --shard $k/2 --resume \
+      --output benchmarks/results/ose_rank_quality_full_shard$k.json & done; wait
+  PYTHONPATH=src python benchmarks/ose_rank_quality.py --merge benchmarks/results/ose_rank_quality_full_shard0.json \
+      benchmarks/results/ose_rank_quality_full_shard1.json --output benchmarks/results/ose_rank_quality_full.json
 """
 
 from __future__ import annotations
@@ -58,17 +79,115 @@ def kendall_tau(x: list[float], y: list[float]) -> float:
     return (concordant - discordant) / denominator if denominator else 0.0
 
 
+GOLD_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Arguments that define the experiment: shards and resumed files must agree on them.
+DESIGN = ("compress_dir", "num_candidates", "min_ratio", "max_ratio", "recipe", "distill_epochs", "task_epochs")
+
+
+def spread_order(count: int) -> list[int]:
+    """
+    0 … count-1 in bisection order: both ends, then repeatedly the middle of the widest gap left (the leftmost of
+    equal ones), so that every prefix spreads over the range: 12 → 0, 11, 5, 8, 2, 3, 6, 9, 1, 4, 7, 10.
+    """
+    order = list(range(min(count, 2)))
+    if count > 1:
+        order[1] = count - 1
+    while len(order) < count:
+        ends = sorted(order)
+        low, high = max(zip(ends, ends[1:], strict=False), key=lambda gap: (gap[1] - gap[0], -gap[0]))
+        order.append((low + high) // 2)
+    return order
+
+
+def summarise(rows: list[dict], num_candidates: int) -> dict:
+    """Kendall τ of every ê against the recipe's dev error, over the rows there are."""
+    dev_error = [1 - r["recipe_dev_accuracy"] for r in rows]
+    summary = {
+        "candidates": len(rows),
+        "partial": len(rows) < num_candidates,
+        "kendall_tau_new_error_vs_dev_error": kendall_tau([r["new_error"] for r in rows], dev_error),
+        "kendall_tau_new_search_accuracy_vs_dev_error": kendall_tau(
+            [1 - r["new_search_dev_accuracy"] for r in rows], dev_error
+        ),
+        "kendall_tau_old_error_vs_dev_error": kendall_tau([r["old_error"] for r in rows], dev_error),
+        "target": 0.6,
+    }
+    if all("new_dev_gold_loss" in r for r in rows):  # ê = (1 - w)·KL + w·CE(gold) for each weight w
+        summary["kendall_tau_by_gold_weight"] = {
+            str(w): kendall_tau([(1 - w) * r["new_dev_kl"] + w * r["new_dev_gold_loss"] for r in rows], dev_error)
+            for w in GOLD_WEIGHTS
+        }
+    return summary
+
+
+def merge(paths: list[str], output: str) -> None:
+    """Joins shard files written with the same design arguments and writes the summary over all their rows."""
+    files = [json.loads(Path(p).read_text()) for p in paths]
+    design = {k: files[0]["settings"][k] for k in DESIGN if k in files[0]["settings"]}
+    for path, data in zip(paths[1:], files[1:], strict=True):
+        other = {k: data["settings"].get(k) for k in design}
+        if other != design:
+            raise SystemExit(f"--merge: {path} has other design arguments than {paths[0]}: {other} vs {design}")
+    rows = sorted((r for data in files for r in data["rows"]), key=lambda r: r["multiply_adds_ratio"])
+    keys = [r["candidate"] for r in rows]
+    if len(set(keys)) != len(keys):
+        raise SystemExit(f"--merge: a candidate is in more than one file: {sorted(keys)}")
+    out = {
+        "commands": [c for data in files for c in data.get("commands", [data.get("command")])]
+        + ["python benchmarks/ose_rank_quality.py --merge " + " ".join(paths) + f" --output {output}"],
+        "merged_from": paths,
+        "settings": {k: v for k, v in files[0]["settings"].items() if k not in ("shard", "output", "resume")},
+        "rows": rows,
+        "summary": summarise(rows, design["num_candidates"]),
+    }
+    print(json.dumps(out["summary"], indent=1))
+    Path(output).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {output}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--compress-dir", default="/tmp/compress_rt/compress_rt_seed0")
     parser.add_argument("--num-candidates", type=int, default=12)
     parser.add_argument("--min-ratio", type=float, default=0.05)
     parser.add_argument("--max-ratio", type=float, default=0.40)
+    parser.add_argument(
+        "--recipe",
+        choices=("short", "full"),
+        default="short",
+        help="short: --distill-epochs / --task-epochs, no dev evaluation; full: compress's distil + task stages "
+        "with the run's settings (early stopping, best dev epoch)",
+    )
     parser.add_argument("--distill-epochs", type=float, default=0.5)
     parser.add_argument("--task-epochs", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--shard", default="0/1", help="K/N: the candidates at positions K, K+N, … of the spread order"
+    )
+    parser.add_argument("--resume", action="store_true", help="keep the rows already in --output and go on")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="join these shard files into --output and stop")
     parser.add_argument("--output", default=str(RESULTS / "ose_rank_quality.json"))
     args = parser.parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.output)
+        return
+    shard, shards = (int(x) for x in args.shard.split("/"))
+    if not 0 <= shard < shards:
+        raise SystemExit(f"--shard must be K/N with 0 <= K < N, got {args.shard!r}")
+    if args.recipe == "full" and (args.distill_epochs, args.task_epochs) != (0.5, 1.0):
+        raise SystemExit("--recipe full takes its epochs from the run's compression_config.json: drop --*-epochs")
+    output = Path(args.output)
+    command = "env HF_HUB_OFFLINE=1 PYTHONPATH=src python benchmarks/ose_rank_quality.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    rows, commands = [], []
+    if args.resume and output.exists():
+        previous = json.loads(output.read_text())
+        clash = {k: (previous["settings"].get(k), getattr(args, k)) for k in DESIGN + ("shard",)}
+        clash = {k: v for k, v in clash.items() if v[0] != v[1]}
+        if clash:
+            raise SystemExit(f"--resume: {output} was written with other arguments (old, new): {clash}")
+        rows, commands = previous["rows"], previous.get("commands", [previous.get("command")])
     torch.set_num_threads(args.threads)
     compress_dir = Path(args.compress_dir)
     settings = json.loads((compress_dir / "compression_config.json").read_text())
@@ -91,9 +210,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     step = (len(pool) - 1) / (args.num_candidates - 1)
     chosen = [pool[round(i * step)] for i in range(args.num_candidates)]
+    mine = [chosen[i] for position, i in enumerate(spread_order(len(chosen))) if position % shards == shard]
+    done = {r["candidate"] for r in rows}
 
     eval_rows = min(settings["search_eval_rows"], len(data["validation"]))
     max_steps = math.ceil(settings["search_base_steps"] / settings["epsilon"])
+    work = Path(f"/tmp/ose_rank_quality/{args.recipe}-shard{shard}of{shards}")
     new = OSESearch(
         teacher,
         space,
@@ -101,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         task_dataset=data["train"],
         eval_dataset=data["validation"].select(range(eval_rows)),
         objective="task",
-        output_dir="/tmp/ose_rank_quality/new",
+        output_dir=str(work / "new"),
         epsilon=settings["epsilon"],
         interval_size=settings["search_interval"],
         max_steps=max_steps,
@@ -118,15 +240,22 @@ def main(argv: list[str] | None = None) -> None:
         str(packaged_minilm_path()),
         SearchSpace.from_source(packaged_minilm_path()),
         text_dataset=data["train"],
-        output_dir="/tmp/ose_rank_quality/old",
+        output_dir=str(work / "old"),
         epsilon=0.25,
         interval_size=2,
         seed=seed,
         show_progress=False,
     )
     tokenised = {name: recipe.tokenise(data[name], tokenizer, max_length) for name in ("train", "validation")}
-    rows = []
-    for candidate in chosen:
+    full_recipe = args.recipe == "full"
+    epochs = (settings["distill_epochs"], settings["task_epochs"]) if full_recipe else None
+    header = {
+        "command": command,
+        "settings": vars(args) | {"search_max_steps": max_steps, "compress_settings": settings},
+    }
+    for candidate in mine:
+        if candidate.key in done:
+            continue
         start = time.perf_counter()
         new_error, new_wall, new_metrics = new.evaluate_candidate(candidate, max_steps)
         old_error, old_wall, _ = old.evaluate_candidate(candidate, old.max_steps)
@@ -137,22 +266,44 @@ def main(argv: list[str] | None = None) -> None:
             tokenised["validation"],
             tokenizer,
             seed=seed,
-            distill_epochs=args.distill_epochs,
+            distill_epochs=epochs[0] if full_recipe else args.distill_epochs,
             batch_size=settings["batch_size"],
-            work_dir=Path("/tmp/ose_rank_quality/trainer"),
+            work_dir=work / "trainer",
             show_progress=False,
+            **(  # full: compress's `distil` stage (driver.distil_settings)
+                dict(
+                    distill_learning_rate=settings["distill_learning_rate"],
+                    layer_selection=settings["layer_selection"],
+                )
+                if full_recipe
+                else {}
+            ),
         )
-        training = recipe.finetune(
+        patience = settings["task_patience"] if full_recipe else None
+        training = recipe.finetune(  # full: compress's `task` stage (classification.py `train_student`)
             student,
             tokenised["train"],
             tokenizer,
-            epochs=args.task_epochs,
+            epochs=(settings["task_max_epochs"] if patience else epochs[1]) if full_recipe else args.task_epochs,
             learning_rate=settings["task_learning_rate"],
             batch_size=settings["batch_size"],
             seed=seed,
-            work_dir=Path("/tmp/ose_rank_quality/trainer"),
+            work_dir=work / "trainer",
             show_progress=False,
             teacher=teacher,
+            **(
+                dict(
+                    alpha_ce=settings["alpha_ce"],
+                    alpha_kd=settings["alpha_kd"],
+                    temperature=settings["temperature"],
+                    eval_dataset=tokenised["validation"],
+                    best_metric=settings["best_checkpoint_metric"],
+                    patience=patience or None,
+                    patience_after_epochs=epochs[1],
+                )
+                if full_recipe
+                else {}
+            ),
         )
         dev = recipe.evaluate(student, tokenised["validation"], tokenizer)
         row = {
@@ -160,34 +311,28 @@ def main(argv: list[str] | None = None) -> None:
             "multiply_adds_ratio": ratios[candidate],
             "new_error": new_error,
             "new_search_dev_accuracy": new_metrics["dev_accuracy"],
+            "new_dev_kl": new_metrics["dev_kl"],
+            "new_dev_gold_loss": new_metrics["dev_gold_loss"],
             "new_wall_s": new_wall,
             "old_error": old_error,
             "old_wall_s": old_wall,
             "recipe_dev_accuracy": dev["accuracy"],
+            "recipe_dev_macro_f1": dev.get("macro_f1"),
             "recipe_steps": training["steps"] + extraction.get("distillation", {}).get("steps", 0),
+            **({"recipe_task_epochs_kept": training["best_epoch"]} if full_recipe else {}),
             "wall_s": time.perf_counter() - start,
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    dev_error = [1 - r["recipe_dev_accuracy"] for r in rows]
-    summary = {
-        "kendall_tau_new_error_vs_dev_error": kendall_tau([r["new_error"] for r in rows], dev_error),
-        "kendall_tau_new_search_accuracy_vs_dev_error": kendall_tau(
-            [1 - r["new_search_dev_accuracy"] for r in rows], dev_error
-        ),
-        "kendall_tau_old_error_vs_dev_error": kendall_tau([r["old_error"] for r in rows], dev_error),
-        "target": 0.6,
-    }
-    print(json.dumps(summary, indent=1))
-    out = {
-        "command": "flock /tmp/hf_bort_cpu.lock env HF_HUB_OFFLINE=1 PYTHONPATH=src "
-        "python benchmarks/ose_rank_quality.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "settings": vars(args) | {"search_max_steps": max_steps, "compress_settings": settings},
-        "rows": rows,
-        "summary": summary,
-    }
-    Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {args.output}")
+        out = {
+            **header,
+            "commands": [*commands, command] if not commands or commands[-1] != command else commands,
+            "rows": sorted(rows, key=lambda r: r["multiply_adds_ratio"]),
+            "summary": summarise(rows, len(mine)),
+        }
+        output.write_text(json.dumps(out, indent=1) + "\n")  # after every candidate: a stop loses at most one
+    print(json.dumps(summarise(rows, len(mine)), indent=1))
+    print(f"wrote {output}" if len(rows) > len(done) else f"nothing left to run: {output} unchanged")
 
 
 if __name__ == "__main__":

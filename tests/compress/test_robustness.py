@@ -209,6 +209,28 @@ def test_the_gold_labels_count_in_the_search_error():
         CandidateTrainer(teacher, "task", [dict(batch)], [dict(batch)], learning_rate=1e-3, gold_weight=1.5)
 
 
+def test_the_task_error_records_both_of_its_terms_whatever_the_weight():
+    """`dev_kl` and `dev_gold_loss` are the ê of weights 0 and 1: any mix can be scored from one evaluation."""
+    ids = torch.tensor([[0, 5], [1, 5], [0, 5]])
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor([0, 1, 1])}
+    teacher = _Fixed(lambda i: torch.tensor([1.0, -1.0]))
+    student = _Fixed(lambda i: torch.tensor([2.0, -0.5]) if i == 0 else torch.tensor([-1.0, 1.5]))
+
+    def evaluate(weight):
+        trainer = CandidateTrainer(
+            teacher, "task", [dict(batch)], [dict(batch)], learning_rate=1e-3, gold_weight=weight
+        )
+        return trainer.evaluate(student, None)
+
+    kl, at_zero = evaluate(0.0)
+    ce, at_one = evaluate(1.0)
+    mixed, at_quarter = evaluate(0.25)
+    for metrics in (at_zero, at_one, at_quarter):
+        assert metrics["dev_kl"] == pytest.approx(kl) and metrics["dev_gold_loss"] == pytest.approx(ce)
+        assert metrics["dev_accuracy"] == pytest.approx(2 / 3)
+    assert kl != pytest.approx(ce) and mixed == pytest.approx(0.75 * kl + 0.25 * ce)
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [

@@ -224,26 +224,28 @@ class CandidateTrainer:
             optimizer.step()
 
     def evaluate(self, student, projection) -> tuple[float, dict[str, float]]:
-        """(ê, extra metrics): ê averaged over the evaluation rows; `dev_accuracy` too for the task objective."""
+        """
+        (ê, extra metrics): ê averaged over the evaluation rows; for the task objective also `dev_accuracy`,
+        `dev_kl` and `dev_gold_loss` (the two terms of ê, whatever `gold_weight` mixes of them).
+        """
         student.eval()
-        total, rows, correct = 0.0, 0, 0
+        total, rows, correct, kl_total, gold_total = 0.0, 0, 0, 0.0, 0.0
         with torch.no_grad():
             for batch in self.eval_batches:
                 n = batch["input_ids"].shape[0]
                 if self.objective == "task":
                     logits = student(**_inputs(batch)).logits
-                    error = float(kl_to_teacher(logits, batch["teacher_logits"], temperature=1.0))
-                    if self.gold_weight > 0:
-                        gold = float(gold_loss(logits, batch["labels"]))
-                        error = (1 - self.gold_weight) * error + self.gold_weight * gold
-                    total += error * n
+                    kl = float(kl_to_teacher(logits, batch["teacher_logits"], temperature=1.0))
+                    gold = float(gold_loss(logits, batch["labels"]))
+                    error = (1 - self.gold_weight) * kl + self.gold_weight * gold if self.gold_weight > 0 else kl
+                    total, kl_total, gold_total = total + error * n, kl_total + kl * n, gold_total + gold * n
                     correct += int((predict(logits) == batch["labels"]).sum())
                 else:
                     total += float(self.loss(student, projection, batch, train=False)) * n
                 rows += n
         metrics: dict[str, Any] = {}
         if self.objective == "task":
-            metrics["dev_accuracy"] = correct / rows
+            metrics.update(dev_accuracy=correct / rows, dev_kl=kl_total / rows, dev_gold_loss=gold_total / rows)
         if self.objective == "embedding":
             metrics["dev_mean_cosine"] = 1 - total / rows
         return total / rows, metrics
