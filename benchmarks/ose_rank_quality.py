@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                     best_metric=settings["best_checkpoint_metric"],
                     patience=patience or None,
                     patience_after_epochs=epochs[1],
+                    cache_teacher_logits=True,  # as the `task` stage: the same loss, the teacher run once
                 )
                 if full_recipe
                 else {}

@@ -5,6 +5,7 @@ distillation, evaluation and the plain-transformers reload check (the latency co
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -19,7 +20,7 @@ import torch
 from torch import nn
 
 from .. import _device
-from ..ose.distill import DistillationConfig, DistillationTrainer, hidden_state_loss
+from ..ose.distill import DistillationConfig, DistillationTrainer, add_teacher_logits, hidden_state_loss
 from ..ose.logits import predict
 from .latency import machine_info, measure_latency, time_interleaved  # noqa: F401  (their home before the split)
 from .quiet import nest_trainer_progress
@@ -133,6 +134,7 @@ def finetune(
     eval_steps: int | None = None,
     eval_on_start: bool = False,
     compute_metrics: Any = None,
+    cache_teacher_logits: bool = False,
 ) -> dict[str, Any]:
     """
     Fine-tunes `model` on tokenised `train_dataset` (AdamW, linear decay, no warm-up, dynamic padding). With a
@@ -143,7 +145,9 @@ def finetune(
     `epochs`; `eval_steps` evaluates (and keeps the best) every that many steps instead of every epoch;
     `eval_on_start` also evaluates the starting weights (`dev_at_start`, in the same dev batches; never kept by the
     Trainer itself). `compute_metrics` replaces the dev scores (`best_dev.compute_metrics`); it gets the inputs too
-    (`include_for_metrics=["inputs"]`).
+    (`include_for_metrics=["inputs"]`). `cache_teacher_logits` runs the `teacher` once over the training rows
+    (`ose.distill.add_teacher_logits`) instead of on every batch of every epoch: the same loss, worth it when the rows
+    are read more than once.
     Returns steps, training loss and wall time (and the kept epoch with the dev scores of each epoch).
     """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
@@ -168,6 +172,15 @@ def finetune(
     elif patience:
         raise ValueError("Early stopping (`patience`) needs an `eval_dataset` (the dev split).")
     settings["max_steps"] = max_steps
+    cached_for = None
+    if cache_teacher_logits:
+        if teacher is None:
+            raise ValueError("`cache_teacher_logits` needs a `teacher`.")
+        cache_start = time.perf_counter()
+        accepted = set(inspect.signature(model.forward).parameters) | {"labels"}  # what Trainer would keep
+        train_dataset = train_dataset.select_columns([c for c in train_dataset.column_names if c in accepted])
+        train_dataset = add_teacher_logits(train_dataset, teacher, DataCollatorWithPadding(tokenizer))
+        cached_for = {"rows": len(train_dataset), "wall_s": time.perf_counter() - cache_start}
     if teacher is None:
         args = TrainingArguments(
             num_train_epochs=epochs, learning_rate=learning_rate, per_device_train_batch_size=batch_size, **settings
@@ -185,7 +198,7 @@ def finetune(
             alpha_ce=alpha_ce,
             alpha_kd=alpha_kd,
             temperature=temperature,
-            remove_unused_columns=True,
+            remove_unused_columns=cached_for is None,  # the cached logits column is read by the trainer
             num_train_epochs=epochs,
             learning_rate=learning_rate,
             per_device_train_batch_size=batch_size,
@@ -216,6 +229,7 @@ def finetune(
         "learning_rate": learning_rate,
         "batch_size": batch_size,
         "loss": "cross-entropy" if teacher is None else f"{alpha_ce}·{gold} + {alpha_kd}·T²·KL (T={temperature})",
+        **({"teacher_logits_cached": cached_for} if cached_for else {}),
         "wall_s": time.perf_counter() - start,
     }
 

@@ -5,6 +5,7 @@ from .costs import CandidateCosts, LatencyCache, candidate_config, candidate_cos
 from .distill import (
     DistillationConfig,
     DistillationTrainer,
+    add_teacher_logits,
     bort_distillation_loss,
     hidden_state_loss,
     kd_loss,
@@ -43,6 +44,7 @@ __all__ = [
     "SearchConfig",
     "SearchResult",
     "SearchSpace",
+    "add_teacher_logits",
     "bort_distillation_loss",
     "task_distillation_loss",
     "candidate_config",

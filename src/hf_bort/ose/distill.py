@@ -202,6 +202,44 @@ class ProjectedStudentOutput(ModelOutput):
     projected_hidden_state: torch.Tensor | None = None
 
 
+TEACHER_LOGITS = "teacher_logits"
+
+
+def add_teacher_logits(dataset, teacher: nn.Module, collator, *, batch_size: int = 64):
+    """
+    `dataset` (tokenised rows: the model's inputs, and `labels` when there are) with a `teacher_logits` column: the
+    classifier `teacher`'s logits of each row, computed once in evaluation mode (rows batched by length, padded by
+    `collator`, on the teacher's device). [`DistillationTrainer`] then reads them instead of running the teacher on
+    every batch of every epoch — the same loss, the teacher's forward paid once instead of once per epoch.
+
+    Example:
+
+    ```python
+    >>> rows = add_teacher_logits(tokenised, teacher, DataCollatorWithPadding(tokenizer))  # doctest: +SKIP
+    >>> DistillationTrainer(model=student, teacher=teacher, train_dataset=rows, data_collator=collator,
+    ...     args=DistillationConfig("out", remove_unused_columns=False))  # doctest: +SKIP
+    ```
+    """
+    if TEACHER_LOGITS in dataset.column_names:
+        raise ValueError(f"The rows already hold a `{TEACHER_LOGITS}` column.")
+    inputs = [c for c in dataset.column_names if c not in ("labels", "label")]
+    columns = {name: dataset[name] for name in inputs}
+    order = sorted(range(len(dataset)), key=lambda i: len(columns["input_ids"][i]))  # little padding in a batch
+    device = next(teacher.parameters()).device
+    was_training = teacher.training
+    teacher.eval()
+    logits: list[list[float] | None] = [None] * len(dataset)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = collator([{name: values[i] for name, values in columns.items()} for i in chunk])
+            out = teacher(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+            for i, row in zip(chunk, out.tolist(), strict=True):
+                logits[i] = row
+    teacher.train(was_training)
+    return dataset.add_column(TEACHER_LOGITS, logits)
+
+
 def _project_last_hidden_state(module: nn.Module, args, output):
     """Forward hook of the training student: adds its projected last hidden state to the outputs, so that the
     projection runs inside the (DDP-wrapped) model's forward like any of its parameters."""
@@ -224,7 +262,10 @@ class DistillationTrainer(Trainer):
     - Teacher and student with MLM heads: [`bort_distillation_loss`] on MLM-masked batches (use
       `DataCollatorForLanguageModeling`).
     - Teacher and student classifiers with the same labels: [`task_distillation_loss`] (CE on the labels + T²·KL to
-      the teacher's logits), e.g. to fine-tune an extracted student next to the fine-tuned source.
+      the teacher's logits), e.g. to fine-tune an extracted student next to the fine-tuned source. A
+      `teacher_logits` column in the training rows ([`add_teacher_logits`]: the teacher run once, not every epoch)
+      stands for the teacher's forward; Trainer would drop it as an unused column, so it asks for
+      `remove_unused_columns=False` (an error otherwise) and the rows must hold only the model's inputs beside it.
     - Otherwise: [`hidden_state_loss`] between the last hidden states, through a learned projection (initialised from
       `student.ose_plan.dims` when the student was extracted) when the widths differ. During `train()` the
       projection is the student's submodule `distillation_projection` (applied in its forward by a hook), so
@@ -288,6 +329,13 @@ class DistillationTrainer(Trainer):
             check_class_labels(self.train_dataset, num_labels, "DistillationTrainer train_dataset")
             if self.eval_dataset is not None and not isinstance(self.eval_dataset, dict):
                 check_class_labels(self.eval_dataset, num_labels, "DistillationTrainer eval_dataset")
+        cached = TEACHER_LOGITS in (getattr(self.train_dataset, "column_names", None) or ())
+        if cached and (self.objective != "logits" or self.args.remove_unused_columns):
+            raise ValueError(
+                f"The training rows hold a `{TEACHER_LOGITS}` column: it stands for the teacher's forward only with "
+                f"distillation_objective 'logits' (this run's: {self.objective!r}) and remove_unused_columns=False "
+                f"(Trainer drops it otherwise; got {self.args.remove_unused_columns})."
+            )
         self.projection = None
         if not self.use_logits:
             student_width = self.model.config.hidden_size
@@ -326,13 +374,15 @@ class DistillationTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels", None)
         inputs.pop("special_tokens_mask", None)
-        with torch.no_grad():
-            teacher_out = self.teacher(**inputs, output_hidden_states=not self.use_logits)
+        cached = inputs.pop(TEACHER_LOGITS, None)  # add_teacher_logits: the teacher's logits of these rows
+        if cached is None:
+            with torch.no_grad():
+                teacher_out = self.teacher(**inputs, output_hidden_states=not self.use_logits)
         if self.objective == "logits":
             outputs = model(**inputs)
             loss = task_distillation_loss(
                 outputs.logits,
-                teacher_out.logits,
+                teacher_out.logits if cached is None else cached.to(outputs.logits.dtype),
                 labels,
                 temperature=self.args.temperature,
                 alpha_ce=self.args.alpha_ce,

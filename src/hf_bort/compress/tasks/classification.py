@@ -250,6 +250,7 @@ class ClassificationTask:
             eval_dataset=self.tokenised["validation"],  # the best dev epoch is the student
             patience=patience or None,
             patience_after_epochs=config.task_epochs,
+            cache_teacher_logits=True,  # the teacher runs once over the rows, not once per epoch
             **self._distillation_settings(out),
         )
         training.update(task_stopping(training, config))
