@@ -41,6 +41,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -253,6 +254,9 @@ def main(argv: list[str] | None = None) -> None:
         "command": command,
         "settings": vars(args) | {"search_max_steps": max_steps, "compress_settings": settings},
     }
+    code = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()
     for candidate in mine:
         if candidate.key in done:
             continue
@@ -322,6 +326,7 @@ def main(argv: list[str] | None = None) -> None:
             "recipe_steps": training["steps"] + extraction.get("distillation", {}).get("steps", 0),
             **({"recipe_task_epochs_kept": training["best_epoch"]} if full_recipe else {}),
             "wall_s": time.perf_counter() - start,
+            "code": code,  # the commit that trained it (a resumed run may span commits)
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
