@@ -20,8 +20,9 @@ dev gold cross-entropy, dev accuracy), so ê = (1 − w)·KL + w·CE is scored f
 A full-recipe candidate costs 10–30 CPU-minutes, so the run is resumable and can be split: `--shard K/N` trains the
 candidates at positions K, K + N, … of a spread order (each prefix of it covers the ratio range), `--resume` keeps the
 rows already in `--output` and writes the file after every candidate, and `--merge A.json B.json … --output X.json`
-joins shard files of the same settings and computes the summary over their rows (with `partial: true` while fewer than
-`--num-candidates` rows are in).
+joins shard files of the same settings (a second process may take a shard from its end: `--reverse --skip-done
+THE_FIRST.json` with its own `--output`) and computes the summary over their rows (with `partial: true` while
+fewer than `--num-candidates` rows are in).
 
 Runs:
   # the shortened recipe (the first measurement), after benchmarks/compress_rt.py --seed 0:
@@ -166,6 +167,15 @@ def main(argv: list[str] | None = None) -> None:
         "--shard", default="0/1", help="K/N: the candidates at positions K, K+N, … of the spread order"
     )
     parser.add_argument("--resume", action="store_true", help="keep the rows already in --output and go on")
+    parser.add_argument("--reverse", action="store_true", help="run this shard's candidates from its last one")
+    parser.add_argument(
+        "--skip-done",
+        nargs="+",
+        default=[],
+        metavar="JSON",
+        help="skip candidates these files hold, read before each candidate (a second process on the same shard, "
+        "with --reverse, writing its own --output)",
+    )
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="join these shard files into --output and stop")
     parser.add_argument("--output", default=str(RESULTS / "ose_rank_quality.json"))
     args = parser.parse_args(argv)
@@ -212,11 +222,19 @@ def main(argv: list[str] | None = None) -> None:
     step = (len(pool) - 1) / (args.num_candidates - 1)
     chosen = [pool[round(i * step)] for i in range(args.num_candidates)]
     mine = [chosen[i] for position, i in enumerate(spread_order(len(chosen))) if position % shards == shard]
+    if args.reverse:
+        mine.reverse()
     done = {r["candidate"] for r in rows}
+
+    def done_elsewhere(key: str) -> bool:
+        for path in args.skip_done:
+            if Path(path).exists() and key in {r["candidate"] for r in json.loads(Path(path).read_text())["rows"]}:
+                return True
+        return False
 
     eval_rows = min(settings["search_eval_rows"], len(data["validation"]))
     max_steps = math.ceil(settings["search_base_steps"] / settings["epsilon"])
-    work = Path(f"/tmp/ose_rank_quality/{args.recipe}-shard{shard}of{shards}")
+    work = Path(f"/tmp/ose_rank_quality/{args.recipe}-shard{shard}of{shards}{'-reverse' if args.reverse else ''}")
     new = OSESearch(
         teacher,
         space,
@@ -258,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=Path(__file__).parent
     ).stdout.strip()
     for candidate in mine:
-        if candidate.key in done:
+        if candidate.key in done or done_elsewhere(candidate.key):
             continue
         start = time.perf_counter()
         new_error, new_wall, new_metrics = new.evaluate_candidate(candidate, max_steps)
