@@ -1,5 +1,7 @@
 """
-Issue 3, benchmark 3, the pruning-tool baseline: TextPruner (`textpruner==1.1.post2`, `pip install -e ".[baselines]"`)
+Issue 3, benchmark 3, the pruning-tool baseline: TextPruner (`pip install --no-deps textpruner==1.1.post2`: its
+metadata pins numpy<1.22, which has no wheel for Python 3.11; it runs on today's numpy, and its other requirements
+are in the `dev` extra)
 prunes attention heads and FFN neurons of the RT-fine-tuned all-MiniLM-L6-v2 to at most --max-cost-ratio of its
 encoder multiply-adds (the same cost model and reference length as the OSE student), then the pruned model is
 fine-tuned again and measured exactly like the former `ose_student_rt.py` measured its models (same splits,
@@ -14,6 +16,11 @@ Recipe (TextPruner's own "iterative" pruning, the one the issue's reference 83.1
 3. Fine-tuning: --epochs epochs, the former `ose_student_rt.py` recipe (AdamW, lr, batch, linear decay, no warm-up,
    dynamic padding). `--losses ce kd` runs it twice from the same pruned weights: plain CE (the reference recipe) and
    the OSE student's task distillation from the fine-tuned source (same loss, same budget as the student).
+   `--losses kd_es` is the task distillation `hf-bort compress` runs today (issue 24), through the library's
+   `hf_bort.compress.recipe.finetune` with the `task` stage's settings: the teacher's logits cached, dev (the
+   validation split) evaluated every epoch, --task-epochs at least, then stopped after --task-patience epochs without
+   a better dev --best-metric, at most --task-max-epochs (the learning rate decaying over them), the best dev epoch
+   kept.
 4. Latency (PyTorch eager and ONNX Runtime fp32, batch 1 and 32, length 64) interleaved with the source; reload of
    the saved model with plain `AutoModelForSequenceClassification.from_pretrained` (no trust_remote_code needed:
    `config.pruned_heads` and `intermediate_size` describe the pruned shape).
@@ -63,7 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--n-iters", type=int, default=8, help="TextPruner pruning iterations")
     parser.add_argument("--calibration-batches", type=int, default=32, help="batches of 32 RT train texts")
     parser.add_argument("--max-cost-ratio", type=float, default=0.25)
-    parser.add_argument("--losses", nargs="+", default=["ce", "kd"], choices=("ce", "kd"))
+    parser.add_argument("--losses", nargs="+", default=["ce", "kd"], choices=("ce", "kd", "kd_es"))
+    parser.add_argument("--task-epochs", type=float, default=3.0, help="kd_es: epochs always run")
+    parser.add_argument("--task-patience", type=int, default=2, help="kd_es: epochs without a better dev score")
+    parser.add_argument("--task-max-epochs", type=int, default=10, help="kd_es: at most (the lr decays over them)")
+    parser.add_argument("--best-metric", default="macro_f1", choices=("macro_f1", "accuracy"), help="kd_es: dev")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--epochs", type=float, default=3.0)
@@ -107,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from textpruner import GeneralConfig, TransformerPruner, TransformerPruningConfig
     except ImportError as error:
-        raise SystemExit('textpruner is missing: pip install -e ".[baselines]" -c constraints.txt') from error
+        raise SystemExit("textpruner is missing: pip install --no-deps textpruner==1.1.post2") from error
     torch.set_num_threads(args.threads)
     total_start = time.perf_counter()
     work = Path(args.work_dir)
@@ -204,8 +215,12 @@ def main(argv: list[str] | None = None) -> None:
         name = f"textpruner_{loss}"
         set_seed(args.seed)
         model = AutoModelForSequenceClassification.from_pretrained(pruned_dir)
-        results[name] = shared.finetune(model, name, data, tokenizer, args, teacher=teacher if loss == "kd" else None)
-        results[name]["loss"] = "CE" if loss == "ce" else "task distillation from the fine-tuned source"
+        if loss == "kd_es":
+            results[name] = task_distillation_as_compress(model, name, data, tokenizer, teacher, args)
+        else:
+            teacher_or_none = teacher if loss == "kd" else None
+            results[name] = shared.finetune(model, name, data, tokenizer, args, teacher=teacher_or_none)
+            results[name]["loss"] = "CE" if loss == "ce" else "task distillation from the fine-tuned source"
         results[name]["multiply_adds_ratio_L128"] = achieved
         finetuned[name] = model.eval()
         _save(model, tokenizer, work / f"{name}-finetuned")
@@ -267,6 +282,45 @@ def main(argv: list[str] | None = None) -> None:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(out, indent=2, default=str) + "\n")
     print(f"wrote {args.output}; total {timings['total_s']:.0f} s", flush=True)
+
+
+def task_distillation_as_compress(model, name: str, data: dict, tokenizer, teacher, args) -> dict:
+    """`compress`'s `task` stage on the pruned model (the library's recipe and settings), then dev and test."""
+    from hf_bort.compress import recipe
+
+    training = recipe.finetune(
+        model,
+        data["train"],
+        tokenizer,
+        epochs=args.task_max_epochs if args.task_patience else args.task_epochs,
+        learning_rate=args.lr,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        work_dir=Path(args.work_dir) / f"ft-{name}",
+        show_progress=False,
+        teacher=teacher,
+        alpha_ce=args.kd_alpha_ce,
+        alpha_kd=args.kd_alpha_kd,
+        temperature=args.kd_temperature,
+        eval_dataset=data["validation"],
+        best_metric=args.best_metric,
+        patience=args.task_patience or None,
+        patience_after_epochs=args.task_epochs,
+        cache_teacher_logits=True,
+    )
+    model.eval()
+    validation = recipe.evaluate(model, data["validation"], tokenizer)
+    test = recipe.evaluate(model, data["test"], tokenizer)
+    result = {
+        "training": training,
+        "loss": "task distillation from the fine-tuned source as compress's `task` stage (early-stopped, best epoch)",
+        "validation_accuracy": validation["accuracy"],
+        "validation_macro_f1": validation["macro_f1"],
+        "test_accuracy": test["accuracy"],
+        "test_macro_f1": test["macro_f1"],
+    }
+    print(f"[{name}] {result}", flush=True)
+    return result
 
 
 def _save(model, tokenizer, path: Path) -> Path:
