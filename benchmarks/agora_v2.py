@@ -356,31 +356,45 @@ def summarise(runs: list[dict]) -> dict:
     return summary
 
 
-def retrain_default(runs: list[dict], stopping_rows: dict[str, int]) -> dict | None:
+def pooled_default(
+    runs: list[dict], stopping_rows: dict[str, int], default: str, alternative: str, names: tuple[str, str]
+) -> dict | None:
     """
-    `agora_retrain`'s default, decided on the stopping part only, pooled over every (task, n, seed) that ran both v2
-    and v2 without retraining: the default (retrain) stays unless continuing beats it by more than one standard error
-    of the pooled stopping accuracy, sqrt(p(1 - p) / rows), rows = stopping rows summed over the pairs (the 1-SE rule
-    compress's augmentation gate uses).
+    A v2 default decided on the stopping part only, pooled over every (task, n, seed) that ran both the `default`
+    setting (v2 as configured by default) and the `alternative` (v2 with that one switch flipped): the default stays
+    unless the alternative beats it by more than one standard error of the pooled stopping accuracy,
+    sqrt(p(1 - p) / rows), rows = stopping rows summed over the pairs (the 1-SE rule of compress's augmentation gate).
+    `names` = (what the default does, what the alternative does), for the record.
     """
     by = {(r["task"], r["n"], r["seed"], r["setting"]): r for r in runs}
-    pairs = sorted(k[:3] for k in by if k[3] == "agora_v2" and (*k[:3], "agora_v2_continue") in by)
+    pairs = sorted(k[:3] for k in by if k[3] == default and (*k[:3], alternative) in by)
     if not pairs:
         return None
-    retrain = statistics.mean(by[(*k, "agora_v2")]["stopping_accuracy"] for k in pairs)
-    cont = statistics.mean(by[(*k, "agora_v2_continue")]["stopping_accuracy"] for k in pairs)
+    kept = statistics.mean(by[(*k, default)]["stopping_accuracy"] for k in pairs)
+    other = statistics.mean(by[(*k, alternative)]["stopping_accuracy"] for k in pairs)
     rows = sum(stopping_rows[task] for task, _, _ in pairs)
-    se = (retrain * (1 - retrain) / rows) ** 0.5
-    keep = cont - retrain <= se
+    se = (kept * (1 - kept) / rows) ** 0.5
+    keep = other - kept <= se
     return {
         "pairs": [f"{task} n={n} seed {seed}" for task, n, seed in pairs],
-        "retrain_stopping_accuracy": 100 * retrain,
-        "continue_stopping_accuracy": 100 * cont,
+        f"{names[0]}_stopping_accuracy": 100 * kept,
+        f"{names[1]}_stopping_accuracy": 100 * other,
         "one_standard_error": 100 * se,
         "stopping_rows": rows,
-        "choice": "retrain (default kept)" if keep else "continue",
-        "why": f"continue − retrain = {100 * (cont - retrain):+.2f} points; one standard error {100 * se:.2f}",
+        "choice": f"{names[0]} (default kept)" if keep else names[1],
+        "why": f"{names[1]} − {names[0]} = {100 * (other - kept):+.2f} points; one standard error {100 * se:.2f}",
     }
+
+
+def retrain_default(runs: list[dict], stopping_rows: dict[str, int]) -> dict | None:
+    """`agora_retrain`'s default: retraining every round (v2) against continuing one schedule, on the stopping part."""
+    return pooled_default(runs, stopping_rows, "agora_v2", "agora_v2_continue", ("retrain", "continue"))
+
+
+def self_training_default(runs: list[dict], stopping_rows: dict[str, int]) -> dict | None:
+    """`agora_self_training`'s default: v2 with self-training against v2 without it, on the stopping part."""
+    names = ("self_training", "no_self_training")
+    return pooled_default(runs, stopping_rows, "agora_v2", "agora_v2_no_st", names)
 
 
 def coverage(runs: list[dict]) -> dict:
@@ -410,6 +424,7 @@ def stopping_rows(tasks) -> dict[str, int]:
 
 def write(args, header: dict, runs: list[dict], started: float, stopped_early: bool, commands: list[str]) -> dict:
     summary = summarise(runs)
+    rows = stopping_rows(sorted({r["task"] for r in runs}))
     command = "flock /tmp/hf_bort_bench.lock nice -n 5 env PYTHONPATH=src python benchmarks/agora_v2.py " + " ".join(
         sys.argv[1:]
     )
@@ -426,7 +441,8 @@ def write(args, header: dict, runs: list[dict], started: float, stopped_early: b
         "minutes": (time.time() - started) / 60,
         **header,
         "summary": summary,
-        "retrain_default": retrain_default(runs, stopping_rows(sorted({r["task"] for r in runs}))),
+        "retrain_default": retrain_default(runs, rows),
+        "self_training_default": self_training_default(runs, rows),
         "runs": runs,
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -89,12 +89,13 @@ def tables(result: dict) -> str:
                     f"{choice['continue_stopping_accuracy']:.1f}."
                 )
             out.append("")
-    decision = result.get("retrain_default")
-    if decision:
-        out.append(
-            f"`agora_retrain` default, decided on the stopping part pooled over {len(decision['pairs'])} runs: "
-            f"{decision['choice']} ({decision['why']})."
-        )
+    for field, key in (("agora_retrain", "retrain_default"), ("agora_self_training", "self_training_default")):
+        decision = result.get(key)
+        if decision:
+            out.append(
+                f"`{field}` default, decided on the stopping part pooled over {len(decision['pairs'])} runs: "
+                f"{decision['choice']} ({decision['why']}).\n"
+            )
     return "\n".join(out)
 
 
