@@ -289,7 +289,7 @@ def test_cli_flags_reach_the_config():
 
     base = ["--model-name-or-path", "s", "--labeller-name-or-path", "t", "--train-file", "a", "--dev-file", "b"]
     _, config = parse([*base, "--output-dir", "o"])
-    assert config.agora_version == "v2" and config.agora_self_training and config.agora_retrain
+    assert config.agora_version == "v2" and config.agora_self_training and not config.agora_retrain
     _, config = parse(
         [
             *base,
@@ -300,13 +300,13 @@ def test_cli_flags_reach_the_config():
             "--agora-diversity", "none",
             "--agora-class-cap", "0.5",
             "--agora-selection-share", "0.3",
-            "--agora-retrain", "false",
+            "--agora-retrain", "true",
             "--agora-temperature", "3",
         ]
     )  # fmt: skip
     assert (config.agora_version, config.agora_self_training, config.agora_uncertainty) == ("v1", False, "entropy")
     assert (config.agora_diversity, config.agora_class_cap, config.agora_selection_share) == ("none", 0.5, 0.3)
-    assert (config.agora_retrain, config.agora_temperature) == (False, 3.0)
+    assert (config.agora_retrain, config.agora_temperature) == (True, 3.0)
     with pytest.raises(SystemExit):
         parse([*base, "--output-dir", "o", "--agora-uncertainty", "loudest"])
     with pytest.raises(ValueError, match="agora_selection_share"):

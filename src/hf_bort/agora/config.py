@@ -43,9 +43,10 @@ class AgoraConfig(TrainingArguments):
       set: a round is `ceil(num_train_epochs * batches(train) / gradient_accumulation_steps)` optimizer steps
       (`max_steps` optimizer steps when set). The whole run is `agora_rounds + 1` rounds (round 0 is plain training).
     - v2 (`agora_version="v2"`, the default): the learning-rate schedule (`lr_scheduler_type`,
-      `warmup_ratio`/`warmup_steps`) covers one round and restarts every round (`agora_round_schedule`), and every
-      round after round 0 restarts from the initial weights with a fresh optimizer state (`agora_retrain`). v1, or
-      both switched off: the schedule spans the whole run and the optimizer state is kept across rounds.
+      `warmup_ratio`/`warmup_steps`) covers one round and restarts every round (`agora_round_schedule`); the weights
+      and the optimizer state carry over from round to round unless `agora_retrain=True`, which restarts every round
+      after round 0 from the initial weights with a fresh optimizer state. v1, or `agora_round_schedule=False`: the
+      schedule spans the whole run.
     - v2 splits the dev set (`eval_dataset`) into a selection part and a stopping part (`agora_selection_share`);
       Trainer evaluates on the stopping part only.
     - One Trainer epoch is one round: `save_strategy="epoch"` / `eval_strategy="epoch"` act once per round.
@@ -75,8 +76,8 @@ class AgoraConfig(TrainingArguments):
             "help": "'v2' (default): selection/stopping split of dev, errors on selection + gold train rows + teacher "
             "disagreements, candidates near them in the student's own space scored by its uncertainty with "
             "diversity and a class cap, budget spread over rounds, soft teacher labels, optional self-training and "
-            "per-round retraining. 'v1': the first Agora (dev errors only, fixed neighbours, hard labels, one "
-            "schedule), kept for the ablation; the v2-only fields are then ignored.",
+            "optional per-round retraining. 'v1': the first Agora (dev errors only, fixed neighbours, hard labels, "
+            "one schedule), kept for the ablation; the v2-only fields are then ignored.",
             "choices": list(VERSIONS),
         },
     )
@@ -203,10 +204,11 @@ class AgoraConfig(TrainingArguments):
         metadata={"help": "v2: most self-trained rows per round, split evenly over the classes; >= 1."},
     )
     agora_retrain: bool = field(
-        default=True,
+        default=False,
         metadata={
             "help": "v2: every round after round 0 restarts from the initial weights (fresh optimizer state) on the "
-            "grown training set, so the final model is one training run on the final set."
+            "grown training set, so the final model is one training run on the final set. Off by default: the "
+            "issue 21 benchmark's stopping split favoured continuing across rounds (docs/agora.md)."
         },
     )
     agora_round_schedule: bool = field(
