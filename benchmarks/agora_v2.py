@@ -402,12 +402,13 @@ def pooled_default(
 
 
 def retrain_default(runs: list[dict], stopping_rows: dict[str, int]) -> dict | None:
-    """`agora_retrain`'s default: retraining every round (v2) against continuing one schedule, on the stopping part."""
+    """`agora_retrain`'s default: retraining every round against carrying the weights over, on the stopping part."""
     return pooled_default(runs, stopping_rows, "agora_v2", "agora_v2_continue", ("retrain", "continue"))
 
 
 def self_training_default(runs: list[dict], stopping_rows: dict[str, int]) -> dict | None:
-    """`agora_self_training`'s default: v2 with self-training against v2 without it, on the stopping part."""
+    """`agora_self_training`'s default: v2 with self-training against v2 without it (both retraining; the pinned
+    setting these runs used), on the stopping part."""
     names = ("self_training", "no_self_training")
     return pooled_default(runs, stopping_rows, "agora_v2", "agora_v2_no_st", names)
 
