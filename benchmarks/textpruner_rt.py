@@ -101,6 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--target-ffn must be in [1, 1536] (MiniLM's FFN width), got {args.target_ffn}.")
     if args.n_iters < 1:
         parser.error(f"--n-iters must be >= 1, got {args.n_iters}.")
+    if args.task_patience < 0:
+        parser.error(f"--task-patience must be >= 0 (0: exactly --task-epochs), got {args.task_patience}.")
+    if args.task_patience and args.task_max_epochs < args.task_epochs:
+        parser.error(f"--task-max-epochs ({args.task_max_epochs}) must be >= --task-epochs ({args.task_epochs}).")
     return args
 
 
